@@ -1,0 +1,259 @@
+"""kohya_ss LoRA JSON (presets, saved configs, the JSON written at Start) in and out of :class:`TrainingConfig`.
+
+Reading follows kohya_ss's loader (`update_my_data`, spec §7.2) for legacy keys and values, but is stricter about
+what it cannot read: a value that is neither the field's type nor a clean string form of it raises
+:class:`ConfigError` naming the field. Every coercion, rename, default and ignored key is reported in
+``LoadResult.notes`` (one line each) so the user can see what happened to their file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from pydantic import ValidationError
+
+from lora_tui.config.atomic import atomic_write_text
+from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, field_meta, normalise_resolution
+
+
+class ConfigError(ValueError):
+    """A config value (or file) that cannot be read. ``field`` is the kohya key ("" for the whole file)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+@dataclass
+class LoadResult:
+    """A loaded config and what the loader did to get it (coercions, renames, defaults, ignored keys)."""
+
+    config: TrainingConfig
+    notes: list[str] = field(default_factory=list)
+
+
+#: Old kohya_ss key → current field (spec §7.2 names `lora_network_weights`; the rest appear in real files).
+LEGACY_RENAMES: dict[str, str] = {
+    "lora_network_weights": "network_weights",
+    "sdxl_checkbox": "sdxl",
+    "flux1_clip_l": "clip_l",
+    "flux1_t5xxl": "t5xxl",
+}
+
+#: kohya_ss keys that are known but have no effect here: GUI bookkeeping, options kohya_ss itself ignores,
+#: and settings of families we do not cover (HunyuanImage, Anima, Lumina).
+IGNORED_KEYS: frozenset[str] = frozenset({
+    "save_as_bool", "training_preset", "file_path", "no_token_padding", "stop_text_encoder_training_pct",
+    "conv_dims", "conv_alphas", "use_8bit_adam", "use_wandb", "network_module", "network_args",
+    "train_inpainting", "show_timesteps", "show_timesteps_resolution",
+    "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox",
+})
+_IGNORED_PREFIXES = ("hunyuan_", "anima_", "lumina_")
+
+# kohya_ss's fallback for an unreadable/empty value of these integer settings (update_my_data).
+_KOHYA_INT_FALLBACK: dict[str, int] = {
+    "clip_skip": 0, "epoch": 0, "gradient_accumulation_steps": 0, "keep_tokens": 0, "lr_warmup": 0,
+    "max_data_loader_n_workers": 0, "max_train_epochs": 0, "save_every_n_epochs": 0, "seed": 0,
+    "max_train_steps": 0, "caption_dropout_every_n_epochs": 0, "lr_scheduler_num_cycles": 1,
+    "max_token_length": 75,
+}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", ""}
+
+
+def _bad(meta: FieldMeta, value: Any, want: str) -> ConfigError:
+    return ConfigError(meta.name, f"cannot read {value!r} as {want} ({meta.label}); fix the value in the file")
+
+
+def _empty_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
+    """What an empty (null or "") value becomes."""
+    if meta.kind in ("int", "float") and meta.optional:
+        return None, (f"{meta.name}: {raw!r} read as unset" if raw is not None else None)
+    if meta.kind == "int" and meta.name in _KOHYA_INT_FALLBACK:
+        v = _KOHYA_INT_FALLBACK[meta.name]
+    else:
+        v = meta.default
+    return v, f"{meta.name}: {raw!r} read as {v!r}"
+
+
+def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
+    """Coerce one JSON value to ``meta``'s type, as kohya_ss files hold them (numbers as strings, ``""`` for
+    empty, ``1.0`` for integers). Returns ``(value, note or None)``; raises :class:`ConfigError` when the value
+    cannot be read."""
+    name, kind = meta.name, meta.kind
+    if raw is None:
+        return _empty_value(meta, raw)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw, None
+        if isinstance(raw, (int, float)) and raw in (0, 1):
+            return bool(raw), f"{name}: {raw!r} read as {bool(raw)}"
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            v = raw.strip().lower() in _TRUE
+            return v, f"{name}: {raw!r} read as {v}"
+        raise _bad(meta, raw, "true/false")
+    if kind == "str":
+        if isinstance(raw, str):
+            return raw, None
+        if isinstance(raw, bool):
+            v = "" if raw is False else "true"
+            return v, f"{name}: {raw!r} read as {v!r}"
+        if isinstance(raw, (int, float)):
+            v = str(raw)
+            return v, f"{name}: {raw!r} read as {v!r}"
+        raise _bad(meta, raw, "text")
+    # numbers
+    if isinstance(raw, bool):
+        if kind == "int":
+            return int(raw), f"{name}: {raw!r} read as {int(raw)}"
+        raise _bad(meta, raw, "a number")
+    note = None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text == "":
+            return _empty_value(meta, raw)
+        try:
+            num: Any = float(text) if kind == "float" or not text.lstrip("+-").isdigit() else int(text)
+        except ValueError:
+            raise _bad(meta, raw, "an integer" if kind == "int" else "a number") from None
+        note = f"{name}: text {raw!r} read as a number"
+    elif isinstance(raw, (int, float)):
+        num = raw
+    else:
+        raise _bad(meta, raw, "a number")
+    if isinstance(num, float) and not math.isfinite(num):
+        raise _bad(meta, raw, "a finite number")
+    if kind == "int":
+        if isinstance(num, float):
+            if not num.is_integer():
+                raise _bad(meta, raw, "a whole number")
+            num = int(num)
+        return num, note
+    return float(num), note
+
+
+def _legacy(d: dict[str, Any], notes: list[str]) -> None:
+    """kohya_ss's own legacy fixes (update_my_data, spec §7.2), each reported."""
+    if "optimizer" not in d and "use_8bit_adam" in d:
+        d["optimizer"] = "AdamW8bit" if d.get("use_8bit_adam") in (True, "true", "True") else "AdamW"
+        notes.append(f"optimizer: set to {d['optimizer']} from legacy use_8bit_adam")
+    if d.get("LoRA_type") == "LoCon":
+        d["LoRA_type"] = "LyCORIS/LoCon"
+        notes.append("LoRA_type: legacy 'LoCon' read as 'LyCORIS/LoCon'")
+    if isinstance(d.get("xformers"), bool):
+        new = "xformers" if d["xformers"] else "none"
+        notes.append(f"xformers: legacy {d['xformers']!r} read as {new!r}")
+        d["xformers"] = new
+    if str(d.get("use_wandb", "")).lower() == "true" and not d.get("log_with"):
+        d["log_with"] = "wandb"
+        notes.append("log_with: set to 'wandb' from legacy use_wandb")
+    if "save_model_as" in d and d["save_model_as"] not in ("safetensors", "ckpt"):
+        notes.append(f"save_model_as: {d['save_model_as']!r} is not a LoRA format, read as 'safetensors'")
+        d["save_model_as"] = "safetensors"
+    for old, new in LEGACY_RENAMES.items():
+        if old in d:
+            value = d.pop(old)
+            if new in d and d[new] not in (None, ""):
+                notes.append(f"{old}: legacy key ignored, {new} is also set")
+            else:
+                d[new] = value
+                notes.append(f"{old}: legacy key renamed to {new}")
+
+
+def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = None) -> LoadResult:
+    """Build a config from a kohya-style dict (kohya key space; our own JSON is the same).
+
+    Every field is set: keys present in ``data`` are coerced (see :func:`coerce_value`); missing keys take
+    ``base``'s value when given (applying a preset over the current form) or our defaults, and a note lists them.
+    Unknown keys are reported in the notes, never fatal. Raises :class:`ConfigError` naming the field for a value
+    that cannot be read.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("", f"expected a JSON object of settings, found {type(data).__name__}")
+    d = dict(data)
+    notes: list[str] = []
+    _legacy(d, notes)
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    ignored: list[str] = []
+    for key, raw in d.items():
+        try:
+            meta = field_meta(key)
+        except KeyError:
+            if key in IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
+                ignored.append(key)
+            else:
+                unknown.append(key)
+            continue
+        value, note = coerce_value(meta, raw)
+        if key == "max_resolution" and value is not None:
+            try:
+                normal = normalise_resolution(value)
+            except ValueError as exc:
+                raise ConfigError(key, str(exc)) from None
+            if normal != value:
+                note = f"max_resolution: {value!r} read as {normal!r}"
+            value = normal
+        if note:
+            notes.append(note)
+        values[key] = value
+    missing = [m.name for m in all_field_meta() if m.name not in values]
+    if base is not None:
+        for name in missing:
+            values[name] = getattr(base, name)
+    if missing:
+        source = "keep their current values" if base is not None else "take defaults"
+        notes.append(f"{len(missing)} settings not in the file {source}: {', '.join(missing)}")
+    if ignored:
+        notes.append(f"ignored (no effect in lora-tui): {', '.join(sorted(ignored))}")
+    if unknown:
+        notes.append(f"unknown keys ignored: {', '.join(sorted(unknown))}")
+    try:
+        cfg = TrainingConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0]) if err.get("loc") else ""
+        msg = err.get("msg", str(exc)).removeprefix("Value error, ")
+        raise ConfigError(loc, f"{msg} (value {err.get('input')!r})") from None
+    return LoadResult(cfg, notes)
+
+
+def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig] = None) -> LoadResult:
+    """Read a kohya_ss LoRA JSON (or ours) from ``path``; see :func:`config_from_dict`.
+
+    Raises :class:`ConfigError` (field "") when the file is missing, unreadable or not JSON."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError("", f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"{p}: cannot read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return config_from_dict(data, base=base)
+
+
+def config_to_dict(cfg: TrainingConfig) -> dict[str, Any]:
+    """Every field under its kohya_ss key, keys sorted (kohya_ss's own save format); unset numbers are null
+    (kohya_ss keeps its current value for a null on load)."""
+    dumped = cfg.model_dump()
+    return {k: dumped[k] for k in sorted(dumped)}
+
+
+def config_to_json(cfg: TrainingConfig) -> str:
+    """:func:`config_to_dict` as JSON text: ``indent=2``, UTF-8 characters kept, trailing newline."""
+    return json.dumps(config_to_dict(cfg), indent=2, ensure_ascii=False) + "\n"
+
+
+def save_config_file(cfg: TrainingConfig, path: str | os.PathLike[str], *, exclusive: bool = False) -> Path:
+    """Write ``cfg`` as kohya_ss-compatible JSON to ``path`` atomically (temp file + rename). Raises OSError."""
+    return atomic_write_text(path, config_to_json(cfg), exclusive=exclusive)
