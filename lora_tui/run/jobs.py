@@ -1,0 +1,529 @@
+"""Training jobs: start, inspect, stop, list. A job outlives the app and the SSH session.
+
+Layout: ``<state_dir>/jobs/<id>/state.json`` (atomic, locked updates) and ``train.log`` (the trainer's stdout and
+stderr, raw). The process tree is::
+
+    supervise.py (session + process group leader; records the exit code)  ← pid, pgid
+      └─ trainer argv[0] (e.g. accelerate launch / python train_network.py)  ← child_pid
+           └─ the real trainer, data-loader workers, ...
+
+A pid alone proves nothing after a reboot or pid reuse, so every liveness check also compares psutil's
+``create_time`` with the recorded one. Stop signals the whole process group (``accelerate launch`` does not
+forward signals to the trainer it starts; ``shared/notes/textual.md`` §2b) plus any descendant that left it.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from lora_tui.run.statefile import read_json, update_json, write_json_atomic
+from lora_tui.run.supervise import final_status
+
+SUPERVISOR = Path(__file__).with_name("supervise.py")
+STATE_FILE = "state.json"
+LOG_FILE = "train.log"
+STARTING_TIMEOUT_S = 15.0  # a "starting" job whose supervisor never wrote its pid is dead after this
+ENDED = ("done", "failed", "stopped", "killed", "lost")
+
+
+class JobError(Exception):
+    """A job that cannot be found or started; the message says which and why."""
+
+
+def resolve_state_dir(settings: Any = None, state_dir: str | os.PathLike | None = None) -> Path:
+    """The app state dir: ``state_dir`` if given, else ``settings.state_dir``, else the app settings file's,
+    else ``$XDG_STATE_HOME/lora-tui`` (platformdirs)."""
+    if state_dir is not None:
+        return Path(state_dir).expanduser()
+    if settings is not None:
+        if isinstance(settings, (str, os.PathLike)):
+            return Path(settings).expanduser()
+        value = getattr(settings, "state_dir", None)
+        if value:
+            return Path(value).expanduser()
+    try:
+        from lora_tui.config.app_settings import load_app_settings
+
+        value = getattr(load_app_settings(), "state_dir", None)
+        if value:
+            return Path(value).expanduser()
+    except ImportError:
+        pass
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("lora-tui"))
+
+
+def _same_process(pid: int | None, create_time: float | None) -> psutil.Process | None:
+    """The live, non-zombie process ``pid`` if it is the one that was recorded (same create time)."""
+    if not pid:
+        return None
+    try:
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - create_time) > 0.5:
+            return None  # pid reused by another process
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p
+    except psutil.Error:
+        return None
+
+
+def _signame(sig: int) -> str:
+    return signal.Signals(sig).name
+
+
+@dataclass
+class StopResult:
+    """What ``Job.stop`` did. ``signals``: names in the order sent (e.g. ``["SIGINT", "SIGTERM", "SIGKILL"]``);
+    ``exited``: no process of the job is left; ``exit_code``: the trainer's (``None`` if unknown);
+    ``escalated``: SIGTERM or SIGKILL was needed; ``message``: one line for the UI."""
+
+    signals: list[str] = field(default_factory=list)
+    exited: bool = False
+    exit_code: int | None = None
+    escalated: bool = False
+    message: str = ""
+
+
+class Job:
+    """A job folder. ``state`` is the last read of ``state.json`` (refreshed by ``refresh``/``is_alive``).
+
+    State keys: ``id``, ``argv``, ``cwd``, ``env`` (only the variables set for this job), ``meta`` (caller's:
+    config paths, output dir/name, queue item...), ``status`` (``starting``, ``running``, then one of ``done``,
+    ``failed``, ``stopped``, ``killed``, ``lost``), ``pid``/``pgid``/``create_time`` (the supervisor),
+    ``child_pid``/``child_create_time`` (the trainer command), ``start_time``/``end_time`` (epoch seconds),
+    ``exit_code`` (subprocess style: negative = signal), ``stop_signals`` (``[{signal, time}]``),
+    ``cleanup_done``.
+    """
+
+    def __init__(self, job_dir: str | os.PathLike, popen: subprocess.Popen | None = None) -> None:
+        self.dir = Path(job_dir)
+        self.id = self.dir.name
+        self.state_path = self.dir / STATE_FILE
+        self.log_path = self.dir / LOG_FILE
+        self._popen = popen
+        self.state: dict = {}
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, status={self.state.get('status')!r})"
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def refresh(self) -> dict:
+        """Re-read ``state.json``; a missing or torn file keeps the previous state."""
+        try:
+            data = read_json(self.state_path)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            self.state = data
+        return self.state
+
+    @property
+    def status(self) -> str:
+        """The status after a liveness check (a dead pid turns ``running`` into ``lost``)."""
+        self.is_alive()
+        return self.state.get("status", "lost")
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.state.get("exit_code")
+
+    @property
+    def ended(self) -> bool:
+        """True once the trainer has exited (or is known to be gone)."""
+        return not self.is_alive()
+
+    @property
+    def stop_signals(self) -> list[str]:
+        return [s.get("signal") for s in self.state.get("stop_signals", [])]
+
+    def _processes(self) -> tuple[psutil.Process | None, psutil.Process | None]:
+        s = self.state
+        return (_same_process(s.get("pid"), s.get("create_time")),
+                _same_process(s.get("child_pid"), s.get("child_create_time")))
+
+    def is_alive(self) -> bool:
+        """True while the trainer runs. Decided by the recorded exit code and the pids (with create times),
+        never by the log pipe. A job whose processes are all gone without a recorded exit becomes ``lost``."""
+        if self._popen is not None:
+            self._popen.poll()  # reap our own supervisor so it does not linger as a zombie
+        self.refresh()
+        s = self.state
+        if s.get("end_time") is not None or s.get("status") in ENDED:
+            return False
+        supervisor, child = self._processes()
+        if supervisor is not None or child is not None:
+            return True
+        if not s.get("pid") and time.time() - float(s.get("start_time") or 0) < STARTING_TIMEOUT_S:
+            return True  # launched a moment ago; the supervisor has not written its pid yet
+        self._mark_lost()
+        return False
+
+    def _mark_lost(self) -> None:
+        def lost(d: dict) -> None:
+            if d.get("end_time") is None:
+                d.update(end_time=time.time(), status="lost")
+                d.setdefault("exit_code", None)
+
+        self.state = update_json(self.state_path, lost)
+
+    def wait(self, timeout: float | None = None, cleanup: bool = True, poll_s: float = 0.05) -> int | None:
+        """Block until the trainer has exited (and, with ``cleanup``, the supervisor has ended its leftovers,
+        at most 5 s more). Returns the exit code (``None`` if unknown). Raises ``TimeoutError`` after
+        ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still running after {timeout} s")
+            time.sleep(poll_s)
+        if cleanup:
+            extra = time.monotonic() + 5.0
+            while not self.state.get("cleanup_done") and self._processes()[0] is not None \
+                    and time.monotonic() < extra:
+                time.sleep(poll_s)
+                self.refresh()
+        return self.exit_code
+
+    def members(self) -> list[psutil.Process]:
+        """Every live process of the job: the process group, plus descendants of the supervisor and the trainer
+        that moved to another group. The calling process is never included."""
+        s = self.state
+        pgid = s.get("pgid")
+        me = os.getpid()
+        found: dict[int, psutil.Process] = {}
+        for root in self._processes():
+            if root is None:
+                continue
+            found[root.pid] = root
+            try:
+                for p in root.children(recursive=True):
+                    found[p.pid] = p
+            except psutil.Error:
+                pass
+        if pgid:
+            for p in psutil.process_iter():
+                if p.pid in found or p.pid == me:
+                    continue
+                try:
+                    if os.getpgid(p.pid) == pgid:
+                        found[p.pid] = p
+                except OSError:
+                    continue
+        found.pop(me, None)
+        return [p for p in found.values() if _alive_proc(p)]
+
+    def hint(self) -> str:
+        """Human explanation of the outcome (``progress.exit_hint``); exception line from the log tail."""
+        from lora_tui.run.progress import exit_hint
+
+        if self.is_alive():
+            return "running"
+        return exit_hint(self.exit_code, self.failure_exception(), stopped=bool(self.stop_signals))
+
+    def tail(self, n: int = 40) -> list[str]:
+        """The last ``n`` display lines of the log (``\\r`` collapsed, ANSI stripped)."""
+        return self._scan_tail(n)[0]
+
+    def failure_exception(self) -> str | None:
+        """The Python exception line of a crashed trainer, if the end of the log holds a traceback."""
+        return self._scan_tail(400)[1]
+
+    def _scan_tail(self, n: int) -> tuple[list[str], str | None]:
+        from lora_tui.run.logstream import LineSplitter
+        from lora_tui.run.progress import ProgressState
+
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 256 * 1024))
+                data = fh.read()
+        except OSError:
+            return [], None
+        splitter = LineSplitter()
+        state = ProgressState(tail_lines=max(n, 1))
+        lines = splitter.feed(data) + splitter.close()
+        if size > 256 * 1024 and lines:
+            lines = lines[1:]  # the first line was cut by the seek
+        for line in lines:
+            state.feed_line(line)
+        return list(state.tail)[-n:], state.exception
+
+    # -- stopping --------------------------------------------------------------------------------------------
+    def send(self, sig: int, include_supervisor: bool = True) -> bool:
+        """Send ``sig`` to the process group and to members outside it; record it in the state for Stop
+        signals (INT/TERM/KILL). Returns False when no process was there to receive it."""
+        self.refresh()
+        pgid = self.state.get("pgid")
+        supervisor = self._processes()[0]
+        targets = self.members()
+        if not include_supervisor and supervisor is not None:
+            targets = [p for p in targets if p.pid != supervisor.pid]
+        sent = grouped = False
+        if pgid and include_supervisor:
+            try:
+                os.killpg(pgid, sig)
+                sent = grouped = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        for p in targets:
+            if grouped and _pgid(p.pid) == pgid:
+                continue  # already signalled through the group; a second SIGINT reads as "force quit"
+            try:
+                p.send_signal(sig)
+                sent = True
+            except psutil.Error:
+                pass
+        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            name = _signame(sig)
+
+            def record(d: dict) -> None:
+                d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
+
+            self.state = update_json(self.state_path, record)
+        return sent
+
+    def request_stop(self) -> str | None:
+        """Non-blocking Stop press: SIGINT to the group the first time, SIGTERM on a later press, SIGKILL after
+        that. Returns the signal name sent (``None`` if the job had already ended)."""
+        if not self.is_alive():
+            return None
+        sent = self.stop_signals
+        if "SIGINT" not in sent:
+            sig = signal.SIGINT
+        elif "SIGTERM" not in sent:
+            sig = signal.SIGTERM
+        else:
+            self._kill_all()
+            return "SIGKILL"
+        self.send(sig)
+        return _signame(sig)
+
+    def stop(self, grace_s: float = 60.0, escalate: bool = False, term_grace_s: float = 5.0) -> StopResult:
+        """Stop the job and return when no process of it is left.
+
+        First SIGINT to the whole process group (our trainer and sd-scripts save on KeyboardInterrupt), then,
+        after ``grace_s`` without exit, SIGTERM and ``term_grace_s`` later SIGKILL of every member. With
+        ``escalate`` (a second Stop press), or when SIGINT was already sent earlier (by this or another
+        process), SIGINT is skipped. Never raises for a job that already ended.
+        """
+        result = StopResult()
+        if not self.is_alive():
+            self._finish_leftovers(result)
+            return self._result(result, "already ended")
+        already = self.stop_signals
+        if not escalate and "SIGINT" not in already:
+            self.state = update_json(self.state_path, lambda d: d.update(stop_grace_s=grace_s))
+            self.send(signal.SIGINT)
+            result.signals.append("SIGINT")
+            if self._wait_exit(grace_s):
+                self._finish_leftovers(result)
+                return self._result(result, "stopped after SIGINT")
+        result.escalated = True
+        self.send(signal.SIGTERM)
+        result.signals.append("SIGTERM")
+        if self._wait_exit(term_grace_s):
+            self._finish_leftovers(result)
+            return self._result(result, "escalated to SIGTERM")
+        self._kill_all()
+        result.signals.append("SIGKILL")
+        self._finish_leftovers(result)
+        return self._result(result, "escalated to SIGKILL")
+
+    async def stop_async(self, grace_s: float = 60.0, escalate: bool = False,
+                         term_grace_s: float = 5.0) -> StopResult:
+        """``stop`` in a worker thread, for an event loop. A second ``request_stop``/``stop(escalate=True)``
+        from the loop meanwhile shortens the wait."""
+        return await asyncio.to_thread(self.stop, grace_s, escalate, term_grace_s)
+
+    def _wait_exit(self, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if not self.is_alive():
+                return True
+            if "SIGKILL" in self.stop_signals:
+                return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def _kill_all(self) -> None:
+        # Kill everything but the supervisor first, so it can still record the trainer's exit status.
+        self.send(signal.SIGKILL, include_supervisor=False)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and self.state.get("end_time") is None:
+            time.sleep(0.05)
+            self.refresh()
+        if self.state.get("end_time") is None or not self.state.get("cleanup_done"):
+            # Give the supervisor a moment to finish its cleanup, then end it too.
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end and not self.refresh().get("cleanup_done"):
+                time.sleep(0.05)
+            for p in self.members():
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            if self._popen is not None:
+                try:
+                    self._popen.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+
+            def killed(d: dict) -> None:
+                if d.get("end_time") is None:
+                    d.update(end_time=time.time(), exit_code=-signal.SIGKILL)
+                d["status"] = "killed"
+
+            self.state = update_json(self.state_path, killed)
+
+    def _finish_leftovers(self, result: StopResult) -> None:
+        """Wait (≤5 s) for the supervisor's cleanup, then SIGKILL anything still alive."""
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if not self.members():
+                break
+            time.sleep(0.05)
+        rest = self.members()
+        for p in rest:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if rest:
+            psutil.wait_procs(rest, timeout=2)
+        if self._popen is not None:
+            self._popen.poll()
+        result.exited = not self.members()
+
+    def _result(self, result: StopResult, what: str) -> StopResult:
+        self.is_alive()
+        result.exit_code = self.exit_code
+        code = "unknown" if result.exit_code is None else str(result.exit_code)
+        sent = " → ".join(result.signals) if result.signals else "no signal needed"
+        result.message = f"{what} ({sent}); exit code {code}"
+        return result
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _alive_proc(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def child_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """The trainer's environment: ours, minus Textual's variables, plus ``env``; ``PYTHONUNBUFFERED=1`` (piped
+    output is block-buffered otherwise), ``NO_COLOR=1`` and ``COLUMNS=200`` (Rich logging wraps at 80 without a
+    terminal) unless ``env`` sets them."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("TEXTUAL") and k not in ("COLUMNS", "LINES")}
+    out.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"})
+    out.update({str(k): str(v) for k, v in (env or {}).items()})
+    return out
+
+
+def start_job(argv: list[str], env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
+              meta: dict | None = None, *, state_dir: str | os.PathLike | None = None, settings: Any = None,
+              job_id: str | None = None) -> Job:
+    """Start ``argv`` (a list, never a shell string) as a detached job and return it at once.
+
+    The trainer runs under our supervisor in a new session (it survives the app, SIGHUP and SSH drops), with
+    stdin closed and stdout+stderr appended to ``<state_dir>/jobs/<id>/train.log``. ``env`` holds variables to set
+    on top of ours (see ``child_environment``); ``meta`` is stored as is (JSON-serialisable: config paths, output
+    dir...). Raises ``JobError`` for an empty argv, a missing cwd or a supervisor that cannot start.
+    """
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise JobError("argv must be a non-empty list of strings")
+    run_cwd = Path(cwd) if cwd is not None else Path.cwd()
+    if not run_cwd.is_dir():
+        raise JobError(f"working directory {run_cwd} does not exist")
+    jobs_dir = resolve_state_dir(settings, state_dir) / "jobs"
+    job_dir = jobs_dir / (job_id or _new_job_id())
+    while job_id is None and job_dir.exists():
+        job_dir = jobs_dir / _new_job_id()
+    job_dir.mkdir(parents=True, exist_ok=job_id is not None)
+    state_path = job_dir / STATE_FILE
+    write_json_atomic(state_path, {
+        "id": job_dir.name, "argv": list(argv), "cwd": str(run_cwd),
+        "env": {str(k): str(v) for k, v in (env or {}).items() if os.environ.get(str(k)) != str(v)},
+        "meta": meta or {}, "status": "starting", "start_time": time.time(), "end_time": None,
+        "exit_code": None, "stop_signals": [], "log": LOG_FILE,
+    })
+    cmd = [sys.executable, str(SUPERVISOR), str(job_dir), "--", *argv]
+    with open(job_dir / LOG_FILE, "ab") as log:
+        try:
+            popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=run_cwd, env=child_environment(env), start_new_session=True,
+                                     close_fds=True)
+        except OSError as exc:
+            update_json(state_path, lambda d: d.update(status="failed", end_time=time.time(), error=str(exc)))
+            raise JobError(f"cannot start the job supervisor: {exc}") from exc
+    try:
+        ctime = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        ctime = None
+    update_json(state_path, lambda d: d.update(pid=popen.pid, pgid=popen.pid, create_time=ctime)
+                if not d.get("pid") else None)
+    return Job(job_dir, popen)
+
+
+def list_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None) -> list[Job]:
+    """All jobs in the state dir, newest first (ids start with the start time)."""
+    jobs_dir = resolve_state_dir(settings, state_dir) / "jobs"
+    if not jobs_dir.is_dir():
+        return []
+    out = []
+    for d in sorted(jobs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+        if (d / STATE_FILE).is_file():
+            out.append(Job(d))
+    return out
+
+
+def running_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None) -> list[Job]:
+    """Jobs whose trainer is alive now (dead pids are marked ended on the way)."""
+    return [j for j in list_jobs(settings, state_dir) if j.is_alive()]
+
+
+def load_job(job_id: str | None = None, settings: Any = None, state_dir: str | os.PathLike | None = None) -> Job:
+    """A job by id, unique id prefix, or job folder path; ``None`` = the newest running job, else the newest.
+    Raises ``JobError`` when none or several match."""
+    if job_id and (os.sep in job_id or job_id.startswith(".")) and (Path(job_id) / STATE_FILE).is_file():
+        return Job(Path(job_id))
+    jobs = list_jobs(settings, state_dir)
+    if not jobs:
+        raise JobError(f"no jobs in {resolve_state_dir(settings, state_dir) / 'jobs'}")
+    if not job_id:
+        alive = [j for j in jobs if j.is_alive()]
+        return (alive or jobs)[0]
+    exact = [j for j in jobs if j.id == job_id]
+    if exact:
+        return exact[0]
+    matches = [j for j in jobs if j.id.startswith(job_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise JobError(f"no job {job_id!r}; `lora-tui jobs` lists them")
+    raise JobError(f"job id {job_id!r} is ambiguous: " + ", ".join(j.id for j in matches[:5]))

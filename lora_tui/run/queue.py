@@ -1,0 +1,238 @@
+"""A persistent queue of training runs, for overnight batches.
+
+``<state_dir>/queue.json`` (atomic, locked updates) holds items in order. Each item is a snapshot: the config as a
+kohya-key dict (what ``config_to_dict`` gives; later form edits do not change a queued run) and/or the path it came
+from, plus its status and result. Items run one after another; a failed item does not stop the queue; the queue
+survives an app restart (an item left ``running`` is settled from its job's state on the next ``tick``).
+
+Who drives it: the UI calls ``QueueRunner.tick()`` from a timer; ``lora-tui`` headless calls ``run_all``. Both
+start items through a ``launch(item) -> Job`` function (``launch_item`` builds the real launch through the
+config and plan layers; tests may pass their own).
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lora_tui.run.jobs import Job, JobError, load_job, resolve_state_dir, running_jobs
+from lora_tui.run.statefile import read_json, update_json
+
+QUEUE_FILE = "queue.json"
+FINAL = ("done", "failed", "stopped", "killed", "lost", "error", "skipped")
+
+
+@dataclass
+class QueueItem:
+    """One queued run. ``status``: ``pending``, ``running``, then a final one: the job's (``done``, ``failed``,
+    ``stopped``, ``killed``, ``lost``), ``error`` (could not be launched: ``message`` says why) or ``skipped``
+    (removed from the run by the user). Times are epoch seconds."""
+
+    id: str
+    label: str = ""
+    config: dict | None = None
+    config_path: str | None = None
+    status: str = "pending"
+    job_id: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    added: float = 0.0
+    started: float | None = None
+    ended: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QueueItem":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+class Queue:
+    """The queue file of one state dir. Every method re-reads the file, so several processes see one queue."""
+
+    def __init__(self, settings: Any = None, state_dir: str | Path | None = None, path: str | Path | None = None):
+        self.state_dir = resolve_state_dir(settings, state_dir)
+        self.path = Path(path) if path else self.state_dir / QUEUE_FILE
+
+    def items(self) -> list[QueueItem]:
+        """All items in run order."""
+        data = read_json(self.path, default={}) or {}
+        return [QueueItem.from_dict(d) for d in data.get("items", [])]
+
+    def get(self, item_id: str) -> QueueItem:
+        """The item with that id; ``KeyError`` if none."""
+        for item in self.items():
+            if item.id == item_id:
+                return item
+        raise KeyError(f"no queue item {item_id!r}")
+
+    def _edit(self, change: Callable[[list[dict]], Any]) -> Any:
+        box: list[Any] = []
+
+        def apply(data: dict) -> None:
+            items = data.setdefault("items", [])
+            box.append(change(items))
+
+        update_json(self.path, apply)
+        return box[0]
+
+    def add(self, config: dict | None = None, config_path: str | Path | None = None, label: str = "",
+            meta: dict | None = None) -> QueueItem:
+        """Append a run: a config snapshot (kohya-key dict) and/or a config file path. Returns the new item.
+        Raises ``ValueError`` when neither is given."""
+        if config is None and config_path is None:
+            raise ValueError("a queue item needs a config dict or a config file path")
+        item = QueueItem(id=time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2),
+                         label=label or (Path(config_path).name if config_path else ""),
+                         config=dict(config) if config is not None else None,
+                         config_path=str(Path(config_path).resolve()) if config_path else None,
+                         added=time.time(), meta=meta or {})
+        self._edit(lambda items: items.append(asdict(item)))
+        return item
+
+    def remove(self, item_id: str) -> bool:
+        """Drop a pending or finished item (a running one stays: stop its job first). True if removed."""
+        def change(items: list[dict]) -> bool:
+            for i, d in enumerate(items):
+                if d["id"] == item_id and d.get("status") != "running":
+                    del items[i]
+                    return True
+            return False
+
+        return self._edit(change)
+
+    def move(self, item_id: str, delta: int) -> None:
+        """Move an item ``delta`` places (negative = earlier), clamped to the list."""
+        def change(items: list[dict]) -> None:
+            for i, d in enumerate(items):
+                if d["id"] == item_id:
+                    j = max(0, min(len(items) - 1, i + delta))
+                    items.insert(j, items.pop(i))
+                    return
+
+        self._edit(change)
+
+    def clear_finished(self) -> int:
+        """Remove every finished item; returns how many."""
+        def change(items: list[dict]) -> int:
+            keep = [d for d in items if d.get("status") not in FINAL]
+            n = len(items) - len(keep)
+            items[:] = keep
+            return n
+
+        return self._edit(change)
+
+    def next_pending(self) -> QueueItem | None:
+        """The first item still to run, or ``None``."""
+        return next((i for i in self.items() if i.status == "pending"), None)
+
+    def running(self) -> QueueItem | None:
+        """The item marked running, or ``None``."""
+        return next((i for i in self.items() if i.status == "running"), None)
+
+    def mark(self, item_id: str, status: str, **fields: Any) -> QueueItem:
+        """Set an item's status and any of ``job_id``, ``exit_code``, ``message``, ``started``, ``ended``.
+        Raises ``KeyError`` for an unknown item."""
+        def change(items: list[dict]) -> dict | None:
+            for d in items:
+                if d["id"] == item_id:
+                    d["status"] = status
+                    d.update(fields)
+                    return dict(d)
+            return None
+
+        d = self._edit(change)
+        if d is None:
+            raise KeyError(f"no queue item {item_id!r}")
+        return QueueItem.from_dict(d)
+
+
+Launch = Callable[[QueueItem], Job]
+
+
+class QueueRunner:
+    """Runs a ``Queue`` one item at a time through ``launch(item) -> Job``.
+
+    ``tick()`` is cheap and idempotent: it settles a finished running item, and when nothing runs starts the next
+    pending one. It never starts an item while another job of the state dir is running (two trainers on one GPU
+    by accident), unless ``exclusive=False``.
+    """
+
+    def __init__(self, queue: Queue, launch: Launch | None = None, exclusive: bool = True) -> None:
+        self.queue = queue
+        self.launch = launch or (lambda item: launch_item(item, state_dir=queue.state_dir))
+        self.exclusive = exclusive
+        self.current: Job | None = None
+        self.paused = False
+
+    def _job_of(self, item: QueueItem) -> Job | None:
+        if self.current is not None and self.current.id == item.job_id:
+            return self.current
+        if not item.job_id:
+            return None
+        try:
+            return load_job(item.job_id, state_dir=self.queue.state_dir)
+        except JobError:
+            return None
+
+    def tick(self) -> QueueItem | None:
+        """Advance the queue; returns the item started or settled by this call (``None`` if nothing changed)."""
+        running = self.queue.running()
+        if running is not None:
+            job = self._job_of(running)
+            if job is not None and job.is_alive():
+                self.current = job
+                return None
+            self.current = None
+            if job is None:
+                return self.queue.mark(running.id, "lost", ended=time.time(),
+                                       message="its job record is gone")
+            from lora_tui.run.progress import exit_hint
+
+            return self.queue.mark(running.id, job.state.get("status", "failed"), exit_code=job.exit_code,
+                                   ended=job.state.get("end_time") or time.time(),
+                                   message=exit_hint(job.exit_code, job.failure_exception(),
+                                                     stopped=bool(job.stop_signals)))
+        if self.paused:
+            return None
+        item = self.queue.next_pending()
+        if item is None:
+            return None
+        if self.exclusive and running_jobs(state_dir=self.queue.state_dir):
+            return None
+        try:
+            job = self.launch(item)
+        except Exception as exc:  # a bad snapshot must not stop the queue: record it and go on next tick
+            return self.queue.mark(item.id, "error", message=f"{type(exc).__name__}: {exc}", ended=time.time())
+        self.current = job
+        return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
+
+    def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None) -> list[QueueItem]:
+        """Block until no pending or running item is left; returns the final item list. ``on_event`` is called
+        with every item this runner starts or settles."""
+        while True:
+            changed = self.tick()
+            if changed is not None and on_event is not None:
+                on_event(changed)
+            if changed is not None and changed.status != "running":
+                continue  # settled one: start the next without waiting
+            if self.queue.running() is None and (self.queue.next_pending() is None or self.paused):
+                return self.queue.items()
+            time.sleep(poll_s)
+
+
+def launch_item(item: QueueItem, settings: Any = None, state_dir: str | Path | None = None) -> Job:
+    """Start a queued item as Start would: config snapshot (or file) → plan → launch files → job. Each item gets
+    its own TOML/JSON, written at its own start time. Raises ``ValueError`` when the plan has errors."""
+    from lora_tui.run.headless import launch_config, load_config_for_run
+
+    if item.config is not None:
+        from lora_tui.config.kohya_json import config_from_dict
+
+        cfg = config_from_dict(item.config).config
+    else:
+        cfg = load_config_for_run(item.config_path)
+    return launch_config(cfg, settings=settings, state_dir=state_dir,
+                         meta={"queue_item": item.id, "label": item.label})

@@ -1,0 +1,67 @@
+"""Small JSON state files shared by several processes (the app, the supervisor, ``lora-tui stop``).
+
+Writes go to a temp file in the same folder and are renamed over the target, so a reader never sees half a
+file. Read-modify-write updates hold an ``flock`` on a sibling ``.lock`` file, so the supervisor recording an
+exit code and the app recording a stop signal cannot overwrite each other. Standard library only: the
+supervisor imports this at trainer start.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as pretty JSON to ``path`` through a temp file + ``os.replace`` (fsync'd)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read JSON from ``path``; ``default`` when the file is missing. Raises ``ValueError`` on broken JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` for the duration of the block."""
+    lock_path = Path(str(path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_json(path: Path, change: Callable[[dict], dict | None]) -> dict:
+    """Locked read-modify-write: ``change(data)`` edits the dict in place (or returns a new one); returns it."""
+    with locked(path):
+        data = read_json(path, default={}) or {}
+        result = change(data)
+        if result is not None:
+            data = result
+        write_json_atomic(path, data)
+        return data

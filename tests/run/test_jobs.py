@@ -1,0 +1,156 @@
+"""Real processes, real signals: fake trainers in tests/fake_trainers run under the real supervisor."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from conftest import alive, fake
+from lora_tui.run.jobs import Job, list_jobs, load_job, start_job
+from lora_tui.run.statefile import write_json_atomic
+
+
+def wait_for(predicate, timeout: float, step: float = 0.02) -> float:
+    """Seconds until ``predicate()`` held; AssertionError after ``timeout``."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - t0
+
+
+def test_trainer_failing_after_2s_is_seen_ended_within_1s_with_code_and_tail(state_dir):
+    job = start_job(fake("fail_after.py", 2), cwd=state_dir.parent, meta={"config_toml": "/x/c.toml"},
+                    state_dir=state_dir)
+    t0 = time.monotonic()
+    assert job.is_alive() and job.state["status"] in ("starting", "running")
+    # poll the way the UI does (state file + pids), from a fresh object as after a re-attach
+    other = load_job(job.id, state_dir=state_dir)
+    wait_for(lambda: not other.is_alive(), timeout=10)
+    ended_after = time.monotonic() - t0
+    assert 1.5 < ended_after < 3.0  # exit at ~2 s (+ interpreter start) seen well within 1 s
+    assert other.exit_code == 1 and other.state["status"] == "failed"
+    assert other.state["end_time"] >= other.state["start_time"]
+    assert other.state["meta"] == {"config_toml": "/x/c.toml"}
+    tail = other.tail()
+    assert tail[:2] == ["prepare optimizer, data loader etc.", "epoch 1/3"]
+    assert tail[-1] == "ValueError: fake failure: train_data_dir has no images"
+    assert other.hint() == "failed (exit code 1): ValueError: fake failure: train_data_dir has no images"
+
+
+def test_stop_leaves_no_process_of_the_group(state_dir):
+    job = start_job(fake("fork_two.py"), state_dir=state_dir)
+    wait_for(lambda: "children:" in job.log_path.read_text(), timeout=10)
+    kids = [int(p) for p in job.log_path.read_text().split("children:")[1].split()]
+    pids = {job.refresh()["pid"], job.state["child_pid"], *kids}
+    assert len(pids) == 4 and all(alive(p) for p in pids)
+    assert {p.pid for p in job.members()} == pids
+    result = job.stop(grace_s=5)
+    assert result.signals == ["SIGINT"] and result.exited and not result.escalated
+    assert job.state["status"] == "stopped"
+    gone = [p for p in pids if not alive(p)]
+    assert sorted(gone) == sorted(pids)
+    time.sleep(0.5)  # nothing respawns
+    assert not any(alive(p) for p in pids)
+    pgid = job.state["pgid"]
+    assert not [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def test_stop_escalates_when_sigint_is_ignored_and_says_so(state_dir):
+    job = start_job(fake("ignore_sigint.py", "--ignore-term"), state_dir=state_dir)
+    wait_for(lambda: "caching latents" in job.log_path.read_text(), timeout=10)
+    trainer = job.refresh()["child_pid"]
+    t0 = time.monotonic()
+    result = job.stop(grace_s=0.5, term_grace_s=0.5)
+    assert time.monotonic() - t0 < 6
+    assert result.signals == ["SIGINT", "SIGTERM", "SIGKILL"] and result.escalated
+    assert "escalated to SIGKILL" in result.message
+    assert result.exited and not alive(trainer) and not job.is_alive()
+    assert job.state["status"] == "killed" and job.exit_code == -signal.SIGKILL
+    assert [s["signal"] for s in job.state["stop_signals"]] == ["SIGINT", "SIGTERM", "SIGKILL"]
+
+
+def test_second_stop_press_escalates_at_once(state_dir):
+    job = start_job(fake("ignore_sigint.py"), state_dir=state_dir)
+    wait_for(lambda: "caching latents" in job.log_path.read_text(), timeout=10)
+    assert job.request_stop() == "SIGINT"
+    time.sleep(0.3)
+    assert job.is_alive()  # SIGINT ignored
+    result = job.stop(grace_s=60)  # a second press: SIGINT was sent already, so no 60 s wait
+    assert result.signals == ["SIGTERM"] and "escalated to SIGTERM" in result.message
+    assert not job.is_alive() and job.exit_code == -signal.SIGTERM
+
+
+def test_grandchild_holding_stdout_does_not_keep_the_job_alive(state_dir):
+    job = start_job(fake("grandchild_stdout.py"), state_dir=state_dir)
+    t0 = time.monotonic()
+    wait_for(lambda: not job.is_alive(), timeout=2)
+    assert time.monotonic() - t0 < 2
+    assert job.exit_code == 1 and job.state["status"] == "failed"
+    grandchild = int(job.log_path.read_text().split("grandchild:")[1].split()[0])
+    wait_for(lambda: not alive(grandchild), timeout=2)
+    job.wait()
+    assert job.state["cleanup_done"] and grandchild in job.state["cleaned_pids"]
+
+
+def test_state_claiming_running_job_with_dead_pid_is_ended(state_dir):
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()  # a pid that existed and is gone
+    job_dir = state_dir / "jobs" / "20260101-000000-dead"
+    write_json_atomic(job_dir / "state.json", {
+        "id": job_dir.name, "argv": ["python", "train_network.py"], "status": "running", "pid": p.pid,
+        "pgid": p.pid, "create_time": time.time() - 3600, "child_pid": p.pid, "start_time": time.time() - 3600,
+        "end_time": None, "exit_code": None, "stop_signals": []})
+    job = Job(job_dir)
+    assert not job.is_alive()
+    assert job.state["status"] == "lost" and job.state["end_time"] is not None
+    assert "unknown" in job.hint()
+    assert list_jobs(state_dir=state_dir)[0].status == "lost"
+    # a pid reused by an unrelated live process (ours) is not the job either
+    write_json_atomic(job_dir / "state.json", {
+        "id": job_dir.name, "status": "running", "pid": os.getpid(), "create_time": 1.0, "start_time": 1.0,
+        "end_time": None})
+    assert not Job(job_dir).is_alive()
+    assert job.stop(grace_s=1).message.startswith("already ended")
+    assert alive(os.getpid())
+
+
+def test_launcher_like_parent_stopped_child_gets_sigint_and_saves(state_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    # launcher.py Popens the real trainer and waits without forwarding signals (accelerate launch, 1 process)
+    job = start_job(fake("launcher.py", fake("saving_trainer.py", out, 10_000, 0.02, 0.8)[1], out, 10_000, 0.02,
+                         0.8), state_dir=state_dir)
+    wait_for(lambda: "LORA_TUI_PROGRESS" in job.log_path.read_text(), timeout=10)
+    trainer = [p for p in job.members() if p.cmdline()[1].endswith("saving_trainer.py")]
+    assert len(trainer) == 1
+    result = job.stop(grace_s=10)
+    assert result.signals == ["SIGINT"] and result.exited
+    assert (out / "fake-interrupted.safetensors").is_file()  # the save (0.8 s) outlived the launcher
+    assert not alive(trainer[0].pid)
+    assert job.state["status"] == "stopped"
+    assert "interrupted: saved" in job.log_path.read_text()
+
+
+def test_job_survives_the_starting_process_and_is_found_by_list_and_load(state_dir):
+    code = ("import sys; from lora_tui.run.jobs import start_job; "
+            f"j = start_job({fake('fail_after.py', 1)!r}, state_dir={str(state_dir)!r}); print(j.id)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    job_id = out.stdout.strip()
+    job = load_job(job_id[:17], state_dir=state_dir)
+    assert job.id == job_id
+    assert job.is_alive()  # the app that started it is gone; the job is not
+    assert job.wait(timeout=10) == 1 and job.state["status"] == "failed"
+    assert load_job(None, state_dir=state_dir).id == job_id
