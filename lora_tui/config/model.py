@@ -453,7 +453,7 @@ class TrainingConfig(BaseModel):
         help="Bucket side granularity (SD1: multiple of 64 enforced; SDXL: of 32). sd-scripts: --bucket_reso_steps",
     )
     v_pred_like_loss: Optional[float] = F(
-        0.0, "Advanced", "V pred like loss",
+        None, "Advanced", "V pred like loss",
         help="Adds v-like loss term; forbidden with `--v_parameterization`. sd-scripts: --v_pred_like_loss",
     )
     caption_dropout_every_n_epochs: int = F(
@@ -461,7 +461,7 @@ class TrainingConfig(BaseModel):
         help="Empty captions for whole epochs whose number is divisible by N. sd-scripts: --caption_dropout_every_n_epochs",
     )
     caption_dropout_rate: Optional[float] = F(
-        0.0, "Advanced", "Caption dropout rate",
+        None, "Advanced", "Caption dropout rate",
         help="Probability of using an empty caption. sd-scripts: --caption_dropout_rate",
     )
     noise_offset_type: str = F(
@@ -469,7 +469,7 @@ class TrainingConfig(BaseModel):
         help="Original: noise offset / adaptive noise scale apply; Multires: multires noise applies (GUI switch, not written itself)",
     )
     noise_offset: Optional[float] = F(
-        0.0, "Advanced", "Noise offset",
+        None, "Advanced", "Noise offset",
         help="Offset-noise strength (~0.0357–0.1). sd-scripts: --noise_offset",
     )
     noise_offset_random_strength: bool = F(
@@ -477,7 +477,7 @@ class TrainingConfig(BaseModel):
         help="Draw offset strength uniformly in [0, noise_offset]. sd-scripts: --noise_offset_random_strength",
     )
     adaptive_noise_scale: Optional[float] = F(
-        0.0, "Advanced", "Adaptive noise scale",
+        None, "Advanced", "Adaptive noise scale", zero_unset=True,
         help="Adds `scale·\\/mean(latent channel)\\/` to the offset (requires noise_offset). sd-scripts: --adaptive_noise_scale",
     )
     multires_noise_iterations: int = F(
@@ -489,7 +489,7 @@ class TrainingConfig(BaseModel):
         help="Per-level discount. sd-scripts: --multires_noise_discount",
     )
     ip_noise_gamma: Optional[float] = F(
-        0.0, "Advanced", "Ip noise gamma",
+        None, "Advanced", "Ip noise gamma",
         help="Input-perturbation noise strength (~0.1). sd-scripts: --ip_noise_gamma",
     )
     ip_noise_gamma_random_strength: bool = F(
@@ -581,7 +581,7 @@ class TrainingConfig(BaseModel):
         help="LoRA weights/grads bf16 (needs bf16). sd-scripts: --full_bf16",
     )
     min_timestep: int = F(
-        0, "Advanced", "Min timestep",
+        0, "Advanced", "Min timestep", zero_unset=True,
         help="Lower bound of sampled timesteps (inclusive). sd-scripts: --min_timestep",
     )
     max_timestep: int = F(
@@ -613,7 +613,7 @@ class TrainingConfig(BaseModel):
         help="Text encoder LR (both SDXL text encoders); empty = Learning rate; 0 = train the U-Net only. sd-scripts: --text_encoder_lr",
     )
     t5xxl_lr: Optional[float] = F(
-        0.0, "Network", "T5-XXL learning rate", toml=None,
+        None, "Network", "T5-XXL learning rate", toml=None,
         help="T5-XXL learning rate (Flux.1); becomes the second element of sd-scripts --text_encoder_lr",
     )
     unet_lr: Optional[float] = F(
@@ -698,7 +698,7 @@ class TrainingConfig(BaseModel):
         help="Rank dropout scale. sd-scripts: network_args rank_dropout_scale=",
     )
     constrain: Optional[float] = F(
-        0.0, "LyCORIS", "Constraint", toml=None, net_arg="constraint", lora_types=("LyCORIS/Diag-OFT",),
+        None, "LyCORIS", "Constraint", toml=None, net_arg="constraint", lora_types=("LyCORIS/Diag-OFT",),
         help="Constraint. sd-scripts: network_args constraint=",
     )
     rescaled: bool = F(
@@ -836,15 +836,15 @@ class TrainingConfig(BaseModel):
         help="DyLoRA unit. sd-scripts: network_args unit=",
     )
     scale_weight_norms: Optional[float] = F(
-        0.0, "Network", "Scale weight norms",
+        None, "Network", "Scale weight norms",
         help="Max-norm regularisation of each ΔW (1.0 typical). sd-scripts: --scale_weight_norms",
     )
     network_dropout: Optional[float] = F(
-        0.0, "Network", "Network dropout",
+        None, "Network", "Network dropout",
         help="Dropout on the rank-space activation. sd-scripts: --network_dropout",
     )
     rank_dropout: Optional[float] = F(
-        0.0,
+        None,
         "Network",
         "Rank dropout",
         toml=None,
@@ -853,7 +853,7 @@ class TrainingConfig(BaseModel):
         help="Rank dropout. sd-scripts: network_args rank_dropout=",
     )
     module_dropout: Optional[float] = F(
-        0.0,
+        None,
         "Network",
         "Module dropout",
         toml=None,
@@ -872,15 +872,15 @@ class TrainingConfig(BaseModel):
         help="LyCORIS preset. sd-scripts: network_args preset=",
     )
     loraplus_lr_ratio: Optional[float] = F(
-        0.0, "Network", "Loraplus lr ratio", toml=None, net_arg="loraplus_lr_ratio",
+        None, "Network", "Loraplus lr ratio", toml=None, net_arg="loraplus_lr_ratio",
         help="Loraplus lr ratio. sd-scripts: network_args loraplus_lr_ratio=",
     )
     loraplus_text_encoder_lr_ratio: Optional[float] = F(
-        0.0, "Network", "Loraplus text encoder lr ratio", toml=None, net_arg="loraplus_text_encoder_lr_ratio",
+        None, "Network", "Loraplus text encoder lr ratio", toml=None, net_arg="loraplus_text_encoder_lr_ratio",
         help="Loraplus text encoder lr ratio. sd-scripts: network_args loraplus_text_encoder_lr_ratio=",
     )
     loraplus_unet_lr_ratio: Optional[float] = F(
-        0.0, "Network", "Loraplus unet lr ratio", toml=None, net_arg="loraplus_unet_lr_ratio",
+        None, "Network", "Loraplus unet lr ratio", toml=None, net_arg="loraplus_unet_lr_ratio",
         help="Loraplus unet lr ratio. sd-scripts: network_args loraplus_unet_lr_ratio=",
     )
     train_lora_ggpo: bool = F(
@@ -1142,7 +1142,7 @@ class TrainingConfig(BaseModel):
         help="CLIP-G path. sd-scripts: --clip_g",
     )
     clip_g_dropout_rate: Optional[float] = F(
-        0.0, "SD3", "Clip g dropout rate", families=("sd3",),
+        None, "SD3", "Clip g dropout rate", families=("sd3",),
         help="Clip g dropout rate. sd-scripts: --clip_g_dropout_rate",
     )
     sd3_clip_l: str = F(
@@ -1150,7 +1150,7 @@ class TrainingConfig(BaseModel):
         help="CLIP-L path (SD3). sd-scripts: --clip_l",
     )
     sd3_clip_l_dropout_rate: Optional[float] = F(
-        0.0, "SD3", "Sd3 clip l dropout rate", toml="clip_l_dropout_rate", families=("sd3",),
+        None, "SD3", "Sd3 clip l dropout rate", toml="clip_l_dropout_rate", families=("sd3",),
         help="Sd3 clip l dropout rate. sd-scripts: --clip_l_dropout_rate",
     )
     sd3_disable_mmap_load_safetensors: bool = F(
@@ -1162,7 +1162,7 @@ class TrainingConfig(BaseModel):
         help="Sd3 enable scaled pos embed. sd-scripts: --enable_scaled_pos_embed",
     )
     logit_mean: Optional[float] = F(
-        0.0, "SD3", "Logit mean", families=("sd3",),
+        None, "SD3", "Logit mean", families=("sd3",),
         help="Logit mean. sd-scripts: --logit_mean",
     )
     logit_std: Optional[float] = F(
@@ -1174,7 +1174,7 @@ class TrainingConfig(BaseModel):
         help="Mode scale. sd-scripts: --mode_scale",
     )
     pos_emb_random_crop_rate: Optional[float] = F(
-        0.0, "SD3", "Pos emb random crop rate", families=("sd3",),
+        None, "SD3", "Pos emb random crop rate", families=("sd3",),
         help="Pos emb random crop rate. sd-scripts: --pos_emb_random_crop_rate",
     )
     save_clip: bool = F(
@@ -1186,7 +1186,7 @@ class TrainingConfig(BaseModel):
         help="Save t5xxl. sd-scripts: --save_t5xxl",
     )
     sd3_t5_dropout_rate: Optional[float] = F(
-        0.0, "SD3", "Sd3 t5 dropout rate", toml="t5_dropout_rate", families=("sd3",),
+        None, "SD3", "Sd3 t5 dropout rate", toml="t5_dropout_rate", families=("sd3",),
         help="Sd3 t5 dropout rate. sd-scripts: --t5_dropout_rate",
     )
     sd3_t5xxl: str = F(

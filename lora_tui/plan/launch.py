@@ -1,0 +1,362 @@
+"""What Start runs: the ``--config_file`` TOML, the ``accelerate launch`` argv, the env, and the files written.
+
+Pure functions of :class:`TrainingConfig` (plus app settings and the clock). Rules follow kohya_ss's launch
+(spec §4–§5) with its bugs removed: TOML from tomli-w (UTF-8, Windows paths and unicode safe), a typed 0 is
+written, empty means unset, argument strings are split with shell rules (``shlex``) and never quote-stripped,
+every key is one the chosen sd-scripts script accepts and carries the type it expects, options of another model
+family are dropped with a note, and each accelerate flag appears once.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import tomli_w
+
+from lora_tui.config.app_settings import AppSettings
+from lora_tui.config.atomic import atomic_write_text
+from lora_tui.config.kohya_json import config_to_json
+from lora_tui.config.model import (
+    TrainingConfig,
+    all_field_meta,
+    applies,
+    family,
+    network_args,
+    network_module,
+    script_name,
+)
+from lora_tui.config.sd_scripts import script_options
+
+
+class LaunchError(RuntimeError):
+    """Start cannot proceed (argument string that does not parse, TOML that does not read back, no accelerate).
+    ``field`` names the config field at fault ("" when none)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+@dataclass
+class Launch:
+    """Everything Start needs. ``argv[0]`` is an executable path; ``toml_path``/``json_path`` are absolute and
+    not yet written (see :func:`write_launch_files`); ``sample_prompts_path`` is where the prompt text goes
+    (None when there is none); ``notes`` say what was dropped or adjusted."""
+
+    argv: list[str]
+    toml_text: str
+    toml_path: Path
+    json_path: Path
+    env: dict[str, str]
+    cwd: Path
+    notes: list[str] = field(default_factory=list)
+    sample_prompts_path: Optional[Path] = None
+    sample_prompts_text: str = ""
+
+
+# Fields whose TOML form is built by hand below instead of the generic per-field rule.
+_SPECIAL = {
+    "lr_warmup", "lr_warmup_steps", "learning_rate", "unet_lr", "text_encoder_lr", "max_train_steps",
+    "max_train_epochs", "sample_prompts", "optimizer_args", "lr_scheduler_args", "max_resolution",
+    "max_token_length",
+}
+_NOISE_ORIGINAL = {"noise_offset", "noise_offset_random_strength", "adaptive_noise_scale"}
+_NOISE_MULTIRES = {"multires_noise_iterations", "multires_noise_discount"}
+
+
+def split_args(text: str, field_name: str) -> list[str]:
+    """Split an argument string with POSIX shell rules: ``betas=0.9,0.99`` stays one token, quoted spaces stay
+    together, quotes are removed as a shell would. Raises :class:`LaunchError` naming ``field_name`` on an
+    unbalanced quote."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise LaunchError(field_name, f"cannot split {text!r}: {exc}; balance the quotes") from None
+
+
+def _is_unset(meta_kind: str, value: Any, zero_unset: bool) -> bool:
+    if value is None or value is False:
+        return True
+    if meta_kind == "str" and value == "":
+        return True
+    if zero_unset and meta_kind in ("int", "float") and value == 0:
+        return True
+    return False
+
+
+def _typed(value: Any, opt_type: str) -> Any:
+    """``value`` in the type the sd-scripts option expects (TOML values are not coerced by sd-scripts)."""
+    if opt_type == "flag":
+        return bool(value)
+    if opt_type == "int":
+        return int(value)
+    if opt_type == "float":
+        return float(value)
+    if opt_type == "int_or_float":
+        return value
+    return str(value)
+
+
+def sample_prompts_path(cfg: TrainingConfig) -> Optional[Path]:
+    """``<output_dir>/sample/prompt.txt`` when ``sample_prompts`` holds text (kohya_ss convention), else None."""
+    if not cfg.sample_prompts.strip():
+        return None
+    return Path(cfg.output_dir or ".") / "sample" / "prompt.txt"
+
+
+def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
+    """The ``--config_file`` content as a dict (keys sorted) and notes on what was dropped.
+
+    Raises :class:`LaunchError` for an argument string that does not split."""
+    script = script_name(cfg)
+    opts = script_options(script)
+    fam = family(cfg)
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+
+    def put(key: str, value: Any, field_name: str) -> None:
+        opt = opts.get(key)
+        if opt is None:
+            notes.append(f"{field_name}: dropped, {script} has no --{key} option")
+            return
+        out[key] = [_typed(v, opt.type) for v in value] if opt.list else _typed(value, opt.type)
+
+    for meta in all_field_meta():
+        if meta.toml_key is None or meta.name in _SPECIAL:
+            continue
+        value = getattr(cfg, meta.name)
+        if _is_unset(meta.kind, value, meta.zero_unset):
+            continue
+        if not applies(meta, cfg):
+            if value != meta.default:
+                fams = ", ".join(meta.families or ())
+                notes.append(f"{meta.name}: not written, it applies to {fams} and this is a {fam} run")
+            continue
+        if meta.name in _NOISE_ORIGINAL and cfg.noise_offset_type != "Original":
+            continue
+        if meta.name in _NOISE_MULTIRES and cfg.noise_offset_type != "Multires":
+            continue
+        put(meta.toml_key, value, meta.name)
+
+    # Cross-attention: one dropdown, two sd-scripts flags.
+    if cfg.xformers in ("xformers", "sdpa"):
+        put(cfg.xformers, True, "xformers")
+
+    out["resolution"] = cfg.max_resolution
+    if cfg.max_token_length != 75:  # 75 is sd-scripts' default (None)
+        if "max_token_length" in opts and fam != "flux1":
+            put("max_token_length", cfg.max_token_length, "max_token_length")
+
+    for name in ("optimizer_args", "lr_scheduler_args"):
+        tokens = split_args(getattr(cfg, name), name)
+        if tokens:
+            put(name, tokens, name)
+
+    # Steps: sd-scripts has no `epoch`; an unset step count means "train for `epoch` epochs".
+    if cfg.max_train_epochs:
+        put("max_train_epochs", cfg.max_train_epochs, "max_train_epochs")
+    if cfg.max_train_steps:
+        put("max_train_steps", cfg.max_train_steps, "max_train_steps")
+    elif not cfg.max_train_epochs and cfg.epoch > 0:
+        put("max_train_epochs", cfg.epoch, "epoch")
+
+    # Warm-up: explicit steps (int) win; else the percentage as a ratio (float), which sd-scripts scales.
+    if cfg.lr_warmup_steps and cfg.lr_warmup_steps > 0:
+        out["lr_warmup_steps"] = int(cfg.lr_warmup_steps)
+        if cfg.lr_warmup:
+            notes.append("lr_warmup: ignored, lr_warmup_steps is set")
+    elif cfg.lr_warmup and cfg.lr_warmup > 0:
+        out["lr_warmup_steps"] = float(cfg.lr_warmup) / 100.0
+
+    # Learning rates: empty U-Net/TE rates inherit learning_rate; 0 means "do not train that part".
+    lr = cfg.learning_rate
+    if lr is not None:
+        out["learning_rate"] = float(lr)
+    unet = cfg.unet_lr if cfg.unet_lr is not None else lr
+    te = cfg.text_encoder_lr if cfg.text_encoder_lr is not None else lr
+    if unet:
+        out["unet_lr"] = float(unet)
+    if te:
+        second = cfg.t5xxl_lr if (fam == "flux1" and cfg.t5xxl_lr) else te
+        out["text_encoder_lr"] = [float(te), float(second)]
+    if unet is not None and te is not None:
+        if unet and not te:
+            out["network_train_unet_only"] = True
+        elif te and not unet:
+            out["network_train_text_encoder_only"] = True
+
+    # Network.
+    out["network_module"] = network_module(cfg)
+    args = network_args(cfg)
+    if args:
+        out["network_args"] = args
+
+    path = sample_prompts_path(cfg)
+    if path is not None:
+        out["sample_prompts"] = str(path)
+
+    return dict(sorted(out.items())), notes
+
+
+def toml_text(cfg: TrainingConfig) -> str:
+    """The TOML text of :func:`toml_dict`, checked by reading it back with tomllib. Raises :class:`LaunchError`."""
+    data, _ = toml_dict(cfg)
+    return _dump_checked(data)
+
+
+def _dump_checked(data: dict[str, Any]) -> str:
+    text = tomli_w.dumps(data)
+    if tomllib.loads(text) != data:
+        raise LaunchError("", "the TOML writer produced text that does not read back the same")
+    return text
+
+
+def find_accelerate(settings: AppSettings) -> list[str]:
+    """The command that runs ``accelerate``: the ``accelerate`` script next to ``settings.python`` or the running
+    interpreter (the venv's bin/Scripts dir, found even when the venv is not activated), then PATH; as a last
+    resort ``[python, "-m", "accelerate.commands.launch"]`` (then no ``launch`` word follows).
+    Paths are absolute; symlinked interpreters are not resolved (a venv's python links out of the venv)."""
+    names = ["accelerate.exe", "accelerate.cmd", "accelerate.bat", "accelerate"] if os.name == "nt" else ["accelerate"]
+    for py in (settings.python, sys.executable):
+        if not py:
+            continue
+        bindir = Path(py).absolute().parent
+        for d in (bindir, bindir / "Scripts"):
+            for n in names:
+                cand = d / n
+                if cand.is_file() and os.access(cand, os.X_OK):
+                    return [str(cand)]
+    found = shutil.which("accelerate")
+    if found:
+        return [str(Path(found).absolute())]
+    return [settings.python or sys.executable, "-m", "accelerate.commands.launch"]
+
+
+def _flag_names(tokens: list[str]) -> set[str]:
+    return {t.split("=", 1)[0] for t in tokens if t.startswith("--")}
+
+
+def accelerate_options(cfg: TrainingConfig) -> list[str]:
+    """``accelerate launch`` options in kohya_ss order (spec §5.1), each at most once: a flag given in
+    ``extra_accelerate_launch_args`` replaces ours."""
+    extra = split_args(cfg.extra_accelerate_launch_args, "extra_accelerate_launch_args")
+    taken = _flag_names(extra)
+    out: list[str] = []
+
+    def opt(flag: str, value: Any = None) -> None:
+        if flag in taken:
+            return
+        out.append(flag)
+        if value is not None:
+            out.append(str(value))
+
+    if cfg.dynamo_backend and cfg.dynamo_backend != "no":
+        opt("--dynamo_backend", cfg.dynamo_backend)
+        if cfg.dynamo_mode:
+            opt("--dynamo_mode", cfg.dynamo_mode)
+        if cfg.dynamo_use_fullgraph:
+            opt("--dynamo_use_fullgraph")
+        if cfg.dynamo_use_dynamic:
+            opt("--dynamo_use_dynamic")
+    out.extend(extra)
+    if cfg.gpu_ids.strip():
+        opt("--gpu_ids", cfg.gpu_ids.strip())
+    if cfg.main_process_port and cfg.main_process_port > 0:
+        opt("--main_process_port", int(cfg.main_process_port))
+    if cfg.mixed_precision:
+        opt("--mixed_precision", cfg.mixed_precision)
+    if cfg.multi_gpu:
+        opt("--multi_gpu")
+    if cfg.num_processes and cfg.num_processes > 0:
+        opt("--num_processes", int(cfg.num_processes))
+    if cfg.num_machines and cfg.num_machines > 0:
+        opt("--num_machines", int(cfg.num_machines))
+    if cfg.num_cpu_threads_per_process and cfg.num_cpu_threads_per_process > 0:
+        opt("--num_cpu_threads_per_process", int(cfg.num_cpu_threads_per_process))
+    return out
+
+
+def child_env(base: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """Environment for the trainer: ``base`` (default ``os.environ``) without Textual's variables, with
+    unbuffered UTF-8 Python output, no colour codes and a wide terminal for tqdm."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("TEXTUAL")}
+    env.update({"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1", "COLUMNS": "200"})
+    return env
+
+
+def _unique(path: Path) -> Path:
+    if not path.exists():
+        return path
+    n = 1
+    while True:
+        cand = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not cand.exists():
+            return cand
+        n += 1
+
+
+def build_launch(cfg: TrainingConfig, settings: Optional[AppSettings] = None,
+                 now: Optional[datetime] = None, cwd: Optional[Path] = None) -> Launch:
+    """The launch for ``cfg``: argv ``[accelerate, "launch", <options>, <sd_scripts_dir>/<script>,
+    "--config_file", <toml>, <additional_parameters>...]``, the TOML text, the file names
+    ``<output_dir>/config_lora-<YYYYMMDD-HHMMSS>.toml`` and ``<output_dir>/<output_name>_<ts>.json`` (a suffix
+    ``-1``, ``-2``… when the name exists), the child env and cwd. Writes nothing.
+    Raises :class:`LaunchError` for an argument string that does not split."""
+    settings = settings or AppSettings()
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    data, notes = toml_dict(cfg)
+    text = _dump_checked(data)
+    out_dir = Path(os.path.expanduser(cfg.output_dir or "."))
+    if not out_dir.is_absolute():
+        out_dir = cwd / out_dir
+    toml_path = _unique(out_dir / f"config_lora-{stamp}.toml")
+    json_path = _unique(out_dir / f"{cfg.output_name}_{stamp}.json")
+    acc = find_accelerate(settings)
+    argv = acc + (["launch"] if len(acc) == 1 else [])
+    argv += accelerate_options(cfg)
+    argv += [str(Path(settings.sd_scripts_dir) / script_name(cfg)), "--config_file", str(toml_path)]
+    argv += split_args(cfg.additional_parameters, "additional_parameters")
+    sp = sample_prompts_path(cfg)
+    if sp is not None and not sp.is_absolute():
+        sp = cwd / sp
+    return Launch(argv=argv, toml_text=text, toml_path=toml_path, json_path=json_path, env=child_env(),
+                  cwd=cwd, notes=notes, sample_prompts_path=sp, sample_prompts_text=cfg.sample_prompts)
+
+
+def write_launch_files(launch: Launch, cfg: TrainingConfig) -> Launch:
+    """Write the sample prompts file, the TOML and the settings JSON of ``launch`` (each atomically; the TOML and
+    JSON never overwrite an existing file: on a race the next free suffix is taken and the returned Launch,
+    argv included, names it). The TOML is read back with tomllib and compared before returning.
+    Raises OSError on I/O failure, :class:`LaunchError` when the TOML does not read back."""
+    if launch.sample_prompts_path is not None:
+        atomic_write_text(launch.sample_prompts_path, launch.sample_prompts_text.rstrip("\n") + "\n")
+    toml_path = _write_new(launch.toml_path, launch.toml_text)
+    back = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    if back != tomllib.loads(launch.toml_text):
+        raise LaunchError("", f"{toml_path} does not read back as written")
+    json_path = _write_new(launch.json_path, config_to_json(cfg))
+    argv = [str(toml_path) if a == str(launch.toml_path) else a for a in launch.argv]
+    return replace(launch, argv=argv, toml_path=toml_path, json_path=json_path)
+
+
+def _write_new(path: Path, text: str) -> Path:
+    while True:
+        path = _unique(path)
+        try:
+            return atomic_write_text(path, text, exclusive=True)
+        except FileExistsError:
+            continue
