@@ -1,0 +1,730 @@
+"""The lora-tui Textual app: Minimal and Advanced forms over one `TrainingConfig`, a validation panel with the
+step preview, and the Run view that follows a job's log.
+
+State rules (design.md, "The one invariant"):
+- `LoraApp.config` is the only copy of the training settings. Every edit builds a new, validated model with
+  `TrainingConfig.model_validate({**cfg.model_dump(), field: value})` (`model_copy(update=)` validates nothing).
+  A value the model refuses stays in its field with the model's message, is listed as an error, and blocks Start.
+- Widgets are views: rows are built from the model when shown and removed when hidden; programmatic updates
+  (loading a preset) go through `FieldRow.show_value`, which suppresses the editors' `Changed` messages.
+- The UI holds no training logic: steps and problems come from `lora_tui.plan`, files and argv from
+  `lora_tui.plan.launch`, processes from `lora_tui.run`.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import ContentSwitcher, Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from lora_tui.ui.fields import FieldRow, field_spec, value_to_text
+from lora_tui.ui.forms import AdvancedForm, MinimalForm, ProblemsPanel, minimal_fields, section_of
+from lora_tui.ui.runview import RunView
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from lora_tui.config.model import TrainingConfig
+
+PLAN_DEBOUNCE_S = 0.25
+TERM_GRACE_S = 5.0  # SIGTERM → SIGKILL, as `Job.stop` does
+VIEWS = ("minimal", "advanced", "run")
+
+
+class PlanReady(Message):
+    """A plan computed in a thread worker for config generation `gen` (or the exception it raised)."""
+
+    def __init__(self, gen: int, plan: Any = None, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.gen = gen
+        self.plan = plan
+        self.error = error
+
+
+class LoraApp(App[None]):
+    """Keyboard-driven front-end for LoRA training (see design.md "Keys" and "The run view").
+
+    Args:
+        config: the starting `TrainingConfig` (default: the model's defaults).
+        notes: messages from loading it (missing keys that took defaults, coerced values), shown once.
+        demo: opened by `lora-tui --demo` (shows a hint to press Start).
+        attach_job: a run-layer `Job` (or job id) to follow at once (`lora-tui attach`).
+        settings: `AppSettings` (default: `load_app_settings()`).
+        config_path: the file the config came from (the default target of ctrl+s).
+    """
+
+    TITLE = "lora-tui"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("f5,ctrl+r", "start", "Start", priority=True, id="start", tooltip="Validate, then launch training"),
+        Binding("f9,ctrl+t", "stop", "Stop", priority=True, id="stop",
+                tooltip="First press: SIGINT (the trainer saves); second press: SIGTERM then SIGKILL"),
+        Binding("ctrl+o", "open", "Load", priority=True, id="open", tooltip="Load a preset or config file"),
+        Binding("ctrl+s", "save", "Save", priority=True, id="save", tooltip="Save the config as JSON"),
+        Binding("f2", "view('minimal')", "Minimal", priority=True, id="view-minimal"),
+        Binding("f3", "view('advanced')", "Advanced", priority=True, id="view-advanced"),
+        Binding("f4", "view('run')", "Run", priority=True, id="view-run"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+    ]
+
+    job_running: reactive[bool] = reactive(False, bindings=True)
+    """A job is being followed and has not ended (drives Stop's visibility)."""
+
+    def __init__(self, config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,
+                 attach_job: Any = None, settings: Any = None, config_path: Path | None = None) -> None:
+        super().__init__()
+        from lora_tui.config.model import TrainingConfig
+
+        self.config: TrainingConfig = config if config is not None else TrainingConfig()
+        self.notes = list(notes)
+        self.demo = demo
+        self.settings = settings
+        self.config_path = config_path
+        self._attach_on_mount = attach_job
+        self.view = "minimal"
+        # Values the model refused: field → (raw value as typed, message). They block Start.
+        self.field_errors: dict[str, tuple[Any, str]] = {}
+        self.plan: Any = None
+        self.plan_problems: list[Any] = []
+        self._plan_gen = 0
+        self._plan_timer = None
+        self.job: Any = None
+        self.last_exit: int | None = None
+        self.stop_presses = 0
+        self._exit_after_job = False
+        self._escalation_timer: Any = None
+        self.last_stop_message = ""
+        self.started_at = time.perf_counter()
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("", id="title-bar")
+        with Horizontal(id="main"):
+            with ContentSwitcher(id="views", initial="minimal"):
+                yield MinimalForm(id="minimal")
+                yield AdvancedForm(id="advanced")
+                yield RunView(id="run")
+            yield ProblemsPanel(id="side")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        if self.settings is None:
+            from lora_tui.config.app_settings import load_app_settings
+
+            self.settings = load_app_settings()
+        await self.query_one(MinimalForm).populate()
+        self._refresh_title()
+        self._refresh_problems()
+        self.schedule_plan(0)
+        self._install_signal_handlers()
+        for note in self.notes:
+            self.notify(note, title="Loaded config", timeout=8)
+        if self.demo:
+            self.notify("Demo checkpoint and photos are filled in. Press F5 to train.", title="Demo", timeout=10)
+        if self._attach_on_mount is not None:
+            job, self._attach_on_mount = self._attach_on_mount, None
+            self.attach(job)
+
+    def _install_signal_handlers(self) -> None:
+        # An SSH drop sends SIGHUP: leave the job running (it has its own session and log file) and exit cleanly.
+        # Textual's Linux driver installs no handler, and without one the app dies mid-frame.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._hangup)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def _hangup(self) -> None:
+        self.exit()
+
+    # ------------------------------------------------------------------ model ↔ rows
+    def field_applies(self, name: str) -> bool:
+        """The field is used by the chosen model family and LoRA type (otherwise hidden and never written)."""
+        from lora_tui.config.model import applies, field_meta
+
+        return applies(field_meta(name), self.config)
+
+    def family_label(self) -> str:
+        """e.g. `sdxl · Standard`."""
+        from lora_tui.config.model import family
+
+        return f"{family(self.config)} · {getattr(self.config, 'LoRA_type', '')}"
+
+    def make_row(self, name: str) -> FieldRow:
+        """A row showing the model's value of `name` (or the refused text still being edited) and its message."""
+        spec = field_spec(name)
+        if name in self.field_errors and spec.kind == "text":
+            value: Any = self.field_errors[name][0]
+        else:
+            value = getattr(self.config, name)
+        message, severity = self.message_for(name)
+        return FieldRow(spec, value, message, severity)
+
+    def message_for(self, name: str) -> tuple[str, str]:
+        """The inline message of field `name` and its severity ("error", "warning" or "")."""
+        if name in self.field_errors:
+            return self.field_errors[name][1], "error"
+        mine = [p for p in self.plan_problems if p.field == name]
+        if not mine:
+            return "", ""
+        mine.sort(key=lambda p: p.severity != "error")
+        return "\n".join(p.message for p in mine), mine[0].severity
+
+    def on_field_row_edited(self, event: FieldRow.Edited) -> None:
+        event.stop()
+        self.apply_edit(event.name, event.raw)
+
+    def apply_edit(self, name: str, raw: Any) -> bool:
+        """Validate the whole model with `name` set to `raw`; on success it becomes the config.
+
+        Returns:
+            True when the model accepted the value (or nothing changed), False when it refused it.
+        """
+        from pydantic import ValidationError
+
+        from lora_tui.config.model import TrainingConfig
+
+        current = getattr(self.config, name)
+        same = value_to_text(current) == raw if isinstance(raw, str) else current == raw and type(current) is type(raw)
+        if same and name not in self.field_errors:
+            return True
+        data = self.config.model_dump()
+        data[name] = raw
+        try:
+            new = TrainingConfig.model_validate(data)
+        except ValidationError as exc:
+            self.field_errors[name] = (raw, _validation_message(exc, name))
+            self._refresh_messages()
+            self._refresh_problems()
+            return False
+        self.field_errors.pop(name, None)
+        self.set_config(new, edited=name)
+        return True
+
+    def set_config(self, new: TrainingConfig, edited: str | None = None) -> None:
+        """Make `new` the config and bring the shown rows up to date (without echoing their Changed events).
+
+        `edited` is the field the user is typing in: its editor already shows the value and is left alone.
+        """
+        from lora_tui.config.model import family
+
+        old = self.config
+        self.config = new
+        visibility_changed = (family(old) != family(new)
+                              or getattr(old, "LoRA_type", None) != getattr(new, "LoRA_type", None))
+        if visibility_changed:
+            self.run_worker(self._repopulate(focus=edited), group="repopulate", exclusive=True)
+        else:
+            old_d, new_d = old.model_dump(), new.model_dump()
+            for key, value in new_d.items():
+                if key == edited or old_d.get(key) == value:
+                    continue
+                self.field_errors.pop(key, None)
+                row = self.query_one_optional(f"#row-{key}", FieldRow)
+                if row is not None:
+                    row.show_value(getattr(new, key))
+        self._refresh_title()
+        self._refresh_messages()
+        self._refresh_problems()
+        self.schedule_plan()
+
+    async def _repopulate(self, focus: str | None = None) -> None:
+        form = self._current_form()
+        if form is not None:
+            await form.populate()
+            if focus:
+                target = self.query_one_optional(f"#f-{focus}")
+                if target is not None:
+                    target.focus()
+
+    def load_config(self, config: TrainingConfig, notes: Iterable[str] = (), source: Path | None = None) -> None:
+        """Replace the whole config (preset or file load); refused edits still pending are dropped."""
+        self.field_errors.clear()
+        if source is not None:
+            self.config_path = source
+        self.set_config(config)
+        for note in notes:
+            self.notify(str(note), title="Loaded config", timeout=8)
+
+    # ------------------------------------------------------------------ plan and problems
+    def schedule_plan(self, delay: float = PLAN_DEBOUNCE_S) -> None:
+        """Re-plan after `delay` seconds of no further edits (the scan runs in a thread)."""
+        self._plan_gen += 1
+        if self._plan_timer is not None:
+            self._plan_timer.stop()
+        self._plan_timer = self.set_timer(delay, self._launch_plan) if delay > 0 else None
+        if delay <= 0:
+            self._launch_plan()
+
+    def _launch_plan(self) -> None:
+        self._plan_timer = None
+        self._plan_worker(self.config, self._plan_gen)
+
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
+    def _plan_worker(self, cfg: TrainingConfig, gen: int) -> None:
+        from lora_tui.plan import make_plan
+
+        try:
+            plan = make_plan(cfg, self.settings)
+        except Exception as exc:  # a plan bug must not take the form down; it is shown instead
+            self.post_message(PlanReady(gen, error=exc))
+            return
+        self.post_message(PlanReady(gen, plan=plan))
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        if message.gen != self._plan_gen:
+            return  # the config changed again since; a newer plan is on its way
+        if message.error is not None:
+            self.query_one("#plan-summary", Static).update(f"[red]planning failed: {message.error!r}[/]")
+            return
+        self.apply_plan(message.plan)
+
+    def apply_plan(self, plan: Any) -> None:
+        """Show `plan`'s step summary and problems."""
+        self.plan = plan
+        self.plan_problems = list(plan.problems)
+        steps = getattr(plan, "steps", None)
+        summary = getattr(steps, "summary", "") if steps is not None else ""
+        self.query_one("#plan-summary", Static).update(summary or "(no step plan)")
+        self._refresh_messages()
+        self._refresh_problems()
+
+    def all_problems(self) -> list[Any]:
+        """Refused values first, then the plan's problems (errors before warnings, in the plan's order)."""
+        from lora_tui.plan.problems import Problem
+
+        mine = [Problem(name, "error", msg) for name, (_, msg) in self.field_errors.items()]
+        rest = [p for p in self.plan_problems if p.field not in self.field_errors]
+        rest.sort(key=lambda p: p.severity != "error")
+        return mine + rest
+
+    def _refresh_problems(self) -> None:
+        problems = self.all_problems()
+        panel = self.query_one("#problems", OptionList)
+        highlighted = panel.highlighted
+        panel.clear_options()
+        self._shown_problems = problems
+        if problems:
+            opts = []
+            for i, p in enumerate(problems):
+                mark = "[red]✖[/]" if p.severity == "error" else "[yellow]⚠[/]"
+                label = field_spec(p.field).label if _is_field(p.field) else (p.field or "config")
+                opts.append(Option(f"{mark} [b]{_escape(label)}[/b]: {_escape(p.message)}", id=str(i)))
+            panel.add_options(opts)
+            if highlighted is not None:
+                panel.highlighted = min(highlighted, len(opts) - 1)
+        else:
+            panel.add_option(Option("[green]✔[/] no problems", id="none", disabled=True))
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
+        self.query_one("#problems-title", Static).update(
+            f"Problems · {errors} error{'s' * (errors != 1)} · {warnings} warning{'s' * (warnings != 1)}")
+
+    def _refresh_messages(self) -> None:
+        for row in self.query(FieldRow):
+            row.show_message(*self.message_for(row.spec.name))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "problems" or event.option.id in (None, "none"):
+            return
+        event.stop()
+        problem = self._shown_problems[int(event.option.id)]
+        if _is_field(problem.field):
+            self.run_worker(self.focus_field(problem.field), group="focus-field", exclusive=True)
+        else:
+            self.notify(problem.message, title=problem.field or "config", severity="warning")
+
+    async def focus_field(self, name: str) -> None:
+        """Bring field `name` on screen (Minimal form if it is there, else its Advanced section) and focus it."""
+        if self.view == "minimal" and name in minimal_fields() and self.field_applies(name):
+            pass
+        elif self.view == "advanced" and self.query_one_optional(f"#f-{name}") is not None:
+            pass
+        else:
+            target_view = "minimal" if name in minimal_fields() and self.field_applies(name) else "advanced"
+            await self.show_view(target_view)
+            if target_view == "advanced":
+                await self.query_one(AdvancedForm).show_section(section_of(name))
+        widget = self.query_one_optional(f"#f-{name}")
+        if widget is None:
+            self.notify(f"{field_spec(name).label} ({name}) is not used by {self.family_label()}.",
+                        severity="warning")
+            return
+        widget.focus()
+        widget.scroll_visible(animate=False)
+
+    # ------------------------------------------------------------------ views
+    def _current_form(self) -> MinimalForm | AdvancedForm | None:
+        if self.view == "minimal":
+            return self.query_one(MinimalForm)
+        if self.view == "advanced":
+            return self.query_one(AdvancedForm)
+        return None
+
+    async def action_view(self, name: str) -> None:
+        """F2 / F3 / F4: Minimal form, Advanced form, Run view."""
+        await self.show_view(name)
+
+    async def show_view(self, name: str) -> None:
+        """Switch views; the form left behind unmounts its rows, the one shown mounts them from the model."""
+        if name not in VIEWS:
+            return
+        if name == self.view:
+            return
+        old = self._current_form()
+        self.view = name
+        self.query_one("#views", ContentSwitcher).current = name
+        self.query_one("#side").display = name != "run"
+        if old is not None:
+            await old.clear()
+        new = self._current_form()
+        if new is not None:
+            await new.populate()
+            editors = new.query(".field-editor")
+            if name == "minimal" and editors:
+                editors.first().focus()
+            elif name == "advanced":
+                self.query_one("#sections", OptionList).focus()
+        else:
+            self.query_one("#log").focus()
+        self._refresh_title()
+
+    def _refresh_title(self) -> None:
+        source = self.config_path.name if self.config_path else "new config"
+        job = ""
+        if self.job is not None:
+            job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
+            if not self.job_running and self.last_exit is not None:
+                job += f" (exit {self.last_exit})"
+        self.query_one("#title-bar", Static).update(
+            f"[b]lora-tui[/b] · {_escape(source)} · {self.family_label()} · view: {self.view}{job}")
+
+    # ------------------------------------------------------------------ keys
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return True if self.job_running else False
+        return True
+
+    def watch_job_running(self, running: bool) -> None:
+        if self.is_running:
+            self._refresh_title()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Start training", "Validate, write the TOML and JSON, launch (F5)", self.action_start)
+        if self.job_running:
+            yield SystemCommand("Stop training", "SIGINT first; again to force (F9)", self.action_stop)
+        yield SystemCommand("Load preset or config file", "In-terminal picker (ctrl+o)", self.action_open)
+        yield SystemCommand("Save config as JSON", "kohya_ss keys (ctrl+s)", self.action_save)
+        yield SystemCommand("Minimal form", "The 16 Minimal fields (F2)", lambda: self.run_worker(
+            self.show_view("minimal")))
+        yield SystemCommand("Advanced form", "Every field by section (F3)", lambda: self.run_worker(
+            self.show_view("advanced")))
+        yield SystemCommand("Run view", "Progress, loss plot and log (F4)", lambda: self.run_worker(
+            self.show_view("run")))
+        yield SystemCommand("Quit", "Ask first while a job runs (ctrl+q)", self.action_quit)
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------------ Start
+    def action_start(self) -> None:
+        """F5 / ctrl+r."""
+        self.run_worker(self._start(), group="start", exclusive=True, exit_on_error=False)
+
+    async def _start(self) -> None:
+        from lora_tui.plan import make_plan
+
+        cfg = self.config
+        if not self.field_errors:
+            self._plan_gen += 1
+            gen = self._plan_gen
+            try:
+                plan = await asyncio.to_thread(make_plan, cfg, self.settings)
+            except Exception as exc:
+                self.notify(f"Not started: planning failed: {exc!r}", severity="error", timeout=10)
+                return
+            if gen == self._plan_gen:
+                self.apply_plan(plan)
+            errors = list(plan.errors)
+        else:
+            errors = []
+        if self.field_errors or errors:
+            await self._refuse(len(self.field_errors) + len(errors))
+            return
+        if self.job_running:
+            from lora_tui.ui.dialogs import ChoiceDialog
+
+            choice = await self.push_screen_wait(ChoiceDialog(
+                f"Job {self.job.id} is still running. Queue this config to run after it?",
+                [("queue", "Queue it"), ("cancel", "Cancel")], dialog_id="queue-dialog"))
+            if choice == "queue":
+                await self._enqueue(cfg)
+            return
+        await self._launch(cfg)
+
+    async def _refuse(self, count: int) -> None:
+        if self.view == "run":
+            await self.show_view("minimal")
+        panel = self.query_one("#problems", OptionList)
+        panel.focus()
+        if panel.option_count:
+            panel.highlighted = 0
+        self.notify(f"Not started: {count} error{'s' * (count != 1)}. Enter on a problem jumps to its field.",
+                    severity="error", timeout=8)
+
+    async def _launch(self, cfg: TrainingConfig) -> None:
+        from lora_tui.plan.launch import build_launch, write_launch_files
+        from lora_tui.run.jobs import start_job
+
+        try:
+            launch = build_launch(cfg, self.settings)
+            await asyncio.to_thread(write_launch_files, launch, cfg)
+            meta = {"config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
+                    "output_dir": str(cfg.output_dir), "output_name": str(cfg.output_name)}
+            job = await asyncio.to_thread(partial(start_job, launch.argv, launch.env, launch.cwd, meta,
+                                                  settings=self.settings))
+        except Exception as exc:  # a refused launch is reported, never shown as started (kohya_ss §8.6 bug 5)
+            self.notify(f"Not started: {exc}", severity="error", timeout=12)
+            return
+        self.notify(f"Started job {job.id}: {Path(launch.toml_path).name}", timeout=5)
+        self.attach(job)
+
+    async def _enqueue(self, cfg: TrainingConfig) -> None:
+        try:
+            from lora_tui.run.queue import enqueue
+
+            item = await asyncio.to_thread(enqueue, cfg, self.settings)
+        except Exception as exc:
+            self.notify(f"Not queued: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Queued: {getattr(item, 'id', item)}. It starts when the running job ends.", timeout=6)
+
+    # ------------------------------------------------------------------ following a job
+    def attach(self, job: Any) -> None:
+        """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output."""
+        if isinstance(job, str):
+            from lora_tui.run.jobs import load_job
+
+            job = load_job(job, self.settings)
+        self.job = job
+        self.last_exit = None
+        self.stop_presses = 0
+        self._cancel_escalation()
+        self.job_running = True
+        pid = job.state.get("child_pid") or job.state.get("pid") or "?"
+        self.query_one(RunView).follow(job, f"Job {job.id} running · pid {pid} · log {job.log_path}")
+        self.run_worker(self.show_view("run"), group="view")
+        self._refresh_title()
+
+    def on_run_view_ended(self, message: RunView.Ended) -> None:
+        message.stop()
+        from lora_tui.run.progress import exit_hint
+
+        job, exit_code = message.job, message.exit_code
+        self._cancel_escalation()
+        prog = self.query_one(RunView).progress
+        stopped = self.stop_presses > 0 or bool(job.stop_signals)
+        hint = exit_hint(exit_code, prog.exception if prog else None, stopped)
+        self.last_exit = exit_code
+        self.job_running = False
+        bad = message.status not in ("done", "stopped") and exit_code != 0
+        code = "unknown" if exit_code is None else str(exit_code)
+        saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
+        status = f" ({message.status})" if message.status else ""
+        headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
+        self.query_one(RunView).show_end(headline, bad)
+        self._refresh_title()
+        self.notify(headline, severity="error" if bad else "information", timeout=10)
+        if self._exit_after_job:
+            self.exit()
+
+    # ------------------------------------------------------------------ Stop
+    def action_stop(self) -> None:
+        """F9 / ctrl+t: first press SIGINT to the job's process group (the trainer saves and exits); a second
+        press, or no exit within the grace time (`AppSettings.stop_grace_s`), SIGTERM and then SIGKILL."""
+        if not self.job_running or self.job is None:
+            return
+        self.stop_presses += 1
+        self._send_stop(manual=True)
+
+    def _send_stop(self, manual: bool) -> None:
+        job = self.job
+        if job is None or not self.job_running:
+            return
+        try:
+            sent = job.request_stop()
+        except Exception as exc:
+            self.notify(f"Stop failed: {exc}", severity="error", timeout=10)
+            return
+        if sent is None:
+            return  # it ended meanwhile; the follower reports the exit
+        grace = float(getattr(self.settings, "stop_grace_s", 60.0) or 60.0)
+        why = "" if manual else " (no exit within the grace time)"
+        if sent == "SIGINT":
+            text = (f"Stop: SIGINT sent to the process group; the trainer saves and exits. Press F9 again to "
+                    f"force (SIGTERM, then SIGKILL); automatic after {grace:g} s.")
+            self._arm_escalation(grace)
+        elif sent == "SIGTERM":
+            text = f"Stop escalated{why}: SIGTERM sent to the process group; SIGKILL in {TERM_GRACE_S:g} s."
+            self._arm_escalation(TERM_GRACE_S)
+        else:
+            text = f"Stop escalated{why}: SIGKILL sent to every process of the job."
+            self._cancel_escalation()
+        self.last_stop_message = text
+        self.query_one(RunView).set_status(text)
+        self.notify(text, title="Stop", severity="warning" if sent != "SIGINT" else "information", timeout=6)
+
+    def _arm_escalation(self, delay: float) -> None:
+        self._cancel_escalation()
+        self._escalation_timer = self.set_timer(delay, lambda: self._send_stop(manual=False))
+
+    def _cancel_escalation(self) -> None:
+        timer = getattr(self, "_escalation_timer", None)
+        if timer is not None:
+            timer.stop()
+        self._escalation_timer = None
+
+    # ------------------------------------------------------------------ open / save / quit
+    def action_open(self) -> None:
+        """ctrl+o: presets (ours and the user's) or any JSON path, picked in the terminal."""
+        from lora_tui.config.presets import list_presets
+        from lora_tui.ui.dialogs import OpenDialog
+
+        try:
+            presets = list_presets(self.settings)
+        except Exception as exc:
+            presets = []
+            self.notify(f"Presets could not be listed: {exc}", severity="warning")
+        self.push_screen(OpenDialog(presets), self._open_picked)
+
+    def _open_picked(self, path: Path | None) -> None:
+        if path is not None:
+            self.load_file(path)
+
+    def load_file(self, path: Path) -> bool:
+        """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised."""
+        from lora_tui.config.kohya_json import load_config_file
+
+        try:
+            result = load_config_file(path)
+        except Exception as exc:
+            self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
+            return False
+        self.load_config(result.config, result.notes, source=Path(path))
+        self.notify(f"Loaded {Path(path).name}", timeout=4)
+        return True
+
+    def action_save(self) -> None:
+        """ctrl+s: save the config as JSON (kohya_ss keys) where the user says."""
+        from lora_tui.ui.dialogs import SaveDialog
+
+        if self.config_path is not None:
+            default = self.config_path
+        else:
+            out = str(getattr(self.config, "output_dir", "") or ".")
+            default = Path(out) / f"{getattr(self.config, 'output_name', '') or 'lora'}.json"
+        self.push_screen(SaveDialog(default), self._save_picked)
+
+    def _save_picked(self, path: Path | None) -> None:
+        if path is None:
+            return
+        from lora_tui.config.kohya_json import save_config_file
+
+        if self.field_errors:
+            names = ", ".join(self.field_errors)
+            self.notify(f"Saved without the refused values of: {names}", severity="warning", timeout=8)
+        try:
+            save_config_file(self.config, path)
+        except Exception as exc:
+            self.notify(f"{path}: {exc}", title="Not saved", severity="error", timeout=12)
+            return
+        self.config_path = path
+        self._refresh_title()
+        self.notify(f"Saved {path}", timeout=4)
+
+    async def action_quit(self) -> None:
+        """ctrl+q: quit; while a job runs ask whether to stop it, leave it running, or stay."""
+        if not self.job_running:
+            self.exit()
+            return
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        def chosen(choice: str | None) -> None:
+            if choice == "detach":
+                self.exit()
+            elif choice == "stop":
+                self._exit_after_job = True
+                self.action_stop()
+                self.notify("Stopping; the app closes when the trainer has ended. ctrl+q again to detach.")
+
+        if self._exit_after_job:
+            self.exit()  # second ctrl+q while waiting for the stop: leave now, the job is detached
+            return
+        self.push_screen(ChoiceDialog(
+            f"Job {self.job.id} is running. Quit and…",
+            [("stop", "Stop it"), ("detach", "Leave it running (detach)"), ("cancel", "Cancel")],
+            dialog_id="quit-dialog"), chosen)
+
+
+def _validation_message(exc: Any, name: str) -> str:
+    """The model's message for `name` from a pydantic ValidationError (first matching error, else the first)."""
+    errors = exc.errors()
+    chosen = next((e for e in errors if e.get("loc") and e["loc"][0] == name), errors[0] if errors else None)
+    if chosen is None:
+        return str(exc)
+    msg = str(chosen.get("msg", ""))
+    return msg.removeprefix("Value error, ")
+
+
+def _is_field(name: str | None) -> bool:
+    if not name:
+        return False
+    from lora_tui.config.model import TrainingConfig
+
+    return name in TrainingConfig.model_fields
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,
+            attach_job: Any = None, settings: Any = None, config_path: Path | None = None) -> int:
+    """Run the app in this terminal until the user quits; a running job is left running (it is detached).
+
+    Args:
+        config: the config to open (default: the model's defaults).
+        notes: load notes to show once (e.g. which keys took defaults).
+        demo: show the demo hint.
+        attach_job: a `Job` or job id to follow at once (`lora-tui attach`).
+        settings: `AppSettings` (default: loaded from the user config dir).
+        config_path: where `config` came from (default target of ctrl+s).
+
+    Returns:
+        0 (the process exit status for the CLI).
+    """
+    app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path)
+    app.run()
+    return 0

@@ -1,0 +1,171 @@
+"""Modal dialogs: a keyboard choice box (quit while running, queue while running), the in-terminal picker for
+presets and config files (ctrl+o), and the save prompt (ctrl+s). Never a native file dialog: the app runs over SSH.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.suggester import Suggester
+from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+
+class ChoiceDialog(ModalScreen[str]):
+    """A question with a row of buttons; dismisses with the chosen button's key, or `cancel_key` on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]], cancel_key: str = "cancel",
+                 dialog_id: str = "choice") -> None:
+        super().__init__(id=dialog_id)
+        self.question = question
+        self.choices = choices
+        self.cancel_key = cancel_key
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                for key, text in self.choices:
+                    yield Button(text, id=f"choice-{key}", variant="primary" if key == self.choices[0][0]
+                                 else "default", compact=True)
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss((event.button.id or "").removeprefix("choice-"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.cancel_key)
+
+    def on_key(self, event) -> None:
+        # Left/right move between buttons as users of dialog boxes expect, on top of Tab.
+        if event.key in ("left", "right"):
+            event.stop()
+            (self.focus_previous if event.key == "left" else self.focus_next)()
+
+
+class PathSuggester(Suggester):
+    """Completes a typed path with the first matching entry of its folder (directories get a trailing `/`)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        folder, stem = (p, "") if value.endswith(("/", "\\")) else (p.parent, p.name)
+        try:
+            for entry in sorted(folder.iterdir()):
+                if entry.name.startswith(stem) and entry.name != stem and not entry.name.startswith("."):
+                    tail = entry.name[len(stem):] + ("/" if entry.is_dir() else "")
+                    return value + tail
+        except OSError:
+            return None
+        return None
+
+
+class OpenDialog(ModalScreen["Path | None"]):
+    """Pick a preset (ours and the user's) or type the path of any kohya_ss / lora-tui JSON file.
+
+    Typing filters the preset list; Enter on a list entry or on a path that exists opens it; Escape cancels.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("down", "to_list", show=False)]
+
+    def __init__(self, presets: list[Any]) -> None:
+        super().__init__(id="open-dialog")
+        self.presets = presets
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Load a preset or config file (kohya_ss JSON): type to filter, or type a path",
+                        classes="dialog-question")
+            yield Input(placeholder="preset name or path to a .json file", id="open-path", compact=True,
+                        suggester=PathSuggester())
+            yield OptionList(id="open-list")
+            yield Label("", id="open-msg", classes="field-msg -error")
+
+    def on_mount(self) -> None:
+        self._fill("")
+        self.query_one("#open-path", Input).focus()
+
+    def _fill(self, needle: str) -> None:
+        lst = self.query_one("#open-list", OptionList)
+        lst.clear_options()
+        needle = needle.lower()
+        opts = []
+        for i, ref in enumerate(self.presets):
+            name, origin = str(getattr(ref, "name", ref)), str(getattr(ref, "origin", ""))
+            if needle and needle not in name.lower():
+                continue
+            opts.append(Option(f"{name}  [dim]{origin}[/]", id=str(i)))
+        lst.add_options(opts)
+        if opts:
+            lst.highlighted = 0
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        looks_like_path = any(ch in event.value for ch in "/\\") or event.value.endswith(".json")
+        self._fill("" if looks_like_path else event.value)
+        self.query_one("#open-msg", Label).update("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if text:
+            path = Path(text).expanduser()
+            if path.is_file():
+                self.dismiss(path)
+                return
+        lst = self.query_one("#open-list", OptionList)
+        if lst.option_count and lst.highlighted is not None:
+            self._pick(lst.get_option_at_index(lst.highlighted).id)
+            return
+        self.query_one("#open-msg", Label).update(f"No preset or file matches “{text}”.")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._pick(event.option.id)
+
+    def _pick(self, option_id: str | None) -> None:
+        if option_id is None:
+            return
+        self.dismiss(Path(self.presets[int(option_id)].path))
+
+    def action_to_list(self) -> None:
+        self.query_one("#open-list", OptionList).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SaveDialog(ModalScreen["Path | None"]):
+    """Ask where to save the config JSON (prefilled); Enter saves, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: Path) -> None:
+        super().__init__(id="save-dialog")
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Save the config as JSON (kohya_ss keys) to:", classes="dialog-question")
+            yield Input(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        self.dismiss(Path(text).expanduser() if text else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,203 @@
+"""One editor row per `TrainingConfig` field, generated from the model's type and `field_meta`.
+
+A row is a view: it shows a value it is given and reports raw edits upward as `FieldRow.Edited`. It never holds
+the value itself, so rows can be mounted and removed freely (the Advanced form keeps only one section alive).
+The editor inside a row always has the id `f-<field>` (tests and the validation panel find fields by it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.suggester import SuggestFromList
+from textual.widgets import Checkbox, Input, Label, Select
+
+EditorKind = Literal["bool", "select", "text"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one model field is edited.
+
+    Attributes:
+        name: the kohya field name (= model attribute = widget id suffix).
+        label: human label from `field_meta`.
+        help: help text (shown as tooltip), with the TOML key appended.
+        toml_key: the sd-scripts key the field is written under, or None when it is not written.
+        section: `field_meta` section name.
+        kind: "bool" (Checkbox), "select" (closed choice list, Select) or "text" (Input).
+        optional: None is a valid value (an empty input means unset).
+        choices: allowed values for "select", suggestions for "text" (may be empty).
+        number: "int" / "float" when the field is numeric (only for display hints).
+    """
+
+    name: str
+    label: str
+    help: str
+    toml_key: str | None
+    section: str
+    kind: EditorKind
+    optional: bool
+    choices: tuple[Any, ...]
+    number: str | None
+
+
+@lru_cache(maxsize=None)
+def field_spec(name: str) -> FieldSpec:
+    """The editor description of model field `name` (cached: the model class never changes at run time).
+
+    A closed choice list (`choices` with `strict_choices`) becomes a Select; open choices are Input suggestions.
+
+    Raises:
+        KeyError: `name` is not a `TrainingConfig` field.
+    """
+    from lora_tui.config.model import field_meta
+
+    meta = field_meta(name)
+    choices: tuple[Any, ...] = tuple(meta.choices or ())
+    if meta.kind == "bool":
+        kind: EditorKind = "bool"
+    elif choices and meta.strict_choices:
+        kind = "select"
+    else:
+        kind = "text"
+    number = meta.kind if meta.kind in ("int", "float") else None
+    key = meta.toml_key
+    if key:
+        hint = f"TOML key: {key}"
+    elif meta.net_arg:
+        hint = f"network_args: {meta.net_arg}=…"
+    elif meta.launch:
+        hint = f"accelerate launch {meta.launch}"
+    else:
+        hint = "not written to the TOML"
+    help_text = (meta.help or "").strip()
+    help_text = f"{help_text}\n\n{name} · {hint}" if help_text else f"{name} · {hint}"
+    return FieldSpec(name=name, label=meta.label or name, help=help_text, toml_key=key,
+                     section=meta.section or "Other", kind=kind, optional=meta.optional, choices=choices,
+                     number=number)
+
+
+def value_to_text(value: Any) -> str:
+    """The text an Input shows for a model value (None → empty; a typed 0 stays "0")."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def text_to_value(spec: FieldSpec, text: str) -> Any:
+    """The raw value handed to pydantic for what the user typed: empty means unset where None is allowed,
+    everything else goes to the model unchanged (the model owns coercion and its error messages)."""
+    if text.strip() == "" and spec.optional:
+        return None
+    return text
+
+
+class FieldRow(Vertical):
+    """Label (with the kohya key as a dim hint), editor `#f-<name>`, and an inline message line."""
+
+    class Edited(Message):
+        """The user changed the editor of `name` to `raw` (text, bool or a choice value)."""
+
+        def __init__(self, name: str, raw: Any) -> None:
+            super().__init__()
+            self.name = name
+            self.raw = raw
+
+    def __init__(self, spec: FieldSpec, value: Any, message: str = "", severity: str = "") -> None:
+        super().__init__(id=f"row-{spec.name}", classes="field-row")
+        self.spec = spec
+        self._value = value
+        self._message = message
+        self._severity = severity
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        with Horizontal(classes="field-line"):
+            yield Label(f"{spec.label}\n[dim]{spec.name}[/]", classes="field-label", markup=True)
+            editor = self._make_editor()
+            editor.tooltip = spec.help
+            yield editor
+        msg = Label(self._message, id=f"msg-{spec.name}", classes="field-msg")
+        msg.display = bool(self._message)
+        if self._severity:
+            msg.add_class(f"-{self._severity}")
+        yield msg
+
+    def _make_editor(self) -> Input | Select | Checkbox:
+        spec, value = self.spec, self._value
+        wid = f"f-{spec.name}"
+        if spec.kind == "bool":
+            return Checkbox("", bool(value), id=wid, compact=True, classes="field-editor")
+        if spec.kind == "select":
+            options = [(value_to_text(c) or "(unset)", c) for c in spec.choices]
+            if value is not None and value not in spec.choices:
+                options.append((value_to_text(value), value))
+            sel: Select[Any] = Select(options, allow_blank=spec.optional or value is None, compact=True,
+                                      id=wid, classes="field-editor",
+                                      value=Select.NULL if value is None else value)
+            return sel
+        suggester = None
+        if spec.choices:
+            suggester = SuggestFromList([value_to_text(c) for c in spec.choices], case_sensitive=False)
+        placeholder = "unset" if spec.optional else ""
+        inp = Input(value_to_text(value), id=wid, compact=True, classes="field-editor", placeholder=placeholder,
+                    suggester=suggester, select_on_focus=False)
+        if self.app.is_headless:
+            inp.cursor_blink = False
+        return inp
+
+    @property
+    def editor(self) -> Input | Select | Checkbox:
+        """The editor widget (`#f-<name>`)."""
+        return self.query_one(f"#f-{self.spec.name}")  # type: ignore[return-value]
+
+    def show_value(self, value: Any) -> None:
+        """Show `value` without reporting it back as an edit (programmatic update)."""
+        editor = self.editor
+        if isinstance(editor, Checkbox):
+            with editor.prevent(Checkbox.Changed):
+                editor.value = bool(value)
+        elif isinstance(editor, Select):
+            with editor.prevent(Select.Changed):
+                if value is None:
+                    editor.clear() if editor._allow_blank else None
+                else:
+                    if value not in self.spec.choices:
+                        opts = [(value_to_text(c) or "(unset)", c) for c in self.spec.choices]
+                        editor.set_options(opts + [(value_to_text(value), value)])
+                    editor.value = value
+        else:
+            text = value_to_text(value)
+            if editor.value != text:
+                with editor.prevent(Input.Changed):
+                    editor.value = text
+
+    def show_message(self, message: str, severity: str = "") -> None:
+        """Set (or clear, with "") the inline message under the field."""
+        label = self.query_one(f"#msg-{self.spec.name}", Label)
+        label.update(message)
+        label.display = bool(message)
+        label.set_class(severity == "error", "-error")
+        label.set_class(severity == "warning", "-warning")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.post_message(self.Edited(self.spec.name, text_to_value(self.spec, event.value)))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        value = None if event.value is Select.NULL else event.value
+        self.post_message(self.Edited(self.spec.name, value))
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.post_message(self.Edited(self.spec.name, event.value))

@@ -1,0 +1,212 @@
+"""The Minimal form (the 16 fields of kohya_ss_minimal's tab) and the Advanced form (every field, one section at a
+time). Both are views of the app's one `TrainingConfig`: they ask the app to build rows (`LoraApp.make_row`) and
+never keep values of their own.
+
+Only the visible form keeps its rows mounted (`populate` / `clear`): an editor has the id `f-<field>` everywhere,
+and mounting all ~250 fields would take seconds (notes/textual.md §2d).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+if TYPE_CHECKING:
+    from lora_tui.ui.app import LoraApp
+
+# Rows shown at most when filtering across sections: more would cost the mount time the navigator avoids.
+FILTER_LIMIT = 40
+# A section longer than this is split into pages ("Advanced 1/3"): mounting ~60 rows at once takes a second.
+PAGE_SIZE = 22
+
+
+def minimal_fields() -> list[str]:
+    """The Minimal form's fields in display order (the model's `minimal_fields()`, spec §8.2)."""
+    from lora_tui.config.model import minimal_fields as model_minimal
+
+    return [m.name for m in model_minimal()]
+
+
+@lru_cache(maxsize=1)
+def sections() -> dict[str, list[str]]:
+    """Every field by navigator entry, in the model's `SECTIONS` order; long sections are split into pages."""
+    from lora_tui.config.model import SECTIONS, all_field_meta
+
+    by_section: dict[str, list[str]] = {}
+    for meta in all_field_meta():
+        by_section.setdefault(meta.section or "Other", []).append(meta.name)
+    order = [s for s in SECTIONS if s in by_section] + [s for s in by_section if s not in SECTIONS]
+    out: dict[str, list[str]] = {}
+    for sec in order:
+        names = by_section[sec]
+        pages = max(1, -(-len(names) // PAGE_SIZE))
+        size = -(-len(names) // pages)
+        for i in range(pages):
+            out[sec if pages == 1 else f"{sec} {i + 1}/{pages}"] = names[i * size:(i + 1) * size]
+    return out
+
+
+def section_of(name: str) -> str:
+    """The navigator entry (section or section page) holding field `name`."""
+    for sec, names in sections().items():
+        if name in names:
+            return sec
+    raise KeyError(name)
+
+
+class MinimalForm(VerticalScroll):
+    """The 16 Minimal fields, mounted while the form is shown."""
+
+    app: LoraApp  # type: ignore[assignment]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="minimal-head", classes="form-head")
+        yield Vertical(id="minimal-body")
+
+    async def populate(self) -> None:
+        """Mount the rows for the current model values (replacing any)."""
+        body = self.query_one("#minimal-body", Vertical)
+        await body.remove_children()
+        names = [n for n in minimal_fields() if self.app.field_applies(n)]
+        await body.mount_all([self.app.make_row(n) for n in names])
+        self.refresh_head()
+
+    def refresh_head(self) -> None:
+        """The one-line header: model family and LoRA type, which the Minimal form does not edit."""
+        self.query_one("#minimal-head", Static).update(
+            f"[b]Minimal[/b] · {self.app.family_label()} · F3: every field")
+
+    async def clear(self) -> None:
+        """Remove the rows (the values stay in the model)."""
+        await self.query_one("#minimal-body", Vertical).remove_children()
+
+
+class AdvancedForm(Horizontal):
+    """Section navigator: an `OptionList` of sections and a filter on the left, one section's rows on the right."""
+
+    app: LoraApp  # type: ignore[assignment]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.current: str | None = None
+        self._filter = ""
+        self._pending_section: str | None = None
+
+    def compose(self) -> ComposeResult:
+        secs = sections()
+        with Vertical(id="adv-nav"):
+            yield Input(placeholder="filter fields…", id="adv-filter", compact=True)
+            yield OptionList(*[Option(f"{s} ({len(f)})", id=s) for s, f in secs.items()], id="sections")
+        with VerticalScroll(id="adv-body"):
+            yield Static("", id="adv-head", classes="form-head")
+            yield Vertical(id="adv-rows")
+
+    async def populate(self, section: str | None = None) -> None:
+        """Show `section` (default: the current one, else the first)."""
+        secs = sections()
+        if section is None:
+            section = self.current if self.current in secs else next(iter(secs))
+        await self.show_section(section)
+
+    async def show_section(self, section: str) -> None:
+        """Mount `section`'s applicable rows, removing the rows shown before."""
+        secs = sections()
+        self.current = section
+        self._filter = ""
+        filt = self.query_one("#adv-filter", Input)
+        if filt.value:
+            with filt.prevent(Input.Changed):
+                filt.value = ""
+        nav = self.query_one("#sections", OptionList)
+        idx = nav.get_option_index(section)
+        if nav.highlighted != idx:
+            with nav.prevent(OptionList.OptionHighlighted):
+                nav.highlighted = idx
+        names = secs.get(section, [])
+        shown = [n for n in names if self.app.field_applies(n)]
+        hidden = len(names) - len(shown)
+        note = f" · {hidden} hidden (not used by {self.app.family_label()})" if hidden else ""
+        await self._mount_rows(shown, f"[b]{section}[/b] · {len(shown)} fields{note}")
+
+    async def show_filter(self, text: str) -> None:
+        """Rows of every applicable field whose name, label or TOML key contains `text` (at most FILTER_LIMIT)."""
+        from lora_tui.ui.fields import field_spec
+
+        self._filter = text
+        needle = text.lower().strip()
+        if not needle:
+            await self.populate()
+            return
+        hits = []
+        for names in sections().values():
+            for n in names:
+                spec = field_spec(n)
+                hay = f"{n} {spec.label} {spec.toml_key or ''}".lower()
+                if needle in hay and self.app.field_applies(n):
+                    hits.append(n)
+        more = f" (first {FILTER_LIMIT} shown)" if len(hits) > FILTER_LIMIT else ""
+        await self._mount_rows(hits[:FILTER_LIMIT], f"[b]Filter[/b] “{text}” · {len(hits)} fields{more}")
+
+    async def _mount_rows(self, names: list[str], head: str) -> None:
+        rows = self.query_one("#adv-rows", Vertical)
+        with self.app.batch_update():
+            await rows.remove_children()
+            self.query_one("#adv-head", Static).update(head)
+            await rows.mount_all([self.app.make_row(n) for n in names])
+        self.query_one("#adv-body", VerticalScroll).scroll_home(animate=False)
+
+    async def clear(self) -> None:
+        """Remove the rows (the values stay in the model)."""
+        await self.query_one("#adv-rows", Vertical).remove_children()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id != "sections" or event.option.id is None:
+            return
+        event.stop()
+        # Arrowing through the list should not mount every section passed over: mount the one the cursor rests on.
+        self._pending_section = event.option.id
+        self.set_timer(0.12, self._mount_pending)
+
+    async def _mount_pending(self) -> None:
+        section, self._pending_section = self._pending_section, None
+        if section and (section != self.current or self._filter):
+            await self.show_section(section)
+
+    async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "sections" or event.option.id is None:
+            return
+        event.stop()
+        self._pending_section = None
+        if event.option.id != self.current or self._filter:
+            await self.show_section(event.option.id)
+        editors = self.query(".field-editor")
+        if editors:
+            editors.first().focus()
+
+    async def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "adv-filter":
+            return
+        event.stop()
+        await self.show_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "adv-filter":
+            return
+        event.stop()
+        editors = self.query(".field-editor")
+        if editors:
+            editors.first().focus()
+
+
+class ProblemsPanel(Vertical):
+    """The step preview line and the list of problems; Enter on a problem focuses its field."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("Steps", classes="panel-title")
+        yield Static("…", id="plan-summary")
+        yield Label("Problems", classes="panel-title", id="problems-title")
+        yield OptionList(id="problems")

@@ -1,0 +1,156 @@
+"""The Run view: progress bar and figures, a loss plot, the log pane with its live `\\r` line, and the failure tail.
+
+The view only displays. A 12 Hz timer polls the run layer's `LogFollower` (which tails the job's log file, splits
+`\r` progress and parses figures) and moves what accumulated onto the screen in one batch: one `Log.write_lines`
+per tick (per-line writes start a thread each, notes/textual.md §2a).
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Log, ProgressBar, Static
+
+if TYPE_CHECKING:
+    from lora_tui.run.follow import LogFollower
+    from lora_tui.run.progress import ProgressState
+
+LOG_MAX_LINES = 5000
+FLUSH_HZ = 12
+PLOT_MIN_INTERVAL_S = 1.0
+MAX_READ_PER_TICK = 1024 * 1024  # bounds one tick's work when replaying a big log on attach  # a plotext redraw costs milliseconds; once a second is plenty for a loss curve
+
+
+class RunView(Vertical):
+    """Progress `#progress`, figures `#run-stats`, status `#run-status`, loss plot, log pane `#log`, live line
+    `#live`, and the failure box `#failure` (hint + last lines) shown when a run ends badly."""
+
+    class Ended(Message):
+        """The followed job has exited and its whole log has been shown."""
+
+        def __init__(self, job: Any, exit_code: int | None, status: str | None) -> None:
+            super().__init__()
+            self.job = job
+            self.exit_code = exit_code
+            self.status = status
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.follower: LogFollower | None = None
+        self.lines_shown = 0
+        self._shown_version = -1
+        self._plot_version = -1
+        self._plot_at = 0.0
+        self._plot: Any = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="run-head"):
+            yield ProgressBar(total=None, show_eta=False, id="progress")
+            yield Static("", id="run-stats")
+        yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status")
+        with Horizontal(id="run-mid"):
+            yield Vertical(id="plot-box")
+            with Vertical(id="failure"):
+                yield Static("", id="failure-hint")
+                yield Log(id="failure-tail", max_lines=200, highlight=False)
+        yield Log(id="log", max_lines=LOG_MAX_LINES, highlight=False)
+        yield Static("", id="live")
+
+    def on_mount(self) -> None:
+        self.query_one("#failure").display = False
+        self.query_one("#run-mid").display = False
+        self.set_interval(1 / FLUSH_HZ, self.flush_feed, name="run-flush")
+
+    @property
+    def progress(self) -> ProgressState | None:
+        """The followed job's accumulated figures (None before a job is followed)."""
+        return self.follower.progress if self.follower is not None else None
+
+    def follow(self, job: Any, status: str) -> None:
+        """Start over on `job`: its log so far, then live output until it ends (then `Ended` is posted)."""
+        from lora_tui.run.follow import LogFollower
+
+        if self.follower is not None:
+            self.follower.close()
+        self.follower = LogFollower(job, max_read=MAX_READ_PER_TICK, max_batch_lines=LOG_MAX_LINES)
+        self.lines_shown = 0
+        self._shown_version = -1
+        self._plot_version = -1
+        self.query_one("#log", Log).clear()
+        self.query_one("#live", Static).update("")
+        self.query_one("#failure").display = False
+        self.query_one("#run-mid").display = False
+        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#run-stats", Static).update("")
+        self.set_status(status)
+        if self._plot is not None:
+            self._plot.plt.clear_data()
+            self._plot.refresh()
+        self.flush_feed()
+
+    def set_status(self, text: str) -> None:
+        """The one-line job status (`#run-status`)."""
+        self.query_one("#run-status", Static).update(text)
+
+    def flush_feed(self) -> None:
+        """Poll the follower once and move its output to the screen: one batched log write, the live line,
+        figures, and (at most once a second) the loss plot."""
+        follower = self.follower
+        if follower is None or follower.ended:
+            return
+        batch = follower.poll()
+        if batch.lines:
+            self.query_one("#log", Log).write_lines(batch.lines)
+            self.lines_shown += len(batch.lines)
+        if batch.live is not None:
+            self.query_one("#live", Static).update(batch.live)
+        prog = follower.progress
+        if prog.version != self._shown_version:
+            self._shown_version = prog.version
+            bar = self.query_one("#progress", ProgressBar)
+            if prog.total:
+                bar.update(total=prog.total, progress=prog.step or 0)
+            self.query_one("#run-stats", Static).update(prog.summary())
+        if prog.version != self._plot_version and prog.loss_history \
+                and (batch.ended or time.monotonic() - self._plot_at >= PLOT_MIN_INTERVAL_S):
+            self._plot_version = prog.version
+            self._plot_at = time.monotonic()
+            self._draw_plot(prog)
+        if batch.ended:
+            self.post_message(self.Ended(follower.job, batch.exit_code, batch.status))
+
+    def _draw_plot(self, prog: ProgressState) -> None:
+        if self._plot is None:
+            # plotext is imported on the first loss value, not at app start.
+            from textual_plotext import PlotextPlot
+
+            self._plot = PlotextPlot(id="loss-plot")
+            self.query_one("#plot-box", Vertical).mount(self._plot)
+        self.query_one("#run-mid").display = True
+        plt = self._plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("loss by step")
+        plt.plot([s for s, _ in prog.loss_history], [v for _, v in prog.loss_history], marker="braille")
+        self._plot.refresh()
+
+    def show_end(self, headline: str, bad: bool) -> None:
+        """The run ended: show `headline`; when it ended badly, also the last lines of its output."""
+        self.query_one("#live", Static).update("")
+        self.set_status(headline)
+        box = self.query_one("#failure")
+        if bad:
+            prog = self.progress
+            tail = list(prog.tail) if prog is not None else []
+            self.query_one("#run-mid").display = True
+            box.display = True
+            self.query_one("#failure-hint", Static).update(f"[b]{escape(headline)}[/b]\nLast lines of output:")
+            tail_log = self.query_one("#failure-tail", Log)
+            tail_log.clear()
+            tail_log.write_lines(tail or ["(no output)"])
+        else:
+            box.display = False
