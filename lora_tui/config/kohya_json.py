@@ -68,7 +68,7 @@ _FALSE = {"false", "no", "off", "0", ""}
 
 
 def _bad(meta: FieldMeta, value: Any, want: str) -> ConfigError:
-    return ConfigError(meta.name, f"cannot read {value!r} as {want} ({meta.label}); fix the value in the file")
+    return ConfigError(meta.name, f"cannot read {value!r} as {want} ({meta.label}); give a valid value")
 
 
 def _empty_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
