@@ -14,6 +14,9 @@ def atomic_path(target: Path):
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # some writers create 0600 files; give the usual permissions
         os.replace(tmp, target)
     finally:
         if tmp.exists():

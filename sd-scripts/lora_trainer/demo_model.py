@@ -10,8 +10,7 @@ from . import ldm_layout
 from .atomic import atomic_path
 from .tiny import tiny_configs
 
-CONFIG_METADATA_KEY = "lora_tui_diffusers_config"
-FAMILY_METADATA_KEY = "lora_tui_family"
+from .metadata_keys import CONFIG_METADATA_KEY, FAMILY_METADATA_KEY
 
 
 def _config_kwargs(cfg: dict) -> dict:

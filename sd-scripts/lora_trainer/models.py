@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .demo_model import CONFIG_METADATA_KEY
+from .metadata_keys import CONFIG_METADATA_KEY
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 FAMILY_LABEL = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}

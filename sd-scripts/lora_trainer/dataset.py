@@ -1,0 +1,310 @@
+"""DreamBooth-style dataset as sd-scripts reads it (spec sd_scripts_interface.md §2).
+
+`train_data_dir` / `reg_data_dir` hold `N_name` sub-folders (N = repeats, name = class tokens); captions come
+from `<image stem><caption_extension>` (first line) or the class tokens; reg images are balanced to the train
+count; images are bucketed by aspect ratio (§2.8) and resized to cover the bucket, then centre- (or random-)
+cropped (§2.9).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"}
+
+
+class DatasetError(Exception):
+    """The dataset cannot be used; the message names the folder or file and the fix."""
+
+
+@dataclass
+class ImageItem:
+    """One image file. `size` is (W, H) of the file; `bucket` (W, H) and `resized` (W, H) are set by bucketing."""
+    path: Path
+    caption: str
+    is_reg: bool
+    size: tuple[int, int]
+    bucket: tuple[int, int] = (0, 0)
+    resized: tuple[int, int] = (0, 0)
+    latents: object = None
+    latents_flipped: object = None
+
+
+@dataclass
+class Subset:
+    """One `N_name` folder."""
+    dir: Path
+    repeats: int
+    class_tokens: str
+    is_reg: bool
+    items: list[ImageItem] = field(default_factory=list)
+
+
+def parse_subset_dir(name: str) -> tuple[int, str] | None:
+    """`"10_sks dog"` → (10, "sks dog"); `"3"` → (3, ""); None when the name does not start with an int ≥ 1."""
+    head, _, rest = name.partition("_")
+    try:
+        n = int(head)
+    except ValueError:
+        return None
+    return (n, rest) if n >= 1 else None
+
+
+def read_caption(img: Path, caption_extension: str, fallback: str) -> str:
+    """First line of the caption file beside `img`, or `fallback` when there is none.
+
+    Raises DatasetError for an empty or non-UTF-8 caption file (sd-scripts aborts on both, §2.4)."""
+    ext = caption_extension if caption_extension.startswith(".") else "." + caption_extension
+    cands = [img.with_suffix(ext)]
+    parts = img.stem.split("_")
+    if len(parts) >= 5:  # face-crop names: stem_cx_cy_w_h
+        cands.append(img.with_name("_".join(parts[:-4]) + ext))
+    for c in cands:
+        if c.is_file():
+            try:
+                text = c.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"caption file {c} is not UTF-8: {e}") from e
+            lines = text.splitlines()
+            if not lines or not lines[0].strip():
+                raise DatasetError(f"caption file {c} is empty; write a caption or delete the file")
+            return lines[0].strip()
+    return fallback
+
+
+def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn) -> list[Subset]:
+    """Subsets of one data root; folders not named `N_name` are skipped with a warning."""
+    from PIL import Image
+
+    if not root:
+        return []
+    rp = Path(root)
+    if not rp.is_dir():
+        field_name = "reg_data_dir" if is_reg else "train_data_dir"
+        raise DatasetError(f"{field_name}: {root} is not a folder")
+    subsets = []
+    for d in sorted(p for p in rp.iterdir() if p.is_dir()):
+        parsed = parse_subset_dir(d.name)
+        if parsed is None:
+            warn(f"ignore directory without repeats: {d}")
+            continue
+        repeats, tokens = parsed
+        sub = Subset(d, repeats, tokens, is_reg)
+        for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix in IMAGE_EXTS):
+            try:
+                with Image.open(img) as im:
+                    size = im.size
+            except Exception as e:
+                raise DatasetError(f"cannot read image {img}: {e}") from e
+            sub.items.append(ImageItem(img, read_caption(img, caption_extension, tokens), is_reg, size))
+        subsets.append(sub)
+    return subsets
+
+
+def make_bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, step: int) -> list[tuple[int, int]]:
+    """Bucket list for `enable_bucket` (spec §2.8.1): the square of the same area plus every (w, h) with
+    w on the `step` grid in [min, max] and h the largest grid value keeping w·h ≤ area (and its transpose)."""
+    area = max_reso[0] * max_reso[1]
+    q = int(math.sqrt(area) // step) * step
+    out = {(q, q)}
+    w = min_size
+    while w <= max_size:
+        h = min(max_size, int((area // w) // step) * step)
+        if h >= min_size:
+            out.add((w, h))
+            out.add((h, w))
+        w += step
+    return sorted(out)
+
+
+def assign_bucket(size: tuple[int, int], buckets: list[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(bucket, resized size) for an image in upscaling mode (§2.8.2): closest aspect ratio, scaled to cover."""
+    w0, h0 = size
+    if (w0, h0) in buckets:
+        return (w0, h0), (w0, h0)
+    ar = w0 / h0
+    bw, bh = min(buckets, key=lambda b: abs(b[0] / b[1] - ar))
+    k = bh / h0 if ar > bw / bh else bw / w0
+    return (bw, bh), (int(w0 * k + 0.5), int(h0 * k + 0.5))
+
+
+def assign_no_upscale(size: tuple[int, int], max_area: int, step: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """`bucket_no_upscale` (§2.8.2): shrink to the area if larger, then floor each side to `step`."""
+    w0, h0 = size
+    if w0 * h0 > max_area:
+        ar = w0 / h0
+        hf = math.sqrt(max_area / ar)
+        wf = hf * ar
+        # round one side to the grid, derive the other, keep whichever preserves the aspect ratio better
+        w1 = int(wf // step) * step
+        h1 = int(w1 / ar + 0.5)
+        h2 = int(hf // step) * step
+        w2 = int(h2 * ar + 0.5)
+        resized = (w1, h1) if abs(w1 / max(h1, 1) - ar) < abs(w2 / max(h2, 1) - ar) else (w2, h2)
+    else:
+        resized = (w0, h0)
+    bucket = (max(step, resized[0] // step * step), max(step, resized[1] // step * step))
+    return bucket, resized
+
+
+@dataclass
+class Dataset:
+    """All items with repeats expanded into per-epoch sample lists and batches."""
+    subsets: list[Subset]
+    samples: list[ImageItem]          # one entry per occurrence (repeats, balanced reg)
+    num_train_images: int
+    num_reg_images: int
+    batch_size: int
+    buckets: dict[tuple[int, int], list[ImageItem]] = field(default_factory=dict)
+
+    def batches(self, epoch: int, seed: int) -> list[list[ImageItem]]:
+        """The epoch's batches: every batch from one bucket, bucket contents and batch order shuffled with
+        `random.Random(seed + epoch)` (§2.8.3)."""
+        rng = random.Random(seed + epoch)
+        out = []
+        for key in sorted(self.buckets):
+            items = list(self.buckets[key])
+            rng.shuffle(items)
+            out += [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        rng.shuffle(out)
+        return out
+
+    def __len__(self) -> int:
+        return sum(math.ceil(len(v) / self.batch_size) for v in self.buckets.values())
+
+
+def build_dataset(args, warn) -> Dataset:
+    """Scan `train_data_dir`/`reg_data_dir`, balance reg images (§2.7) and bucket (§2.8) per `args`.
+
+    Raises DatasetError when no training image is found (sd-scripts exits 0 there; we make it an error so a
+    run that trains nothing is not reported as a success)."""
+    ext = args.caption_extension if args.caption_extension else ".caption"
+    if getattr(args, "caption_extention", None):
+        ext = args.caption_extention
+    train = scan_folder(args.train_data_dir, False, ext, warn)
+    reg = scan_folder(args.reg_data_dir, True, ext, warn)
+    if not args.train_data_dir:
+        raise DatasetError("train_data_dir is not set; give the folder that holds the N_name image folders")
+    num_train = sum(len(s.items) * s.repeats for s in train)
+    if num_train == 0:
+        raise DatasetError(f"No data found in train_data_dir {args.train_data_dir}: it must be the parent of "
+                           f"folders named like '10_name' that contain images (.png .jpg .jpeg .webp .bmp)")
+    samples: list[ImageItem] = []
+    for s in train:
+        for it in s.items:
+            samples += [it] * s.repeats
+    num_reg = sum(len(s.items) * s.repeats for s in reg)
+    if num_reg:
+        reg_samples: list[ImageItem] = []
+        # first pass: whole repeats per image until the train count is reached (§2.7)
+        for s in reg:
+            for it in s.items:
+                for _ in range(s.repeats):
+                    if len(reg_samples) >= num_train:
+                        break
+                    reg_samples.append(it)
+        if num_reg > num_train:
+            warn(f"some of reg images are not used: {num_reg} reg > {num_train} train")
+        all_reg = [it for s in reg for it in s.items]
+        i = 0
+        while len(reg_samples) < num_train:
+            reg_samples.append(all_reg[i % len(all_reg)])
+            i += 1
+        samples += reg_samples
+
+    reso = parse_resolution(args.resolution)
+    step = int(args.bucket_reso_steps)
+    items = {id(it): it for it in samples}.values()
+    if args.enable_bucket and not args.bucket_no_upscale:
+        mn = int(args.min_bucket_reso) // step * step
+        mx = -(-int(args.max_bucket_reso) // step) * step
+        if min(reso) < mn or max(reso) > mx:
+            raise DatasetError(f"resolution {reso} must lie within min_bucket_reso {mn} and max_bucket_reso {mx}")
+        bl = make_bucket_resolutions(reso, mn, mx, step)
+        for it in items:
+            it.bucket, it.resized = assign_bucket(it.size, bl)
+    elif args.enable_bucket:
+        for it in items:
+            it.bucket, it.resized = assign_no_upscale(it.size, reso[0] * reso[1], step)
+    else:
+        for it in items:
+            it.bucket = reso
+            _, it.resized = assign_bucket(it.size, [reso])
+    buckets: dict[tuple[int, int], list[ImageItem]] = {}
+    for it in samples:
+        buckets.setdefault(it.bucket, []).append(it)
+    return Dataset(train + reg, samples, num_train, num_reg, int(args.train_batch_size), buckets)
+
+
+def parse_resolution(value) -> tuple[int, int]:
+    """`"512"` → (512, 512), `"768,512"` → (768, 512) (W, H). Raises DatasetError otherwise."""
+    if value is None:
+        raise DatasetError("resolution is not set; give e.g. resolution = \"1024,1024\"")
+    parts = [p.strip() for p in str(value).split(",")]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise DatasetError(f"resolution {value!r} is not 'S' or 'W,H' in pixels") from None
+    if len(nums) == 1:
+        return nums[0], nums[0]
+    if len(nums) == 2:
+        return nums[0], nums[1]
+    raise DatasetError(f"resolution {value!r} is not 'S' or 'W,H' in pixels")
+
+
+def load_image_tensor(item: ImageItem, random_crop: bool, flip: bool, rng: random.Random):
+    """The image resized to cover its bucket and cropped to it, as a [3, H, W] float tensor in [-1, 1].
+
+    Returns (tensor, crop_top_left (top, left)) where the crop offset is the centre-fit one used for SDXL's size
+    conditioning (§2.9)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(item.path) as im:
+        im = im.convert("RGB")
+        rw, rh = item.resized
+        if (rw, rh) != im.size:
+            filt = Image.LANCZOS if rw * rh > im.size[0] * im.size[1] else Image.BOX
+            im = im.resize((rw, rh), filt)
+        bw, bh = item.bucket
+        if random_crop:
+            left, top = rng.randint(0, rw - bw), rng.randint(0, rh - bh)
+        else:
+            left, top = (rw - bw) // 2, (rh - bh) // 2
+        im = im.crop((left, top, left + bw, top + bh))
+        if flip:
+            im = im.transpose(Image.FLIP_LEFT_RIGHT)
+        arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    ct, cl = (rh - bh) // 2, (rw - bw) // 2
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), (ct, cl)
+
+
+def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
+    """Caption pipeline of §2.5: prefix/suffix, dropout, then (if asked) shuffle/tag dropout after
+    `keep_tokens` fixed tokens, re-joined with ", "."""
+    if args.caption_prefix:
+        caption = args.caption_prefix + " " + caption
+    if args.caption_suffix:
+        caption = caption + " " + args.caption_suffix
+    if (args.caption_dropout_rate and rng.random() < args.caption_dropout_rate) or \
+            (args.caption_dropout_every_n_epochs and epoch % args.caption_dropout_every_n_epochs == 0):
+        return ""
+    if args.shuffle_caption or args.caption_tag_dropout_rate:
+        toks = [t.strip() for t in caption.split(args.caption_separator or ",")]
+        k = int(args.keep_tokens or 0)
+        fixed, flex = toks[:k], toks[k:]
+        if args.shuffle_caption:
+            rng.shuffle(flex)
+        if args.caption_tag_dropout_rate:
+            flex = [t for t in flex if rng.random() >= args.caption_tag_dropout_rate]
+        caption = ", ".join(fixed + flex)
+    return caption
+
+
+def captions_are_static(args) -> bool:
+    """True when a caption's text never changes between epochs, so text-encoder outputs can be cached."""
+    return not (args.shuffle_caption or args.caption_tag_dropout_rate or args.caption_dropout_rate
+                or args.caption_dropout_every_n_epochs)

@@ -1,0 +1,1 @@
+"""sd-scripts-compatible `networks` package (`network_module = "networks.lora"`)."""
