@@ -277,6 +277,7 @@ class TrainingConfig(BaseModel):
         "Optimizer",
         toml="optimizer_type",
         choices=("AdamW", "AdamWScheduleFree", "AdamW8bit", "Adafactor", "bitsandbytes.optim.AdEMAMix8bit", "bitsandbytes.optim.PagedAdEMAMix8bit", "DAdaptation", "DAdaptAdaGrad", "DAdaptAdam", "DAdaptAdan", "DAdaptAdanIP", "DAdaptAdamPreprint", "DAdaptLion", "DAdaptSGD", "Lion", "Lion8bit", "PagedAdamW8bit", "PagedAdamW32bit", "PagedLion8bit", "Prodigy", "prodigyplus.ProdigyPlusScheduleFree", "pytorch_optimizer.CAME", "RAdamScheduleFree", "SGDNesterov", "SGDNesterov8bit", "SGDScheduleFree"),
+        strict=False,
         help="Optimizer class. sd-scripts: --optimizer_type",
     )
     optimizer_args: str = F(
@@ -869,6 +870,7 @@ class TrainingConfig(BaseModel):
         net_arg="preset",
         lora_types=("LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "LyCORIS/iA3"),
         choices=("attn-mlp", "attn-only", "full", "full-lin", "unet-transformer-only", "unet-convblock-only"),
+        strict=False,
         help="LyCORIS preset. sd-scripts: network_args preset=",
     )
     loraplus_lr_ratio: Optional[float] = F(

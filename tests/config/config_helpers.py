@@ -1,0 +1,39 @@
+"""Test helpers for the config layer: fixture paths and a non-default value for every field."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lora_tui.config.model import FieldMeta, all_field_meta
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+FIXTURES = sorted((SHARED / "fixtures" / "kohya_presets").glob("*.json"))
+PRESETS = sorted((REPO / "presets").glob("*.json"))
+
+
+def sd_scripts_args() -> dict[str, dict[str, Any]]:
+    """The upstream argparse tables (spec), keyed by script file name."""
+    data = json.loads((SHARED / "spec" / "sd_scripts_args.json").read_text(encoding="utf-8"))
+    return {f"{k}.py": v for k, v in data.items()}
+
+
+def other_value(meta: FieldMeta) -> Any:
+    """A valid value different from the field's default."""
+    d = meta.default
+    if meta.name == "max_resolution":
+        return "640,384"
+    if meta.kind == "bool":
+        return not d
+    if meta.choices and meta.strict_choices:
+        return next(c for c in meta.choices if c != d)
+    if meta.kind == "str":
+        return f"x ü {meta.name}"
+    if meta.kind == "int":
+        return (d or 0) + 3
+    return (d or 0.0) + 0.25
+
+
+def non_default_values() -> dict[str, Any]:
+    return {m.name: other_value(m) for m in all_field_meta()}

@@ -1,0 +1,139 @@
+"""kohya_ss JSON in and out: real fixtures, messy types, legacy keys, round trips."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from config_helpers import FIXTURES, PRESETS, non_default_values
+from lora_tui.config.kohya_json import (
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config_file,
+    save_config_file,
+)
+from lora_tui.config.model import TrainingConfig, all_field_meta
+
+
+def test_there_are_63_fixtures():
+    assert len(FIXTURES) == 63
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_fixture_loads_and_round_trips(path):
+    result = load_config_file(path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    cfg = result.config
+    # every key we know was taken (after kohya's legacy renames)
+    if "lora_network_weights" in raw and not raw.get("network_weights"):
+        assert cfg.network_weights == raw["lora_network_weights"]
+    if raw.get("LoRA_type") and raw["LoRA_type"] != "LoCon":
+        assert cfg.LoRA_type == raw["LoRA_type"]
+    # JSON -> model -> JSON is stable, and our own JSON loads without a single coercion
+    first = config_to_dict(cfg)
+    again = config_from_dict(first)
+    assert again.notes == []
+    assert config_to_dict(again.config) == first
+    assert list(first) == sorted(first) and len(first) == len(all_field_meta())
+
+
+def test_messy_values_are_coerced_with_a_note():
+    result = config_from_dict({
+        "clip_skip": "1", "max_train_epochs": "", "sdxl_cache_text_encoder_outputs": "true", "lr_warmup": None,
+        "seed": "12345", "learning_rate": "5e-05", "gradient_accumulation_steps": 2.0, "max_token_length": "225",
+        "max_resolution": "768x768", "min_timestep": False,
+    })
+    cfg, notes = result.config, "\n".join(result.notes)
+    assert cfg.clip_skip == 1 and isinstance(cfg.clip_skip, int)
+    assert cfg.max_train_epochs is None
+    assert cfg.sdxl_cache_text_encoder_outputs is True
+    assert cfg.lr_warmup == 0
+    assert cfg.seed == 12345 and cfg.learning_rate == 5e-05 and cfg.gradient_accumulation_steps == 2
+    assert cfg.max_token_length == 225 and cfg.max_resolution == "768,768" and cfg.min_timestep == 0
+    for key in ("clip_skip", "max_train_epochs", "sdxl_cache_text_encoder_outputs", "lr_warmup", "seed",
+                "learning_rate", "max_token_length", "max_resolution", "min_timestep"):
+        assert f"{key}:" in notes, key
+
+
+def test_legacy_keys_and_values():
+    result = config_from_dict({"lora_network_weights": "/w/a.safetensors", "xformers": True, "LoRA_type": "LoCon",
+                               "use_wandb": "True", "save_as_bool": False, "my_new_option": 3})
+    cfg, notes = result.config, "\n".join(result.notes)
+    assert cfg.network_weights == "/w/a.safetensors" and "lora_network_weights" in notes
+    assert cfg.xformers == "xformers" and cfg.LoRA_type == "LyCORIS/LoCon" and cfg.log_with == "wandb"
+    assert "unknown keys ignored: my_new_option" in notes
+    assert "save_as_bool" in notes  # known GUI key, reported as having no effect
+
+
+def test_unreadable_value_names_the_field():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"train_batch_size": "two"})
+    assert err.value.field == "train_batch_size" and "two" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"network_dim": 8.5})
+    assert err.value.field == "network_dim"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"mixed_precision": "fp64"})
+    assert err.value.field == "mixed_precision"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"max_resolution": "big"})
+    assert err.value.field == "max_resolution"
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config_file(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epoch": 3,', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config_file(bad)
+    bad.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="JSON object"):
+        load_config_file(bad)
+
+
+def test_loading_sets_every_field_and_says_which_took_defaults():
+    start = TrainingConfig(network_dim=128, output_name="old")
+    result = config_from_dict({"epoch": 4})
+    assert result.config.network_dim == 8 and result.config.output_name == "last"
+    missing = [n for n in result.notes if "not in the file take defaults" in n]
+    assert len(missing) == 1 and "network_dim" in missing[0] and "epoch," not in missing[0]
+    # applying a preset over the current form keeps what the preset does not mention
+    over = config_from_dict({"epoch": 4}, base=start)
+    assert over.config.network_dim == 128 and over.config.epoch == 4
+    assert any("keep their current values" in n for n in over.notes)
+
+
+def test_every_field_non_default_survives_save_and_load(tmp_path):
+    values = non_default_values()
+    cfg = TrainingConfig(**values)
+    defaults = TrainingConfig()
+    for name in values:
+        assert getattr(cfg, name) != getattr(defaults, name), name
+    path = save_config_file(cfg, tmp_path / "all.json")
+    loaded = load_config_file(path)
+    assert loaded.notes == []
+    assert loaded.config == cfg
+    assert [p.name for p in tmp_path.iterdir()] == ["all.json"]  # no temp file left behind
+
+
+def test_save_keeps_unicode_and_unset_numbers(tmp_path):
+    cfg = TrainingConfig(output_name="кот_v1", sample_prompts="café", max_train_epochs=None, max_grad_norm=0)
+    path = save_config_file(cfg, tmp_path / "sub" / "c.json")
+    text = path.read_bytes().decode("utf-8")
+    data = json.loads(text)
+    assert "кот_v1" in text and data["max_train_epochs"] is None and data["max_grad_norm"] == 0.0
+    assert load_config_file(path).config == cfg
+
+
+def test_windows_paths_round_trip_through_json(tmp_path):
+    cfg = TrainingConfig(output_dir="E:\\AI\\Kohya\\Dev\\01\\XL\\model", train_data_dir="D:\\xdata\\img")
+    loaded = load_config_file(save_config_file(cfg, tmp_path / "w.json")).config
+    assert loaded.output_dir == "E:\\AI\\Kohya\\Dev\\01\\XL\\model" and loaded.train_data_dir == "D:\\xdata\\img"
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_our_presets_load_cleanly(path):
+    result = load_config_file(path)
+    assert all("not in the file take defaults" in n for n in result.notes), result.notes
