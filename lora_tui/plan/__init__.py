@@ -1,0 +1,48 @@
+"""The plan layer: what Start would do, as pure functions of the config plus a scan of the file system.
+
+``make_plan(cfg, settings, scan=None)`` gives the step plan, the problems and the scan in one object; the UI keeps
+the scan (made in a worker) and passes it back so that editing a field re-plans without touching the disk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lora_tui.plan.dataset import DatasetScan, scan_dataset
+from lora_tui.plan.problems import Problem
+from lora_tui.plan.rules import validate
+from lora_tui.plan.steps import StepPlan, plan_steps
+
+
+@dataclass
+class Plan:
+    """``steps``: the StepPlan; ``problems``: every Problem in display order; ``scan``: the DatasetScan used."""
+
+    steps: StepPlan
+    problems: list[Problem]
+    scan: DatasetScan
+    warnings: list[Problem] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.warnings = [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems that block Start."""
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
+    """Plan ``cfg`` for the trainer in ``settings.sd_scripts_dir``.
+
+    ``scan``: a previous ``scan_dataset`` result; it is reused when it was made for the same data paths
+    (``scan.matches(cfg)``), otherwise the data is scanned again. Never raises for bad config values.
+    """
+    if scan is None or not scan.matches(cfg):
+        scan = scan_dataset(cfg)
+    steps = plan_steps(cfg, scan)
+    problems = validate(cfg, scan, settings, plan=steps)
+    return Plan(steps, problems, scan)
+
+
+__all__ = ["DatasetScan", "Plan", "Problem", "StepPlan", "make_plan", "plan_steps", "scan_dataset", "validate"]

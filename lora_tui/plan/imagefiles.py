@@ -1,0 +1,213 @@
+"""One folder of training images as sd-scripts sees it: which files are images, their sizes, their captions.
+
+Sizes come from the file header through Pillow's lazy ``Image.open`` (nothing is decoded, EXIF orientation is
+not applied, as sd-scripts' ``imagesize`` does not apply it either), cached by (path, mtime, size) so a re-scan of
+an unchanged folder only costs a directory listing and a ``stat`` per file.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+# sd-scripts globs `*.png` and `*.PNG` etc. (case-sensitive): lower- and upper-case forms only (§2.3).
+IMAGE_EXTS_LOWER = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_EXTS = frozenset(IMAGE_EXTS_LOWER) | frozenset(e.upper() for e in IMAGE_EXTS_LOWER)
+# Pictures the trainer will not read (other formats, or mixed-case extensions such as `.Jpg`).
+OTHER_PICTURE_EXTS = frozenset((".gif", ".tif", ".tiff", ".avif", ".jxl", ".heic", ".heif")) | frozenset(
+    IMAGE_EXTS_LOWER
+)
+# Files next to images that are not captions and not stray: latent caches, metadata.
+NON_CAPTION_EXTS = frozenset((".npz", ".json", ".jsonl", ".toml"))
+
+_PIL_FORMATS = {".png": ("PNG",), ".jpg": ("JPEG",), ".jpeg": ("JPEG",), ".webp": ("WEBP",), ".bmp": ("BMP",)}
+
+_size_cache: dict[str, tuple[int, int, tuple[int, int] | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def image_size(path: str, mtime_ns: int, nbytes: int) -> tuple[int, int] | None:
+    """(width, height) from the header of the image at ``path``, or None when Pillow cannot read it.
+
+    Cached by (path, mtime_ns, nbytes).
+    """
+    hit = _size_cache.get(path)
+    if hit is not None and hit[0] == mtime_ns and hit[1] == nbytes:
+        return hit[2]
+    ext = os.path.splitext(path)[1].lower()
+    size: tuple[int, int] | None
+    try:
+        with Image.open(path, formats=_PIL_FORMATS.get(ext)) as im:
+            size = (int(im.size[0]), int(im.size[1]))
+    except Exception:  # noqa: BLE001 - any unreadable header is reported, never raised
+        try:
+            with Image.open(path) as im:
+                size = (int(im.size[0]), int(im.size[1]))
+        except Exception:  # noqa: BLE001
+            size = None
+    with _cache_lock:
+        _size_cache[path] = (mtime_ns, nbytes, size)
+    return size
+
+
+def clear_size_cache() -> None:
+    """Forget every cached image size (benchmarks measure a cold scan with it)."""
+    with _cache_lock:
+        _size_cache.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageEntry:
+    """One image the trainer will read: file name, size in pixels (0, 0 when the header is unreadable)."""
+
+    name: str
+    width: int
+    height: int
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(self.name)[0]
+
+
+@dataclass
+class FolderListing:
+    """What lies directly inside one folder.
+
+    ``images``: the files sd-scripts reads, sorted by name (its order); ``unreadable``: images whose header
+    Pillow cannot read; ``unused_pictures``: pictures the trainer skips (format or extension case);
+    ``files``: every plain file name; ``empty_files``: names of zero-byte files; ``subdirs``: sub-folder names
+    in listing order; ``error``: an OSError text when the folder could not be listed.
+    """
+
+    path: str
+    images: list[ImageEntry] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    unused_pictures: list[str] = field(default_factory=list)
+    files: frozenset[str] = frozenset()
+    empty_files: frozenset[str] = frozenset()
+    subdirs: list[str] = field(default_factory=list)
+    error: str | None = None
+    _caption_memo: dict[str, tuple[int, list[str], list[str]]] = field(default_factory=dict, repr=False)
+
+    def captions(self, ext: str) -> tuple[int, list[str], list[str]]:
+        """(images with a caption file ``stem + ext``, first 5 image names without one, empty caption files).
+
+        The face-crop fallback of sd-scripts (a stem of ≥5 ``_`` pieces without its last 4) counts too (§2.4).
+        """
+        hit = self._caption_memo.get(ext)
+        if hit is not None:
+            return hit
+        files = self.files
+        have = 0
+        missing: list[str] = []
+        empty: list[str] = []
+        for im in self.images:
+            stem = os.path.splitext(im.name)[0]
+            name = stem + ext
+            if name not in files:
+                pieces = stem.split("_")
+                if len(pieces) >= 5:
+                    name = "_".join(pieces[:-4]) + ext
+            if name in files:
+                have += 1
+                if name in self.empty_files:
+                    empty.append(name)
+            elif len(missing) < 5:
+                missing.append(im.name)
+        out = (have, missing, empty)
+        self._caption_memo[ext] = out
+        return out
+
+    def sidecar_counts(self) -> dict[str, int]:
+        """For each non-image extension present, how many images have a file ``stem + ext`` next to them."""
+        hit = self._caption_memo.get("\0sidecars")
+        if hit is not None:
+            return hit[1]  # type: ignore[return-value]
+        stems = {os.path.splitext(im.name)[0] for im in self.images}
+        counts: dict[str, int] = {}
+        for name in self.files:
+            stem, ext = os.path.splitext(name)
+            if ext and ext not in IMAGE_EXTS and stem in stems:
+                counts[ext] = counts.get(ext, 0) + 1
+        self._caption_memo["\0sidecars"] = (0, counts, [])  # type: ignore[assignment]
+        return counts
+
+    def stray_files(self) -> list[str]:
+        """Plain files that are neither images, pictures, caption-like sidecars of an image, nor caches."""
+        stems = {os.path.splitext(im.name)[0] for im in self.images}
+        stems.update(os.path.splitext(n)[0] for n in self.unused_pictures)
+        stems.update(os.path.splitext(n)[0] for n in self.unreadable)
+        out = []
+        for name in sorted(self.files):
+            if name.startswith("."):
+                continue
+            stem, ext = os.path.splitext(name)
+            if name in self.unused_pictures or ext in IMAGE_EXTS or ext.lower() in NON_CAPTION_EXTS:
+                continue
+            if stem not in stems:
+                out.append(name)
+        return out
+
+
+def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
+    """List ``path`` (not recursive) the way sd-scripts' DreamBooth loader does (§2.3).
+
+    Hidden names (leading dot) are skipped as ``glob('*.png')`` skips them. With ``read_sizes`` False, image
+    sizes are left (0, 0) (used to peek into folders the trainer ignores). Never raises: an unreadable folder
+    gives a listing with ``error`` set.
+    """
+    out = FolderListing(path=path)
+    images: list[ImageEntry] = []
+    files: list[str] = []
+    empty: list[str] = []
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except OSError as exc:
+        out.error = f"{exc.strerror or exc}"
+        return out
+    for entry in entries:
+        name = entry.name
+        try:
+            if entry.is_dir():
+                out.subdirs.append(name)
+                continue
+            if not entry.is_file():
+                continue
+        except OSError:
+            continue
+        files.append(name)
+        ext = os.path.splitext(name)[1]
+        if name.startswith("."):
+            continue
+        if ext in IMAGE_EXTS:
+            if not read_sizes:
+                images.append(ImageEntry(name, 0, 0))
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                out.unreadable.append(name)
+                continue
+            size = image_size(entry.path, st.st_mtime_ns, st.st_size)
+            if size is None:
+                out.unreadable.append(name)
+            else:
+                images.append(ImageEntry(name, size[0], size[1]))
+        elif ext.lower() in OTHER_PICTURE_EXTS:
+            out.unused_pictures.append(name)
+        else:
+            try:
+                if entry.stat().st_size == 0:
+                    empty.append(name)
+            except OSError:
+                pass
+    images.sort(key=lambda im: im.name)
+    out.images = images
+    out.unreadable.sort()
+    out.unused_pictures.sort()
+    out.files = frozenset(files)
+    out.empty_files = frozenset(empty)
+    return out

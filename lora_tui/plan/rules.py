@@ -1,0 +1,663 @@
+"""Validation: everything that would stop or silently spoil a run, found before Start.
+
+``validate`` runs kohya_ss' Start checks in their order (kohya_gui_behaviour.md §2; it stops at the first, we
+report all of them), then sd-scripts' own start-up assertions (sd_scripts_interface.md §1.4, §4.14, §4.15) and the
+checks users need that neither makes (captions, layout, family of the checkpoint, unsupported options, ...).
+Every problem names a field and its fix. Pure apart from ``stat``-level file-system reads and the cached
+safetensors header; no torch, no textual.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import shlex
+from typing import Any, Callable, Iterable
+
+from lora_tui.plan.dataset import DatasetScan, resolve_path
+from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
+from lora_tui.plan.problems import Problem
+from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
+
+LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
+_REPO_ID = re.compile(r"^[\w-]+/[\w-]+$")  # kohya_ss validate_model_path: treated as a Hub repo id
+_SCHEDULE_FREE = ("schedulefree",)
+_PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "dataset_config",
+                "vae", "network_weights", "logging_dir", "resume", "log_tracker_config")
+
+
+def _g(cfg: Any, name: str, default: Any = None) -> Any:
+    return getattr(cfg, name, default)
+
+
+def _s(cfg: Any, name: str) -> str:
+    v = getattr(cfg, name, "")
+    return "" if v is None else str(v).strip()
+
+
+def _f(cfg: Any, name: str) -> float:
+    """A number field as float; None/""/garbage → 0 (kohya counts None as 0 for the LR checks)."""
+    v = getattr(cfg, name, None)
+    try:
+        return float(v) if v not in (None, "") and not isinstance(v, bool) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def cfg_family(cfg: Any) -> str:
+    """``sd1``/``sd2``/``sdxl``/``flux1``/``sd3`` chosen by the config's checkboxes (kohya priority)."""
+    try:
+        from lora_tui.config.model import family
+
+        return family(cfg)
+    except Exception:  # noqa: BLE001 - config layer not available (plain objects in tests)
+        if _g(cfg, "sdxl"):
+            return "sdxl"
+        if _g(cfg, "flux1_checkbox"):
+            return "flux1"
+        if _g(cfg, "sd3_checkbox"):
+            return "sd3"
+        return "sd2" if _g(cfg, "v2") else "sd1"
+
+
+def _script_name(cfg: Any) -> str:
+    fam = cfg_family(cfg)
+    return {"sdxl": "sdxl_train_network.py", "flux1": "flux_train_network.py",
+            "sd3": "sd3_train_network.py"}.get(fam, "train_network.py")
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def err(self, field: str, msg: str) -> None:
+        self.items.append(Problem(field, "error", msg))
+
+    def warn(self, field: str, msg: str) -> None:
+        self.items.append(Problem(field, "warning", msg))
+
+
+# --- argument strings --------------------------------------------------------------------------------------------
+
+
+def split_args(text: str) -> list[str]:
+    """Shell-rule split (quotes keep spaces together); raises ValueError with shlex's message."""
+    return shlex.split(text)
+
+
+def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
+    """``optimizer_args`` / ``lr_scheduler_args``: tokens ``key=value``, value a Python literal (sd-scripts does
+    ``key, value = arg.split("=")`` then ``ast.literal_eval(value)``)."""
+    text = _s(cfg, name)
+    if not text:
+        return
+    try:
+        tokens = split_args(text)
+    except ValueError as exc:
+        out.err(name, f"{name} does not parse ({exc}): close the quote, or escape it")
+        return
+    for tok in tokens:
+        if tok.count("=") != 1 or not tok.split("=")[0] or not tok.split("=")[1]:
+            out.err(name, f"{name}: '{tok}' is not key=value (one '=', no spaces around it); e.g. "
+                          f"weight_decay=0.01 betas=0.9,0.99")
+            continue
+        value = tok.split("=", 1)[1]
+        try:
+            ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out.err(name, f"{name}: the value of '{tok}' is not a Python literal, which the trainer requires; a "
+                          f"text value needs inner quotes, e.g. {tok.split('=')[0]}='\"{value}\"'")
+
+
+def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]:
+    text = _s(cfg, name)
+    if not text:
+        return []
+    try:
+        tokens = split_args(text)
+    except ValueError as exc:
+        out.err(name, f"{name} does not parse ({exc}): close the quote, or escape it")
+        return []
+    if dashes and tokens and not tokens[0].startswith("--"):
+        out.err(name, f"{name} must start with an option such as --{tokens[0]}, not '{tokens[0]}'")
+    return tokens
+
+
+# --- the rules, in order -----------------------------------------------------------------------------------------
+
+
+def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
+    """kohya_gui_behaviour §2, checks 2-29 that apply to a config (1 = already running belongs to the run layer;
+    27 = accelerate lookup and 30/31 = file writes belong to the launch)."""
+    # 2, 3: argument strings (kohya: a regex; we: shell rules plus sd-scripts' own parsing of each token).
+    _check_kv_args(out, cfg, "lr_scheduler_args")
+    _check_kv_args(out, cfg, "optimizer_args")
+    lora_type = _s(cfg, "LoRA_type")
+    # 4: Flux.1 LoRA type
+    if _g(cfg, "flux1_checkbox") and lora_type not in ("Flux1", "Flux1 OFT") and "LyCORIS" not in lora_type:
+        out.err("LoRA_type", f"LoRA type '{lora_type}' cannot train Flux.1: choose 'Flux1', 'Flux1 OFT' or a "
+                             f"LyCORIS type")
+    if lora_type in ("Flux1", "Flux1 OFT") and not _g(cfg, "flux1_checkbox"):
+        out.err("LoRA_type", f"LoRA type '{lora_type}' needs a Flux.1 model: tick Flux.1 or pick 'Standard'")
+    # 9: native LoHa/LoKr need SDXL
+    if lora_type in ("Kohya LoHa", "Kohya LoKr"):
+        if not _g(cfg, "sdxl") or _g(cfg, "flux1_checkbox") or _g(cfg, "sd3_checkbox"):
+            out.err("LoRA_type", f"'{lora_type}' works with SDXL models only: tick SDXL or use "
+                                 f"'LyCORIS/{lora_type.split()[-1]}'")
+    # 11: dataset_config must be a file
+    dc = _s(cfg, "dataset_config")
+    if dc and not os.path.isfile(resolve_path(dc)):
+        out.err("dataset_config", f"dataset config '{dc}' does not exist (resolved: '{resolve_path(dc)}'): "
+                                  f"pick the .toml file or clear the field")
+    # 12: log_tracker_config
+    ltc = _s(cfg, "log_tracker_config")
+    if ltc and not os.path.isfile(resolve_path(ltc)):
+        out.err("log_tracker_config", f"log tracker config '{ltc}' does not exist: pick the file or clear it")
+    # 13: logging_dir writable
+    ld = _s(cfg, "logging_dir")
+    if ld:
+        p = resolve_path(ld)
+        if os.path.exists(p) and not os.path.isdir(p):
+            out.err("logging_dir", f"logging folder '{p}' is a file: pick a folder")
+        elif os.path.isdir(p) and not os.access(p, os.W_OK):
+            out.err("logging_dir", f"logging folder '{p}' is not writable: pick another folder")
+    # 14: LyCORIS preset (only when a LyCORIS type uses it; kohya checks every type, spec §9.16)
+    preset = _s(cfg, "LyCORIS_preset")
+    if "LyCORIS" in lora_type and preset and preset not in LYCORIS_PRESETS:
+        p = resolve_path(preset)
+        if not os.path.isfile(p):
+            out.err("LyCORIS_preset", f"LyCORIS preset '{preset}' is neither one of {', '.join(LYCORIS_PRESETS)} "
+                                      f"nor an existing .toml file")
+        else:
+            import tomllib
+
+            try:
+                with open(p, "rb") as fh:
+                    tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                out.err("LyCORIS_preset", f"LyCORIS preset file '{p}' is not valid TOML: {exc}")
+    # 15: network_weights
+    nw = _s(cfg, "network_weights")
+    if nw and not os.path.isfile(resolve_path(nw)):
+        out.err("network_weights", f"initial LoRA weights '{nw}' do not exist: pick the .safetensors file or "
+                                   f"clear the field")
+    # 16: output_dir
+    od = _s(cfg, "output_dir")
+    if not od:
+        out.err("output_dir", "output folder is required: pick where the LoRA files go")
+    else:
+        p = resolve_path(od)
+        if os.path.exists(p) and not os.path.isdir(p):
+            out.err("output_dir", f"output folder '{p}' is a file: pick a folder")
+        elif os.path.isdir(p) and not os.access(p, os.W_OK):
+            out.err("output_dir", f"output folder '{p}' is not writable: pick another folder")
+        elif not os.path.exists(p):
+            anc = p
+            while anc and not os.path.exists(anc):
+                nxt = os.path.dirname(anc)
+                if nxt == anc:
+                    break
+                anc = nxt
+            if os.path.isdir(anc) and not os.access(anc, os.W_OK):
+                out.err("output_dir", f"output folder '{p}' cannot be created ('{anc}' is not writable)")
+    # 17: base model (+ ours: its family)
+    _check_model(out, cfg)
+    # 18-20: data folders
+    for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
+                        ("train_data_dir", "image folder")):
+        v = _s(cfg, name)
+        if v:
+            p = resolve_path(v)
+            if not os.path.isdir(p):
+                what = "is a file, not a folder" if os.path.isfile(p) else "does not exist"
+                fix = f"pick its folder '{os.path.dirname(p)}'" if os.path.isfile(p) else "fix the path"
+                out.err(name, f"{label} '{v}' {what} (resolved: '{p}'): {fix}")
+    # 21: VAE
+    vae = _s(cfg, "vae")
+    if vae and not _REPO_ID.match(vae) and not os.path.exists(resolve_path(vae)):
+        out.err("vae", f"VAE '{vae}' does not exist (resolved: '{resolve_path(vae)}'): pick the file or clear it")
+    # 22: folder layout (folder mode)
+    if scan is not None:
+        out.items.extend(scan.problems)
+    # 23: bucket steps
+    steps = _g(cfg, "bucket_reso_steps")
+    if steps is not None and _f(cfg, "bucket_reso_steps") < 1:
+        out.err("bucket_reso_steps", "bucket resolution steps must be at least 1 (64 is usual)")
+    # 24: noise offset
+    no = _g(cfg, "noise_offset")
+    if no not in (None, "") and not 0 <= _f(cfg, "noise_offset") <= 1:
+        out.err("noise_offset", f"noise offset {no} must be between 0 and 1 (0.05-0.1 is usual)")
+    ste = _g(cfg, "stop_text_encoder_training")
+    if ste not in (None, "") and _f(cfg, "stop_text_encoder_training") != 0:
+        out.warn("stop_text_encoder_training", "stop text encoder training is not supported by LoRA training and "
+                                               "is ignored: set it to 0")
+    # 25: existing output
+    _check_existing_output(out, cfg)
+    # 26: no data at all
+    if not dc and not _s(cfg, "train_data_dir"):
+        out.err("train_data_dir", "image folder is empty: pick the folder that holds your <repeats>_<name> "
+                                  "folders (or set a dataset config)")
+    # 28: T5-XXL LR
+    if cfg_family(cfg) == "flux1" and _f(cfg, "t5xxl_lr") > 0 and _g(cfg, "text_encoder_lr") is not None \
+            and _f(cfg, "text_encoder_lr") == 0:
+        out.err("t5xxl_lr", "a T5-XXL learning rate needs a text encoder learning rate above 0: set "
+                            "text_encoder_lr, or set t5xxl_lr to 0")
+    # 29: all learning rates zero
+    if _f(cfg, "learning_rate") == 0 and _f(cfg, "text_encoder_lr") == 0 and _f(cfg, "unet_lr") == 0:
+        out.err("learning_rate", "every learning rate is 0 or empty, so nothing would train: set learning_rate "
+                                 "(1e-4 is usual)")
+
+
+def _check_model(out: _Out, cfg: Any) -> None:
+    name = "pretrained_model_name_or_path"
+    v = _s(cfg, name)
+    if not v:
+        out.err(name, "no base model: pick a checkpoint (.safetensors) or a Diffusers folder")
+        return
+    p = resolve_path(v)
+    if not os.path.exists(p):
+        if _REPO_ID.match(v) and not v.startswith((".", "/")):
+            out.warn(name, f"'{v}' is not a local path, so it is taken as a Hugging Face repo id and must be "
+                           f"downloaded (needs network); pick a local checkpoint to train offline")
+        else:
+            out.err(name, f"base model '{v}' does not exist (resolved: '{p}'): pick the checkpoint file or "
+                          f"Diffusers folder")
+        return
+    try:
+        info = detect_family(p)
+    except ModelFileError as exc:
+        out.err(name, f"base model '{v}' is not a readable safetensors file: {exc}; re-download it")
+        return
+    except OSError as exc:
+        out.err(name, f"cannot read base model '{v}': {exc}")
+        return
+    if info.kind == "lora":
+        out.err(name, f"'{v}' is a LoRA file, not a base model ({info.detail}): pick the checkpoint you train on "
+                      f"(a LoRA to continue from goes in network_weights)")
+        return
+    chosen = cfg_family(cfg)
+    if info.family is not None and info.family != chosen:
+        fix = {"sdxl": "tick SDXL", "flux1": "tick Flux.1", "sd3": "tick SD3", "sd2": "tick v2 (SD2.x)",
+               "sd1": "untick SDXL/v2/Flux.1/SD3"}[info.family]
+        out.err(name, f"the checkpoint is {FAMILY_LABELS[info.family]} ({info.detail}) but the settings say "
+                      f"{FAMILY_LABELS[chosen]}: {fix}, or pick a {FAMILY_LABELS[chosen]} checkpoint")
+
+
+def _check_existing_output(out: _Out, cfg: Any) -> None:
+    od = _s(cfg, "output_dir")
+    if not od:
+        return
+    ext = _s(cfg, "save_model_as") or "safetensors"
+    name = _s(cfg, "output_name") or "last"
+    target = os.path.join(resolve_path(od), f"{name}.{ext}")
+    if os.path.isfile(target):
+        out.warn("output_name", f"'{target}' already exists and training would overwrite it: change output_name "
+                                f"to keep it, or confirm the overwrite at Start")
+
+
+# --- sd-scripts start-up assertions (§1.4) and scheduler/optimizer pairs (§4.14, §4.15) -------------------------------
+
+
+def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
+    fam = cfg_family(cfg)
+    mp = _s(cfg, "mixed_precision") or "no"
+    if fam == "sdxl" and _g(cfg, "v2"):
+        out.err("v2", "v2 cannot be used with SDXL (the trainer refuses it): untick v2")
+    if _g(cfg, "cache_latents") or _g(cfg, "cache_latents_to_disk"):
+        for n in ("color_aug", "random_crop"):
+            if _g(cfg, n):
+                out.err(n, f"{n} cannot be used with cached latents (the trainer refuses it): untick {n} or "
+                           f"untick cache_latents")
+    if _g(cfg, "full_fp16") and mp != "fp16":
+        out.err("full_fp16", "full_fp16 needs mixed_precision fp16: set it, or untick full_fp16")
+    if _g(cfg, "full_bf16") and mp != "bf16":
+        out.err("full_bf16", "full_bf16 needs mixed_precision bf16: set it, or untick full_bf16")
+    if _g(cfg, "fp8_base") and mp == "no":
+        out.err("fp8_base", "fp8_base needs mixed precision (fp16 or bf16)")
+    if _f(cfg, "adaptive_noise_scale") and not _f(cfg, "noise_offset"):
+        out.err("adaptive_noise_scale", "adaptive_noise_scale needs noise_offset: set noise_offset or clear it")
+    if _g(cfg, "scale_v_pred_loss_like_noise_pred") and not _g(cfg, "v_parameterization"):
+        out.err("scale_v_pred_loss_like_noise_pred", "scale_v_pred_loss_like_noise_pred needs v_parameterization")
+    if _f(cfg, "v_pred_like_loss") and _g(cfg, "v_parameterization"):
+        out.err("v_pred_like_loss", "v_pred_like_loss cannot be used with v_parameterization: clear it")
+    if fam == "sdxl" and _g(cfg, "sdxl_cache_text_encoder_outputs"):
+        if _g(cfg, "text_encoder_lr") is None or _f(cfg, "text_encoder_lr") != 0:
+            out.err("sdxl_cache_text_encoder_outputs", "caching text encoder outputs trains the U-Net only: set "
+                                                       "text_encoder_lr to 0, or untick the cache")
+        for n in ("shuffle_caption", "caption_dropout_rate", "caption_tag_dropout_rate", "token_warmup_step"):
+            if _f(cfg, n) if n != "shuffle_caption" else _g(cfg, n):
+                out.err(n, f"{n} changes captions per step, which cached text encoder outputs cannot follow: clear "
+                           f"{n} or untick sdxl_cache_text_encoder_outputs")
+    # Resolution against the bucket limits (sd-scripts asserts).
+    reso_raw = _g(cfg, "max_resolution")
+    reso = parse_resolution(reso_raw)
+    if reso_raw not in (None, "") and reso is None:
+        out.err("max_resolution", f"resolution '{reso_raw}' is not 'W,H' (e.g. 1024,1024)")
+    step = int(_f(cfg, "bucket_reso_steps") or 64)
+    if step >= 1:
+        div = 32 if fam == "sdxl" else 64 if fam in ("sd1", "sd2") else 16
+        if step % div:
+            out.err("bucket_reso_steps", f"bucket_reso_steps {step} must be a multiple of {div} for "
+                                         f"{FAMILY_LABELS[fam]} (the trainer refuses it): use 64")
+    if reso and _g(cfg, "enable_bucket") and not _g(cfg, "bucket_no_upscale") and step >= 1:
+        lo, hi = adjust_min_max(int(_f(cfg, "min_bucket_reso") or 256), int(_f(cfg, "max_bucket_reso") or 1024),
+                                step)
+        if lo > hi:
+            out.err("min_bucket_reso", f"min_bucket_reso {lo} is above max_bucket_reso {hi}")
+        elif min(reso) < lo:
+            out.err("min_bucket_reso", f"min_bucket_reso {lo} is above the resolution's short side {min(reso)}: "
+                                       f"lower it to {min(reso)} or less")
+        elif max(reso) > hi:
+            out.err("max_bucket_reso", f"max_bucket_reso {hi} is below the resolution's long side {max(reso)}: "
+                                       f"raise it to at least {max(reso)}")
+    _scheduler_rules(out, cfg, plan)
+
+
+def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
+    try:
+        tokens = split_args(_s(cfg, "optimizer_args"))
+    except ValueError:
+        return {}
+    return {t.split("=", 1)[0].lower(): t.split("=", 1)[1] for t in tokens if "=" in t}
+
+
+def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
+    sched = _s(cfg, "lr_scheduler") or "constant"
+    opt = _s(cfg, "optimizer") or "AdamW"
+    warm = plan.lr_warmup_steps if plan is not None else int(_f(cfg, "lr_warmup_steps") or _f(cfg, "lr_warmup"))
+    warm_field = "lr_warmup_steps" if _f(cfg, "lr_warmup_steps") > 0 else "lr_warmup"
+    kwargs = _optimizer_kwargs(cfg)
+    adafactor_relative = opt.lower() == "adafactor" and kwargs.get("relative_step", "True") not in ("False", "0")
+    if sched.startswith("adafactor") and opt.lower() != "adafactor":
+        out.err("lr_scheduler", f"the adafactor scheduler works only with the Adafactor optimizer, not {opt}: pick "
+                                f"another scheduler (cosine, constant_with_warmup, ...)")
+    if warm:
+        if _s(cfg, "lr_scheduler_type"):
+            out.err(warm_field, f"a custom scheduler ({_s(cfg, 'lr_scheduler_type')}) takes no warm-up in the "
+                                f"trainer: set {warm_field} to 0")
+        elif adafactor_relative:
+            out.err(warm_field, "Adafactor with relative_step (its default) replaces the scheduler by its own, "
+                                f"which takes no warm-up: set {warm_field} to 0, or add relative_step=False "
+                                "scale_parameter=False warmup_init=False to optimizer_args")
+        elif sched.startswith("adafactor"):
+            out.err(warm_field, f"the adafactor scheduler takes no warm-up: set {warm_field} to 0")
+        elif sched == "constant":
+            out.err(warm_field, f"the constant scheduler takes no warm-up (the trainer stops with an error): set "
+                                f"{warm_field} to 0, or pick constant_with_warmup")
+    if sched == "piecewise_constant" and "step_rules" not in _s(cfg, "lr_scheduler_args"):
+        out.err("lr_scheduler_args", "piecewise_constant needs step_rules in lr_scheduler_args, e.g. "
+                                     "step_rules=\"1:10,0.1:20,0.01\"")
+    low = opt.lower()
+    if any(k in low for k in _SCHEDULE_FREE) and sched not in ("constant", "constant_with_warmup"):
+        out.warn("lr_scheduler", f"schedule-free optimizer {opt} ignores lr_scheduler '{sched}': pick constant")
+    if (low.startswith("dadapt") or low.startswith("prodigy")) and 0 < _f(cfg, "learning_rate") < 0.1:
+        out.warn("learning_rate", f"{opt} expects learning_rate near 1.0 (it finds the step size itself); "
+                                  f"{_g(cfg, 'learning_rate')} makes it train very slowly")
+
+
+# --- data: captions, plan --------------------------------------------------------------------------------------------
+
+
+def _caption_ext(value: Any) -> str:
+    ext = "" if value is None else str(value).strip()
+    if not ext:
+        return ".caption"  # sd-scripts' default when none is given
+    return ext if ext.startswith(".") else "." + ext
+
+
+def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | None) -> None:
+    if scan is None:
+        return
+    cfg_ext = _caption_ext(_g(cfg, "caption_extension"))
+    field_for_data = "dataset_config" if scan.mode == "dataset_config" else "train_data_dir"
+    for sub in scan.subsets:
+        if not sub.images:
+            continue
+        ext = _caption_ext(sub.toml["caption_extension"]) if sub.toml.get("caption_extension") else cfg_ext
+        where = f"'{sub.name}'" if scan.mode == "folders" else f"subset '{sub.image_dir}'"
+        field = "caption_extension" if scan.mode == "folders" or not sub.toml.get("caption_extension") \
+            else "dataset_config"
+        data_field = ("reg_data_dir" if sub.is_reg else "train_data_dir") if scan.mode == "folders" \
+            else "dataset_config"
+        n = len(sub.images)
+        have, missing, empty = sub.listing.captions(ext)
+        if empty:
+            out.err(data_field, f"{len(empty)} caption files in {where} are empty ({', '.join(empty[:5])}): the "
+                                f"trainer stops on an empty caption; write a caption or delete the file")
+        if have == n or sub.metadata_file:
+            continue
+        others = {e: c for e, c in sub.listing.sidecar_counts().items() if e != ext and c}
+        fallback = f"the class token '{sub.class_tokens}'" if sub.class_tokens else "an empty caption"
+        if others:
+            best, count = max(others.items(), key=lambda kv: kv[1])
+            out.warn(field, f"{have}/{n} images in {where} have {ext} captions, {count} have {best}: set "
+                            f"caption_extension to {best} (images without a caption are trained with {fallback})")
+        elif not sub.is_reg:
+            out.warn(data_field, f"{n - have}/{n} images in {where} have no {ext} caption "
+                                 f"({', '.join(missing)}); they are trained with {fallback}")
+    if plan is None:
+        return
+    if scan.mode != "none" and plan.repeats_images == 0:
+        if not any(p.severity == "error" and p.field in ("train_data_dir", "dataset_config") for p in out.items):
+            out.err(field_for_data, "no training images found: sd-scripts would exit without training; check the "
+                                    "folder layout (<train_data_dir>/10_name/<image>.png)")
+    if plan.reg_images > plan.repeats_images > 0:
+        out.warn("reg_data_dir", f"{plan.reg_images} regularisation samples but {plan.repeats_images} training "
+                                 f"samples: only {plan.reg_samples} reg samples are used per epoch (the trainer "
+                                 f"balances them)")
+    if scan.mode == "dataset_config":
+        for n in ("train_data_dir", "reg_data_dir"):
+            if _s(cfg, n):
+                out.warn(n, f"{n} is ignored because dataset_config is set (the trainer uses the TOML): clear "
+                            f"{n} or dataset_config")
+    if plan.source == "trainer_default" and plan.repeats_images:
+        out.warn("epoch", f"neither epoch, max_train_epochs nor max_train_steps is set, so the trainer runs its "
+                          f"default {plan.max_train_steps} steps (≈ {plan.epochs} epochs): set epoch")
+    for note in plan.notes:
+        if "is not used" in note:
+            out.warn("max_train_steps", note)
+
+
+# --- ranges ------------------------------------------------------------------------------------------------------
+
+# (field, minimum, maximum or None, message hint); None values are "unset" and pass.
+_RANGES: tuple[tuple[str, float, float | None, str], ...] = (
+    ("train_batch_size", 1, None, "1-4 is usual"),
+    ("gradient_accumulation_steps", 1, None, "1 = none"),
+    ("epoch", 0, None, "10 is usual"),
+    ("max_train_epochs", 0, None, "empty = use epoch"),
+    ("max_train_steps", 0, None, "empty = use epoch"),
+    ("lr_warmup", 0, 100, "a percentage of the steps"),
+    ("lr_warmup_steps", 0, None, "0 = use lr_warmup"),
+    ("network_dim", 1, None, "8-64 is usual"),
+    ("network_alpha", 0, None, "often dim or dim/2"),
+    ("learning_rate", 0, None, "1e-4 is usual"),
+    ("unet_lr", 0, None, "empty = learning_rate"),
+    ("text_encoder_lr", 0, None, "empty = learning_rate"),
+    ("num_processes", 1, None, "one per GPU"),
+    ("min_bucket_reso", 64, None, "256 is usual"),
+    ("max_bucket_reso", 64, None, "1024 or 2048"),
+    ("save_every_n_epochs", 0, None, "0 = only at the end"),
+    ("caption_dropout_rate", 0, 1, "a probability"),
+    ("caption_tag_dropout_rate", 0, 1, "a probability"),
+    ("prior_loss_weight", 0, None, "1.0 is usual"),
+    ("max_grad_norm", 0, None, "0 = no clipping"),
+    ("clip_skip", 0, 12, "1 (SD1) or 2 (anime models)"),
+    ("keep_tokens", 0, None, "0 = none"),
+    ("max_data_loader_n_workers", 0, None, "0 = in the main process"),
+    ("min_snr_gamma", 0, None, "5 is usual"),
+    ("network_dropout", 0, 1, "a probability"),
+)
+
+
+def _range_rules(out: _Out, cfg: Any) -> None:
+    for name, lo, hi, hint in _RANGES:
+        v = _g(cfg, name)
+        if v is None or v == "" or isinstance(v, bool):
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            out.err(name, f"{name} '{v}' is not a number ({hint})")
+            continue
+        if math.isnan(x) or x < lo or (hi is not None and x > hi):
+            span = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
+            out.err(name, f"{name} is {v}; it must be {span} ({hint})")
+
+
+# --- paths, options the trainer lacks, family-specific fields ---------------------------------------------------------
+
+
+def _relative_paths(out: _Out, cfg: Any) -> None:
+    for name in _PATH_FIELDS:
+        v = _s(cfg, name)
+        if not v:
+            continue
+        if v.startswith("~"):
+            out.err(name, f"the trainer does not expand '~' in {name}: write '{os.path.expanduser(v)}'")
+        elif not os.path.isabs(v):
+            if name in ("pretrained_model_name_or_path", "vae") and _REPO_ID.match(v) \
+                    and not os.path.exists(resolve_path(v)):
+                continue  # a Hub id, reported above
+            out.warn(name, f"{name} '{v}' is relative: it resolves to '{resolve_path(v)}' from "
+                           f"'{os.getcwd()}'; use that absolute path so the trainer finds the same place")
+
+
+def unsupported_options(settings: Any) -> dict[str, str] | None:
+    """Options the selected trainer refuses: ``<sd_scripts_dir>/lora_trainer/unsupported_options.json`` as
+    {option: reason} (a JSON list means no reasons). None when the file is absent (an upstream checkout)."""
+    base = _g(settings, "sd_scripts_dir")
+    if not base:
+        return None
+    path = os.path.join(str(base), "lora_trainer", "unsupported_options.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    if isinstance(data, dict):
+        if isinstance(data.get("options"), (list, dict)):
+            data = data["options"]
+        if isinstance(data, dict):
+            return {str(k).lstrip("-"): (v if isinstance(v, str) else "") for k, v in data.items()}
+    if isinstance(data, list):
+        return {str(k).lstrip("-"): "" for k in data}
+    return {}
+
+
+def _field_metas() -> list[Any]:
+    try:
+        from lora_tui.config.model import all_field_meta
+
+        return all_field_meta()
+    except Exception:  # noqa: BLE001 - the config layer may be absent in isolated tests
+        return []
+
+
+def _is_set(cfg: Any, meta: Any) -> bool:
+    v = _g(cfg, meta.name)
+    if v is None or v == "" or v is False:
+        return False
+    if v == meta.default:
+        return False
+    if getattr(meta, "zero_unset", False) and v == 0:
+        return False
+    return True
+
+
+def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
+    base = _g(settings, "sd_scripts_dir")
+    if base and os.path.isdir(str(base)):
+        script = _script_name(cfg)
+        if not os.path.isfile(os.path.join(str(base), script)):
+            fam = FAMILY_LABELS[cfg_family(cfg)]
+            out.err("pretrained_model_name_or_path",
+                    f"the trainer in '{base}' has no {script}, so it cannot train {fam}: point sd_scripts_dir at "
+                    f"an sd-scripts checkout that has it, or pick another model family")
+    refused = unsupported_options(settings)
+    if not refused:
+        return
+    by_key: dict[str, Any] = {}
+    for m in metas:
+        for k in (m.name, getattr(m, "toml_key", None), getattr(m, "net_arg", None)):
+            if k:
+                by_key.setdefault(k, m)
+    seen = set()
+    for opt, reason in refused.items():
+        m = by_key.get(opt)
+        if m is not None and m.name not in seen and _is_set(cfg, m):
+            seen.add(m.name)
+            why = f" ({reason})" if reason else ""
+            out.err(m.name, f"{m.name} = {_g(cfg, m.name)!r}: the bundled trainer does not implement "
+                            f"'{opt}'{why}; clear it, or point sd_scripts_dir at an upstream sd-scripts checkout")
+    # Values refused by name: "optimizer:Lion", "lr_scheduler:polynomial", "LoRA_type:LyCORIS/LoHa".
+    for opt, reason in refused.items():
+        if ":" in opt:
+            fname, _, value = opt.partition(":")
+            fname = {"optimizer_type": "optimizer", "scheduler": "lr_scheduler"}.get(fname, fname)
+            if str(_g(cfg, fname, "")).lower() == value.lower():
+                why = f" ({reason})" if reason else ""
+                out.err(fname, f"the bundled trainer does not implement {fname} '{value}'{why}: pick another, or "
+                               f"point sd_scripts_dir at an upstream sd-scripts checkout")
+    try:
+        tokens = split_args(_s(cfg, "additional_parameters"))
+    except ValueError:
+        tokens = []
+    for tok in tokens:
+        if tok.startswith("--"):
+            opt = tok[2:].split("=", 1)[0]
+            if opt in refused:
+                out.err("additional_parameters", f"additional parameter --{opt} is not implemented by the bundled "
+                                                 f"trainer: remove it, or use an upstream sd-scripts checkout")
+
+
+def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:
+    fam = cfg_family(cfg)
+    for m in metas:
+        fams = getattr(m, "families", None)
+        if fams and fam not in fams and _is_set(cfg, m):
+            names = "/".join(FAMILY_LABELS.get(f, f) for f in fams)
+            out.warn(m.name, f"{m.name} applies to {names} only and is ignored for {FAMILY_LABELS[fam]}: clear it "
+                             f"or pick the matching model family")
+
+
+# --- entry point -------------------------------------------------------------------------------------------------
+
+
+def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan | None = None) -> list[Problem]:
+    """All problems of ``cfg`` (+ its data ``scan``) for the trainer chosen by ``settings``, errors and warnings
+    in the order the user should fix them: kohya_ss' Start checks (§2, in order), then the trainer's start-up
+    assertions, argument strings, ranges, data/captions, paths, unsupported options, family-specific fields.
+    ``plan`` is computed when not given. Never raises for bad values: each becomes a Problem.
+    """
+    out = _Out()
+    if plan is None and scan is not None:
+        plan = plan_steps(cfg, scan)
+    metas = _field_metas()
+    steps: Iterable[Callable[[], None]] = (
+        lambda: _kohya_order(out, cfg, scan),
+        lambda: _trainer_rules(out, cfg, plan),
+        lambda: _check_token_args(out, cfg, "additional_parameters", dashes=True),
+        lambda: _check_token_args(out, cfg, "extra_accelerate_launch_args", dashes=True),
+        lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_g(cfg, "network_args"),
+                                                                                          str) else None,
+        lambda: _range_rules(out, cfg),
+        lambda: _data_rules(out, cfg, scan, plan),
+        lambda: _relative_paths(out, cfg),
+        lambda: _trainer_support(out, cfg, settings, metas),
+        lambda: _family_fields(out, cfg, metas),
+    )
+    for step in steps:
+        step()
+    # One message per (field, text): the same finding can come from two rules.
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for p in out.items:
+        if (p.field, p.message) not in seen:
+            seen.add((p.field, p.message))
+            result.append(p)
+    return result

@@ -1,0 +1,293 @@
+"""The step count the trainer will run, counted as sd-scripts counts it (sd_scripts_interface.md §2.7, §2.8,
+§2.12, §4.15), not as kohya_ss' GUI estimates it (kohya_gui_behaviour.md §3: no buckets, a flat ×2 for reg).
+
+Precedence of the length of training: ``max_train_epochs`` (sd-scripts overrides the steps with it), then
+``max_train_steps``, then our ``epoch`` field (the launch writes it as the epoch count), else the trainer's own
+default of 1600 steps.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lora_tui.plan.buckets import BucketChooser, adjust_min_max
+from lora_tui.plan.dataset import DatasetGroup, DatasetScan
+
+TRAINER_DEFAULT_STEPS = 1600
+
+StepSource = Literal["max_train_epochs", "max_train_steps", "epoch", "trainer_default"]
+
+
+@dataclass
+class DatasetSteps:
+    """One dataset's share: ``batch_size``, ``resolution`` (W, H), ``buckets`` {(w, h): samples per epoch},
+    ``batches`` = Σ ceil(samples / batch_size)."""
+
+    batch_size: int
+    resolution: tuple[int, int]
+    buckets: dict[tuple[int, int], int]
+    batches: int
+
+
+@dataclass
+class StepPlan:
+    """What the trainer will do, in its own numbers.
+
+    ``images``: training image files; ``repeats_images``: Σ images × repeats of training subsets (sd-scripts'
+    "num train images * repeats"); ``reg_images``: Σ images × repeats of regularisation subsets before balancing
+    (sd-scripts' "num reg images"); ``reg_samples``: regularisation samples per epoch after balancing to
+    ``repeats_images`` (§2.7); ``batches_per_epoch``: Σ over datasets and buckets of ceil(samples / batch) (the
+    dataloader length L); ``steps_per_epoch``: ceil(ceil(L / processes) / grad accumulation); ``epochs``: epochs
+    the trainer runs; ``max_train_steps``: optimizer steps; ``lr_warmup_steps``: warm-up steps of the LR scheduler
+    (a percentage is applied to max_train_steps × processes, as sd-scripts does); ``source``: which field set the
+    length; ``summary``: one sentence for the user; ``notes``: further sentences (trainer default, ...).
+    """
+
+    images: int = 0
+    repeats_images: int = 0
+    reg_images: int = 0
+    reg_samples: int = 0
+    batches_per_epoch: int = 0
+    steps_per_epoch: int = 0
+    epochs: int = 0
+    max_train_steps: int = 0
+    lr_warmup_steps: int = 0
+    num_processes: int = 1
+    gradient_accumulation_steps: int = 1
+    source: StepSource = "trainer_default"
+    datasets: list[DatasetSteps] = field(default_factory=list)
+    summary: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        """The numbers ``lora-tui print --json`` shows under ``steps``."""
+        return {
+            "images": self.images,
+            "repeats_images": self.repeats_images,
+            "reg_images": self.reg_images,
+            "batches_per_epoch": self.batches_per_epoch,
+            "epochs": self.epochs,
+            "max_train_steps": self.max_train_steps,
+            "lr_warmup_steps": self.lr_warmup_steps,
+        }
+
+
+def _int(v: Any, default: int) -> int:
+    try:
+        if v is None or v == "" or isinstance(v, bool):
+            return default
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _pos(v: Any) -> int | None:
+    """A positive int, or None for unset/0/garbage (kohya's 0 means unset for these fields)."""
+    n = _int(v, 0)
+    return n if n > 0 else None
+
+
+def parse_resolution(value: Any) -> tuple[int, int] | None:
+    """``"1024,768"`` / ``"768"`` / 768 / [w, h] → (W, H); None when unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return (value, value) if value > 0 else None
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(x, int) and x > 0 for x in value):
+            return int(value[0]), int(value[1])
+        return None
+    parts = [p.strip() for p in str(value).replace("x", ",").replace("X", ",").split(",") if p.strip()]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) <= 0:
+        return None
+    return nums[0], nums[1]
+
+
+def _ds_value(group: DatasetGroup, key: str, cfg: Any, cfg_name: str | None = None) -> Any:
+    v = group.toml.get(key)
+    if v is not None:
+        return v
+    return getattr(cfg, cfg_name or key, None)
+
+
+def dataset_steps(group: DatasetGroup, cfg: Any) -> tuple[DatasetSteps, int, int, int, int]:
+    """Buckets and batches of one dataset: (DatasetSteps, train images, train samples, reg samples raw,
+    reg samples after balancing)."""
+    batch = max(1, _int(_ds_value(group, "batch_size", cfg, "train_batch_size"), 1))
+    reso = parse_resolution(_ds_value(group, "resolution", cfg, "max_resolution")) or (512, 512)
+    enable = bool(_ds_value(group, "enable_bucket", cfg))
+    step = max(1, _int(_ds_value(group, "bucket_reso_steps", cfg), 64))
+    lo = _int(_ds_value(group, "min_bucket_reso", cfg), 256)
+    hi = _int(_ds_value(group, "max_bucket_reso", cfg), 1024)
+    lo, hi = adjust_min_max(lo, hi, step)
+    chooser = BucketChooser(reso, enable, lo, hi, step, bool(_ds_value(group, "bucket_no_upscale", cfg)))
+
+    # Occurrences per image size: train images with their repeats, reg images balanced below.
+    sizes: Counter[tuple[int, int]] = Counter()
+    n_images = n_train = n_reg_raw = 0
+    reg: list[tuple[list, int]] = []
+    for sub in group.subsets:
+        r = sub.repeats(cfg)
+        if sub.is_reg:
+            n_reg_raw += len(sub.images) * r
+            if sub.images:
+                reg.append((sub.images, r))
+            continue
+        n_images += len(sub.images)
+        n_train += len(sub.images) * r
+        for im in sub.images:
+            sizes[(im.width, im.height)] += r
+    n_reg_used = 0
+    if reg and n_train > 0:
+        n_reg_used = _balance_reg(reg, n_train, sizes)
+
+    buckets: Counter[tuple[int, int]] = Counter()
+    for (w, h), count in sizes.items():
+        try:
+            b = chooser.bucket(w, h)
+        except ValueError:
+            b = reso
+        buckets[b] += count
+    batches = sum(math.ceil(c / batch) for c in buckets.values())
+    return DatasetSteps(batch, reso, dict(sorted(buckets.items())), batches), n_images, n_train, n_reg_raw, n_reg_used
+
+
+def _balance_reg(reg: list[tuple[list, int]], target: int, sizes: Counter) -> int:
+    """Adds reg occurrences to ``sizes`` the way sd-scripts balances them to ``target`` (§2.7): each reg image with
+    its subset's repeats, in order, until the total reaches the target (the rest unused); if all are used and it
+    is still short, one more repeat per image, cycling. Returns the reg occurrences."""
+    n = 0
+    used: list[tuple[int, int]] = []  # image sizes in registration order
+    for images, r in reg:
+        for im in images:
+            sizes[(im.width, im.height)] += r
+            used.append((im.width, im.height))
+            n += r
+            if n >= target:
+                return n
+    short = target - n
+    k = len(used)
+    full, rest = divmod(short, k)
+    if full:
+        for wh in used:
+            sizes[wh] += full
+    for wh in used[:rest]:
+        sizes[wh] += 1
+    return target
+
+
+def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) -> StepPlan:
+    """The step plan for ``cfg`` over ``scan``.
+
+    ``num_processes``: accelerate processes (None → ``cfg.num_processes``, default 1). Never raises; with no
+    images the counts are 0 and ``summary`` says so. Sources: sd-scripts ``train_util`` / ``train_network``
+    (§2.12): L = Σ buckets ceil(count / batch); with ``max_train_epochs`` E, steps = E × ceil(L / P / G);
+    epochs = ceil(steps / ceil(ceil(L / P) / G)); warm-up ratio r → int(r × steps × P).
+    """
+    P = max(1, _int(num_processes if num_processes is not None else getattr(cfg, "num_processes", 1), 1))
+    G = max(1, _int(getattr(cfg, "gradient_accumulation_steps", 1), 1))
+    plan = StepPlan(num_processes=P, gradient_accumulation_steps=G)
+    for group in scan.datasets:
+        ds, n_img, n_train, n_reg_raw, n_reg_used = dataset_steps(group, cfg)
+        plan.datasets.append(ds)
+        plan.images += n_img
+        plan.repeats_images += n_train
+        plan.reg_images += n_reg_raw
+        plan.reg_samples += n_reg_used
+        plan.batches_per_epoch += ds.batches
+    L = plan.batches_per_epoch
+    per_epoch = math.ceil(math.ceil(L / P) / G) if L else 0
+    plan.steps_per_epoch = per_epoch
+
+    max_epochs = _pos(getattr(cfg, "max_train_epochs", None))
+    max_steps = _pos(getattr(cfg, "max_train_steps", None))
+    epoch = _pos(getattr(cfg, "epoch", None))
+    if max_epochs is not None:
+        plan.source = "max_train_epochs"
+        plan.max_train_steps = max_epochs * math.ceil(L / P / G) if L else 0
+    elif max_steps is not None:
+        plan.source = "max_train_steps"
+        plan.max_train_steps = max_steps
+    elif epoch is not None:
+        plan.source = "epoch"
+        plan.max_train_steps = epoch * math.ceil(L / P / G) if L else 0
+    else:
+        plan.source = "trainer_default"
+        plan.max_train_steps = TRAINER_DEFAULT_STEPS
+        plan.notes.append(f"No epochs or steps are set, so the trainer's own default applies: "
+                          f"{TRAINER_DEFAULT_STEPS} steps.")
+    plan.epochs = math.ceil(plan.max_train_steps / per_epoch) if per_epoch else 0
+
+    if max_steps is not None and max_epochs is not None:
+        plan.notes.append(f"max_train_epochs {max_epochs} overrides max_train_steps {max_steps} (sd-scripts does "
+                          f"this).")
+    elif max_steps is not None and epoch is not None and per_epoch and epoch != plan.epochs:
+        plan.notes.append(f"max_train_steps {max_steps} sets the length, so 'epoch' {epoch} is not used "
+                          f"({plan.epochs} epochs will run); clear max_train_steps to train by epochs.")
+
+    plan.lr_warmup_steps = warmup_steps(cfg, plan.max_train_steps, P)
+    plan.summary = _summary(plan, scan)
+    return plan
+
+
+def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
+    """Scheduler warm-up steps: ``lr_warmup_steps`` when > 0, else ``lr_warmup`` percent as the ratio
+    ``lr_warmup / 100`` turned into steps by sd-scripts as int(ratio × max_train_steps × processes) (§4.15,
+    kohya_gui §3.1 step 8)."""
+    steps = getattr(cfg, "lr_warmup_steps", None)
+    try:
+        steps_f = float(steps) if steps not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        steps_f = 0.0
+    if steps_f > 0:
+        if steps_f < 1:  # a fraction typed into the steps field: sd-scripts takes floats as ratios
+            return int(steps_f * max_train_steps * num_processes)
+        return int(steps_f)
+    try:
+        pct = float(getattr(cfg, "lr_warmup", 0) or 0)
+    except (TypeError, ValueError):
+        pct = 0.0
+    if pct > 0:
+        return int(pct / 100 * (max_train_steps * num_processes))
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _summary(plan: StepPlan, scan: DatasetScan) -> str:
+    if not plan.batches_per_epoch:
+        if scan.mode == "none":
+            return "No training images yet: pick an image folder (or a dataset config)."
+        return "No training images found, so the trainer would not train."
+    subs = [s for s in scan.subsets if not s.is_reg and s.images]
+    reps = {s.num_repeats for s in subs}
+    if len(reps) == 1 and None not in reps:
+        head = f"{_plural(plan.images, 'image')} × {next(iter(reps))} repeats = {plan.repeats_images} per epoch"
+    else:
+        head = f"{_plural(plan.images, 'image')} with repeats = {plan.repeats_images} per epoch"
+    if plan.reg_samples:
+        head += f" + {plan.reg_samples} reg"
+    batches = _plural(plan.batches_per_epoch, "batch").replace("batchs", "batches")
+    if plan.gradient_accumulation_steps > 1 or plan.num_processes > 1:
+        parts = []
+        if plan.num_processes > 1:
+            parts.append(f"{plan.num_processes} processes")
+        if plan.gradient_accumulation_steps > 1:
+            parts.append(f"accumulating {plan.gradient_accumulation_steps}")
+        batches += f" ({', '.join(parts)}: {plan.steps_per_epoch} steps each)"
+    if plan.source in ("max_train_epochs", "epoch"):
+        tail = f"{batches} × {_plural(plan.epochs, 'epoch')} = {plan.max_train_steps} steps"
+    else:
+        origin = "trainer default" if plan.source == "trainer_default" else "max_train_steps"
+        tail = f"{batches} per epoch; {plan.max_train_steps} steps ({origin}) ≈ {_plural(plan.epochs, 'epoch')}"
+    return f"{head} → {tail}"
