@@ -15,7 +15,7 @@ from typing import AsyncIterator
 
 from lora_tui.run.jobs import Job
 from lora_tui.run.logstream import LineSplitter
-from lora_tui.run.progress import ProgressState
+from lora_tui.run.progress import ProgressState, split_bar
 
 CHUNK = 256 * 1024
 POLL_S = 1 / 12
@@ -62,6 +62,7 @@ class LogFollower:
         self.max_batch_lines = max_batch_lines
         self.ended = False
         self._live = ""
+        self._glued_bar: str | None = None
         self._fh = None
 
     def close(self) -> None:
@@ -101,8 +102,10 @@ class LogFollower:
         drained = budget > 0
         if finished and drained:
             lines.extend(self.splitter.close())
+        lines = self._unglue(lines)
         batch.progress_changed = self.progress.feed_lines(lines)
-        live = self.splitter.live
+        # Between a glued print and the next bar update the bar is still what a terminal shows.
+        live = self.splitter.live or self._glued_bar or ""
         if live != self._live:
             self._live = live
             batch.live = live
@@ -120,6 +123,20 @@ class LogFollower:
                 batch.live = self._live = ""
             self.close()
         return batch
+
+    def _unglue(self, lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            bar, rest = split_bar(line)
+            if bar is None or not rest:
+                out.append(line)
+                self._glued_bar = None
+                continue
+            # a bar interrupted by a print: the print is the line; the bar is still the live state
+            self.progress.feed_live(bar)
+            self._glued_bar = bar
+            out.append(rest)
+        return out
 
     def replay(self) -> FollowBatch:
         """Read the whole log so far in one go (attach), merged into one batch."""

@@ -57,7 +57,7 @@ def resolve_state_dir(settings: Any = None, state_dir: str | os.PathLike | None 
         value = getattr(load_app_settings(), "state_dir", None)
         if value:
             return Path(value).expanduser()
-    except ImportError:
+    except (ImportError, ValueError):  # a broken settings.toml is reported where settings are edited
         pass
     import platformdirs
 

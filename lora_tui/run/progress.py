@@ -146,6 +146,20 @@ def parse_line(line: str) -> ProgressUpdate | None:
     return None
 
 
+def split_bar(line: str) -> tuple[str | None, str]:
+    """Split a tqdm bar from text glued after it: ``(bar, rest)``; ``(None, line)`` when no bar leads the line.
+
+    stdout and stderr share one log file, so a ``print`` made while the bar (on stderr) sits unfinished lands
+    right after it: ``steps: 5%|▌| 5/96 [00:02<00:40, 2.2it/s]LORA_TUI_PROGRESS {...}``. A terminal shows the same
+    glued line; we show the printed text as its own line and keep the bar for the live line."""
+    if not line.lstrip().startswith("steps:"):
+        return None, line
+    m = _TQDM_RE.match(line)
+    if not m:
+        return None, line
+    return line[: m.end()], line[m.end():]
+
+
 class ProgressState:
     """Accumulated view of a run, fed line by line (live run or a replayed log; the result is the same).
 

@@ -19,21 +19,23 @@ def save(name, step):
 
 
 step = 0
+bar = ""
 try:
     print("epoch 1/1", flush=True)
     for step in range(1, steps + 1):
         time.sleep(step_s)
         loss = 1.0 / step
-        sys.stderr.write(f"\rsteps: {100 * step // steps:3d}%|#         | {step}/{steps} "
-                         f"[00:01<00:10, {1 / step_s:.2f}it/s, avr_loss={loss:.3g}]")
+        bar = (f"steps: {100 * step // steps:3d}%|#         | {step}/{steps} "
+               f"[00:01<00:10, {1 / step_s:.2f}it/s, avr_loss={loss:.3g}]")
+        sys.stderr.write("\r" + bar)
         sys.stderr.flush()
         print("LORA_TUI_PROGRESS " + json.dumps({"step": step, "total": steps, "epoch": 1, "epochs": 1,
                                                  "loss": loss, "avr_loss": loss}), flush=True)
-    sys.stderr.write("\n")
+    sys.stderr.write("\r" + bar + "\n")  # tqdm's close(): the final state, then a newline
     save("fake.safetensors", step)
     print("model saved.", flush=True)
 except KeyboardInterrupt:
-    sys.stderr.write("\n")
+    sys.stderr.write("\r" + bar + "\n")  # tqdm's close(): the final state, then a newline
     time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)  # a save takes a while
     save("fake-interrupted.safetensors", step)
     print(f"interrupted: saved {out / 'fake-interrupted.safetensors'}", flush=True)

@@ -74,3 +74,12 @@ def test_exit_hints():
 def test_durations():
     assert parse_duration("17:00") == 1020 and parse_duration("1:02:03") == 3723 and parse_duration("?") is None
     assert format_duration(3723) == "1:02:03" and format_duration(59.6) == "01:00"
+
+
+def test_print_glued_to_an_unfinished_bar_is_split_off():
+    from lora_tui.run.progress import split_bar
+
+    bar = "steps:   5%|▌         | 5/96 [00:02<00:40,  2.20it/s, avr_loss=0.3]"
+    assert split_bar(bar + 'LORA_TUI_PROGRESS {"step": 5}') == (bar, 'LORA_TUI_PROGRESS {"step": 5}')
+    assert split_bar(bar) == (bar, "")
+    assert split_bar("epoch 1/2") == (None, "epoch 1/2")

@@ -1,0 +1,278 @@
+"""``lora-tui train | jobs | stop | queue`` without the UI: the same launch as Start, as plain functions.
+
+Each returns a process exit status and writes human text to ``out`` (stdout by default), so ``cli.py`` only
+parses arguments. The config and plan layers are imported lazily: ``jobs``/``stop`` need neither.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from lora_tui.run.jobs import Job, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job
+
+
+class PlanRefused(ValueError):
+    """The plan has errors; ``problems`` are the plan's ``Problem`` objects."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = problems
+        lines = [f"  {p.field or '(config)'}: {p.message}" for p in problems]
+        super().__init__("the config has errors; nothing was started:\n" + "\n".join(lines))
+
+
+def shell_status(exit_code: int | None) -> int:
+    """A trainer exit code as a process exit status: signal N → 128+N; unknown → 1."""
+    if exit_code is None:
+        return 1
+    return 128 - exit_code if exit_code < 0 else exit_code
+
+
+def _settings(settings: Any):
+    if settings is not None:
+        return settings
+    from lora_tui.config.app_settings import load_app_settings
+
+    return load_app_settings()
+
+
+def apply_sets(cfg, sets: list[str] | None):
+    """Return ``cfg`` with ``--set key=value`` overrides (kohya key names; values read like JSON-file values).
+    Raises ``ConfigError`` naming the key for a malformed item or an unreadable value."""
+    if not sets:
+        return cfg
+    from lora_tui.config.kohya_json import ConfigError, config_from_dict, config_to_dict
+
+    data = config_to_dict(cfg)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(key, f"--set {item!r}: expected key=value")
+        if key not in data:
+            raise ConfigError(key, f"--set {key}: no such setting")
+        data[key] = value
+    return config_from_dict(data).config
+
+
+def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None = None):
+    """Load our JSON or a kohya_ss LoRA JSON and apply ``--set`` overrides. Raises ``ConfigError``."""
+    from lora_tui.config.kohya_json import ConfigError, load_config_file
+
+    if path is None:
+        raise ConfigError("", "no config file given")
+    return apply_sets(load_config_file(path).config, sets)
+
+
+def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None = None, meta: dict | None = None,
+                  now=None) -> Job:
+    """What Start does: plan → refuse on errors → write the TOML and settings JSON → start the job.
+
+    ``meta`` is merged into the job's meta (which also records the TOML/JSON paths, output dir and name, and the
+    planned step count). Raises ``PlanRefused`` when the plan has errors, ``OSError`` when a file cannot be
+    written, ``JobError`` when the process cannot start."""
+    from lora_tui.plan import make_plan
+    from lora_tui.plan.launch import build_launch, write_launch_files
+
+    settings = _settings(settings)
+    plan = make_plan(cfg, settings)
+    if plan.errors:
+        raise PlanRefused(list(plan.errors))
+    launch = build_launch(cfg, settings, now=now)
+    write_launch_files(launch, cfg)
+    steps = getattr(plan, "steps", None)
+    job_meta = {
+        "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
+        "output_dir": str(getattr(cfg, "output_dir", "") or ""), "output_name": getattr(cfg, "output_name", None),
+        "max_train_steps": getattr(steps, "max_train_steps", None),
+    }
+    job_meta.update(meta or {})
+    return start_job(list(launch.argv), dict(launch.env or {}), launch.cwd, job_meta, settings=settings,
+                     state_dir=state_dir)
+
+
+def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
+    """Copy the job's raw log to ``out_bin`` (a binary stream) until the trainer exits; returns its exit code.
+
+    Ctrl-C asks the trainer to stop (SIGINT to its group, it saves); a second Ctrl-C escalates; SIGHUP (the
+    terminal went away) leaves the job running, detached."""
+    hung_up = False
+
+    def on_hup(signum, frame):
+        nonlocal hung_up
+        hung_up = True
+
+    old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
+    pos = 0
+    try:
+        while True:
+            try:
+                ended = not job.is_alive()
+                pos = _copy_new(job.log_path, pos, out_bin)
+                if ended:
+                    pos = _copy_new(job.log_path, pos, out_bin)
+                    return job.exit_code
+                if hung_up:
+                    return None
+                time.sleep(poll_s)
+            except KeyboardInterrupt:
+                sent = job.request_stop()
+                msg = {"SIGINT": "stopping: asked the trainer to save and exit (Ctrl-C again to force)",
+                       "SIGTERM": "stopping: escalated to SIGTERM (Ctrl-C again to kill)",
+                       "SIGKILL": "stopping: escalated to SIGKILL"}.get(sent or "", "")
+                if msg:
+                    _say(out_bin, f"\nlora-tui: {msg}\n")
+    finally:
+        if old_hup is not None:
+            signal.signal(signal.SIGHUP, old_hup)
+
+
+def _copy_new(path: Path, pos: int, out_bin) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            while True:
+                data = fh.read(256 * 1024)
+                if not data:
+                    break
+                pos += len(data)
+                try:
+                    out_bin.write(data)
+                    out_bin.flush()
+                except (BrokenPipeError, OSError):
+                    pass  # our stdout is gone (closed terminal, `| head`); the job goes on regardless
+    except FileNotFoundError:
+        pass
+    return pos
+
+
+def _say(out_bin, text: str) -> None:
+    try:
+        out_bin.write(text.encode())
+        out_bin.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def train(cfg_file: str | os.PathLike, detach: bool = False, sets: list[str] | None = None, settings: Any = None,
+          out: TextIO | None = None) -> int:
+    """``lora-tui train FILE [--detach]``: launch as Start would; refuse (exit 1) on plan errors or when another
+    job is running. Without ``detach`` the log goes to ``out`` and the trainer's exit status is returned."""
+    out = out or sys.stdout
+    from lora_tui.config.kohya_json import ConfigError
+
+    try:
+        settings = _settings(settings)
+        cfg = load_config_for_run(cfg_file, sets)
+        busy = running_jobs(settings)
+        if busy:
+            print(f"lora-tui: job {busy[0].id} is still running; stop it first (`lora-tui stop {busy[0].id}`) "
+                  "or queue this config", file=out)
+            return 1
+        job = launch_config(cfg, settings)
+    except ConfigError as exc:
+        print(f"lora-tui: {exc}", file=out)
+        return 1
+    except (PlanRefused, JobError, OSError) as exc:
+        print(f"lora-tui: {exc}", file=out)
+        return 1
+    print(f"lora-tui: started job {job.id} (log: {job.log_path})", file=out, flush=True)
+    if detach:
+        print(f"lora-tui: detached; `lora-tui attach {job.id}` to watch, `lora-tui stop {job.id}` to stop",
+              file=out)
+        return 0
+    out_bin = getattr(out, "buffer", None)
+    if out_bin is None:
+        class _TextBin:
+            def write(self, data: bytes) -> None:
+                out.write(data.decode("utf-8", "replace"))
+
+            def flush(self) -> None:
+                out.flush()
+
+        out_bin = _TextBin()
+    code = stream_job(job, out_bin)
+    if code is None and job.is_alive():
+        return 0  # hung up: the job runs on
+    print(f"\nlora-tui: job {job.id} {job.state.get('status')}: {job.hint()}", file=out)
+    return shell_status(job.exit_code)
+
+
+def _age(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def jobs(settings: Any = None, out: TextIO | None = None, limit: int = 20) -> int:
+    """``lora-tui jobs``: newest first: id, status, exit code, duration, progress, output name. Exit 0."""
+    out = out or sys.stdout
+    all_jobs = list_jobs(settings)
+    if not all_jobs:
+        print(f"no jobs in {resolve_state_dir(settings) / 'jobs'}", file=out)
+        return 0
+    from lora_tui.run.progress import ProgressState
+
+    print(f"{'JOB':<21} {'STATUS':<8} {'EXIT':>5} {'TIME':>8}  PROGRESS / NAME", file=out)
+    for job in all_jobs[:limit]:
+        status = job.status
+        s = job.state
+        end = s.get("end_time") or time.time()
+        dur = _age(end - float(s.get("start_time") or end))
+        code = "" if s.get("exit_code") is None else str(s["exit_code"])
+        state = ProgressState()
+        state.feed_lines(job.tail(200))
+        name = (s.get("meta") or {}).get("output_name") or " ".join(s.get("argv", [])[-1:])
+        progress = state.summary()
+        print(f"{job.id:<21} {status:<8} {code:>5} {dur:>8}  {progress + '  ' if progress else ''}{name}", file=out)
+    if len(all_jobs) > limit:
+        print(f"... {len(all_jobs) - limit} older", file=out)
+    return 0
+
+
+def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None = None, escalate: bool = False,
+         out: TextIO | None = None) -> int:
+    """``lora-tui stop [JOB]``: as the Stop key (SIGINT, then after the grace time SIGTERM/SIGKILL). Without
+    ``JOB``, the running job. Exit 0 when no process of the job is left, 1 otherwise or when none is found."""
+    out = out or sys.stdout
+    try:
+        settings = _settings(settings)
+        if job_ref is None:
+            alive = running_jobs(settings)
+            if not alive:
+                print("lora-tui: no running job", file=out)
+                return 1
+            job = alive[0]
+        else:
+            job = load_job(job_ref, settings)
+    except JobError as exc:
+        print(f"lora-tui: {exc}", file=out)
+        return 1
+    grace = float(grace_s if grace_s is not None else getattr(settings, "stop_grace_s", 60.0))
+    if job.is_alive():
+        print(f"lora-tui: stopping job {job.id} (SIGINT; escalating after {grace:g} s)", file=out, flush=True)
+    result = job.stop(grace_s=grace, escalate=escalate)
+    print(f"lora-tui: job {job.id}: {result.message}; {job.hint()}", file=out)
+    return 0 if result.exited else 1
+
+
+def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue run``: run every pending queue item in order; exit 1 if any item did not finish ``done``."""
+    from lora_tui.run.queue import Queue, QueueRunner, launch_item
+
+    out = out or sys.stdout
+    settings = _settings(settings)
+    queue = Queue(settings)
+
+    def event(item) -> None:
+        extra = f" (job {item.job_id})" if item.job_id else ""
+        print(f"lora-tui: queue item {item.label or item.id}: {item.status}{extra} {item.message}".rstrip(),
+              file=out, flush=True)
+
+    runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
+    items = runner.run_all(on_event=event)
+    return 0 if all(i.status == "done" for i in items) else 1

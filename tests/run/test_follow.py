@@ -1,0 +1,50 @@
+"""Following a job's log file: live progress while it runs, and the same figures from the log alone."""
+from __future__ import annotations
+
+import time
+
+from conftest import fake
+from lora_tui.run.follow import LogFollower, follow
+from lora_tui.run.jobs import load_job, start_job
+
+
+async def test_follow_reports_lines_live_progress_saves_and_the_exit(state_dir, tmp_path):
+    job = start_job(fake("saving_trainer.py", tmp_path, 40, 0.02), state_dir=state_dir)
+    lines, lives, batches = [], [], []
+    async for batch in follow(job, interval=0.05):
+        batches.append(batch)
+        lines += batch.lines
+        if batch.live:
+            lives.append(batch.live)
+    last = batches[-1]
+    assert last.ended and last.exit_code == 0 and last.status == "done"
+    assert "epoch 1/1" in lines and "model saved." in lines
+    assert f"saving checkpoint: {tmp_path / 'fake.safetensors'}" in lines
+    assert any(line.startswith("steps: 100%") for line in lines)  # the bar's final state, once
+    assert sum(line.startswith("steps:") for line in lines) == 1
+    assert len(batches) > 3 and lives  # it was followed as it ran, not only read at the end
+
+
+def test_attach_from_the_log_alone_replays_progress(state_dir, tmp_path):
+    job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.01), state_dir=state_dir)
+    deadline = time.monotonic() + 10
+    while "LORA_TUI_PROGRESS" not in job.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    attached = LogFollower(load_job(job.id, state_dir=state_dir))  # a new app process knows only the id
+    first = attached.replay()
+    p = attached.progress
+    assert not first.ended and first.progress_changed
+    assert p.total == 10_000 and p.step > 0 and p.epoch == 1 and p.loss_history
+    assert p.step <= sum(1 for line in first.lines if line.startswith("LORA_TUI_PROGRESS")) + 1
+    step_before = p.step
+    time.sleep(0.3)
+    attached.poll()
+    assert attached.progress.step > step_before
+    result = job.stop(grace_s=5)
+    assert result.signals == ["SIGINT"]
+    end = attached.poll()
+    while not end.ended:
+        end = attached.poll()
+    assert end.status == "stopped" and end.exit_code == 130
+    assert attached.progress.saved == [str(tmp_path / "fake-interrupted.safetensors")]

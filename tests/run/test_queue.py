@@ -1,0 +1,65 @@
+"""The queue with real jobs (fake trainers) and a restart in the middle."""
+from __future__ import annotations
+
+from conftest import fake
+from lora_tui.run.jobs import start_job
+from lora_tui.run.queue import Queue, QueueRunner
+
+
+def launcher_for(state_dir, tmp_path):
+    """Start a queue item as a fake trainer chosen by its config snapshot (``{"fake": [script, args...]}``);
+    the job machinery underneath is the real one."""
+    def launch(item):
+        argv = fake(*item.config["fake"])
+        return start_job(argv, cwd=tmp_path, meta={"queue_item": item.id}, state_dir=state_dir)
+    return launch
+
+
+def test_queue_of_two_whose_first_fails_runs_the_second_and_records_both(state_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    q = Queue(state_dir=state_dir)
+    first = q.add({"fake": ["fail_after.py", "0.2"]}, label="broken")
+    second = q.add({"fake": ["saving_trainer.py", str(out), "5", "0.01"]}, label="good")
+    assert [i.status for i in q.items()] == ["pending", "pending"]
+    seen = []
+    items = QueueRunner(q, launch=launcher_for(state_dir, tmp_path)).run_all(poll_s=0.05, on_event=seen.append)
+    assert [(i.id, i.status) for i in items] == [(first.id, "failed"), (second.id, "done")]
+    assert items[0].exit_code == 1 and "ValueError: fake failure" in items[0].message
+    assert items[1].exit_code == 0 and items[1].job_id and items[1].job_id != items[0].job_id
+    assert (out / "fake.safetensors").is_file()
+    assert [e.status for e in seen] == ["running", "failed", "running", "done"]
+    # the results are on disk for the next app start
+    assert [i.status for i in Queue(state_dir=state_dir).items()] == ["failed", "done"]
+
+
+def test_queue_survives_a_restart_while_an_item_runs(state_dir, tmp_path):
+    q = Queue(state_dir=state_dir)
+    item = q.add({"fake": ["fail_after.py", "0.5"]}, label="a")
+    later = q.add({"fake": ["fail_after.py", "0"]}, label="b")
+    runner = QueueRunner(q, launch=launcher_for(state_dir, tmp_path))
+    started = runner.tick()
+    assert started.id == item.id and started.status == "running"
+    assert runner.tick() is None  # still running; the second does not start beside it
+    # "restart": a new queue object and runner, knowing nothing but the files
+    runner2 = QueueRunner(Queue(state_dir=state_dir), launch=launcher_for(state_dir, tmp_path))
+    items = runner2.run_all(poll_s=0.05)
+    assert [(i.id, i.status) for i in items] == [(item.id, "failed"), (later.id, "failed")]
+
+
+def test_an_item_that_cannot_launch_is_recorded_and_the_queue_goes_on(state_dir, tmp_path):
+    q = Queue(state_dir=state_dir)
+    bad = q.add(config_path=tmp_path / "missing.json", label="missing")
+    good = q.add({"fake": ["fail_after.py", "0"]})
+
+    def launch(item):
+        if item.config is None:
+            raise FileNotFoundError(f"{item.config_path}: file not found")
+        return launcher_for(state_dir, tmp_path)(item)
+
+    items = QueueRunner(q, launch=launch).run_all(poll_s=0.05)
+    assert items[0].id == bad.id and items[0].status == "error" and "file not found" in items[0].message
+    assert items[1].id == good.id and items[1].status == "failed"
+    q.move(good.id, -1)
+    assert [i.id for i in q.items()] == [good.id, bad.id]
+    assert q.clear_finished() == 2 and q.items() == []
