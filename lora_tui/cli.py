@@ -56,35 +56,60 @@ def apply_sets(cfg: Any, sets: Sequence[str]) -> tuple[Any, list[str]]:
         raise CliError(f"--set: {exc}", 2) from None
 
 
+def _parse_sets(sets: Sequence[str]) -> dict[str, str]:
+    from lora_tui.config.model import field_meta
+
+    out: dict[str, str] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise CliError(f"--set {item!r}: expected key=value, e.g. --set network_dim=32", 2)
+        try:
+            field_meta(key)
+        except KeyError:
+            raise CliError(f"--set {key}: no such setting (use a kohya_ss key such as network_dim)", 2) from None
+        out[key] = raw
+    return out
+
+
 def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence[str] = ()) -> tuple[Any, list[str]]:
-    """The config from a JSON file (ours or any kohya_ss LoRA JSON) or a preset name, plus ``--set`` overrides.
-    With neither, the model defaults. Raises :class:`CliError` with the field and the fix."""
+    """The config from a JSON file (ours or any kohya_ss LoRA JSON) or a preset name, with ``--set key=value``
+    overrides applied to the file's values before they are read (so ``--set`` can fix an unreadable value).
+    With neither file nor preset: the model defaults plus the overrides. Raises :class:`CliError` naming the
+    field and the fix."""
     from lora_tui.config.app_settings import load_app_settings
-    from lora_tui.config.kohya_json import ConfigError, load_config_file
-    from lora_tui.config.model import TrainingConfig
+    from lora_tui.config.kohya_json import ConfigError, config_from_dict, read_config_dict
     from lora_tui.config.presets import find_preset, list_presets
 
-    notes: list[str] = []
+    overrides = _parse_sets(sets)
+    where = path or preset or "--set"
+    if not path and not preset:
+        return apply_sets(_default_config(), sets)
     try:
         if path:
-            result = load_config_file(path)
-            cfg, notes = result.config, list(result.notes)
-        elif preset:
-            ref = find_preset(preset, load_app_settings())
+            data = read_config_dict(path)
+        else:
+            ref = find_preset(preset or "", load_app_settings())
             if ref is None:
                 names = ", ".join(p.name for p in list_presets(load_app_settings())) or "none found"
                 raise CliError(f"--preset {preset}: no such preset (available: {names})", 2)
-            result = load_config_file(ref.path)
-            cfg, notes = result.config, list(result.notes)
-        else:
-            cfg = TrainingConfig()
+            data = read_config_dict(ref.path)
+        if overrides:
+            if not isinstance(data, dict):
+                raise ConfigError("", "expected a JSON object of settings")
+            data = {**data, **overrides}
+        result = config_from_dict(data)
     except ConfigError as exc:
-        where = path or preset
         raise CliError(f"{where}: {exc}") from None
-    if sets:
-        cfg, more = apply_sets(cfg, sets)
-        notes += more
-    return cfg, notes
+    notes = list(result.notes) + [f"{k}: set to {v!r} from the command line" for k, v in overrides.items()]
+    return result.config, notes
+
+
+def _default_config() -> Any:
+    from lora_tui.config.model import TrainingConfig
+
+    return TrainingConfig()
 
 
 # --- print / validate -----------------------------------------------------------------------------------------
@@ -140,6 +165,17 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
             "problems": probs, "notes": notes}
 
 
+def _out(text: str) -> None:
+    """Write to stdout as UTF-8 whatever the locale (the TOML is UTF-8; LANG=C must not break it)."""
+    buf = getattr(sys.stdout, "buffer", None)
+    if buf is None:
+        sys.stdout.write(text)
+    else:
+        sys.stdout.flush()
+        buf.write(text.encode("utf-8"))
+        buf.flush()
+
+
 def _has_error(problems: list[dict[str, Any]]) -> bool:
     return any(p["severity"] == "error" for p in problems)
 
@@ -157,7 +193,7 @@ def cmd_print(args: argparse.Namespace) -> int:
     info = describe(cfg, load_app_settings())
     info["notes"] = load_notes + info["notes"]
     if args.json:
-        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        _out(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     else:
         out = ["# command", shlex.join(info["argv"]), "", "# config TOML", info["config_toml"].rstrip("\n"), ""]
         if info["steps"]:
@@ -165,7 +201,7 @@ def cmd_print(args: argparse.Namespace) -> int:
         out += ["# problems", _format_problems(info["problems"])]
         if info["notes"]:
             out += ["", "# notes"] + [f"- {n}" for n in info["notes"]]
-        sys.stdout.write("\n".join(out) + "\n")
+        _out("\n".join(out) + "\n")
     return 1 if _has_error(info["problems"]) else 0
 
 
@@ -174,7 +210,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     cfg, _ = load_input(args.file, sets=args.set)
     info = describe(cfg, load_app_settings())
-    sys.stdout.write(_format_problems(info["problems"]) + "\n")
+    _out(_format_problems(info["problems"]) + "\n")
     return 1 if _has_error(info["problems"]) else 0
 
 
@@ -185,6 +221,88 @@ def cmd_app(args: argparse.Namespace) -> int:
     from lora_tui.ui.app import run_app
 
     return run_app(cfg, notes, demo=args.demo, config_path=Path(args.config) if args.config else None)
+
+
+# --- job commands (run layer) ---------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lora_tui.run import headless
+
+    cfg, _ = load_input(args.file, sets=args.set)
+    return headless.train(args.file, detach=args.detach, cfg=cfg)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from lora_tui.run import headless
+
+    return headless.jobs(limit=args.limit)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from lora_tui.run import headless
+
+    return headless.stop(args.job, grace_s=args.grace, escalate=args.now)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from lora_tui.run import headless
+
+    if not args.text:
+        try:
+            from lora_tui.ui.app import run_attach  # type: ignore[attr-defined]
+        except ImportError:
+            run_attach = None
+        if run_attach is not None:
+            from lora_tui.run.jobs import JobError, load_job
+
+            try:
+                job = load_job(args.job)
+            except JobError as exc:
+                raise CliError(str(exc)) from None
+            return run_attach(job)
+    return headless.attach_text(args.job)
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from lora_tui.run import headless
+
+    if args.action == "add":
+        if not args.file:
+            raise CliError("queue add: a config FILE is needed", 2)
+        cfg, _ = load_input(args.file, sets=args.set)
+        return headless.queue_add(args.file, cfg=cfg)
+    if args.action == "run":
+        return headless.run_queue()
+    return headless.queue_list()
+
+
+def _add_job_commands(sub: Any) -> None:
+    p = sub.add_parser("train", help="launch training headless as Start would; the log on stdout")
+    _add_file_args(p)
+    p.add_argument("--detach", action="store_true", help="start it and return at once (it keeps running)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("jobs", help="list training jobs, newest first")
+    p.add_argument("--limit", type=int, default=20, help="show at most this many (default 20)")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("attach", help="open the app on a running or finished job (default: the running one)")
+    p.add_argument("job", nargs="?", metavar="JOB", help="job id or unique prefix (see `lora-tui jobs`)")
+    p.add_argument("--text", action="store_true", help="follow the log on stdout instead of opening the app")
+    p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("stop", help="stop a job as the Stop key does (SIGINT, then SIGTERM/SIGKILL)")
+    p.add_argument("job", nargs="?", metavar="JOB", help="job id or unique prefix (default: the running one)")
+    p.add_argument("--grace", type=float, default=None, metavar="S",
+                   help="seconds to wait after SIGINT before escalating (default: the app setting, 60)")
+    p.add_argument("--now", action="store_true", help="skip SIGINT: SIGTERM, then SIGKILL")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("queue", help="the run queue: list (default), add FILE, run")
+    p.add_argument("action", nargs="?", choices=["list", "add", "run"], default="list")
+    p.add_argument("file", nargs="?", metavar="FILE", help="config to queue (for add)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.set_defaults(func=cmd_queue)
 
 
 # --- the parser -----------------------------------------------------------------------------------------------
@@ -219,8 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     # --- job commands (run layer): train, jobs, attach, stop ---------------------------------------------------
-    # Added here by the run engineer: one `sub.add_parser(...)` each with `set_defaults(func=...)`, their
-    # handlers importing lora_tui.run lazily.
+    _add_job_commands(sub)
     # --- end of job commands -----------------------------------------------------------------------------------
 
     return parser

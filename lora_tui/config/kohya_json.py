@@ -228,6 +228,12 @@ def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig
     """Read a kohya_ss LoRA JSON (or ours) from ``path``; see :func:`config_from_dict`.
 
     Raises :class:`ConfigError` (field "") when the file is missing, unreadable or not JSON."""
+    return config_from_dict(read_config_dict(path), base=base)
+
+
+def read_config_dict(path: str | os.PathLike[str]) -> Any:
+    """The raw JSON value of a config file (normally a dict). Raises :class:`ConfigError` (field "") when the
+    file is missing, unreadable or not JSON."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -239,7 +245,7 @@ def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return config_from_dict(data, base=base)
+    return data
 
 
 def config_to_dict(cfg: TrainingConfig) -> dict[str, Any]:

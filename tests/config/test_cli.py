@@ -1,0 +1,74 @@
+"""`lora-tui print` / `validate` as real subprocesses."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+from config_helpers import FIXTURES, REPO
+
+LORA_TUI = [sys.executable, "-m", "lora_tui"]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(LORA_TUI + list(args), capture_output=True, env=env, cwd=REPO, timeout=60)
+
+
+def test_print_json_shape(tmp_path):
+    out_dir = tmp_path / "out"
+    r = run("print", "--json", str(REPO / "presets" / "sdxl-face-lora.json"), "--set", f"output_dir={out_dir}",
+            "--set", "network_dim=48", "--set", "optimizer=Prodigy")
+    info = json.loads(r.stdout)
+    assert set(info) >= {"argv", "config_toml", "settings", "steps", "problems"}
+    assert all(isinstance(a, str) for a in info["argv"]) and info["argv"][1] == "launch"
+    toml = tomllib.loads(info["config_toml"])
+    assert toml["network_dim"] == 48 and toml["optimizer_type"] == "Prodigy"
+    assert info["settings"]["network_dim"] == 48
+    for p in info["problems"]:
+        assert set(p) == {"field", "severity", "message"} and p["severity"] in ("error", "warning")
+    if info["steps"] is not None:
+        assert {"images", "repeats_images", "reg_images", "batches_per_epoch", "epochs", "max_train_steps",
+                "lr_warmup_steps"} <= set(info["steps"])
+    errors = [p for p in info["problems"] if p["severity"] == "error"]
+    assert r.returncode == (1 if errors else 0)
+    assert not out_dir.exists()  # print writes nothing
+
+
+def test_unicode_names_give_utf8_toml_under_lang_c(tmp_path):
+    cfg = tmp_path / "u.json"
+    cfg.write_text(json.dumps({"sdxl": True, "output_name": "кот_v1", "sample_prompts": "café au lait",
+                               "output_dir": str(tmp_path / "выход")}, ensure_ascii=False), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIOENCODING", "PYTHONUTF8"))}
+    env["LANG"] = "C"
+    env["LC_ALL"] = "C"
+    r = run("print", "--json", str(cfg), env=env)
+    assert r.returncode in (0, 1), r.stderr.decode("utf-8", "replace")
+    info = json.loads(r.stdout.decode("utf-8"))
+    toml = tomllib.loads(info["config_toml"])
+    assert toml["output_name"] == "кот_v1" and toml["output_dir"].endswith("выход")
+    assert info["settings"]["sample_prompts"] == "café au lait"
+    text = run("print", str(cfg), env=env)
+    assert "кот_v1" in text.stdout.decode("utf-8")
+
+
+def test_print_text_and_validate_on_a_kohya_fixture():
+    fixture = next(p for p in FIXTURES if p.name == "SDXL - LoRA AI_Now prodigy v1.0.json")
+    r = run("print", str(fixture))
+    out = r.stdout.decode("utf-8")
+    assert "# config TOML" in out and 'optimizer_type = "Prodigy"' in out
+    assert "lora_network_weights: legacy key renamed to network_weights" in out
+    v = run("validate", str(fixture))
+    assert v.returncode in (0, 1) and v.stdout
+
+
+def test_unreadable_value_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train_batch_size": "two"}', encoding="utf-8")
+    r = run("print", str(bad))
+    assert r.returncode == 1 and b"train_batch_size" in r.stderr and b"Traceback" not in r.stderr
+    r = run("print", str(bad), "--set", "train_batch_size=2", "--set", "nope=1")
+    assert r.returncode == 2 and b"nope" in r.stderr
+    r = run("print", "--json", str(bad), "--set", "train_batch_size=2")  # --set fixes the file's value
+    assert json.loads(r.stdout)["settings"]["train_batch_size"] == 2
