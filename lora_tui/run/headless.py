@@ -82,7 +82,7 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
     if plan.errors:
         raise PlanRefused(list(plan.errors))
     launch = build_launch(cfg, settings, now=now)
-    write_launch_files(launch, cfg)
+    launch = write_launch_files(launch, cfg)  # may pick a free file name suffix: use what was written
     steps = getattr(plan, "steps", None)
     job_meta = {
         "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
@@ -157,16 +157,19 @@ def _say(out_bin, text: str) -> None:
         pass
 
 
-def train(cfg_file: str | os.PathLike, detach: bool = False, sets: list[str] | None = None, settings: Any = None,
-          out: TextIO | None = None) -> int:
+def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[str] | None = None,
+          settings: Any = None, out: TextIO | None = None, cfg: Any = None) -> int:
     """``lora-tui train FILE [--detach]``: launch as Start would; refuse (exit 1) on plan errors or when another
-    job is running. Without ``detach`` the log goes to ``out`` and the trainer's exit status is returned."""
+    job is running. ``cfg``, when given, is used instead of loading ``cfg_file`` (the CLI loads it itself).
+    Without ``detach`` the log goes to ``out`` and the trainer's exit status is returned (128+N for signal N)."""
     out = out or sys.stdout
     from lora_tui.config.kohya_json import ConfigError
+    from lora_tui.plan.launch import LaunchError
 
     try:
         settings = _settings(settings)
-        cfg = load_config_for_run(cfg_file, sets)
+        if cfg is None:
+            cfg = load_config_for_run(cfg_file, sets)
         busy = running_jobs(settings)
         if busy:
             print(f"lora-tui: job {busy[0].id} is still running; stop it first (`lora-tui stop {busy[0].id}`) "
@@ -176,7 +179,7 @@ def train(cfg_file: str | os.PathLike, detach: bool = False, sets: list[str] | N
     except ConfigError as exc:
         print(f"lora-tui: {exc}", file=out)
         return 1
-    except (PlanRefused, JobError, OSError) as exc:
+    except (PlanRefused, LaunchError, JobError, OSError) as exc:
         print(f"lora-tui: {exc}", file=out)
         return 1
     print(f"lora-tui: started job {job.id} (log: {job.log_path})", file=out, flush=True)
@@ -184,16 +187,7 @@ def train(cfg_file: str | os.PathLike, detach: bool = False, sets: list[str] | N
         print(f"lora-tui: detached; `lora-tui attach {job.id}` to watch, `lora-tui stop {job.id}` to stop",
               file=out)
         return 0
-    out_bin = getattr(out, "buffer", None)
-    if out_bin is None:
-        class _TextBin:
-            def write(self, data: bytes) -> None:
-                out.write(data.decode("utf-8", "replace"))
-
-            def flush(self) -> None:
-                out.flush()
-
-        out_bin = _TextBin()
+    out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
     code = stream_job(job, out_bin)
     if code is None and job.is_alive():
         return 0  # hung up: the job runs on
@@ -276,3 +270,62 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
     items = runner.run_all(on_event=event)
     return 0 if all(i.status == "done" for i in items) else 1
+
+
+def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui attach JOB`` without the app: the log so far, then live until the trainer exits. Ctrl-C
+    stops the job as in ``train``; the exit status is the trainer's."""
+    out = out or sys.stdout
+    try:
+        job = load_job(job_ref, settings)
+    except JobError as exc:
+        print(f"lora-tui: {exc}", file=out)
+        return 1
+    print(f"lora-tui: job {job.id} ({job.status}), log {job.log_path}", file=out, flush=True)
+    out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
+    code = stream_job(job, out_bin)
+    if code is None and job.is_alive():
+        return 0
+    print(f"\nlora-tui: job {job.id} {job.state.get('status')}: {job.hint()}", file=out)
+    return shell_status(job.exit_code)
+
+
+def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue add FILE``: queue a snapshot of the config (as it is now, ``--set`` applied)."""
+    from lora_tui.config.kohya_json import config_to_dict
+    from lora_tui.run.queue import Queue
+
+    out = out or sys.stdout
+    cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
+    item = Queue(_settings(settings)).add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name)
+    print(f"lora-tui: queued {item.label} as {item.id}", file=out)
+    return 0
+
+
+def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue list``: items in run order with status, job and result."""
+    from lora_tui.run.queue import Queue
+
+    out = out or sys.stdout
+    items = Queue(_settings(settings)).items()
+    if not items:
+        print("queue is empty", file=out)
+    for i in items:
+        code = "" if i.exit_code is None else f" exit {i.exit_code}"
+        job = f" job {i.job_id}" if i.job_id else ""
+        print(f"{i.id}  {i.status:<8} {i.label}{job}{code} {i.message}".rstrip(), file=out)
+    return 0
+
+
+class _TextAsBinary:
+    def __init__(self, out: TextIO) -> None:
+        import codecs
+
+        self.out = out
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(self, data: bytes) -> None:
+        self.out.write(self.decoder.decode(data))
+
+    def flush(self) -> None:
+        self.out.flush()
