@@ -215,8 +215,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    cfg, notes = load_input(args.config, preset=args.preset, sets=args.set)
     from pathlib import Path
+
+    if args.demo:
+        from lora_tui.config.app_settings import load_app_settings
+        from lora_tui.demo import demo_config, prepare_demo
+
+        try:
+            files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"))
+        except RuntimeError as exc:
+            raise CliError(f"--demo: {exc}") from None
+        cfg, notes = demo_config(files), []
+        if args.set:
+            cfg, notes = apply_sets(cfg, args.set)
+    else:
+        cfg, notes = load_input(args.config, preset=args.preset, sets=args.set)
 
     from lora_tui.ui.app import run_app
 

@@ -36,6 +36,8 @@ class LoadResult:
 
     config: TrainingConfig
     notes: list[str] = field(default_factory=list)
+    #: The fields the file did not hold (they took defaults, or the base's values).
+    defaulted: list[str] = field(default_factory=list)
 
 
 #: Old kohya_ss key → current field (spec §7.2 names `lora_network_weights`; the rest appear in real files).
@@ -63,6 +65,7 @@ _KOHYA_INT_FALLBACK: dict[str, int] = {
     "max_train_steps": 0, "caption_dropout_every_n_epochs": 0, "lr_scheduler_num_cycles": 1,
     "max_token_length": 75,
 }
+_NAMES_SHOWN = 12  # in the "not in the file" note; LoadResult.defaulted has them all
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
 
@@ -209,7 +212,9 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
             values[name] = getattr(base, name)
     if missing:
         source = "keep their current values" if base is not None else "take defaults"
-        notes.append(f"{len(missing)} settings not in the file {source}: {', '.join(missing)}")
+        shown = ", ".join(missing[:_NAMES_SHOWN]) + (
+            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else "")
+        notes.append(f"{len(missing)} settings not in the file {source}: {shown}")
     if ignored:
         notes.append(f"ignored (no effect in lora-tui): {', '.join(sorted(ignored))}")
     if unknown:
@@ -221,7 +226,7 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         loc = str(err["loc"][0]) if err.get("loc") else ""
         msg = err.get("msg", str(exc)).removeprefix("Value error, ")
         raise ConfigError(loc, f"{msg} (value {err.get('input')!r})") from None
-    return LoadResult(cfg, notes)
+    return LoadResult(cfg, notes, missing)
 
 
 def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig] = None) -> LoadResult:

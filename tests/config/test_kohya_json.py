@@ -98,7 +98,9 @@ def test_loading_sets_every_field_and_says_which_took_defaults():
     result = config_from_dict({"epoch": 4})
     assert result.config.network_dim == 8 and result.config.output_name == "last"
     missing = [n for n in result.notes if "not in the file take defaults" in n]
-    assert len(missing) == 1 and "network_dim" in missing[0] and "epoch," not in missing[0]
+    assert len(missing) == 1 and "epoch," not in missing[0]
+    assert "network_dim" in result.defaulted and "epoch" not in result.defaulted
+    assert len(result.defaulted) == len(all_field_meta()) - 1
     # applying a preset over the current form keeps what the preset does not mention
     over = config_from_dict({"epoch": 4}, base=start)
     assert over.config.network_dim == 128 and over.config.epoch == 4

@@ -1,0 +1,70 @@
+"""Preset discovery and app settings (XDG paths, TOML file)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from lora_tui.config.app_settings import AppSettings, SettingsError, load_app_settings, save_app_settings, settings_path
+from lora_tui.config.kohya_json import load_config_file
+from lora_tui.config.model import family
+from lora_tui.config.paths import BUNDLED_SD_SCRIPTS
+from lora_tui.config.presets import find_preset, list_presets
+
+SHIPPED = {"sdxl-face-lora": "sdxl", "sd15-character-lora": "sd1", "sdxl-style-lora": "sdxl",
+           "sdxl-locon": "sdxl", "flux1-lora": "flux1", "sd3-lora": "sd3"}
+
+
+@pytest.fixture
+def xdg(tmp_path, monkeypatch):
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    return tmp_path
+
+
+def test_defaults_follow_xdg(xdg):
+    s = load_app_settings()
+    assert s.sd_scripts_dir == BUNDLED_SD_SCRIPTS and s.python == sys.executable and s.stop_grace_s == 60
+    assert s.state_dir == xdg / "xdg_state_home" / "lora-tui"
+    assert s.cache_dir == xdg / "xdg_cache_home" / "lora-tui"
+    assert s.presets_dir == xdg / "xdg_config_home" / "lora-tui" / "presets"
+    assert settings_path() == xdg / "xdg_config_home" / "lora-tui" / "settings.toml"
+
+
+def test_settings_save_and_load(xdg):
+    s = AppSettings(sd_scripts_dir=xdg / "upstream sd-scripts", stop_grace_s=5)
+    save_app_settings(s)
+    again = load_app_settings()
+    assert again.sd_scripts_dir == xdg / "upstream sd-scripts" and again.stop_grace_s == 5
+    settings_path().write_text('stop_grace_s = "soon"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match="stop_grace_s"):
+        load_app_settings()
+    settings_path().write_text("stop_grace_s = \n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="settings.toml"):
+        load_app_settings()
+
+
+def test_shipped_presets_are_found_and_pick_their_family(xdg):
+    refs = {p.name: p for p in list_presets()}
+    assert set(SHIPPED) <= set(refs)
+    for name, fam in SHIPPED.items():
+        cfg = load_config_file(refs[name].path).config
+        assert family(cfg) == fam, name
+    face = load_config_file(refs["sdxl-face-lora"].path).config
+    assert (face.network_dim, face.network_alpha, face.epoch, face.xformers) == (16, 16, 6, "sdpa")
+    assert face.max_train_steps is None and face.unet_lr is None and face.scale_weight_norms is None
+    locon = load_config_file(refs["sdxl-locon"].path).config
+    assert locon.LoRA_type == "Kohya LoCon" and (locon.conv_dim, locon.conv_alpha) == (8, 4)
+
+
+def test_user_presets_are_listed_and_win_by_name(xdg):
+    settings = load_app_settings()
+    settings.presets_dir.mkdir(parents=True)
+    (settings.presets_dir / "My Face.json").write_text(json.dumps({"network_dim": 4}), encoding="utf-8")
+    (settings.presets_dir / "sdxl-face-lora.json").write_text(json.dumps({"network_dim": 2}), encoding="utf-8")
+    refs = list_presets(settings)
+    assert [r.origin for r in refs][-2:] == ["user", "user"]
+    assert find_preset("my face", settings).path.name == "My Face.json"
+    assert find_preset("sdxl-face-lora.json", settings).origin == "user"
+    assert find_preset("nothing", settings) is None
