@@ -1,0 +1,98 @@
+"""`lora-tui jobs / stop / attach --text / train` as a user runs them: real CLI processes on real (fake-trainer)
+jobs in a private XDG state dir."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import alive, fake
+from lora_tui.run.jobs import load_job, start_job
+
+
+def cli(args, env_dirs, timeout=60):
+    env = dict(os.environ, XDG_STATE_HOME=str(env_dirs / "xstate"), XDG_CONFIG_HOME=str(env_dirs / "xconfig"),
+               XDG_CACHE_HOME=str(env_dirs / "xcache"))
+    return subprocess.run([sys.executable, "-m", "lora_tui", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def test_jobs_lists_and_stop_stops_a_running_job(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.02), state_dir=state,
+                    meta={"output_name": "my_face_lora"})
+    try:
+        deadline = time.monotonic() + 10
+        while "LORA_TUI_PROGRESS" not in job.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listed = cli(["jobs"], tmp_path)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        row = [line for line in listed.stdout.splitlines() if line.startswith(job.id)]
+        assert row and "running" in row[0] and "my_face_lora" in row[0] and "/10000" in row[0]
+        stopped = cli(["stop", "--grace", "10"], tmp_path)  # no JOB: the running one
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"stopping job {job.id}" in stopped.stdout and "SIGINT" in stopped.stdout
+        assert not job.is_alive() and job.state["status"] == "stopped" and job.exit_code == 130
+        assert (tmp_path / "fake-interrupted.safetensors").is_file()
+        again = cli(["stop", job.id], tmp_path)
+        assert again.returncode == 0 and "already ended" in again.stdout
+        assert "no running job" in cli(["stop"], tmp_path).stdout
+    finally:
+        for p in job.members():
+            p.kill()
+
+
+def test_attach_text_replays_the_log_of_a_finished_job_and_returns_its_status(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("fail_after.py", 0), state_dir=state)
+    job.wait(timeout=10)
+    out = cli(["attach", "--text", job.id[:15]], tmp_path)
+    assert out.returncode == 1
+    assert "epoch 1/3" in out.stdout and "ValueError: fake failure" in out.stdout
+    assert "failed (exit code 1): ValueError: fake failure" in out.stdout
+    assert load_job(job.id, state_dir=state).state["status"] == "failed"
+
+
+def test_train_refuses_a_config_with_errors_and_starts_nothing(tmp_path):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"pretrained_model_name_or_path": str(tmp_path / "missing.safetensors"),
+                               "train_data_dir": str(tmp_path / "no_such_dir"), "output_dir": str(tmp_path / "out"),
+                               "output_name": "x", "sdxl": True}))
+    out = cli(["train", str(cfg)], tmp_path)
+    assert out.returncode == 1
+    assert "nothing was started" in out.stdout and "train_data_dir" in out.stdout
+    assert not (tmp_path / "xstate" / "lora-tui" / "jobs").exists()
+    assert cli(["jobs"], tmp_path).stdout.startswith("no jobs")
+
+
+def test_queue_commands(tmp_path):
+    cfg = tmp_path / "a.json"
+    cfg.write_text(json.dumps({"output_name": "qa", "network_dim": 8}))
+    added = cli(["queue", "add", str(cfg), "--set", "network_dim=16"], tmp_path)
+    assert added.returncode == 0, added.stdout + added.stderr
+    listed = cli(["queue"], tmp_path)
+    assert "pending" in listed.stdout and "a.json" in listed.stdout
+    data = json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())
+    assert data["items"][0]["config"]["network_dim"] == 16  # the snapshot holds the override
+
+
+def test_started_job_keeps_running_after_sighup_of_its_starter(tmp_path):
+    # the starter (our app or `train`) goes away with the terminal: the job is in its own session
+    state = tmp_path / "xstate" / "lora-tui"
+    code = ("import sys, time; from lora_tui.run.jobs import start_job; "
+            f"j = start_job({fake('saving_trainer.py', tmp_path, 10_000, 0.02)!r}, state_dir={str(state)!r}); "
+            "print(j.id, flush=True); time.sleep(60)")
+    starter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    job_id = starter.stdout.readline().strip()
+    os.killpg(starter.pid, 1)  # SIGHUP to the starter's whole group, as a closing terminal does
+    starter.wait(timeout=10)
+    job = load_job(job_id, state_dir=state)
+    time.sleep(0.3)
+    try:
+        assert job.is_alive() and alive(job.refresh()["child_pid"])
+    finally:
+        job.stop(grace_s=5)
+    assert job.state["status"] == "stopped"
