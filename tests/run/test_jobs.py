@@ -154,3 +154,19 @@ def test_job_survives_the_starting_process_and_is_found_by_list_and_load(state_d
     assert job.is_alive()  # the app that started it is gone; the job is not
     assert job.wait(timeout=10) == 1 and job.state["status"] == "failed"
     assert load_job(None, state_dir=state_dir).id == job_id
+
+
+def test_missing_trainer_executable_is_a_failed_job_with_the_reason(state_dir):
+    job = start_job([str(state_dir / "no_such_python"), "train_network.py"], state_dir=state_dir)
+    assert job.wait(timeout=10) == 127
+    assert job.state["status"] == "failed"
+    assert "cannot start the trainer" in job.log_path.read_text()
+
+
+def test_run_layer_imports_neither_textual_nor_torch():
+    code = ("import sys; import lora_tui.run.jobs, lora_tui.run.follow, lora_tui.run.queue, lora_tui.run.headless, "
+            "lora_tui.run.progress, lora_tui.run.supervise; "
+            "bad = [m for m in ('textual', 'torch', 'accelerate', 'diffusers', 'transformers', 'safetensors') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
