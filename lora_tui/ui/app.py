@@ -219,14 +219,16 @@ class LoraApp(App[None]):
             self._refresh_messages()
             self._refresh_problems()
             return False
-        self.field_errors.pop(name, None)
-        self.set_config(new, edited=name)
+        had_error = self.field_errors.pop(name, None) is not None
+        self.set_config(new, edited=name, refresh_problems=had_error)
         return True
 
-    def set_config(self, new: TrainingConfig, edited: str | None = None) -> None:
+    def set_config(self, new: TrainingConfig, edited: str | None = None, refresh_problems: bool = True) -> None:
         """Make `new` the config and bring the shown rows up to date (without echoing their Changed events).
 
         `edited` is the field the user is typing in: its editor already shows the value and is left alone.
+        Problems are redrawn when `refresh_problems` (a keystroke that changes nothing listed skips it; the
+        debounced re-plan redraws them anyway).
         """
         from lora_tui.config.model import family
 
@@ -241,13 +243,15 @@ class LoraApp(App[None]):
             for key, value in new_d.items():
                 if key == edited or old_d.get(key) == value:
                     continue
-                self.field_errors.pop(key, None)
+                if self.field_errors.pop(key, None) is not None:
+                    refresh_problems = True
                 row = self.query_one_optional(f"#row-{key}", FieldRow)
                 if row is not None:
                     row.show_value(getattr(new, key))
         self._refresh_title()
-        self._refresh_messages()
-        self._refresh_problems()
+        if refresh_problems or visibility_changed:
+            self._refresh_messages()
+            self._refresh_problems()
         self.schedule_plan()
 
     async def _repopulate(self, focus: str | None = None) -> None:
@@ -418,8 +422,10 @@ class LoraApp(App[None]):
             job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
             if not self.job_running and self.last_exit is not None:
                 job += f" (exit {self.last_exit})"
-        self.query_one("#title-bar", Static).update(
-            f"[b]lora-tui[/b] · {_escape(source)} · {self.family_label()} · view: {self.view}{job}")
+        text = f"[b]lora-tui[/b] · {_escape(source)} · {self.family_label()} · view: {self.view}{job}"
+        if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke
+            self._title_text = text
+            self.query_one("#title-bar", Static).update(text)
 
     # ------------------------------------------------------------------ keys
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -498,7 +504,7 @@ class LoraApp(App[None]):
 
         try:
             launch = build_launch(cfg, self.settings)
-            await asyncio.to_thread(write_launch_files, launch, cfg)
+            launch = await asyncio.to_thread(write_launch_files, launch, cfg)
             meta = {"config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
                     "output_dir": str(cfg.output_dir), "output_name": str(cfg.output_name)}
             job = await asyncio.to_thread(partial(start_job, launch.argv, launch.env, launch.cwd, meta,

@@ -167,12 +167,16 @@ class AdvancedForm(Horizontal):
         if event.option_list.id != "sections" or event.option.id is None:
             return
         event.stop()
+        if self.app.view != "advanced":
+            return  # the list highlights its first entry on mount; rows are only mounted while the form is shown
         # Arrowing through the list should not mount every section passed over: mount the one the cursor rests on.
         self._pending_section = event.option.id
         self.set_timer(0.12, self._mount_pending)
 
     async def _mount_pending(self) -> None:
         section, self._pending_section = self._pending_section, None
+        if self.app.view != "advanced":
+            return
         if section and (section != self.current or self._filter):
             await self.show_section(section)
 

@@ -33,3 +33,42 @@ def screen_text(app) -> str:
 def static_text(widget) -> str:
     """The plain text a Static/Label currently shows (markup removed)."""
     return str(widget.render())
+
+
+async def type_into(pilot, app, name: str, text: str) -> None:
+    """Focus the editor of field ``name`` (`#f-<name>`, an Input) and replace its text by typing ``text``."""
+    widget = app.query_one(f"#f-{name}")
+    widget.focus()
+    await pilot.pause()
+    await pilot.press("end", *["backspace"] * len(widget.value))
+    if text:
+        await pilot.press(*text)
+    await pilot.pause()
+
+
+async def choose(pilot, app, name: str, value: str) -> None:
+    """Pick ``value`` in the Select of field ``name`` with the keyboard (open, type to search, Enter)."""
+    widget = app.query_one(f"#f-{name}")
+    widget.focus()
+    await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause()
+    await pilot.press(*value, "enter")
+    await pilot.pause()
+
+
+async def toggle(pilot, app, name: str) -> None:
+    """Toggle the Checkbox of field ``name`` with the space key."""
+    app.query_one(f"#f-{name}").focus()
+    await pilot.pause()
+    await pilot.press("space")
+    await pilot.pause()
+
+
+def toml_of(app) -> dict:
+    """The TOML Start would write for the app's current config, parsed back."""
+    import tomllib
+
+    from lora_tui.plan.launch import toml_text
+
+    return tomllib.loads(toml_text(app.config))
