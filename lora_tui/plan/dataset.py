@@ -143,7 +143,21 @@ def scan_dataset(cfg: Any) -> DatasetScan:
     else:
         scan = DatasetScan(mode="none")
     scan.key = key
+    # Count captions now, in the scanning worker, so the first validation after a scan stays fast.
+    cfg_ext = caption_ext(getattr(cfg, "caption_extension", None))
+    for sub in scan.subsets:
+        own = sub.toml.get("caption_extension")
+        sub.listing.captions(caption_ext(own) if own else cfg_ext)
+        sub.listing.sidecar_counts()
     return scan
+
+
+def caption_ext(value: Any) -> str:
+    """The caption extension sd-scripts uses for ``value``: ``.caption`` when empty, a leading dot added."""
+    ext = "" if value is None else str(value).strip()
+    if not ext:
+        return ".caption"
+    return ext if ext.startswith(".") else "." + ext
 
 
 # --- folder (DreamBooth) mode ------------------------------------------------------------------------------------

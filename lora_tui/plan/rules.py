@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
-from lora_tui.plan.dataset import DatasetScan, resolve_path
+from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
@@ -400,22 +400,15 @@ def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
 # --- data: captions, plan --------------------------------------------------------------------------------------------
 
 
-def _caption_ext(value: Any) -> str:
-    ext = "" if value is None else str(value).strip()
-    if not ext:
-        return ".caption"  # sd-scripts' default when none is given
-    return ext if ext.startswith(".") else "." + ext
-
-
 def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | None) -> None:
     if scan is None:
         return
-    cfg_ext = _caption_ext(_g(cfg, "caption_extension"))
+    cfg_ext = caption_ext(_g(cfg, "caption_extension"))
     field_for_data = "dataset_config" if scan.mode == "dataset_config" else "train_data_dir"
     for sub in scan.subsets:
         if not sub.images:
             continue
-        ext = _caption_ext(sub.toml["caption_extension"]) if sub.toml.get("caption_extension") else cfg_ext
+        ext = caption_ext(sub.toml["caption_extension"]) if sub.toml.get("caption_extension") else cfg_ext
         where = f"'{sub.name}'" if scan.mode == "folders" else f"subset '{sub.image_dir}'"
         field = "caption_extension" if scan.mode == "folders" or not sub.toml.get("caption_extension") \
             else "dataset_config"

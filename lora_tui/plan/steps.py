@@ -133,18 +133,18 @@ def dataset_steps(group: DatasetGroup, cfg: Any) -> tuple[DatasetSteps, int, int
     # Occurrences per image size: train images with their repeats, reg images balanced below.
     sizes: Counter[tuple[int, int]] = Counter()
     n_images = n_train = n_reg_raw = 0
-    reg: list[tuple[list, int]] = []
+    reg: list[tuple[Any, int]] = []
     for sub in group.subsets:
         r = sub.repeats(cfg)
         if sub.is_reg:
             n_reg_raw += len(sub.images) * r
             if sub.images:
-                reg.append((sub.images, r))
+                reg.append((sub.listing, r))
             continue
         n_images += len(sub.images)
         n_train += len(sub.images) * r
-        for im in sub.images:
-            sizes[(im.width, im.height)] += r
+        for wh, count in sub.listing.size_counts().items():
+            sizes[wh] += count * r
     n_reg_used = 0
     if reg and n_train > 0:
         n_reg_used = _balance_reg(reg, n_train, sizes)
@@ -160,28 +160,33 @@ def dataset_steps(group: DatasetGroup, cfg: Any) -> tuple[DatasetSteps, int, int
     return DatasetSteps(batch, reso, dict(sorted(buckets.items())), batches), n_images, n_train, n_reg_raw, n_reg_used
 
 
-def _balance_reg(reg: list[tuple[list, int]], target: int, sizes: Counter) -> int:
+def _balance_reg(reg: list[tuple[Any, int]], target: int, sizes: Counter) -> int:
     """Adds reg occurrences to ``sizes`` the way sd-scripts balances them to ``target`` (§2.7): each reg image with
     its subset's repeats, in order, until the total reaches the target (the rest unused); if all are used and it
     is still short, one more repeat per image, cycling. Returns the reg occurrences."""
+    total = sum(len(listing.images) * r for listing, r in reg)
+    if total < target:
+        # Every reg image is used; then +1 per image, cycling in registration order.
+        for listing, r in reg:
+            for wh, count in listing.size_counts().items():
+                sizes[wh] += count * r
+        full, rest = divmod(target - total, sum(len(listing.images) for listing, _ in reg))
+        for listing, _ in reg:
+            if full:
+                for wh, count in listing.size_counts().items():
+                    sizes[wh] += count * full
+            for im in listing.images[:rest]:
+                sizes[(im.width, im.height)] += 1
+            rest -= min(rest, len(listing.images))
+        return target
     n = 0
-    used: list[tuple[int, int]] = []  # image sizes in registration order
-    for images, r in reg:
-        for im in images:
+    for listing, r in reg:
+        for im in listing.images:
             sizes[(im.width, im.height)] += r
-            used.append((im.width, im.height))
             n += r
             if n >= target:
                 return n
-    short = target - n
-    k = len(used)
-    full, rest = divmod(short, k)
-    if full:
-        for wh in used:
-            sizes[wh] += full
-    for wh in used[:rest]:
-        sizes[wh] += 1
-    return target
+    return n
 
 
 def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) -> StepPlan:
