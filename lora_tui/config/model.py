@@ -6,7 +6,7 @@ families and LoRA types it applies to, Minimal-form flag, choices) in ``json_sch
 :func:`field_meta`. Adding a parameter means adding one field below: the forms, the TOML and the JSON follow.
 
 Numbers: ``None`` means unset (an empty input; the sd-scripts default applies and nothing is written); a typed 0
-is kept. Fields flagged ``zero_unset`` are the ones where kohya_ss and sd-scripts both read 0 as "off" (e.g.
+is kept. Optional floats whose kohya_ss default is 0 (off) default to ``None`` here. Fields flagged ``zero_unset`` are the ones where kohya_ss and sd-scripts both read 0 as "off" (e.g.
 ``save_every_n_steps``, ``seed``), so 0 is kept in the model but not written to the TOML.
 
 This module imports only pydantic and the standard library (the app must start fast).
@@ -130,10 +130,13 @@ class TrainingConfig(BaseModel):
 
     pretrained_model_name_or_path: str = F(
         "runwayml/stable-diffusion-v1-5", "Model", "Checkpoint (base model path)", minimal=True,
-        help="Base model: a single file (`.safetensors`/`.ckpt`), a Diffusers folder, or a Hub repo id. sd-scripts: --pretrained_model_name_or_path",
+        help=(
+            "Base model: a single file (`.safetensors`/`.ckpt`), a Diffusers folder, or a Hub repo id. "
+            "sd-scripts: --pretrained_model_name_or_path"
+        ),
     )
     v2: bool = F(
-        False, "Model", "SD 2.x model",
+        False, "Model", "SD 2.x model", families=("sd2",),
         help="The base model is SD 2.x (changes text encoder, tokenizer and U-Net config). sd-scripts: --v2",
     )
     v_parameterization: bool = F(
@@ -150,7 +153,10 @@ class TrainingConfig(BaseModel):
     )
     dataset_config: str = F(
         "", "Folders", "Dataset config",
-        help="Dataset TOML. sd-scripts: --dataset_config",
+        help=(
+            "Dataset TOML describing the image folders (replaces the image folder fields). sd-scripts: "
+            "--dataset_config"
+        ),
     )
     save_model_as: str = F(
         "safetensors", "Model", "Save model as", minimal=True, choices=("ckpt", "safetensors"),
@@ -158,15 +164,15 @@ class TrainingConfig(BaseModel):
     )
     save_precision: str = F(
         "fp16", "Model", "Save precision", minimal=True, choices=("float", "fp16", "bf16"),
-        help="Cast all tensors on save; None = keep training dtype. sd-scripts: --save_precision",
+        help="Dtype of the saved LoRA. sd-scripts: --save_precision",
     )
     train_data_dir: str = F(
         "", "Folders", "Image folder", minimal=True,
-        help="Parent of `N_name` image folders (DreamBooth mode) or image dir for `--in_json`. sd-scripts: --train_data_dir",
+        help="Folder holding the <repeats>_<name> image folders. sd-scripts: --train_data_dir",
     )
     output_name: str = F(
         "last", "Folders", "Output name", minimal=True,
-        help="Base file name (defaults differ per file kind). sd-scripts: --output_name",
+        help="Base name of the LoRA files. sd-scripts: --output_name",
     )
     model_list: str = F(
         "", "Model", "Model list", toml=None,
@@ -194,18 +200,27 @@ class TrainingConfig(BaseModel):
     )
     learning_rate: Optional[float] = F(
         0.0001, "Training", "Learning rate", minimal=True,
-        help="Base learning rate; also used for the U-Net and text encoders when their own rates are empty. sd-scripts: --learning_rate",
+        help=(
+            "Base learning rate; also used for the U-Net and text encoders when their own rates are empty. "
+            "sd-scripts: --learning_rate"
+        ),
     )
     lr_scheduler: str = F(
         "cosine",
         "Training",
         "LR scheduler",
-        choices=("adafactor", "constant", "constant_with_warmup", "cosine", "cosine_with_restarts", "linear", "piecewise_constant", "polynomial", "cosine_with_min_lr", "inverse_sqrt", "warmup_stable_decay"),
+        choices=(
+            "adafactor", "constant", "constant_with_warmup", "cosine", "cosine_with_restarts", "linear",
+            "piecewise_constant", "polynomial", "cosine_with_min_lr", "inverse_sqrt", "warmup_stable_decay",
+        ),
         help="Scheduler name. sd-scripts: --lr_scheduler",
     )
     lr_warmup: int = F(
         10, "Training", "LR warm-up (% of steps)", toml="lr_warmup_steps", zero_unset=True,
-        help="Warm-up as a percentage of the total steps (0 = none). Written as the ratio percent/100, which sd-scripts turns into steps. sd-scripts: --lr_warmup_steps",
+        help=(
+            "Warm-up as a percentage of the total steps (0 = none). Written as the ratio percent/100, which "
+            "sd-scripts turns into steps. sd-scripts: --lr_warmup_steps"
+        ),
     )
     lr_warmup_steps: int = F(
         0, "Training", "LR warm-up steps", zero_unset=True,
@@ -217,7 +232,10 @@ class TrainingConfig(BaseModel):
     )
     epoch: int = F(
         1, "Training", "Epochs", toml=None, minimal=True,
-        help="Number of epochs to train. Written as sd-scripts --max_train_epochs unless Max train steps or Max train epochs is set",
+        help=(
+            "Number of epochs to train. Written as sd-scripts --max_train_epochs unless Max train steps or Max "
+            "train epochs is set"
+        ),
     )
     save_every_n_epochs: int = F(
         1, "Training", "Save every n epochs", zero_unset=True,
@@ -233,7 +251,10 @@ class TrainingConfig(BaseModel):
     )
     cache_latents_to_disk: bool = F(
         False, "Training", "Cache latents to disk", minimal=True,
-        help="Cache latents as `.npz` next to images (implies `--cache_latents`). sd-scripts: --cache_latents_to_disk",
+        help=(
+            "Cache latents as `.npz` next to images (implies `--cache_latents`). sd-scripts: "
+            "--cache_latents_to_disk"
+        ),
     )
     caption_extension: str = F(
         ".txt", "Training", "Caption extension", choices=("", ".cap", ".caption", ".txt"), strict=False,
@@ -265,18 +286,24 @@ class TrainingConfig(BaseModel):
     )
     lr_scheduler_num_cycles: int = F(
         1, "Training", "Lr scheduler num cycles",
-        help="Cosine_with_restarts cycles. sd-scripts: --lr_scheduler_num_cycles",
+        help="Restarts of cosine_with_restarts. sd-scripts: --lr_scheduler_num_cycles",
     )
     lr_scheduler_power: Optional[float] = F(
         1.0, "Training", "Lr scheduler power",
-        help="Polynomial power. sd-scripts: --lr_scheduler_power",
+        help="Power of the polynomial scheduler. sd-scripts: --lr_scheduler_power",
     )
     optimizer: str = F(
         "AdamW8bit",
         "Training",
         "Optimizer",
         toml="optimizer_type",
-        choices=("AdamW", "AdamWScheduleFree", "AdamW8bit", "Adafactor", "bitsandbytes.optim.AdEMAMix8bit", "bitsandbytes.optim.PagedAdEMAMix8bit", "DAdaptation", "DAdaptAdaGrad", "DAdaptAdam", "DAdaptAdan", "DAdaptAdanIP", "DAdaptAdamPreprint", "DAdaptLion", "DAdaptSGD", "Lion", "Lion8bit", "PagedAdamW8bit", "PagedAdamW32bit", "PagedLion8bit", "Prodigy", "prodigyplus.ProdigyPlusScheduleFree", "pytorch_optimizer.CAME", "RAdamScheduleFree", "SGDNesterov", "SGDNesterov8bit", "SGDScheduleFree"),
+        choices=(
+            "AdamW", "AdamWScheduleFree", "AdamW8bit", "Adafactor", "bitsandbytes.optim.AdEMAMix8bit",
+            "bitsandbytes.optim.PagedAdEMAMix8bit", "DAdaptation", "DAdaptAdaGrad", "DAdaptAdam", "DAdaptAdan",
+            "DAdaptAdanIP", "DAdaptAdamPreprint", "DAdaptLion", "DAdaptSGD", "Lion", "Lion8bit", "PagedAdamW8bit",
+            "PagedAdamW32bit", "PagedLion8bit", "Prodigy", "prodigyplus.ProdigyPlusScheduleFree",
+            "pytorch_optimizer.CAME", "RAdamScheduleFree", "SGDNesterov", "SGDNesterov8bit", "SGDScheduleFree",
+        ),
         strict=False,
         help="Optimizer class. sd-scripts: --optimizer_type",
     )
@@ -302,35 +329,41 @@ class TrainingConfig(BaseModel):
     )
     num_cpu_threads_per_process: int = F(
         2, "Accelerate", "CPU threads per process", launch="--num_cpu_threads_per_process", toml=None,
-        help="CPU threads per process. accelerate launch --num_cpu_threads_per_process",
+        help="CPU threads each training process may use. accelerate launch --num_cpu_threads_per_process",
     )
     num_processes: int = F(
         1, "Accelerate", "Num processes", launch="--num_processes", toml=None,
-        help="Num processes. accelerate launch --num_processes",
+        help="Number of training processes (one per GPU). accelerate launch --num_processes",
     )
     num_machines: int = F(
         1, "Accelerate", "Num machines", launch="--num_machines", toml=None,
-        help="Num machines. accelerate launch --num_machines",
+        help="Number of machines in a multi-node run. accelerate launch --num_machines",
     )
     multi_gpu: bool = F(
         False, "Accelerate", "Multi gpu", launch="--multi_gpu", toml=None,
-        help="Multi gpu. accelerate launch --multi_gpu",
+        help="Distributed training over several GPUs of this machine. accelerate launch --multi_gpu",
     )
     gpu_ids: str = F(
         "", "Accelerate", "GPU ids", launch="--gpu_ids", toml=None,
-        help="GPU ids. accelerate launch --gpu_ids",
+        help="Which GPUs to use, e.g. 0,1. accelerate launch --gpu_ids",
     )
     main_process_port: int = F(
         0, "Accelerate", "Main process port", launch="--main_process_port", toml=None, zero_unset=True,
-        help="Main process port. accelerate launch --main_process_port",
+        help=(
+            "Port of the main process in multi-GPU runs; 0 = accelerate's default. accelerate launch "
+            "--main_process_port"
+        ),
     )
     dynamo_backend: str = F(
         "no",
         "Accelerate",
         "Dynamo backend",
         launch="--dynamo_backend",
-        choices=("no", "eager", "aot_eager", "inductor", "aot_ts_nvfuser", "nvprims_nvfuser", "cudagraphs", "ofi", "fx2trt", "onnxrt", "tensorrt", "ipex", "tvm"),
-        help="Backend for `--torch_compile`. sd-scripts: --dynamo_backend",
+        choices=(
+            "no", "eager", "aot_eager", "inductor", "aot_ts_nvfuser", "nvprims_nvfuser", "cudagraphs", "ofi",
+            "fx2trt", "onnxrt", "tensorrt", "ipex", "tvm",
+        ),
+        help="torch.compile backend; no = off. accelerate launch --dynamo_backend and sd-scripts --dynamo_backend",
     )
     dynamo_mode: str = F(
         "default",
@@ -339,19 +372,22 @@ class TrainingConfig(BaseModel):
         launch="--dynamo_mode",
         toml=None,
         choices=("default", "reduce-overhead", "max-autotune"),
-        help="Dynamo mode. accelerate launch --dynamo_mode",
+        help="torch.compile mode (only with a dynamo backend). accelerate launch --dynamo_mode",
     )
     dynamo_use_fullgraph: bool = F(
         False, "Accelerate", "Dynamo use fullgraph", launch="--dynamo_use_fullgraph", toml=None,
-        help="Dynamo use fullgraph. accelerate launch --dynamo_use_fullgraph",
+        help=(
+            "torch.compile with fullgraph=True (only with a dynamo backend). accelerate launch "
+            "--dynamo_use_fullgraph"
+        ),
     )
     dynamo_use_dynamic: bool = F(
         False, "Accelerate", "Dynamo use dynamic", launch="--dynamo_use_dynamic", toml=None,
-        help="Dynamo use dynamic. accelerate launch --dynamo_use_dynamic",
+        help="torch.compile with dynamic shapes (only with a dynamo backend). accelerate launch --dynamo_use_dynamic",
     )
     extra_accelerate_launch_args: str = F(
         "", "Accelerate", "Extra accelerate launch args", launch="(extra tokens)", toml=None,
-        help="Extra accelerate launch args. accelerate launch --extra_accelerate_launch_args",
+        help="More accelerate launch options, split with shell rules; a flag given here replaces lora-tui's own",
     )
     gradient_checkpointing: bool = F(
         False, "Advanced", "Gradient checkpointing",
@@ -359,7 +395,10 @@ class TrainingConfig(BaseModel):
     )
     fp8_base: bool = F(
         False, "Advanced", "Fp8 base",
-        help="Frozen UNet and TE weights stored as float8_e4m3fn (torch≥2.1, mixed precision required). sd-scripts: --fp8_base",
+        help=(
+            "Frozen UNet and TE weights stored as float8_e4m3fn (torch≥2.1, mixed precision required). "
+            "sd-scripts: --fp8_base"
+        ),
     )
     fp8_base_unet: bool = F(
         False, "Advanced", "Fp8 base unet", families=("flux1",),
@@ -379,7 +418,10 @@ class TrainingConfig(BaseModel):
     )
     xformers: str = F(
         "xformers", "Advanced", "Cross-attention", toml=None, choices=("none", "sdpa", "xformers"),
-        help="Cross-attention implementation: sdpa (PyTorch), xformers (needs the xformers package) or none. sd-scripts: --sdpa / --xformers",
+        help=(
+            "Cross-attention implementation: sdpa (PyTorch), xformers (needs the xformers package) or none. "
+            "sd-scripts: --sdpa / --xformers"
+        ),
     )
     shuffle_caption: bool = F(
         False, "Advanced", "Shuffle caption",
@@ -427,11 +469,14 @@ class TrainingConfig(BaseModel):
     )
     max_token_length: int = F(
         75, "Advanced", "Max token length", families=("sd1", "sd2", "sdxl", "sd3"), choices=(75, 150, 225),
-        help="Caption token budget; 75 is **not** an accepted value. sd-scripts: --max_token_length",
+        help="Caption token budget: 75 (default), 150 or 225. sd-scripts: --max_token_length (75 is not written)",
     )
     max_data_loader_n_workers: int = F(
         0, "Advanced", "Max data loader n workers",
-        help="DataLoader workers (capped at CPU count; forced to 1 with DeepSpeed). sd-scripts: --max_data_loader_n_workers",
+        help=(
+            "DataLoader workers (capped at CPU count; forced to 1 with DeepSpeed). sd-scripts: "
+            "--max_data_loader_n_workers"
+        ),
     )
     keep_tokens: int = F(
         0, "Advanced", "Keep tokens", zero_unset=True,
@@ -459,7 +504,10 @@ class TrainingConfig(BaseModel):
     )
     caption_dropout_every_n_epochs: int = F(
         0, "Advanced", "Caption dropout every n epochs", zero_unset=True,
-        help="Empty captions for whole epochs whose number is divisible by N. sd-scripts: --caption_dropout_every_n_epochs",
+        help=(
+            "Empty captions for whole epochs whose number is divisible by N. sd-scripts: "
+            "--caption_dropout_every_n_epochs"
+        ),
     )
     caption_dropout_rate: Optional[float] = F(
         None, "Advanced", "Caption dropout rate",
@@ -467,7 +515,10 @@ class TrainingConfig(BaseModel):
     )
     noise_offset_type: str = F(
         "Original", "Advanced", "Noise offset type", toml=None, choices=("Original", "Multires"),
-        help="Original: noise offset / adaptive noise scale apply; Multires: multires noise applies (GUI switch, not written itself)",
+        help=(
+            "Original: noise offset / adaptive noise scale apply; Multires: multires noise applies (GUI switch, "
+            "not written itself)"
+        ),
     )
     noise_offset: Optional[float] = F(
         None, "Advanced", "Noise offset",
@@ -479,7 +530,10 @@ class TrainingConfig(BaseModel):
     )
     adaptive_noise_scale: Optional[float] = F(
         None, "Advanced", "Adaptive noise scale", zero_unset=True,
-        help="Adds `scale·\\/mean(latent channel)\\/` to the offset (requires noise_offset). sd-scripts: --adaptive_noise_scale",
+        help=(
+            "Adds scale x mean absolute latent value to the noise offset (requires noise_offset). sd-scripts: "
+            "--adaptive_noise_scale"
+        ),
     )
     multires_noise_iterations: int = F(
         0, "Advanced", "Multires noise iterations", zero_unset=True,
@@ -499,7 +553,10 @@ class TrainingConfig(BaseModel):
     )
     additional_parameters: str = F(
         "", "Advanced", "Additional parameters", toml=None,
-        help="Extra sd-scripts command-line arguments, split with shell rules and appended after --config_file (they override the TOML)",
+        help=(
+            "Extra sd-scripts command-line arguments, split with shell rules and appended after --config_file "
+            "(they override the TOML)"
+        ),
     )
     loss_type: str = F(
         "l2", "Advanced", "Loss type", choices=("huber", "smooth_l1", "l1", "l2"),
@@ -559,7 +616,7 @@ class TrainingConfig(BaseModel):
     )
     wandb_run_name: str = F(
         "", "Advanced", "Wandb run name",
-        help="Wandb run name. sd-scripts: --wandb_run_name",
+        help="Weights & Biases run name. sd-scripts: --wandb_run_name",
     )
     log_tracker_name: str = F(
         "", "Advanced", "Log tracker name",
@@ -603,7 +660,10 @@ class TrainingConfig(BaseModel):
     )
     sdxl_cache_text_encoder_outputs: bool = F(
         False, "SDXL", "Cache text encoder outputs (SDXL)", toml="cache_text_encoder_outputs", families=("sdxl",),
-        help="Precompute both TEs' outputs once; requires `--network_train_unet_only` and no caption randomisation. sd-scripts: --cache_text_encoder_outputs",
+        help=(
+            "Encode captions with both SDXL text encoders once; requires U-Net-only training and no caption "
+            "shuffling/dropout. sd-scripts: --cache_text_encoder_outputs"
+        ),
     )
     sdxl_no_half_vae: bool = F(
         False, "SDXL", "No half VAE (SDXL)", toml="no_half_vae", families=("sdxl",),
@@ -611,7 +671,10 @@ class TrainingConfig(BaseModel):
     )
     text_encoder_lr: Optional[float] = F(
         0.0001, "Network", "Text encoder learning rate", minimal=True,
-        help="Text encoder LR (both SDXL text encoders); empty = Learning rate; 0 = train the U-Net only. sd-scripts: --text_encoder_lr",
+        help=(
+            "Text encoder LR (both SDXL text encoders); empty = Learning rate; 0 = train the U-Net only. "
+            "sd-scripts: --text_encoder_lr"
+        ),
     )
     t5xxl_lr: Optional[float] = F(
         None, "Network", "T5-XXL learning rate", toml=None,
@@ -623,7 +686,7 @@ class TrainingConfig(BaseModel):
     )
     network_dim: int = F(
         8, "Network", "Network rank (dim)", minimal=True,
-        help="Rank. sd-scripts: --network_dim",
+        help="LoRA rank: size of the low-rank matrices. sd-scripts: --network_dim",
     )
     network_weights: str = F(
         "", "Network", "Network weights",
@@ -642,12 +705,16 @@ class TrainingConfig(BaseModel):
         "Network",
         "LoRA type",
         toml=None,
-        choices=("Flux1", "Flux1 OFT", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA", "LyCORIS/iA3", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "Standard"),
+        choices=(
+            "Flux1", "Flux1 OFT", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA",
+            "LyCORIS/iA3", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon",
+            "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "Standard",
+        ),
         help="Network kind; chooses network_module and network_args. sd-scripts: --network_module / --network_args",
     )
     factor: int = F(
         -1, "LyCORIS", "Factor", toml=None, net_arg="factor", lora_types=("Kohya LoKr", "LyCORIS/LoKr"),
-        help="Factor. sd-scripts: network_args factor=",
+        help="LoKr Kronecker factor; -1 = automatic. sd-scripts: network_args factor=",
     )
     bypass_mode: bool = F(
         False,
@@ -656,7 +723,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="bypass_mode",
         lora_types=("LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr"),
-        help="Bypass mode. sd-scripts: network_args bypass_mode=",
+        help="LyCORIS bypass mode (needed for quantised base weights). sd-scripts: network_args bypass_mode=",
     )
     dora_wd: bool = F(
         False,
@@ -665,11 +732,11 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="dora_wd",
         lora_types=("LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr"),
-        help="Dora wd. sd-scripts: network_args dora_wd=",
+        help="DoRA: weight-decomposed LoRA. sd-scripts: network_args dora_wd=",
     )
     use_cp: bool = F(
         False, "LyCORIS", "Use cp", toml=None, net_arg="use_cp", lora_types=("LyCORIS/LoKr",),
-        help="Use cp. sd-scripts: network_args use_cp=",
+        help="LoKr: CP decomposition of the conv kernels. sd-scripts: network_args use_cp=",
     )
     use_tucker: bool = F(
         False,
@@ -677,8 +744,11 @@ class TrainingConfig(BaseModel):
         "Use tucker",
         toml=None,
         net_arg="use_tucker",
-        lora_types=("Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr"),
-        help="Use tucker. sd-scripts: network_args use_tucker=",
+        lora_types=(
+            "Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA",
+            "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+        ),
+        help="Tucker decomposition of the 3x3 conv layers. sd-scripts: network_args use_tucker=",
     )
     use_scalar: bool = F(
         False,
@@ -687,7 +757,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="use_scalar",
         lora_types=("LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr"),
-        help="Use scalar. sd-scripts: network_args use_scalar=",
+        help="Train an extra scalar per module. sd-scripts: network_args use_scalar=",
     )
     rank_dropout_scale: bool = F(
         False,
@@ -695,16 +765,19 @@ class TrainingConfig(BaseModel):
         "Rank dropout scale",
         toml=None,
         net_arg="rank_dropout_scale",
-        lora_types=("LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning"),
-        help="Rank dropout scale. sd-scripts: network_args rank_dropout_scale=",
+        lora_types=(
+            "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+            "LyCORIS/Native Fine-Tuning",
+        ),
+        help="Rescale the kept ranks after rank dropout. sd-scripts: network_args rank_dropout_scale=",
     )
     constrain: Optional[float] = F(
         None, "LyCORIS", "Constraint", toml=None, net_arg="constraint", lora_types=("LyCORIS/Diag-OFT",),
-        help="Constraint. sd-scripts: network_args constraint=",
+        help="Diag-OFT constraint (0 = none). sd-scripts: network_args constraint=",
     )
     rescaled: bool = F(
         False, "LyCORIS", "Rescaled", toml=None, net_arg="rescaled", lora_types=("LyCORIS/Diag-OFT",),
-        help="Rescaled. sd-scripts: network_args rescaled=",
+        help="Diag-OFT: rescaled variant. sd-scripts: network_args rescaled=",
     )
     train_norm: bool = F(
         False,
@@ -712,16 +785,19 @@ class TrainingConfig(BaseModel):
         "Train norm",
         toml=None,
         net_arg="train_norm",
-        lora_types=("LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning"),
-        help="Train norm. sd-scripts: network_args train_norm=",
+        lora_types=(
+            "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa",
+            "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning",
+        ),
+        help="Also train normalisation layers. sd-scripts: network_args train_norm=",
     )
     decompose_both: bool = F(
         False, "LyCORIS", "Decompose both", toml=None, net_arg="decompose_both", lora_types=("LyCORIS/LoKr",),
-        help="Decompose both. sd-scripts: network_args decompose_both=",
+        help="LoKr: decompose both Kronecker factors. sd-scripts: network_args decompose_both=",
     )
     train_on_input: bool = F(
         True, "LyCORIS", "Train on input", toml=None, net_arg="train_on_input", lora_types=("LyCORIS/iA3",),
-        help="Train on input. sd-scripts: network_args train_on_input=",
+        help="iA3: scale the input side. sd-scripts: network_args train_on_input=",
     )
     conv_dim: int = F(
         1,
@@ -729,8 +805,11 @@ class TrainingConfig(BaseModel):
         "Conv dim",
         toml=None,
         net_arg="conv_dim",
-        lora_types=("Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/iA3"),
-        help="Conv dim. sd-scripts: network_args conv_dim=",
+        lora_types=(
+            "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT",
+            "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/iA3",
+        ),
+        help="Rank of the 3x3 conv layers (LoCon and LyCORIS types). sd-scripts: network_args conv_dim=",
     )
     conv_alpha: int = F(
         1,
@@ -738,8 +817,11 @@ class TrainingConfig(BaseModel):
         "Conv alpha",
         toml=None,
         net_arg="conv_alpha",
-        lora_types=("Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/iA3"),
-        help="Conv alpha. sd-scripts: network_args conv_alpha=",
+        lora_types=(
+            "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT",
+            "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/iA3",
+        ),
+        help="Alpha of the 3x3 conv layers. sd-scripts: network_args conv_alpha=",
     )
     sample_every_n_steps: int = F(
         0, "Samples", "Sample every n steps", zero_unset=True,
@@ -753,12 +835,18 @@ class TrainingConfig(BaseModel):
         "euler_a",
         "Samples",
         "Sample sampler",
-        choices=("ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a"),
+        choices=(
+            "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++",
+            "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
+        ),
         help="Default scheduler. sd-scripts: --sample_sampler",
     )
     sample_prompts: str = F(
         "", "Samples", "Sample prompts",
-        help="Sample prompt text (one prompt per line); written to <output_dir>/sample/prompt.txt at Start. sd-scripts: --sample_prompts",
+        help=(
+            "Sample prompt text (one prompt per line); written to <output_dir>/sample/prompt.txt at Start. "
+            "sd-scripts: --sample_prompts"
+        ),
     )
     down_lr_weight: str = F(
         "",
@@ -767,7 +855,10 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="down_lr_weight",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Down lr weight. sd-scripts: network_args down_lr_weight=",
+        help=(
+            "LR weights of the U-Net down blocks (comma list or a preset name). sd-scripts: network_args "
+            "down_lr_weight="
+        ),
     )
     mid_lr_weight: str = F(
         "",
@@ -776,7 +867,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="mid_lr_weight",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Mid lr weight. sd-scripts: network_args mid_lr_weight=",
+        help="LR weight of the U-Net mid block. sd-scripts: network_args mid_lr_weight=",
     )
     up_lr_weight: str = F(
         "",
@@ -785,7 +876,10 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="up_lr_weight",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Up lr weight. sd-scripts: network_args up_lr_weight=",
+        help=(
+            "LR weights of the U-Net up blocks (comma list or a preset name). sd-scripts: network_args "
+            "up_lr_weight="
+        ),
     )
     block_lr_zero_threshold: str = F(
         "",
@@ -794,7 +888,10 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="block_lr_zero_threshold",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Block lr zero threshold. sd-scripts: network_args block_lr_zero_threshold=",
+        help=(
+            "Blocks whose LR weight is below this are not trained. sd-scripts: network_args "
+            "block_lr_zero_threshold="
+        ),
     )
     block_dims: str = F(
         "",
@@ -803,7 +900,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="block_dims",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Block dims. sd-scripts: network_args block_dims=",
+        help="Rank per U-Net block (comma list). sd-scripts: network_args block_dims=",
     )
     block_alphas: str = F(
         "",
@@ -812,7 +909,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="block_alphas",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Block alphas. sd-scripts: network_args block_alphas=",
+        help="Alpha per U-Net block (comma list). sd-scripts: network_args block_alphas=",
     )
     conv_block_dims: str = F(
         "",
@@ -821,7 +918,7 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="conv_block_dims",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Conv block dims. sd-scripts: network_args conv_block_dims=",
+        help="Conv rank per U-Net block (comma list). sd-scripts: network_args conv_block_dims=",
     )
     conv_block_alphas: str = F(
         "",
@@ -830,11 +927,11 @@ class TrainingConfig(BaseModel):
         toml=None,
         net_arg="conv_block_alphas",
         lora_types=("Kohya DyLoRA", "Kohya LoCon", "LoRA-FA", "Standard"),
-        help="Conv block alphas. sd-scripts: network_args conv_block_alphas=",
+        help="Conv alpha per U-Net block (comma list). sd-scripts: network_args conv_block_alphas=",
     )
     unit: int = F(
         1, "Network", "DyLoRA unit", toml=None, net_arg="unit", lora_types=("Kohya DyLoRA", "LyCORIS/DyLoRA"),
-        help="DyLoRA unit. sd-scripts: network_args unit=",
+        help="DyLoRA unit (ranks trained together). sd-scripts: network_args unit= (LyCORIS: block_size=)",
     )
     scale_weight_norms: Optional[float] = F(
         None, "Network", "Scale weight norms",
@@ -850,8 +947,12 @@ class TrainingConfig(BaseModel):
         "Rank dropout",
         toml=None,
         net_arg="rank_dropout",
-        lora_types=("Flux1", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "Standard"),
-        help="Rank dropout. sd-scripts: network_args rank_dropout=",
+        lora_types=(
+            "Flux1", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA", "LyCORIS/BOFT",
+            "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+            "LyCORIS/Native Fine-Tuning", "Standard",
+        ),
+        help="Probability of dropping each rank. sd-scripts: network_args rank_dropout=",
     )
     module_dropout: Optional[float] = F(
         None,
@@ -859,8 +960,12 @@ class TrainingConfig(BaseModel):
         "Module dropout",
         toml=None,
         net_arg="module_dropout",
-        lora_types=("Flux1", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "Standard"),
-        help="Module dropout. sd-scripts: network_args module_dropout=",
+        lora_types=(
+            "Flux1", "Kohya DyLoRA", "Kohya LoCon", "Kohya LoHa", "Kohya LoKr", "LoRA-FA", "LyCORIS/BOFT",
+            "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+            "LyCORIS/Native Fine-Tuning", "Standard",
+        ),
+        help="Probability of skipping a whole module per step. sd-scripts: network_args module_dropout=",
     )
     LyCORIS_preset: str = F(
         "full",
@@ -868,34 +973,40 @@ class TrainingConfig(BaseModel):
         "LyCORIS preset",
         toml=None,
         net_arg="preset",
-        lora_types=("LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "LyCORIS/iA3"),
+        lora_types=(
+            "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA", "LyCORIS/LoCon", "LyCORIS/LoHa",
+            "LyCORIS/LoKr", "LyCORIS/Native Fine-Tuning", "LyCORIS/iA3",
+        ),
         choices=("attn-mlp", "attn-only", "full", "full-lin", "unet-transformer-only", "unet-convblock-only"),
         strict=False,
-        help="LyCORIS preset. sd-scripts: network_args preset=",
+        help=(
+            "Which layers LyCORIS trains: a preset name or a path to a LyCORIS preset TOML. sd-scripts: "
+            "network_args preset="
+        ),
     )
     loraplus_lr_ratio: Optional[float] = F(
         None, "Network", "Loraplus lr ratio", toml=None, net_arg="loraplus_lr_ratio",
-        help="Loraplus lr ratio. sd-scripts: network_args loraplus_lr_ratio=",
+        help="LoRA+: LR multiplier of the up matrices. sd-scripts: network_args loraplus_lr_ratio=",
     )
     loraplus_text_encoder_lr_ratio: Optional[float] = F(
         None, "Network", "Loraplus text encoder lr ratio", toml=None, net_arg="loraplus_text_encoder_lr_ratio",
-        help="Loraplus text encoder lr ratio. sd-scripts: network_args loraplus_text_encoder_lr_ratio=",
+        help="LoRA+ ratio for the text encoder. sd-scripts: network_args loraplus_text_encoder_lr_ratio=",
     )
     loraplus_unet_lr_ratio: Optional[float] = F(
         None, "Network", "Loraplus unet lr ratio", toml=None, net_arg="loraplus_unet_lr_ratio",
-        help="Loraplus unet lr ratio. sd-scripts: network_args loraplus_unet_lr_ratio=",
+        help="LoRA+ ratio for the U-Net. sd-scripts: network_args loraplus_unet_lr_ratio=",
     )
     train_lora_ggpo: bool = F(
         False, "Network", "Train lora ggpo", toml=None, lora_types=("Flux1",),
-        help="Train lora ggpo. Not passed to sd-scripts as such",
+        help="Flux.1: enable GGPO regularisation (sigma and beta below)",
     )
     ggpo_sigma: Optional[float] = F(
         0.03, "Network", "Ggpo sigma", toml=None, net_arg="ggpo_sigma", lora_types=("Flux1",),
-        help="Ggpo sigma. sd-scripts: network_args ggpo_sigma=",
+        help="GGPO sigma (Flux.1). sd-scripts: network_args ggpo_sigma=",
     )
     ggpo_beta: Optional[float] = F(
         0.01, "Network", "Ggpo beta", toml=None, net_arg="ggpo_beta", lora_types=("Flux1",),
-        help="Ggpo beta. sd-scripts: network_args ggpo_beta=",
+        help="GGPO beta (Flux.1). sd-scripts: network_args ggpo_beta=",
     )
     huggingface_repo_id: str = F(
         "", "Hugging Face", "Hugging Face repo id",
@@ -903,11 +1014,11 @@ class TrainingConfig(BaseModel):
     )
     huggingface_token: str = F(
         "", "Hugging Face", "Huggingface token",
-        help="Token. sd-scripts: --huggingface_token",
+        help="Hugging Face token (stored in clear text in the config). sd-scripts: --huggingface_token",
     )
     huggingface_repo_type: str = F(
         "", "Hugging Face", "Huggingface repo type",
-        help="Repo type. sd-scripts: --huggingface_repo_type",
+        help="Repository type (model, dataset). sd-scripts: --huggingface_repo_type",
     )
     huggingface_repo_visibility: str = F(
         "", "Hugging Face", "Huggingface repo visibility",
@@ -931,27 +1042,30 @@ class TrainingConfig(BaseModel):
     )
     metadata_author: str = F(
         "", "Metadata", "Metadata author",
-        help="Metadata author. sd-scripts: --metadata_author",
+        help="Author stored in the LoRA metadata. sd-scripts: --metadata_author",
     )
     metadata_description: str = F(
         "", "Metadata", "Metadata description",
-        help="`--metadata_license` / `modelspec.license`. sd-scripts: --metadata_description",
+        help="Description stored in the LoRA metadata. sd-scripts: --metadata_description",
     )
     metadata_license: str = F(
         "", "Metadata", "Metadata license",
-        help="Metadata license. sd-scripts: --metadata_license",
+        help="License stored in the LoRA metadata. sd-scripts: --metadata_license",
     )
     metadata_tags: str = F(
         "", "Metadata", "Metadata tags",
-        help="`--metadata_usage_hint` / `modelspec.usage_hint`. sd-scripts: --metadata_tags",
+        help="Tags stored in the LoRA metadata. sd-scripts: --metadata_tags",
     )
     metadata_title: str = F(
         "", "Metadata", "Metadata title",
-        help="`--metadata_author` / `modelspec.author`. sd-scripts: --metadata_title",
+        help="Title stored in the LoRA metadata. sd-scripts: --metadata_title",
     )
     flux1_cache_text_encoder_outputs: bool = F(
         False, "Flux.1", "Flux1 cache text encoder outputs", toml="cache_text_encoder_outputs", families=("flux1",),
-        help="Precompute both TEs' outputs once; requires `--network_train_unet_only` and no caption randomisation. sd-scripts: --cache_text_encoder_outputs",
+        help=(
+            "Encode captions with CLIP-L and T5 once; requires U-Net-only training and no caption "
+            "shuffling/dropout. sd-scripts: --cache_text_encoder_outputs"
+        ),
     )
     flux1_cache_text_encoder_outputs_to_disk: bool = F(
         False,
@@ -959,27 +1073,27 @@ class TrainingConfig(BaseModel):
         "Flux1 cache text encoder outputs to disk",
         toml="cache_text_encoder_outputs_to_disk",
         families=("flux1",),
-        help="Write `<stem>_te_outputs.npz`; implies the previous. sd-scripts: --cache_text_encoder_outputs_to_disk",
+        help="Also keep those outputs on disk next to the images. sd-scripts: --cache_text_encoder_outputs_to_disk",
     )
     model_type: str = F(
         "flux", "Flux.1", "Model type", families=("flux1",), choices=("flux", "chroma"),
-        help="Model type. sd-scripts: --model_type",
+        help="Flux.1 variant: flux or chroma. sd-scripts: --model_type",
     )
     ae: str = F(
         "", "Flux.1", "Autoencoder (ae) path", families=("flux1",),
-        help="Autoencoder (ae) path. sd-scripts: --ae",
+        help="Flux.1 autoencoder file. sd-scripts: --ae",
     )
     clip_l: str = F(
         "", "Flux.1", "CLIP-L path", families=("flux1",),
-        help="CLIP-L path. sd-scripts: --clip_l",
+        help="Flux.1 CLIP-L text encoder file. sd-scripts: --clip_l",
     )
     t5xxl: str = F(
         "", "Flux.1", "T5-XXL path", families=("flux1",),
-        help="T5-XXL path. sd-scripts: --t5xxl",
+        help="Flux.1 T5-XXL text encoder file. sd-scripts: --t5xxl",
     )
     discrete_flow_shift: Optional[float] = F(
         3.0, "Flux.1", "Discrete flow shift", families=("flux1",),
-        help="Discrete flow shift. sd-scripts: --discrete_flow_shift",
+        help="Shift of the flow-matching timestep schedule. sd-scripts: --discrete_flow_shift",
     )
     model_prediction_type: str = F(
         "sigma_scaled",
@@ -987,7 +1101,10 @@ class TrainingConfig(BaseModel):
         "Model prediction type",
         families=("flux1",),
         choices=("raw", "additive", "sigma_scaled"),
-        help="Model prediction type. sd-scripts: --model_prediction_type",
+        help=(
+            "How the Flux.1 prediction is turned into the target: raw, additive or sigma_scaled. sd-scripts: "
+            "--model_prediction_type"
+        ),
     )
     timestep_sampling: str = F(
         "sigma",
@@ -995,19 +1112,22 @@ class TrainingConfig(BaseModel):
         "Timestep sampling",
         families=("flux1",),
         choices=("flux_shift", "sigma", "shift", "sigmoid", "uniform"),
-        help="Timestep sampling. sd-scripts: --timestep_sampling",
+        help="How training timesteps are drawn. sd-scripts: --timestep_sampling",
     )
     split_mode: bool = F(
         False, "Flux.1", "Split mode", families=("flux1",),
-        help="Split mode. sd-scripts: --split_mode",
+        help="Flux.1 split mode (train the single blocks only; saves memory). sd-scripts: --split_mode",
     )
     train_blocks: str = F(
         "all", "Flux.1", "Train blocks", toml=None, families=("flux1",), choices=("all", "double", "single"),
-        help="Flux.1 blocks to train; only \"single\" (with split mode) reaches sd-scripts as network_args train_blocks=single",
+        help=(
+            "Flux.1 blocks to train; only \"single\" (with split mode) reaches sd-scripts as network_args "
+            "train_blocks=single"
+        ),
     )
     t5xxl_max_token_length: int = F(
         512, "Flux.1", "T5xxl max token length", families=("flux1",),
-        help="T5xxl max token length. sd-scripts: --t5xxl_max_token_length",
+        help="T5-XXL caption token budget (Flux.1). sd-scripts: --t5xxl_max_token_length",
     )
     enable_all_linear: bool = F(
         False,
@@ -1017,11 +1137,11 @@ class TrainingConfig(BaseModel):
         net_arg="enable_all_linear=True",
         families=("flux1",),
         lora_types=("Flux1 OFT",),
-        help="Enable all linear. sd-scripts: network_args enable_all_linear=True=",
+        help="Flux1 OFT: apply to every linear layer. sd-scripts: network_args enable_all_linear=True",
     )
     guidance_scale: Optional[float] = F(
         3.5, "Flux.1", "Guidance scale", families=("flux1",),
-        help="Guidance scale. sd-scripts: --guidance_scale",
+        help="Guidance value fed to Flux.1 dev during training. sd-scripts: --guidance_scale",
     )
     mem_eff_save: bool = F(
         False, "Flux.1", "Mem eff save", toml=None, families=("flux1",),
@@ -1029,11 +1149,11 @@ class TrainingConfig(BaseModel):
     )
     apply_t5_attn_mask: bool = F(
         False, "Flux.1", "Apply t5 attn mask", families=("flux1",),
-        help="Apply t5 attn mask. sd-scripts: --apply_t5_attn_mask",
+        help="Mask T5 padding tokens in attention. sd-scripts: --apply_t5_attn_mask",
     )
     split_qkv: bool = F(
         False, "Flux.1", "Split qkv", toml=None, net_arg="split_qkv=True", families=("flux1",), lora_types=("Flux1",),
-        help="Split qkv. sd-scripts: network_args split_qkv=True=",
+        help="Flux.1: separate LoRA for q, k and v. sd-scripts: network_args split_qkv=True",
     )
     train_t5xxl: bool = F(
         False,
@@ -1043,7 +1163,7 @@ class TrainingConfig(BaseModel):
         net_arg="train_t5xxl=True",
         families=("flux1",),
         lora_types=("Flux1",),
-        help="Train t5xxl. sd-scripts: network_args train_t5xxl=True=",
+        help="Flux.1: also train a LoRA on T5-XXL. sd-scripts: network_args train_t5xxl=True",
     )
     cpu_offload_checkpointing: bool = F(
         False, "Flux.1", "Cpu offload checkpointing", families=("flux1",),
@@ -1051,43 +1171,43 @@ class TrainingConfig(BaseModel):
     )
     blocks_to_swap: int = F(
         0, "Advanced", "Blocks to swap", families=("flux1", "sd3"), zero_unset=True,
-        help="Blocks to swap. sd-scripts: --blocks_to_swap",
+        help="Transformer blocks kept on the CPU and swapped in (saves VRAM, slower). sd-scripts: --blocks_to_swap",
     )
     single_blocks_to_swap: int = F(
         0, "Flux.1", "Single blocks to swap", toml=None, families=("flux1",),
-        help="Single blocks to swap. Not passed to sd-scripts as such",
+        help="Deprecated kohya_ss setting (use Blocks to swap); the pinned sd-scripts has no such option",
     )
     double_blocks_to_swap: int = F(
         0, "Flux.1", "Double blocks to swap", toml=None, families=("flux1",),
-        help="Double blocks to swap. Not passed to sd-scripts as such",
+        help="Deprecated kohya_ss setting (use Blocks to swap); the pinned sd-scripts has no such option",
     )
     img_attn_dim: str = F(
         "", "Flux.1", "Img attn dim", toml=None, net_arg="img_attn_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Img attn dim. sd-scripts: network_args img_attn_dim=",
+        help="Flux.1 rank of the image attention layers. sd-scripts: network_args img_attn_dim=",
     )
     img_mlp_dim: str = F(
         "", "Flux.1", "Img mlp dim", toml=None, net_arg="img_mlp_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Img mlp dim. sd-scripts: network_args img_mlp_dim=",
+        help="Flux.1 rank of the image MLP layers. sd-scripts: network_args img_mlp_dim=",
     )
     img_mod_dim: str = F(
         "", "Flux.1", "Img mod dim", toml=None, net_arg="img_mod_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Img mod dim. sd-scripts: network_args img_mod_dim=",
+        help="Flux.1 rank of the image modulation layers. sd-scripts: network_args img_mod_dim=",
     )
     single_dim: str = F(
         "", "Flux.1", "Single dim", toml=None, net_arg="single_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Single dim. sd-scripts: network_args single_dim=",
+        help="Flux.1 rank of the single blocks. sd-scripts: network_args single_dim=",
     )
     txt_attn_dim: str = F(
         "", "Flux.1", "Txt attn dim", toml=None, net_arg="txt_attn_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Txt attn dim. sd-scripts: network_args txt_attn_dim=",
+        help="Flux.1 rank of the text attention layers. sd-scripts: network_args txt_attn_dim=",
     )
     txt_mlp_dim: str = F(
         "", "Flux.1", "Txt mlp dim", toml=None, net_arg="txt_mlp_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Txt mlp dim. sd-scripts: network_args txt_mlp_dim=",
+        help="Flux.1 rank of the text MLP layers. sd-scripts: network_args txt_mlp_dim=",
     )
     txt_mod_dim: str = F(
         "", "Flux.1", "Txt mod dim", toml=None, net_arg="txt_mod_dim", families=("flux1",), lora_types=("Flux1",),
-        help="Txt mod dim. sd-scripts: network_args txt_mod_dim=",
+        help="Flux.1 rank of the text modulation layers. sd-scripts: network_args txt_mod_dim=",
     )
     single_mod_dim: str = F(
         "",
@@ -1097,11 +1217,11 @@ class TrainingConfig(BaseModel):
         net_arg="single_mod_dim",
         families=("flux1",),
         lora_types=("Flux1",),
-        help="Single mod dim. sd-scripts: network_args single_mod_dim=",
+        help="Flux.1 rank of the single-block modulation layers. sd-scripts: network_args single_mod_dim=",
     )
     in_dims: str = F(
         "", "Flux.1", "In dims", toml=None, net_arg="in_dims", families=("flux1",), lora_types=("Flux1",),
-        help="In dims. sd-scripts: network_args in_dims=",
+        help="Flux.1 ranks of the input layers (list). sd-scripts: network_args in_dims=",
     )
     train_double_block_indices: str = F(
         "all",
@@ -1111,7 +1231,10 @@ class TrainingConfig(BaseModel):
         net_arg="train_double_block_indices",
         families=("flux1",),
         lora_types=("Flux1",),
-        help="Train double block indices. sd-scripts: network_args train_double_block_indices=",
+        help=(
+            "Flux.1 double blocks to train (all, none or indices). sd-scripts: network_args "
+            "train_double_block_indices="
+        ),
     )
     train_single_block_indices: str = F(
         "all",
@@ -1121,11 +1244,17 @@ class TrainingConfig(BaseModel):
         net_arg="train_single_block_indices",
         families=("flux1",),
         lora_types=("Flux1",),
-        help="Train single block indices. sd-scripts: network_args train_single_block_indices=",
+        help=(
+            "Flux.1 single blocks to train (all, none or indices). sd-scripts: network_args "
+            "train_single_block_indices="
+        ),
     )
     sd3_cache_text_encoder_outputs: bool = F(
         False, "SD3", "Sd3 cache text encoder outputs", toml="cache_text_encoder_outputs", families=("sd3",),
-        help="Precompute both TEs' outputs once; requires `--network_train_unet_only` and no caption randomisation. sd-scripts: --cache_text_encoder_outputs",
+        help=(
+            "Encode captions with the SD3 text encoders once; requires U-Net-only training and no caption "
+            "shuffling/dropout. sd-scripts: --cache_text_encoder_outputs"
+        ),
     )
     sd3_cache_text_encoder_outputs_to_disk: bool = F(
         False,
@@ -1133,79 +1262,85 @@ class TrainingConfig(BaseModel):
         "Sd3 cache text encoder outputs to disk",
         toml="cache_text_encoder_outputs_to_disk",
         families=("sd3",),
-        help="Write `<stem>_te_outputs.npz`; implies the previous. sd-scripts: --cache_text_encoder_outputs_to_disk",
+        help="Also keep those outputs on disk next to the images. sd-scripts: --cache_text_encoder_outputs_to_disk",
     )
     sd3_fused_backward_pass: bool = F(
         False, "SD3", "Sd3 fused backward pass", toml="fused_backward_pass", families=("sd3",),
-        help="Only asserts Adafactor + no grad-accum; has no effect in network training. sd-scripts: --fused_backward_pass",
+        help=(
+            "Only asserts Adafactor + no grad-accum; has no effect in network training. sd-scripts: "
+            "--fused_backward_pass"
+        ),
     )
     clip_g: str = F(
         "", "SD3", "CLIP-G path", families=("sd3",),
-        help="CLIP-G path. sd-scripts: --clip_g",
+        help="SD3 CLIP-G text encoder file. sd-scripts: --clip_g",
     )
     clip_g_dropout_rate: Optional[float] = F(
         None, "SD3", "Clip g dropout rate", families=("sd3",),
-        help="Clip g dropout rate. sd-scripts: --clip_g_dropout_rate",
+        help="Probability of dropping the CLIP-G output. sd-scripts: --clip_g_dropout_rate",
     )
     sd3_clip_l: str = F(
         "", "SD3", "CLIP-L path (SD3)", toml="clip_l", families=("sd3",),
-        help="CLIP-L path (SD3). sd-scripts: --clip_l",
+        help="SD3 CLIP-L text encoder file. sd-scripts: --clip_l",
     )
     sd3_clip_l_dropout_rate: Optional[float] = F(
         None, "SD3", "Sd3 clip l dropout rate", toml="clip_l_dropout_rate", families=("sd3",),
-        help="Sd3 clip l dropout rate. sd-scripts: --clip_l_dropout_rate",
+        help="Probability of dropping the CLIP-L output. sd-scripts: --clip_l_dropout_rate",
     )
     sd3_disable_mmap_load_safetensors: bool = F(
         False, "SD3", "Sd3 disable mmap load safetensors", toml="disable_mmap_load_safetensors", families=("sd3",),
-        help="Read the whole safetensors file into memory instead of mmap. sd-scripts: --disable_mmap_load_safetensors",
+        help=(
+            "Read the whole safetensors file into memory instead of mmap. sd-scripts: "
+            "--disable_mmap_load_safetensors"
+        ),
     )
     sd3_enable_scaled_pos_embed: bool = F(
         False, "SD3", "Sd3 enable scaled pos embed", toml="enable_scaled_pos_embed", families=("sd3",),
-        help="Sd3 enable scaled pos embed. sd-scripts: --enable_scaled_pos_embed",
+        help="Scale the position embedding to the training resolution. sd-scripts: --enable_scaled_pos_embed",
     )
     logit_mean: Optional[float] = F(
         None, "SD3", "Logit mean", families=("sd3",),
-        help="Logit mean. sd-scripts: --logit_mean",
+        help="Mean of the logit-normal timestep weighting. sd-scripts: --logit_mean",
     )
     logit_std: Optional[float] = F(
         1.0, "SD3", "Logit std", families=("sd3",),
-        help="Logit std. sd-scripts: --logit_std",
+        help="Standard deviation of the logit-normal timestep weighting. sd-scripts: --logit_std",
     )
     mode_scale: Optional[float] = F(
         1.29, "SD3", "Mode scale", families=("sd3",),
-        help="Mode scale. sd-scripts: --mode_scale",
+        help="Scale of the mode timestep weighting. sd-scripts: --mode_scale",
     )
     pos_emb_random_crop_rate: Optional[float] = F(
         None, "SD3", "Pos emb random crop rate", families=("sd3",),
-        help="Pos emb random crop rate. sd-scripts: --pos_emb_random_crop_rate",
+        help="Probability of a random crop of the position embedding. sd-scripts: --pos_emb_random_crop_rate",
     )
     save_clip: bool = F(
         False, "SD3", "Save clip", families=("sd3",),
-        help="Save clip. sd-scripts: --save_clip",
+        help="Also save the CLIP encoders in the output (SD3). sd-scripts: --save_clip",
     )
     save_t5xxl: bool = F(
         False, "SD3", "Save t5xxl", families=("sd3",),
-        help="Save t5xxl. sd-scripts: --save_t5xxl",
+        help="Also save T5-XXL in the output (SD3). sd-scripts: --save_t5xxl",
     )
     sd3_t5_dropout_rate: Optional[float] = F(
         None, "SD3", "Sd3 t5 dropout rate", toml="t5_dropout_rate", families=("sd3",),
-        help="Sd3 t5 dropout rate. sd-scripts: --t5_dropout_rate",
+        help="Probability of dropping the T5 output. sd-scripts: --t5_dropout_rate",
     )
     sd3_t5xxl: str = F(
         "", "SD3", "T5-XXL path (SD3)", toml="t5xxl", families=("sd3",),
-        help="T5-XXL path (SD3). sd-scripts: --t5xxl",
+        help="SD3 T5-XXL text encoder file. sd-scripts: --t5xxl",
     )
     t5xxl_device: str = F(
         "", "SD3", "T5xxl device", families=("sd3",),
-        help="T5xxl device. sd-scripts: --t5xxl_device",
+        help="Device that runs T5-XXL (e.g. cpu). sd-scripts: --t5xxl_device",
     )
     t5xxl_dtype: str = F(
         "bf16", "SD3", "T5xxl dtype", families=("sd3",), choices=("float32", "fp16", "bf16"),
-        help="T5xxl dtype. sd-scripts: --t5xxl_dtype",
+        help="Dtype of T5-XXL. sd-scripts: --t5xxl_dtype",
     )
     sd3_text_encoder_batch_size: int = F(
         1, "SD3", "Sd3 text encoder batch size", toml="text_encoder_batch_size", families=("sd3",),
-        help="Sd3 text encoder batch size. sd-scripts: --text_encoder_batch_size",
+        help="Batch size when caching text encoder outputs. sd-scripts: --text_encoder_batch_size",
     )
     weighting_scheme: str = F(
         "logit_normal",
@@ -1213,7 +1348,7 @@ class TrainingConfig(BaseModel):
         "Weighting scheme",
         families=("sd3",),
         choices=("logit_normal", "sigma_sqrt", "mode", "cosmap", "uniform"),
-        help="Weighting scheme. sd-scripts: --weighting_scheme",
+        help="Timestep weighting scheme. sd-scripts: --weighting_scheme",
     )
     sd3_checkbox: bool = F(
         False, "Model", "SD3 model", toml=None,
@@ -1288,7 +1423,8 @@ def minimal_fields() -> list[FieldMeta]:
 
 
 def family(cfg: TrainingConfig) -> str:
-    """The model family: ``sdxl`` > ``flux1`` > ``sd3`` (kohya_ss script priority, spec §1.21) > ``sd2`` (v2) > ``sd1``."""
+    """The model family: ``sdxl`` > ``flux1`` > ``sd3`` (kohya_ss script priority, spec §1.21), else ``sd2``
+    (``v2``) or ``sd1``."""
     if cfg.sdxl:
         return "sdxl"
     if cfg.flux1_checkbox:

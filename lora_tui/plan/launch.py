@@ -174,7 +174,10 @@ def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
         put("max_train_epochs", cfg.epoch, "epoch")
 
     # Warm-up: explicit steps (int) win; else the percentage as a ratio (float), which sd-scripts scales.
-    if cfg.lr_warmup_steps and cfg.lr_warmup_steps > 0:
+    # sd-scripts refuses any warm-up with the plain `constant` scheduler (kohya_ss zeroes it in the form).
+    if cfg.lr_scheduler == "constant" and (cfg.lr_warmup or cfg.lr_warmup_steps):
+        notes.append("lr_warmup: not written, the constant scheduler has no warm-up (use constant_with_warmup)")
+    elif cfg.lr_warmup_steps and cfg.lr_warmup_steps > 0:
         out["lr_warmup_steps"] = int(cfg.lr_warmup_steps)
         if cfg.lr_warmup:
             notes.append("lr_warmup: ignored, lr_warmup_steps is set")

@@ -148,6 +148,14 @@ def test_warmup_ratio_or_steps():
     data, notes = toml_dict(TrainingConfig(lr_warmup=10, lr_warmup_steps=25))
     assert data["lr_warmup_steps"] == 25 and type(data["lr_warmup_steps"]) is int and notes
     assert "lr_warmup_steps" not in tomllib.loads(toml_text(TrainingConfig(lr_warmup=0)))
+    data, notes = toml_dict(TrainingConfig(lr_warmup=10, lr_scheduler="constant"))
+    assert "lr_warmup_steps" not in data and any(n.startswith("lr_warmup:") for n in notes)
+
+
+def test_v2_flag_only_for_sd2():
+    assert tomllib.loads(toml_text(TrainingConfig(v2=True)))["v2"] is True
+    data, notes = toml_dict(TrainingConfig(v2=True, sdxl=True))
+    assert "v2" not in data and any(n.startswith("v2:") for n in notes)
 
 
 def test_argument_strings_split_with_shell_rules():
