@@ -296,8 +296,9 @@ class Job:
         return sent
 
     def request_stop(self) -> str | None:
-        """Non-blocking Stop press: SIGINT to the group the first time, SIGTERM on a later press, SIGKILL after
-        that. Returns the signal name sent (``None`` if the job had already ended)."""
+        """Non-blocking Stop press (safe on an event loop): SIGINT to the group the first time, SIGTERM on the
+        next press, SIGKILL of every process but the supervisor (which then records the exit) after that.
+        Returns the signal name sent (``None`` if the job had already ended)."""
         if not self.is_alive():
             return None
         sent = self.stop_signals
@@ -306,7 +307,7 @@ class Job:
         elif "SIGTERM" not in sent:
             sig = signal.SIGTERM
         else:
-            self._kill_all()
+            self._kill_all(wait=False)
             return "SIGKILL"
         self.send(sig)
         return _signame(sig)
@@ -359,9 +360,13 @@ class Job:
                 return False
             time.sleep(0.05)
 
-    def _kill_all(self) -> None:
+    def _kill_all(self, wait: bool = True) -> None:
         # Kill everything but the supervisor first, so it can still record the trainer's exit status.
         self.send(signal.SIGKILL, include_supervisor=False)
+        if not wait:
+            if self._processes()[0] is None:  # no supervisor left to record it
+                self._mark_lost()
+            return  # the supervisor records the exit within moments; is_alive() shows it
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and self.state.get("end_time") is None:
             time.sleep(0.05)

@@ -170,3 +170,18 @@ def test_run_layer_imports_neither_textual_nor_torch():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_three_presses_without_blocking_end_a_deaf_trainer(state_dir):
+    job = start_job(fake("ignore_sigint.py", "--ignore-term"), state_dir=state_dir)
+    wait_for(lambda: "caching latents" in job.log_path.read_text(), timeout=10)
+    trainer = job.refresh()["child_pid"]
+    sent = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        sent.append(job.request_stop())
+        assert time.monotonic() - t0 < 0.5  # a UI calls this on its event loop
+    assert sent == ["SIGINT", "SIGTERM", "SIGKILL"]
+    wait_for(lambda: not job.is_alive(), timeout=3)
+    assert not alive(trainer) and job.state["status"] == "killed" and job.exit_code == -9
+    assert job.request_stop() is None
