@@ -223,6 +223,17 @@ class QueueRunner:
             time.sleep(poll_s)
 
 
+def enqueue(cfg, settings: Any = None, label: str = "", config_path: str | Path | None = None,
+            state_dir: str | Path | None = None) -> QueueItem:
+    """Queue a snapshot of ``cfg`` (a ``TrainingConfig``; later edits do not change the queued run). The label
+    defaults to the config's ``output_name``. Returns the new item."""
+    from lora_tui.config.kohya_json import config_to_dict
+
+    queue = Queue(settings, state_dir)
+    return queue.add(config_to_dict(cfg), config_path=config_path,
+                     label=label or str(getattr(cfg, "output_name", "") or ""))
+
+
 def launch_item(item: QueueItem, settings: Any = None, state_dir: str | Path | None = None) -> Job:
     """Start a queued item as Start would: config snapshot (or file) → plan → launch files → job. Each item gets
     its own TOML/JSON, written at its own start time. Raises ``ValueError`` when the plan has errors."""

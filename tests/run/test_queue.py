@@ -63,3 +63,14 @@ def test_an_item_that_cannot_launch_is_recorded_and_the_queue_goes_on(state_dir,
     q.move(good.id, -1)
     assert [i.id for i in q.items()] == [good.id, bad.id]
     assert q.clear_finished() == 2 and q.items() == []
+
+
+def test_enqueue_snapshots_a_training_config(state_dir):
+    from lora_tui.config.model import TrainingConfig
+    from lora_tui.run.queue import enqueue
+
+    cfg = TrainingConfig(output_name="face_v1", network_dim=16)
+    item = enqueue(cfg, state_dir=state_dir)
+    cfg.network_dim = 64  # editing the form afterwards does not change the queued run
+    stored = Queue(state_dir=state_dir).get(item.id)
+    assert stored.label == "face_v1" and stored.config["network_dim"] == 16 and stored.status == "pending"
