@@ -132,6 +132,8 @@ def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
         raise _bad(meta, raw, "a number")
     if isinstance(num, float) and not math.isfinite(num):
         raise _bad(meta, raw, "a finite number")
+    if meta.optional and meta.zero_unset and num == 0:
+        return None, note  # kohya_ss's 0 here means "unset" (max_train_steps 0 = from the epochs, seed 0 = random)
     if kind == "int":
         if isinstance(num, float):
             if not num.is_integer():
@@ -254,10 +256,17 @@ def read_config_dict(path: str | os.PathLike[str]) -> Any:
 
 
 def config_to_dict(cfg: TrainingConfig) -> dict[str, Any]:
-    """Every field under its kohya_ss key, keys sorted (kohya_ss's own save format); unset numbers are null
-    (kohya_ss keeps its current value for a null on load)."""
+    """Every field under its kohya_ss key, keys sorted (kohya_ss's own save format). Unset numbers are null
+    (kohya_ss then keeps its current value), except where kohya_ss spells "unset" as 0 (``max_train_steps``,
+    ``max_train_epochs``, ``seed``): those are written as 0 so kohya_ss does not fall back to its 1600 steps."""
     dumped = cfg.model_dump()
+    for name in _ZERO_MEANS_UNSET:
+        if dumped[name] is None:
+            dumped[name] = 0
     return {k: dumped[k] for k in sorted(dumped)}
+
+
+_ZERO_MEANS_UNSET = tuple(m.name for m in all_field_meta() if m.optional and m.zero_unset and m.kind == "int")
 
 
 def config_to_json(cfg: TrainingConfig) -> str:

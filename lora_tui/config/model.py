@@ -242,7 +242,7 @@ class TrainingConfig(BaseModel):
         help="Save `name-EEEEEE` every N epochs (not after the last). sd-scripts: --save_every_n_epochs",
     )
     seed: Optional[int] = F(
-        0, "Training", "Seed", zero_unset=True,
+        None, "Training", "Seed", zero_unset=True,
         help="Global seed; 0 or empty = random. sd-scripts: --seed",
     )
     cache_latents: bool = F(
@@ -277,7 +277,7 @@ class TrainingConfig(BaseModel):
         help="Largest bucket side. sd-scripts: --max_bucket_reso",
     )
     max_train_epochs: Optional[int] = F(
-        0, "Training", "Max train epochs", zero_unset=True,
+        None, "Training", "Max train epochs", zero_unset=True,
         help="Epoch count that overrides the steps (0 or empty = use Epochs). sd-scripts: --max_train_epochs",
     )
     max_train_steps: Optional[int] = F(

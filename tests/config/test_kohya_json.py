@@ -125,7 +125,9 @@ def test_save_keeps_unicode_and_unset_numbers(tmp_path):
     path = save_config_file(cfg, tmp_path / "sub" / "c.json")
     text = path.read_bytes().decode("utf-8")
     data = json.loads(text)
-    assert "кот_v1" in text and data["max_train_epochs"] is None and data["max_grad_norm"] == 0.0
+    assert "кот_v1" in text and data["max_grad_norm"] == 0.0
+    # kohya_ss reads null as "keep the form's value" (1600 steps): unset step/epoch limits are saved as its 0
+    assert data["max_train_epochs"] == 0 and data["max_train_steps"] == 0 and data["noise_offset"] is None
     assert load_config_file(path).config == cfg
 
 
