@@ -158,7 +158,11 @@ class Trainer:
         import torch
         from accelerate import Accelerator
         from accelerate.utils import set_seed
+        from diffusers.utils import logging as diffusers_logging
 
+        # diffusers' loading bars and dtype notes would drown the training log; errors still show
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
         args = self.args
         if "OMP_NUM_THREADS" in os.environ:
             torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
@@ -263,7 +267,7 @@ class Trainer:
             self.vae_on_device = True
         self.vae_dtype = vae_dtype
         self.cond_cache = {} if (not self.te_trained and captions_are_static(args)) else None
-        if args.cache_text_encoder_outputs and self.te_trained:
+        if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained:
             raise OptionError("cache_text_encoder_outputs needs network_train_unet_only (the text encoders "
                               "cannot be trained from cached outputs)")
 

@@ -1,0 +1,163 @@
+"""Torch-side checks for the trainer tests, run as ONE subprocess (each torch import costs seconds).
+
+Usage: lora_check.py SPEC.json → prints one JSON line of results. SPEC:
+{"roundtrip": [{"family": "sdxl", "ckpt": path}, ...],
+ "loras": [{"family": "sdxl", "ckpt": path, "lora": path}, ...],
+ "counts": true}
+
+- roundtrip: the checkpoint loaded by the trainer's loader equals, tensor for tensor, the tiny model
+  make_demo_checkpoint.py builds from the same seed.
+- loras: the LoRA file loaded into a diffusers pipeline built from the same checkpoint through
+  `load_lora_weights` (logs captured) vs the trainer's own network holding the same weights; plus the
+  difference the LoRA makes against the base model.
+- counts: module counts of our LoRA network on the full-size bundled configs (meta device), spec §5.2.4.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "sd-scripts"))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[str] = []
+
+    def emit(self, record):
+        self.records.append(f"{record.name}: {record.getMessage()}")
+
+
+def roundtrip(family: str, ckpt: str) -> dict:
+    from lora_trainer.demo_model import build_tiny_components
+    from lora_trainer.models import load_model
+
+    m = load_model(ckpt)
+    comps, _ = build_tiny_components(family, seed=0)
+    got = {"unet": m.unet, "vae": m.vae, "text_encoder": m.text_encoders[0]}
+    if family == "sdxl":
+        got["text_encoder_2"] = m.text_encoders[1]
+    res = {"family": m.family, "components": {}}
+    for name, mod in got.items():
+        a, b = comps[name].state_dict(), mod.state_dict()
+        res["components"][name] = {
+            "n": len(a),
+            "mismatched": [k for k in a if k not in b or a[k].dtype != b[k].dtype or not torch.equal(a[k], b[k])],
+            "extra": [k for k in b if k not in a],
+        }
+    return res
+
+
+def _unet_out(pipe, family: str, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 8, 8, generator=g)
+    t = torch.tensor([500])
+    with torch.no_grad():
+        if family == "sdxl":
+            emb, _, pooled, _ = pipe.encode_prompt(prompt, device="cpu", num_images_per_prompt=1,
+                                                   do_classifier_free_guidance=False)
+            time_ids = torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])
+            out = pipe.unet(sample, t, emb, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+        else:
+            emb, _ = pipe.encode_prompt(prompt, device="cpu", num_images_per_prompt=1,
+                                        do_classifier_free_guidance=False)
+            out = pipe.unet(sample, t, emb).sample
+    return out, emb
+
+
+def check_lora(family: str, ckpt: str, lora: str) -> dict:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from lora_trainer.models import load_model
+    from lora_trainer.network import LoRANetwork
+
+    prompt = "demo person, photo"
+    sd = load_file(lora)
+    with safe_open(lora, "pt") as f:
+        meta = dict(f.metadata() or {})
+
+    # the trained model: our own network on a fresh load, holding the file's weights
+    ours = load_model(ckpt)
+    has_te = any(k.startswith("lora_te") for k in sd)
+    downs = {k: v for k, v in sd.items() if k.endswith("lora_down.weight")}
+    dims = {v.shape[0] for v in downs.values() if v.dim() == 2 or v.shape[2] == 1}
+    conv_dims = {v.shape[0] for v in downs.values() if v.dim() == 4 and v.shape[2] > 1}
+    net = LoRANetwork(ours.unet, ours.text_encoders, family, max(dims), None, train_te=has_te,
+                      conv_dim=max(conv_dims) if conv_dims else None)
+    net.apply_to()
+    missing, unexpected = net.load_weights(sd)
+    for m in net.te_modules + net.unet_modules:  # alpha comes from the file, not from the constructor
+        a = float(sd[m.lora_name + ".alpha"])
+        m.scale = a / m.rank
+    net.eval()
+    out_ours, emb_ours = _unet_out(ours.pipeline, family, prompt)
+
+    # diffusers' reading of the same file
+    base = load_model(ckpt)
+    out_base, emb_base = _unet_out(base.pipeline, family, prompt)
+    cap = _Capture()
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).addHandler(cap)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        base.pipeline.load_lora_weights(lora)
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).removeHandler(cap)
+    out_diff, emb_diff = _unet_out(base.pipeline, family, prompt)
+    return {
+        "our_missing": missing, "our_unexpected": unexpected,
+        "logs": cap.records + [str(x.message) for x in w],
+        "max_abs_ours_vs_diffusers": float((out_ours - out_diff).abs().max()),
+        "max_abs_emb_ours_vs_diffusers": float((emb_ours - emb_diff).abs().max()),
+        "max_abs_lora_effect": float((out_diff - out_base).abs().max()),
+        "max_abs_emb_lora_effect": float((emb_diff - emb_base).abs().max()),
+        "metadata": meta,
+    }
+
+
+def counts() -> dict:
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from lora_trainer.models import CONFIG_ROOT
+    from lora_trainer.network import LoRANetwork
+
+    res = {}
+    for fam, folder in (("sdxl", "sdxl"), ("sd1", "sd15"), ("sd2", "sd2")):
+        d = CONFIG_ROOT / folder
+        with init_empty_weights():
+            unet = UNet2DConditionModel.from_config(json.loads((d / "unet/config.json").read_text()))
+            tes = [CLIPTextModel(CLIPTextConfig(**json.loads((d / "text_encoder/config.json").read_text())))]
+            if fam == "sdxl":
+                tes.append(CLIPTextModelWithProjection(
+                    CLIPTextConfig(**json.loads((d / "text_encoder_2/config.json").read_text()))))
+            lier = LoRANetwork(unet, tes, fam, 4, 1)
+            c3 = LoRANetwork(unet, tes, fam, 4, 1, conv_dim=4, train_te=False)
+        res[fam] = {"te": len(lier.te_modules), "unet": len(lier.unet_modules), "unet_conv": len(c3.unet_modules),
+                    "unet_params": sum(p.numel() for p in unet.parameters()),
+                    "te_params": [sum(p.numel() for p in t.parameters()) for t in tes]}
+    return res
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    res = {"roundtrip": [roundtrip(**r) for r in spec.get("roundtrip", [])],
+           "loras": [check_lora(**r) for r in spec.get("loras", [])]}
+    if spec.get("counts"):
+        res["counts"] = counts()
+    print("RESULT " + json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

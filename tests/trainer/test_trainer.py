@@ -1,0 +1,313 @@
+"""The bundled trainer end to end on tiny models: real processes, real files, real diffusers loading.
+
+Torch-importing processes are few and shared: one SDXL run through `accelerate launch` (TOML), the same TOML
+through plain python, one SD1.5 run (command line only), one interrupted run, and one checking process
+(`lora_check.py`) that loads every LoRA into diffusers. Bad-input runs fail before torch is imported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SD = REPO / "sd-scripts"
+PHOTOS = REPO / "lora_tui" / "demo" / "photos"
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+
+KOHYA_KEY = re.compile(r"^lora_(unet|te|te1|te2)_[A-Za-z0-9_]+\.(lora_down\.weight|lora_up\.weight|alpha)$")
+
+
+def _run(argv, cwd=None, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)
+
+
+def _lora(path: Path):
+    """(tensor shapes/values as lists, metadata) read without torch: safetensors header + raw bytes."""
+    import struct
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    return header, meta, raw[8 + n:]
+
+
+def _scalar(header, data, key) -> float:
+    import struct
+    h = header[key]
+    a, b = h["data_offsets"]
+    fmt = {"F32": "<f", "F16": "<e", "F64": "<d"}[h["dtype"]]
+    return struct.unpack(fmt, data[a:b])[0]
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """4 real photos in `img/2_demo person/` with one caption each."""
+    root = tmp_path_factory.mktemp("data") / "img"
+    sub = root / "2_demo person"
+    sub.mkdir(parents=True)
+    photos = sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")[:4]
+    assert len(photos) == 4
+    for p in photos:
+        shutil.copy(p, sub / p.name)
+        (sub / (p.stem + ".txt")).write_text(f"demo person, {p.stem}\n")
+    return root
+
+
+def _toml(path: Path, ckpt: Path, data: Path, out: Path, **extra) -> Path:
+    lines = ["[model_arguments]", f'pretrained_model_name_or_path = "{ckpt}"',
+             "[dataset_arguments]", f'train_data_dir = "{data}"', 'resolution = "64,64"',
+             'caption_extension = ".txt"', "cache_latents = true", "enable_bucket = true",
+             "min_bucket_reso = 64", "max_bucket_reso = 128", "bucket_reso_steps = 32",
+             "[training_arguments]", f'output_dir = "{out}"', 'output_name = "demo"', "max_train_epochs = 3",
+             "train_batch_size = 1", "learning_rate = 0.002", "text_encoder_lr = 0.001", 'mixed_precision = "bf16"',
+             "save_every_n_epochs = 1", "seed = 1", 'network_module = "networks.lora"', "network_dim = 4",
+             "network_alpha = 2", "a_key_sd_scripts_does_not_know = 3"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sdxl_run(tmp_path_factory, tiny_sdxl_ckpt, dataset):
+    """SDXL, TOML with sections, bf16 asked for on a CPU box, launched as the app launches it."""
+    d = tmp_path_factory.mktemp("sdxl_run")
+    toml = _toml(d / "config.toml", tiny_sdxl_ckpt, dataset, d / "out")
+    t = time.time()
+    r = _run([ACCELERATE, "launch", "--num_cpu_threads_per_process", "1", SD / "sdxl_train_network.py",
+              "--config_file", toml])
+    return r, d / "out", time.time() - t, toml
+
+
+@pytest.fixture(scope="session")
+def sdxl_python_run(sdxl_run):
+    """The same TOML through plain python, with a command-line override of output_name (CLI > TOML)."""
+    _, out, _, toml = sdxl_run
+    return _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", str(toml)[:-5],
+                 "--output_name", "demo_py", "--save_every_n_epochs", "5"]), out
+
+
+@pytest.fixture(scope="session")
+def sd15_run(tmp_path_factory, tiny_sd15_ckpt, dataset):
+    """SD1.5 from the command line only, with LoCon (conv_dim) and a text-encoder LoRA."""
+    out = tmp_path_factory.mktemp("sd15_run") / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "sd15", "--max_train_steps", "12", "--learning_rate", "2e-3",
+              "--network_module", "networks.lora", "--network_dim", "3", "--network_alpha", "1.5",
+              "--network_args", "conv_dim=2", "conv_alpha=1", "--save_precision", "fp16", "--seed", "3",
+              "--optimizer_type", "AdamW", "--lr_scheduler", "cosine_with_restarts", "--lr_warmup_steps", "2"])
+    return r, out
+
+
+@pytest.fixture(scope="session")
+def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory):
+    """One process: loader round trips, diffusers loading of both LoRAs, full-size module counts."""
+    spec = {"roundtrip": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt)},
+                          {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)}],
+            "loras": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt), "lora": str(sdxl_run[1] / "demo.safetensors")},
+                      {"family": "sd1", "ckpt": str(tiny_sd15_ckpt), "lora": str(sd15_run[1] / "sd15.safetensors")}],
+            "counts": True}
+    f = tmp_path_factory.mktemp("checks") / "spec.json"
+    f.write_text(json.dumps(spec))
+    r = _run([sys.executable, Path(__file__).with_name("lora_check.py"), f])
+    assert r.returncode == 0, r.stderr[-3000:]
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+# ------------------------------------------------------------------ SDXL run
+def test_sdxl_run_succeeds_with_progress_lines(sdxl_run):
+    r, out, wall, _ = sdxl_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "mixed_precision bf16 needs a GPU" in r.stderr
+    assert "unknown key 'a_key_sd_scripts_does_not_know' ignored" in r.stderr
+    # sd-scripts' tqdm line (after the last carriage return) and our machine-readable lines
+    bars = [seg for seg in re.split(r"[\r\n]", r.stderr) if seg.startswith("steps:")]
+    m = re.match(r"steps:\s+(\d+)%\|[^|]*\|\s*(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+),\s*([0-9.?]+)(it/s|s/it)"
+                 r"(?:, (.*))?\]", bars[-1])
+    assert m and m.group(2) == m.group(3) == "24" and m.group(8).startswith("avr_loss="), bars[-1]
+    prog = [json.loads(ln.split(" ", 1)[1]) for ln in r.stdout.splitlines() if ln.startswith("LORA_TUI_PROGRESS ")]
+    assert [p["step"] for p in prog] == list(range(1, 25))
+    assert prog[-1]["total"] == 24 and prog[-1]["epochs"] == 3 and prog[-1]["epoch"] == 3
+    assert all(p["loss"] > 0 for p in prog)
+    saved = [json.loads(ln.split(" ", 1)[1]) for ln in r.stdout.splitlines() if ln.startswith("LORA_TUI_SAVED ")]
+    assert [Path(s["path"]).name for s in saved] == ["demo-000001.safetensors", "demo-000002.safetensors",
+                                                     "demo.safetensors"]
+    assert "epoch 3/3" in r.stdout and "model saved." in r.stdout
+
+
+def test_sdxl_epoch_files_and_nothing_else(sdxl_run):
+    _, out, _, _ = sdxl_run
+    assert sorted(p.name for p in out.iterdir()) == ["demo-000001.safetensors", "demo-000002.safetensors",
+                                                     "demo.safetensors"]
+
+
+def test_sdxl_lora_keys_are_kohya_format(sdxl_run):
+    _, out, _, _ = sdxl_run
+    header, meta, data = _lora(out / "demo.safetensors")
+    keys = list(header)
+    assert keys and all(KOHYA_KEY.match(k) for k in keys), [k for k in keys if not KOHYA_KEY.match(k)][:5]
+    assert {k.split("_")[1] for k in keys} == {"unet", "te1", "te2"}
+    assert all("_text_model_encoder_layers_" in k for k in keys if k.startswith("lora_te"))
+    assert any(k.startswith("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.") for k in keys)
+    assert any(k.startswith("lora_unet_middle_block_1_") for k in keys)
+    assert any(k.startswith("lora_unet_output_blocks_0_1_transformer_blocks_1_ff_net_2.") for k in keys)
+    assert not any("down_blocks" in k or "up_blocks" in k for k in keys)
+    for k in keys:
+        if k.endswith("lora_down.weight"):
+            assert header[k]["shape"][0] == 4, k
+        if k.endswith(".alpha"):
+            assert header[k]["shape"] == [] and _scalar(header, data, k) == 2.0
+    assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "2"
+    assert meta["ss_network_module"] == "networks.lora" and meta["ss_base_model_version"] == "sdxl_base_v1-0"
+    assert meta["ss_mixed_precision"] == "no" and meta["ss_num_epochs"] == "3" and meta["ss_steps"] == "24"
+    assert json.loads(meta["ss_dataset_dirs"]) == {"2_demo person": {"n_repeats": 2, "img_count": 4}}
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["sshs_model_hash"])
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() == meta["sshs_model_hash"]
+
+
+def test_sdxl_lora_loads_into_diffusers_and_reproduces_training(checks):
+    res = checks["loras"][0]
+    assert res["our_missing"] == [] and res["our_unexpected"] == []
+    bad = [m for m in res["logs"] if re.search(r"unexpected|missing|not found|No LoRA keys", m, re.I)]
+    assert bad == []
+    assert res["max_abs_ours_vs_diffusers"] < 1e-5
+    assert res["max_abs_emb_ours_vs_diffusers"] < 1e-5
+    assert res["max_abs_lora_effect"] > 1e-3 and res["max_abs_emb_lora_effect"] > 1e-3
+
+
+def test_same_toml_python_and_accelerate_give_the_same_lora(sdxl_run, sdxl_python_run):
+    r, out = sdxl_python_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    a_header, _, a = _lora(out / "demo.safetensors")
+    b_header, b_meta, b = _lora(out / "demo_py.safetensors")
+    assert a_header == b_header and a == b
+    assert b_meta["ss_output_name"] == "demo_py"
+    # the CLI value (5) beat the TOML's save_every_n_epochs = 1: no epoch files for demo_py
+    assert not list(out.glob("demo_py-*"))
+
+
+# ------------------------------------------------------------------ SD1.5 run
+def test_sd15_lora_keys_and_diffusers_round_trip(sd15_run, checks):
+    r, out = sd15_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, meta, data = _lora(out / "sd15.safetensors")
+    keys = list(header)
+    assert all(KOHYA_KEY.match(k) for k in keys)
+    assert {k.split("_")[1] for k in keys} == {"unet", "te"}
+    assert all(k.startswith("lora_te_text_model_encoder_layers_") for k in keys if k.startswith("lora_te"))
+    assert any(k.startswith("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.") for k in keys)
+    assert any(k.startswith("lora_unet_mid_block_attentions_0_proj_in.") for k in keys)
+    assert any(k.startswith("lora_unet_down_blocks_0_resnets_0_conv1.") for k in keys)  # conv_dim → LoCon
+    assert not any("input_blocks" in k for k in keys)
+    assert all(h["dtype"] == "F16" for h in header.values())  # save_precision fp16, alpha included
+    for k in keys:
+        if k.endswith("lora_down.weight"):
+            conv3 = len(header[k]["shape"]) == 4 and header[k]["shape"][2] == 3
+            assert header[k]["shape"][0] == (2 if conv3 else 3), k
+    assert _scalar(header, data, "lora_unet_mid_block_attentions_0_proj_in.alpha") == 1.5
+    assert meta["ss_base_model_version"] == "sd_v1"
+    assert json.loads(meta["ss_network_args"])["conv_dim"] == "2"
+    res = checks["loras"][1]
+    bad = [m for m in res["logs"] if re.search(r"unexpected|missing|not found|No LoRA keys", m, re.I)]
+    assert bad == [] and res["our_missing"] == [] and res["our_unexpected"] == []
+    assert res["max_abs_ours_vs_diffusers"] < 1e-3  # fp16 file: both sides read the same fp16 values
+    assert res["max_abs_lora_effect"] > 1e-3
+
+
+# ------------------------------------------------------------------ loader and network self-checks
+def test_single_file_checkpoints_round_trip_bit_exact(checks):
+    for rt in checks["roundtrip"]:
+        for name, c in rt["components"].items():
+            assert c["n"] > 0 and c["mismatched"] == [] and c["extra"] == [], (rt["family"], name, c)
+    assert [rt["family"] for rt in checks["roundtrip"]] == ["sdxl", "sd1"]
+
+
+def test_full_size_module_and_parameter_counts(checks):
+    c = checks["counts"]
+    # spec sd_scripts_interface.md §5.2.4 and the published parameter counts
+    assert (c["sdxl"]["te"], c["sdxl"]["unet"], c["sdxl"]["unet_conv"]) == (264, 722, 788)
+    assert (c["sd1"]["te"], c["sd1"]["unet"], c["sd1"]["unet_conv"]) == (72, 192, 278)
+    assert (c["sd2"]["te"], c["sd2"]["unet"]) == (138, 192)
+    assert c["sdxl"]["unet_params"] == 2_567_463_684 and c["sdxl"]["te_params"] == [123_060_480, 694_659_840]
+    assert c["sd1"]["unet_params"] == 859_520_964 and c["sd1"]["te_params"] == [123_060_480]
+
+
+# ------------------------------------------------------------------ signals
+def test_sigint_finishes_step_saves_and_exits_130(tmp_path, tiny_sdxl_ckpt, dataset):
+    out = tmp_path / "out"
+    toml = _toml(tmp_path / "c.toml", tiny_sdxl_ckpt, dataset, out, network_train_unet_only=True)
+    p = subprocess.Popen([sys.executable, str(SD / "sdxl_train_network.py"), "--config_file", str(toml),
+                          "--max_train_epochs", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=ENV, start_new_session=True)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("LORA_TUI_PROGRESS ") and json.loads(line.split(" ", 1)[1])["step"] >= 3:
+            break
+    os.killpg(p.pid, signal.SIGINT)  # what the app does: signal the whole group
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert f"interrupted: saved {out / 'demo.safetensors'}" in err
+    header, meta, _ = _lora(out / "demo.safetensors")
+    assert header and all(k.startswith("lora_unet_") for k in header)  # network_train_unet_only: no lora_te*
+    assert 3 <= int(meta["ss_steps"]) < 500 * 8
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+# ------------------------------------------------------------------ bad input
+def _assert_clean_failure(r, out: Path, *needles):
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    for n in needles:
+        assert n in r.stderr, r.stderr[-2000:]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_checkpoint(tmp_path, dataset):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tmp_path / "no.safetensors",
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out])
+    _assert_clean_failure(r, out, "pretrained_model_name_or_path", "does not exist")
+
+
+def test_wrong_family(tmp_path, dataset, tiny_sd15_ckpt, tiny_sdxl_ckpt):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out])
+    _assert_clean_failure(r, out, "SD1.x checkpoint", "train_network.py")
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out])
+    _assert_clean_failure(r, out, "SDXL checkpoint", "sdxl_train_network.py")
+
+
+def test_unsupported_options_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
+    out = tmp_path / "out"
+    toml = _toml(tmp_path / "c.toml", tiny_sdxl_ckpt, dataset, out, log_with="wandb", deepspeed=True)
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", toml])
+    _assert_clean_failure(r, out, "log_with", "deepspeed", "not supported")
+    listed = json.loads((SD / "lora_trainer" / "unsupported_options.json").read_text())
+    assert "deepspeed" in listed["options"] and "log_with" in listed["options"]
+
+
+def test_empty_dataset(tmp_path, tiny_sdxl_ckpt):
+    out = tmp_path / "out"
+    (tmp_path / "img" / "10_nothing").mkdir(parents=True)
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--train_data_dir", tmp_path / "img", "--resolution", "64", "--output_dir", out])
+    _assert_clean_failure(r, out, "No data found", "train_data_dir")
+
+
+def test_missing_config_file(tmp_path):
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", tmp_path / "none.toml"])
+    assert r.returncode == 1 and "none.toml not found" in r.stderr
