@@ -5,6 +5,7 @@ the scan (made in a worker) and passes it back so that editing a field re-plans 
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +33,28 @@ class Plan:
         return [p for p in self.problems if p.severity == "error"]
 
 
+_last_scan: DatasetScan | None = None
+_lock = threading.Lock()
+
+
 def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
     """Plan ``cfg`` for the trainer in ``settings.sd_scripts_dir``.
 
     ``scan``: a previous ``scan_dataset`` result; it is reused when it was made for the same data paths
-    (``scan.matches(cfg)``), otherwise the data is scanned again. Never raises for bad config values.
+    (``scan.matches(cfg)``), otherwise the data is scanned again. Without one, the last scan made here is reused
+    while it matches and ``is_fresh()`` (no scanned folder changed, younger than 30 s), so re-planning after a
+    field edit does not touch the disk. Never raises for bad config values.
     """
+    global _last_scan
+    if scan is None:
+        with _lock:
+            last = _last_scan
+        if last is not None and last.matches(cfg) and last.is_fresh():
+            scan = last
     if scan is None or not scan.matches(cfg):
         scan = scan_dataset(cfg)
+        with _lock:
+            _last_scan = scan
     steps = plan_steps(cfg, scan)
     problems = validate(cfg, scan, settings, plan=steps)
     return Plan(steps, problems, scan)

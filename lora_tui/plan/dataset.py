@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -110,6 +112,8 @@ class DatasetScan:
     roots: list[RootScan] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     key: tuple = ()
+    stamps: dict[str, int] = field(default_factory=dict)
+    made_at: float = 0.0
 
     @property
     def subsets(self) -> list[SubsetScan]:
@@ -118,6 +122,21 @@ class DatasetScan:
     def matches(self, cfg: Any) -> bool:
         """Whether this scan was made for ``cfg``'s data fields (the UI re-scans when it was not)."""
         return self.key == scan_key(cfg)
+
+    def is_fresh(self, max_age_s: float = 30.0) -> bool:
+        """True when no scanned folder (nor the dataset config) changed its mtime since the scan, and the scan is
+        younger than ``max_age_s`` (files edited in place do not touch their folder's mtime; the age bounds how
+        long such an edit can go unseen)."""
+        if time.monotonic() - self.made_at > max_age_s:
+            return False
+        for path, stamp in self.stamps.items():
+            try:
+                now = os.stat(path).st_mtime_ns
+            except OSError:
+                now = -1
+            if now != stamp:
+                return False
+        return True
 
 
 def scan_key(cfg: Any) -> tuple:
@@ -136,13 +155,16 @@ def scan_dataset(cfg: Any) -> DatasetScan:
     """
     key = scan_key(cfg)
     train, reg, dataset_config = key
-    if dataset_config.strip():
-        scan = _scan_toml(dataset_config, cfg)
-    elif train.strip() or reg.strip():
-        scan = _scan_folders(train, reg)
-    else:
-        scan = DatasetScan(mode="none")
+    stamps: dict[str, int] = {}
+    _collect.stamps = stamps
+    made_at = time.monotonic()
+    try:
+        scan = _scan_by_mode(cfg, train, reg, dataset_config)
+    finally:
+        _collect.stamps = None
     scan.key = key
+    scan.stamps = stamps
+    scan.made_at = made_at
     # Count captions now, in the scanning worker, so the first validation after a scan stays fast.
     cfg_ext = caption_ext(getattr(cfg, "caption_extension", None))
     for sub in scan.subsets:
@@ -150,6 +172,34 @@ def scan_dataset(cfg: Any) -> DatasetScan:
         sub.listing.captions(caption_ext(own) if own else cfg_ext)
         sub.listing.sidecar_counts()
     return scan
+
+
+def _scan_by_mode(cfg: Any, train: str, reg: str, dataset_config: str) -> DatasetScan:
+    if dataset_config.strip():
+        scan = _scan_toml(dataset_config, cfg)
+    elif train.strip() or reg.strip():
+        scan = _scan_folders(train, reg)
+    else:
+        scan = DatasetScan(mode="none")
+    return scan
+
+
+_collect = threading.local()
+
+
+def _stamp(path: str) -> None:
+    stamps = getattr(_collect, "stamps", None)
+    if stamps is not None:
+        try:
+            stamps[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            stamps[path] = -1
+
+
+def _list(path: str, read_sizes: bool = True) -> FolderListing:
+    """``list_folder`` that records the folder's mtime for ``DatasetScan.is_fresh``."""
+    _stamp(path)
+    return list_folder(path, read_sizes=read_sizes)
 
 
 def caption_ext(value: Any) -> str:
@@ -165,19 +215,20 @@ def caption_ext(value: Any) -> str:
 
 def _scan_root(fieldname: str, given: str, is_reg: bool) -> RootScan:
     path = resolve_path(given)
+    _stamp(path)
     root = RootScan(fieldname, given, path, os.path.exists(path), os.path.isdir(path))
     if not root.is_dir:
         return root
-    root.listing = list_folder(path, read_sizes=False)
+    root.listing = _list(path, read_sizes=False)
     for name in root.listing.subdirs:
         parsed = parse_repeat_folder(name)
         sub_path = os.path.join(path, name)
         if parsed is None:
-            peek = list_folder(sub_path, read_sizes=False)
+            peek = _list(sub_path, read_sizes=False)
             root.skipped.append((name, len(peek.images) + len(peek.unused_pictures)))
             continue
         repeats, tokens = parsed
-        root.subsets.append(SubsetScan(sub_path, name, repeats, tokens, is_reg, list_folder(sub_path)))
+        root.subsets.append(SubsetScan(sub_path, name, repeats, tokens, is_reg, _list(sub_path)))
     return root
 
 
@@ -199,7 +250,7 @@ def _scan_folders(train: str, reg: str) -> DatasetScan:
 def _count_nested_images(folder: str, subdirs: list[str]) -> list[tuple[str, int]]:
     out = []
     for name in subdirs:
-        peek = list_folder(os.path.join(folder, name), read_sizes=False)
+        peek = _list(os.path.join(folder, name), read_sizes=False)
         n = len(peek.images) + len(peek.unused_pictures)
         if n:
             out.append((name, n))
@@ -316,6 +367,7 @@ def _folder_file_problems(f: str, name: str, sl: FolderListing) -> list[Problem]
 def _scan_toml(given: str, cfg: Any) -> DatasetScan:
     scan = DatasetScan(mode="dataset_config")
     path = resolve_path(given)
+    _stamp(path)
     if not os.path.isfile(path):
         return scan  # the rules report a missing file (gui §2 #11)
     try:
@@ -354,12 +406,13 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
             if meta is not None:
                 listing = _metadata_listing(str(meta), img_path, scan, where)
             elif not os.path.isdir(img_path or ""):
+                _stamp(img_path or "")
                 scan.problems.append(Problem("dataset_config", "error",
                                              f"{where}: image_dir '{image_dir}' does not exist (resolved: "
                                              f"'{img_path}'); fix the path in {os.path.basename(path)}"))
                 listing = FolderListing(path=img_path or "")
             else:
-                listing = list_folder(img_path)
+                listing = _list(img_path)
                 scan.problems.extend(
                     _folder_file_problems("dataset_config", image_dir, listing))
                 if not listing.images and not listing.unreadable:

@@ -22,7 +22,8 @@ from lora_tui.plan.problems import Problem
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
 
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
-_REPO_ID = re.compile(r"^[\w-]+/[\w-]+$")  # kohya_ss validate_model_path: treated as a Hub repo id
+# A Hub repo id (owner/name); kohya_ss' validate_model_path uses [\w-] only, which rejects ids with dots.
+_REPO_ID = re.compile(r"^[\w-][\w.-]*/[\w-][\w.-]*$")
 _SCHEDULE_FREE = ("schedulefree",)
 _PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "dataset_config",
                 "vae", "network_weights", "logging_dir", "resume", "log_tracker_config")
@@ -336,7 +337,7 @@ def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
     if reso_raw not in (None, "") and reso is None:
         out.err("max_resolution", f"resolution '{reso_raw}' is not 'W,H' (e.g. 1024,1024)")
     step = int(_f(cfg, "bucket_reso_steps") or 64)
-    if step >= 1:
+    if step >= 1 and _g(cfg, "enable_bucket"):
         div = 32 if fam == "sdxl" else 64 if fam in ("sd1", "sd2") else 16
         if step % div:
             out.err("bucket_reso_steps", f"bucket_reso_steps {step} must be a multiple of {div} for "
@@ -366,7 +367,7 @@ def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
 def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
     sched = _s(cfg, "lr_scheduler") or "constant"
     opt = _s(cfg, "optimizer") or "AdamW"
-    warm = plan.lr_warmup_steps if plan is not None else int(_f(cfg, "lr_warmup_steps") or _f(cfg, "lr_warmup"))
+    warm = _f(cfg, "lr_warmup_steps") > 0 or _f(cfg, "lr_warmup") > 0
     warm_field = "lr_warmup_steps" if _f(cfg, "lr_warmup_steps") > 0 else "lr_warmup"
     kwargs = _optimizer_kwargs(cfg)
     adafactor_relative = opt.lower() == "adafactor" and kwargs.get("relative_step", "True") not in ("False", "0")
@@ -384,11 +385,12 @@ def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
         elif sched.startswith("adafactor"):
             out.err(warm_field, f"the adafactor scheduler takes no warm-up: set {warm_field} to 0")
         elif sched == "constant":
-            out.err(warm_field, f"the constant scheduler takes no warm-up (the trainer stops with an error): set "
-                                f"{warm_field} to 0, or pick constant_with_warmup")
+            out.warn(warm_field, f"the constant scheduler takes no warm-up, so {warm_field} "
+                                 f"{_g(cfg, warm_field)} is not used: pick constant_with_warmup to warm up, or set "
+                                 f"it to 0")
     if sched == "piecewise_constant" and "step_rules" not in _s(cfg, "lr_scheduler_args"):
         out.err("lr_scheduler_args", "piecewise_constant needs step_rules in lr_scheduler_args, e.g. "
-                                     "step_rules=\"1:10,0.1:20,0.01\"")
+                                     "step_rules='\"1:10,0.1:20,0.01\"' (inner quotes make it a text value)")
     low = opt.lower()
     if any(k in low for k in _SCHEDULE_FREE) and sched not in ("constant", "constant_with_warmup"):
         out.warn("lr_scheduler", f"schedule-free optimizer {opt} ignores lr_scheduler '{sched}': pick constant")
@@ -518,9 +520,11 @@ def _relative_paths(out: _Out, cfg: Any) -> None:
                            f"'{os.getcwd()}'; use that absolute path so the trainer finds the same place")
 
 
-def unsupported_options(settings: Any) -> dict[str, str] | None:
-    """Options the selected trainer refuses: ``<sd_scripts_dir>/lora_trainer/unsupported_options.json`` as
-    {option: reason} (a JSON list means no reasons). None when the file is absent (an upstream checkout)."""
+def unsupported_options(settings: Any) -> dict[str, Any] | None:
+    """What the selected trainer refuses: ``<sd_scripts_dir>/lora_trainer/unsupported_options.json`` read as
+    ``{"options": {name: reason}, "values": {name: {"allowed": [...], "reason": str}}}`` (a bare JSON list or
+    dict of names is taken as ``options``). None when the file is absent (an upstream checkout refuses nothing).
+    """
     base = _g(settings, "sd_scripts_dir")
     if not base:
         return None
@@ -531,15 +535,94 @@ def unsupported_options(settings: Any) -> dict[str, str] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
+        return {"options": {}, "values": {}, "error": f"'{path}' is not valid JSON"}
+    options: Any = data
+    values: Any = {}
+    if isinstance(data, dict) and ("options" in data or "values" in data):
+        options, values = data.get("options", {}), data.get("values", {})
+    if isinstance(options, list):
+        options = {str(k): "" for k in options}
+    if not isinstance(options, dict):
+        options = {}
+    options = {str(k).lstrip("-"): (v if isinstance(v, str) else "") for k, v in options.items()
+               if not str(k).startswith("_")}
+    return {"options": options, "values": values if isinstance(values, dict) else {}}
+
+
+def _catalogue_defaults(base: str, script: str) -> dict[str, Any]:
+    path = os.path.join(base, "lora_trainer", "args_catalogue.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cat = json.load(fh).get(script.removesuffix(".py"), {})
+        return {k: v.get("default") for k, v in cat.items() if isinstance(v, dict)}
+    except (OSError, ValueError, AttributeError):
         return {}
-    if isinstance(data, dict):
-        if isinstance(data.get("options"), (list, dict)):
-            data = data["options"]
-        if isinstance(data, dict):
-            return {str(k).lstrip("-"): (v if isinstance(v, str) else "") for k, v in data.items()}
-    if isinstance(data, list):
-        return {str(k).lstrip("-"): "" for k in data}
-    return {}
+
+
+def _trainer_unset(value: Any, default: Any) -> bool:
+    """The bundled trainer's own test of "not set" (None, False, "", [], its default, or 0 with a falsy
+    default)."""
+    return value is None or value is False or value == "" or value == [] or value == default or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0 and not default)
+
+
+def _written_options(cfg: Any) -> dict[str, Any] | None:
+    """The option → value mapping the launch would write (TOML keys), or None when it cannot be built."""
+    try:
+        from lora_tui.plan.launch import toml_dict
+
+        return toml_dict(cfg)[0]
+    except Exception:  # noqa: BLE001 - a value the launch rejects is reported by its own rule
+        return None
+
+
+def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
+    base = _g(settings, "sd_scripts_dir")
+    script = _script_name(cfg)
+    if base and os.path.isdir(str(base)):
+        if not os.path.isfile(os.path.join(str(base), script)):
+            fam = FAMILY_LABELS[cfg_family(cfg)]
+            out.err("pretrained_model_name_or_path",
+                    f"the trainer in '{base}' has no {script}, so it cannot train {fam}: point sd_scripts_dir at "
+                    f"an sd-scripts checkout that has it, or pick another model family")
+    refused = unsupported_options(settings)
+    if not refused:
+        return
+    if refused.get("error"):
+        out.warn("pretrained_model_name_or_path", f"cannot read the trainer's list of unsupported options: "
+                                                  f"{refused['error']}")
+    field_of: dict[str, str] = {}
+    for m in metas:
+        for k in (getattr(m, "toml_key", None), m.name):
+            if k:
+                field_of.setdefault(k, m.name)
+    written = _written_options(cfg)
+    defaults = _catalogue_defaults(str(base), script)
+    suffix = "; clear it, or point sd_scripts_dir at an upstream sd-scripts checkout"
+    if written is not None:
+        for opt, reason in refused["options"].items():
+            if opt in written and not _trainer_unset(written[opt], defaults.get(opt)):
+                fname = field_of.get(opt, opt)
+                why = f" ({reason})" if reason else ""
+                out.err(fname, f"{opt} = {written[opt]!r}: the bundled trainer does not implement it{why}{suffix}")
+        for opt, rule in refused["values"].items():
+            allowed = rule.get("allowed", []) if isinstance(rule, dict) else []
+            v = written.get(opt, defaults.get(opt))
+            if allowed and v not in allowed:
+                fname = field_of.get(opt, opt)
+                why = rule.get("reason", "")
+                out.err(fname, f"{opt} = {v!r}: the bundled trainer does not implement it ({why}); allowed: "
+                               f"{', '.join(repr(a) for a in allowed)}")
+    try:
+        tokens = split_args(_s(cfg, "additional_parameters"))
+    except ValueError:
+        tokens = []
+    for tok in tokens:
+        if tok.startswith("--"):
+            opt = tok[2:].split("=", 1)[0]
+            if opt in refused["options"]:
+                out.err("additional_parameters", f"additional parameter --{opt} is not implemented by the bundled "
+                                                 f"trainer: remove it, or use an upstream sd-scripts checkout")
 
 
 def _field_metas() -> list[Any]:
@@ -552,60 +635,8 @@ def _field_metas() -> list[Any]:
 
 
 def _is_set(cfg: Any, meta: Any) -> bool:
-    v = _g(cfg, meta.name)
-    if v is None or v == "" or v is False:
-        return False
-    if v == meta.default:
-        return False
-    if getattr(meta, "zero_unset", False) and v == 0:
-        return False
-    return True
-
-
-def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
-    base = _g(settings, "sd_scripts_dir")
-    if base and os.path.isdir(str(base)):
-        script = _script_name(cfg)
-        if not os.path.isfile(os.path.join(str(base), script)):
-            fam = FAMILY_LABELS[cfg_family(cfg)]
-            out.err("pretrained_model_name_or_path",
-                    f"the trainer in '{base}' has no {script}, so it cannot train {fam}: point sd_scripts_dir at "
-                    f"an sd-scripts checkout that has it, or pick another model family")
-    refused = unsupported_options(settings)
-    if not refused:
-        return
-    by_key: dict[str, Any] = {}
-    for m in metas:
-        for k in (m.name, getattr(m, "toml_key", None), getattr(m, "net_arg", None)):
-            if k:
-                by_key.setdefault(k, m)
-    seen = set()
-    for opt, reason in refused.items():
-        m = by_key.get(opt)
-        if m is not None and m.name not in seen and _is_set(cfg, m):
-            seen.add(m.name)
-            why = f" ({reason})" if reason else ""
-            out.err(m.name, f"{m.name} = {_g(cfg, m.name)!r}: the bundled trainer does not implement "
-                            f"'{opt}'{why}; clear it, or point sd_scripts_dir at an upstream sd-scripts checkout")
-    # Values refused by name: "optimizer:Lion", "lr_scheduler:polynomial", "LoRA_type:LyCORIS/LoHa".
-    for opt, reason in refused.items():
-        if ":" in opt:
-            fname, _, value = opt.partition(":")
-            fname = {"optimizer_type": "optimizer", "scheduler": "lr_scheduler"}.get(fname, fname)
-            if str(_g(cfg, fname, "")).lower() == value.lower():
-                why = f" ({reason})" if reason else ""
-                out.err(fname, f"the bundled trainer does not implement {fname} '{value}'{why}: pick another, or "
-                               f"point sd_scripts_dir at an upstream sd-scripts checkout")
-    try:
-        tokens = split_args(_s(cfg, "additional_parameters"))
-    except ValueError:
-        tokens = []
-    for tok in tokens:
-        if tok.startswith("--"):
-            opt = tok[2:].split("=", 1)[0]
-            if opt in refused:
-                out.err("additional_parameters", f"additional parameter --{opt} is not implemented by the bundled "
-                                                 f"trainer: remove it, or use an upstream sd-scripts checkout")
+    """Set to something other than its default, empty, false or a 0 that means off."""
+    return not _trainer_unset(_g(cfg, meta.name), meta.default)
 
 
 def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:

@@ -246,7 +246,9 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
 def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
     """Scheduler warm-up steps: ``lr_warmup_steps`` when > 0, else ``lr_warmup`` percent as the ratio
     ``lr_warmup / 100`` turned into steps by sd-scripts as int(ratio × max_train_steps × processes) (§4.15,
-    kohya_gui §3.1 step 8)."""
+    kohya_gui §3.1 step 8). 0 for the ``constant`` scheduler, which takes none (the launch does not write it)."""
+    if str(getattr(cfg, "lr_scheduler", "") or "") == "constant":
+        return 0
     steps = getattr(cfg, "lr_warmup_steps", None)
     try:
         steps_f = float(steps) if steps not in (None, "") else 0.0

@@ -168,9 +168,11 @@ def test_scheduler_and_argument_rules(tmp_path, settings):
     img = tmp_path / "img"
     write_images(img / "10_a", 2, (64, 64), caption_ext=".txt")
     base = dict(train_data_dir=str(img), output_dir=str(tmp_path / "o"))
-    # constant scheduler + a warm-up percentage: sd-scripts raises ValueError.
-    p = make_plan(make_cfg(lr_scheduler="constant", lr_warmup=10, **base), settings).problems
-    assert any(x.field == "lr_warmup" and x.severity == "error" and "constant" in x.message for x in p)
+    # constant scheduler + a warm-up percentage: sd-scripts would raise ValueError, so the launch leaves the
+    # warm-up out; the user is told it is not used.
+    plan = make_plan(make_cfg(lr_scheduler="constant", lr_warmup=10, **base), settings)
+    assert any(x.field == "lr_warmup" and x.severity == "warning" and "constant" in x.message for x in plan.problems)
+    assert plan.steps.lr_warmup_steps == 0
     # adafactor scheduler with a non-Adafactor optimizer.
     p = make_plan(make_cfg(lr_scheduler="adafactor", optimizer="AdamW", **base), settings).problems
     assert any(x.field == "lr_scheduler" and "Adafactor" in x.message for x in p)
@@ -218,3 +220,18 @@ def test_rescan_picks_up_changed_image(tmp_path):
     os.utime(paths[0], ns=(1, 1))  # a different mtime even on coarse-clock file systems
     im = scan_dataset(cfg).subsets[0].images[0]
     assert (im.width, im.height) == (320, 640)
+
+
+def test_make_plan_reuses_a_fresh_scan_and_sees_new_files(tmp_path, settings):
+    img = tmp_path / "img"
+    write_images(img / "2_a", 2, (64, 64), caption_ext=".txt")
+    cfg = make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "o"), max_resolution="64,64",
+                   min_bucket_reso=64)
+    first = make_plan(cfg, settings)
+    cfg.train_batch_size = 2  # a field edit: same data paths, nothing changed on disk
+    again = make_plan(cfg, settings)
+    assert again.scan is first.scan and again.steps.batches_per_epoch == 2
+    write_images(img / "2_a", 1, (64, 64), start=2, caption_ext=".txt")  # the folder changes
+    later = make_plan(cfg, settings)
+    assert later.scan is not first.scan
+    assert later.steps.repeats_images == 6
