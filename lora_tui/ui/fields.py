@@ -162,7 +162,10 @@ class FieldRow(Vertical):
 
     def show_value(self, value: Any) -> None:
         """Show `value` without reporting it back as an edit (programmatic update)."""
-        editor = self.editor
+        editor = self.query_one_optional(f"#f-{self.spec.name}")
+        if editor is None:  # not composed yet: compose will use it
+            self._value = value
+            return
         if isinstance(editor, Checkbox):
             with editor.prevent(Checkbox.Changed):
                 editor.value = bool(value)
@@ -183,7 +186,10 @@ class FieldRow(Vertical):
 
     def show_message(self, message: str, severity: str = "") -> None:
         """Set (or clear, with "") the inline message under the field."""
-        label = self.query_one(f"#msg-{self.spec.name}", Label)
+        label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
+        if label is None:  # not composed yet: compose will use it
+            self._message, self._severity = message, severity
+            return
         label.update(message)
         label.display = bool(message)
         label.set_class(severity == "error", "-error")
