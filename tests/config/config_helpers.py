@@ -1,8 +1,13 @@
-"""Test helpers for the config layer: fixture paths and a non-default value for every field."""
+"""Test helpers for the config layer: fixture paths, tomllib, and a non-default value for every field."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from typing import Any
 
 from lora_tui.config.model import FieldMeta, all_field_meta

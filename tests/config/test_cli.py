@@ -5,9 +5,8 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 
-from config_helpers import FIXTURES, REPO
+from config_helpers import FIXTURES, REPO, tomllib
 
 LORA_TUI = [sys.executable, "-m", "lora_tui"]
 

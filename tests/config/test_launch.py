@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from config_helpers import FIXTURES, PRESETS, REPO, sd_scripts_args
+from config_helpers import FIXTURES, PRESETS, REPO, non_default_values, sd_scripts_args, tomllib
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.config.kohya_json import config_from_dict, load_config_file
 from lora_tui.config.model import TrainingConfig, script_name
@@ -59,7 +58,6 @@ def test_every_fixture_gives_a_toml_the_script_accepts(path):
 
 
 def test_every_family_with_every_field_set_gives_accepted_keys():
-    from config_helpers import non_default_values
 
     values = non_default_values()
     for k in ("optimizer_args", "lr_scheduler_args", "additional_parameters", "extra_accelerate_launch_args"):
