@@ -58,7 +58,6 @@ def test_every_fixture_gives_a_toml_the_script_accepts(path):
 
 
 def test_every_family_with_every_field_set_gives_accepted_keys():
-
     values = non_default_values()
     for k in ("optimizer_args", "lr_scheduler_args", "additional_parameters", "extra_accelerate_launch_args"):
         values[k] = ""
