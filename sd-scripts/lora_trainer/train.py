@@ -251,7 +251,8 @@ class Trainer:
             unet.train()
             if self.te_trained:
                 for te in tes:
-                    te.gradient_checkpointing_enable()
+                    enable = getattr(te, "activation_checkpointing_enable", None) or te.gradient_checkpointing_enable
+                    enable()
                     te.train()
 
         # --- caching
