@@ -384,7 +384,6 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
     for msg, line in parsed.errors:
         where = f"{os.path.basename(path)} line {line}" if line else os.path.basename(path)
         scan.problems.append(Problem("dataset_config", "error", f"{where}: {msg}"))
-    base_dir = os.path.dirname(path)
     for di, ds in enumerate(parsed.datasets):
         group = DatasetGroup([], ds.values, ds.line)
         seen: set[str] = set()
@@ -395,6 +394,8 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
             where = f"datasets[{di}].subsets[{si}]" + (f" (line {sub.line})" if sub.line else "")
             if image_dir is None and meta is None:
                 continue
+            if image_dir is not None and not isinstance(image_dir, str):
+                continue  # the type error is reported by the schema check
             img_path = resolve_path(image_dir) if isinstance(image_dir, str) else None
             if img_path is not None and img_path in seen:
                 scan.problems.append(Problem("dataset_config", "warning",
@@ -424,7 +425,6 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
                 v.get("class_tokens"), bool(v.get("is_reg")), listing, dict(v), sub.line,
                 str(meta) if meta is not None else None))
         scan.datasets.append(group)
-    del base_dir
     return scan
 
 

@@ -69,6 +69,11 @@ SUBSET_ONLY_KEYS: dict[str, str] = {
 }
 
 
+# Keys whose value must be ≥ 1 (a 0 trains nothing or divides by zero in the trainer).
+_POSITIVE = frozenset(("batch_size", "resolution", "num_repeats", "bucket_reso_steps", "min_bucket_reso",
+                       "max_bucket_reso"))
+
+
 def _type_ok(kind: str, v: Any) -> bool:
     isint = isinstance(v, int) and not isinstance(v, bool)
     if kind == _INT:
@@ -136,7 +141,6 @@ class _LineMap:
         if is_json:
             return
         cur: tuple = ()
-        start = 1
         ds = -1
         sub = -1
         spans: list[tuple[tuple, int]] = [((), 1)]
@@ -163,7 +167,6 @@ class _LineMap:
         for n, (tbl, s) in enumerate(spans):
             e = spans[n + 1][1] - 1 if n + 1 < len(spans) else len(self.lines)
             self.table_span.setdefault(tbl, (s, e))
-        del start
 
     def line(self, path: tuple) -> int | None:
         if self.is_json:
@@ -240,6 +243,9 @@ def parse_dataset_config(text: str, is_json: bool = False) -> DatasetToml:
                         hint = f" (did you mean '{close}'?)"
                 err(f"unknown key '{key}' in {_where(path) or 'the top level'}{hint}: sd-scripts refuses the "
                     f"file; remove or rename it", path + (key,))
+            elif key in _POSITIVE and _type_ok(kind, value) and (
+                    min(value) if isinstance(value, list) else value) < 1:
+                err(f"'{_where(path + (key,))}' is {value}; it must be at least 1", path + (key,))
             elif not _type_ok(kind, value):
                 err(f"'{_where(path + (key,))}' must be {kind}, not {_describe(value)}"
                     + (" (write 1.0, not 1)" if kind == _FLOAT and isinstance(value, int) else "")

@@ -235,3 +235,38 @@ def test_make_plan_reuses_a_fresh_scan_and_sees_new_files(tmp_path, settings):
     later = make_plan(cfg, settings)
     assert later.scan is not first.scan
     assert later.steps.repeats_images == 6
+
+
+def test_dataset_config_parse_error_and_values(tmp_path, settings):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[general]\nshuffle_caption = true\n[[datasets]\nbatch_size = 1\n", encoding="utf-8")
+    msgs = [p.message for p in scan_dataset(make_cfg(dataset_config=str(bad))).problems]
+    assert len(msgs) == 1 and "line 3" in msgs[0] and "not valid TOML" in msgs[0]
+    zero = tmp_path / "zero.toml"
+    zero.write_text("[[datasets]]\nbatch_size = 0\n[[datasets.subsets]]\nimage_dir = 7\n", encoding="utf-8")
+    msgs = [p.message for p in scan_dataset(make_cfg(dataset_config=str(zero))).problems]
+    assert any("line 2" in m and "batch_size" in m and "at least 1" in m for m in msgs), msgs
+    assert any("line 4" in m and "image_dir" in m and "must be str" in m for m in msgs), msgs
+    assert len(msgs) == 2, msgs
+    js = tmp_path / "ds.json"
+    img = tmp_path / "imgs"
+    write_images(img, 3, (64, 64))
+    js.write_text(json.dumps({"datasets": [{"resolution": [64, 64], "min_bucket_reso": 64,
+                                            "subsets": [{"image_dir": str(img), "num_repeats": 4}]}]}))
+    cfg = make_cfg(dataset_config=str(js), epoch=2)
+    plan = make_plan(cfg, settings)
+    assert [p for p in plan.problems if p.field == "dataset_config" and "line" in p.message] == []
+    # 3 images x 4 repeats = 12 samples, batch 1 -> 12 batches x 2 epochs = 24 steps.
+    assert (plan.steps.repeats_images, plan.steps.max_train_steps) == (12, 24)
+
+
+def test_lora_file_is_not_a_base_model(tmp_path, settings):
+    lora = write_safetensors_header(tmp_path / "mylora.safetensors", ["lora_unet_mid_block.lora_down.weight"])
+    cfg = make_cfg(pretrained_model_name_or_path=str(lora), output_dir=str(tmp_path / "o"))
+    errs = _by(make_plan(cfg, settings).problems, "pretrained_model_name_or_path", "error")
+    assert len(errs) == 1 and "LoRA file" in errs[0].message and "network_weights" in errs[0].message
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    cfg = make_cfg(pretrained_model_name_or_path=str(broken), output_dir=str(tmp_path / "o"))
+    errs = _by(make_plan(cfg, settings).problems, "pretrained_model_name_or_path", "error")
+    assert len(errs) == 1 and "not a readable safetensors" in errs[0].message

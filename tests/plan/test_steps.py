@@ -142,6 +142,9 @@ def test_bucket_choice_and_no_upscale():
     assert no.bucket(300, 200) == (256, 192)
     # 1024x1024 > max area -> scaled to 512x512.
     assert no.bucket(1024, 1024) == (512, 512)
+    # 1024x1536 (ratio 2/3) > max area: sqrt(262144 x 2/3) = 418.0 -> 384 wide, 384 / (2/3) = 576 high; both
+    # roundings give 384x576 exactly, so the height-rounded branch is taken: 384x576.
+    assert no.bucket(1024, 1536) == (384, 576)
     off = BucketChooser((512, 512), False)
     assert off.bucket(300, 900) == (512, 512)
 
