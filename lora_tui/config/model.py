@@ -1481,11 +1481,6 @@ _LYCORIS: dict[str, tuple[str, tuple[str, ...]]] = {
 _NET_ARG_FIELD = {"preset": "LyCORIS_preset", "constraint": "constrain", "block_size": "unit"}
 
 
-def _fmt(v: Any) -> str:
-    # sd-scripts parses network_args values itself (bools as "True"/"False", numbers with float()/int()).
-    return str(v)
-
-
 def network_module(cfg: TrainingConfig) -> str:
     """The ``network_module`` for ``cfg.LoRA_type`` (kohya_ss spec §4), e.g. ``networks.lora``."""
     t = cfg.LoRA_type
@@ -1512,7 +1507,8 @@ def network_args(cfg: TrainingConfig) -> list[str]:
 
     def add(key: str, value: Any, when: bool = True) -> None:
         if when and value is not None and value != "":
-            out.append(f"{key}={_fmt(value)}")
+            # str(): sd-scripts and LyCORIS parse the value themselves ("True"/"False", "0.1", "8").
+            out.append(f"{key}={value}")
 
     def truthy(key: str, field: Optional[str] = None) -> None:
         v = getattr(cfg, field or key)
