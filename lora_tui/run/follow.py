@@ -18,6 +18,10 @@ from lora_tui.run.logstream import LineSplitter
 from lora_tui.run.progress import ProgressState, split_bar
 
 CHUNK = 256 * 1024
+
+
+def _is_machine_line(line: str) -> bool:
+    return line.startswith(("LORA_TUI_PROGRESS ", "LORA_TUI_SAVED "))
 POLL_S = 1 / 12
 
 
@@ -25,7 +29,7 @@ POLL_S = 1 / 12
 class FollowBatch:
     """What changed since the previous poll.
 
-    ``lines``: completed display lines, oldest first (at most ``max_batch_lines``; ``dropped`` counts older ones
+    ``lines``: completed display lines, oldest first, without our ``LORA_TUI_*`` machine lines (by default) (at most ``max_batch_lines``; ``dropped`` counts older ones
     left out of this batch, e.g. on replay of a huge log; the progress state saw them all). ``live``: the current
     unfinished line (``None`` = unchanged since last batch). ``progress_changed``: a figure in
     ``LogFollower.progress`` changed. ``ended``: the trainer has exited and the whole log has been read; then
@@ -55,8 +59,9 @@ class LogFollower:
     """
 
     def __init__(self, job: Job, max_read: int = 512 * 1024, max_batch_lines: int = 20_000,
-                 progress: ProgressState | None = None) -> None:
+                 progress: ProgressState | None = None, hide_machine_lines: bool = True) -> None:
         self.job = job
+        self.hide_machine_lines = hide_machine_lines
         self.progress = progress or ProgressState()
         self.splitter = LineSplitter()
         self.offset = 0
@@ -106,6 +111,9 @@ class LogFollower:
             lines.extend(self.splitter.close())
         lines = self._unglue(lines)
         batch.progress_changed = self.progress.feed_lines(lines)
+        if self.hide_machine_lines:
+            # LORA_TUI_PROGRESS/SAVED lines are for us, not for the reader: parsed above, not shown
+            lines = [ln for ln in lines if not _is_machine_line(ln)]
         # Between a glued print and the next bar update the bar is still what a terminal shows.
         live = self.splitter.live or self._glued_bar or ""
         if live != self._live:

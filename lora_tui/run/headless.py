@@ -209,8 +209,6 @@ def jobs(settings: Any = None, out: TextIO | None = None, limit: int = 20) -> in
     if not all_jobs:
         print(f"no jobs in {resolve_state_dir(settings) / 'jobs'}", file=out)
         return 0
-    from lora_tui.run.progress import ProgressState
-
     print(f"{'JOB':<21} {'STATUS':<8} {'EXIT':>5} {'TIME':>8}  PROGRESS / NAME", file=out)
     for job in all_jobs[:limit]:
         status = job.status
@@ -218,8 +216,9 @@ def jobs(settings: Any = None, out: TextIO | None = None, limit: int = 20) -> in
         end = s.get("end_time") or time.time()
         dur = _age(end - float(s.get("start_time") or end))
         code = "" if s.get("exit_code") is None else str(s["exit_code"])
-        state = ProgressState()
-        state.feed_lines(job.tail(200))
+        state = job.progress()
+        if status not in ("starting", "running"):
+            state.eta_s = None
         name = (s.get("meta") or {}).get("output_name") or " ".join(s.get("argv", [])[-1:])
         progress = state.summary()
         print(f"{job.id:<21} {status:<8} {code:>5} {dur:>8}  {progress + '  ' if progress else ''}{name}", file=out)

@@ -232,6 +232,24 @@ class Job:
             return "running"
         return exit_hint(self.exit_code, self.failure_exception(), stopped=bool(self.stop_signals))
 
+    def progress(self, nbytes: int = 256 * 1024):
+        """A ``ProgressState`` from the last ``nbytes`` of the log (cheap; for lists such as ``lora-tui jobs``)."""
+        from lora_tui.run.logstream import LineSplitter
+        from lora_tui.run.progress import ProgressState
+
+        state = ProgressState()
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - nbytes))
+                data = fh.read()
+        except OSError:
+            return state
+        splitter = LineSplitter()
+        state.feed_lines(splitter.feed(data))
+        state.feed_live(splitter.live)
+        return state
+
     def tail(self, n: int = 40) -> list[str]:
         """The last ``n`` display lines of the log (``\\r`` collapsed, ANSI stripped)."""
         return self._scan_tail(n)[0]

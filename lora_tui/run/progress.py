@@ -202,10 +202,12 @@ class ProgressState:
         return changed
 
     def feed_line(self, line: str) -> bool:
-        """Feed one completed line (kept in ``tail``); return True when a progress figure changed."""
-        self.tail.append(line)
-        self._track_traceback(line)
+        """Feed one completed line; return True when a progress figure changed. The line is kept in ``tail``
+        unless it is one of our machine lines (they would crowd a failure's traceback out of the tail)."""
         update = parse_line(line)
+        if not (update is not None and "LORA_TUI_" in line and update.kind in ("machine", "saved")):
+            self.tail.append(line)
+            self._track_traceback(line)
         return self.apply(update) if update else False
 
     def feed_live(self, live: str) -> bool:

@@ -82,14 +82,17 @@ def _leftovers(me: int, pgid: int) -> list:
     return [p for p in found.values() if _running(p)]
 
 
-def _reap_any() -> None:
+def _reap_any() -> list[tuple[int, int]]:
+    """Reap every exited child (our own and adopted orphans); returns their ``(pid, exit code)`` in order."""
+    reaped = []
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        reaped.append((pid, os.waitstatus_to_exitcode(status)))
 
 
 def _cleanup(me: int, pgid: int) -> list[int]:
@@ -182,6 +185,7 @@ def main(args: list[str] | None = None) -> int:
         if pid == child.pid:
             break
     child.returncode = code = os.waitstatus_to_exitcode(status) if status is not None else None
+    launcher_code = None
     state = read_json(state_path, default={}) or {}
     if state.get("stop_signals") and _leftovers(me, pgid):
         # A Stop reached the whole group: a launcher (accelerate) exits at once while the real trainer, now our
@@ -189,13 +193,21 @@ def main(args: list[str] | None = None) -> int:
         # stop waiting ourselves after the grace time in case the app that pressed Stop is gone.
         grace = float(state.get("stop_grace_s") or 60.0) + 10.0
         deadline = time.monotonic() + grace
+        adopted: list[tuple[int, int]] = []
         while time.monotonic() < deadline and _leftovers(me, pgid):
-            _reap_any()
+            adopted += _reap_any()
             time.sleep(0.05)
+        adopted += _reap_any()
+        if adopted:
+            # The launcher's status says only "interrupted"; the trainer it left behind exits last, after its
+            # save, and its status is the one that tells whether the save worked.
+            launcher_code, code = code, adopted[-1][1]
 
     def ended(d: dict) -> None:
         d.update(exit_code=code, end_time=time.time(),
                  status=final_status(code, [s.get("signal") for s in d.get("stop_signals", [])]))
+        if launcher_code is not None:
+            d["launcher_exit_code"] = launcher_code
 
     update_json(state_path, ended)
     cleaned = _cleanup(me, pgid)

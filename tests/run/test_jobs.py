@@ -142,6 +142,8 @@ def test_launcher_like_parent_stopped_child_gets_sigint_and_saves(state_dir, tmp
     assert not alive(trainer[0].pid)
     assert job.state["status"] == "stopped"
     assert "interrupted: saved" in job.log_path.read_text()
+    # the status shown is the trainer's (saved, 130), not the launcher's KeyboardInterrupt death
+    assert job.exit_code == 130 and job.state["launcher_exit_code"] == -signal.SIGINT
 
 
 def test_job_survives_the_starting_process_and_is_found_by_list_and_load(state_dir):

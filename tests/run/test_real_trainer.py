@@ -1,0 +1,41 @@
+"""Our real trainer (sd-scripts/) on the demo data through the run layer: Start as the app does, Stop after a few
+steps, and the LoRA is saved with the job shown as stopped. One torch process (~20-30 s on 2 cores)."""
+from __future__ import annotations
+
+import shutil
+import time
+
+from lora_tui.config.app_settings import AppSettings
+from lora_tui.demo import demo_config, demo_files, prepare_demo
+from lora_tui.run.follow import LogFollower
+from lora_tui.run.headless import launch_config
+
+
+def test_stop_after_a_few_steps_saves_the_lora_and_shows_stopped(tmp_path, tiny_sdxl_ckpt):
+    settings = AppSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
+    files = demo_files(settings)
+    files.checkpoint.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_sdxl_ckpt, files.checkpoint)  # the session's tiny checkpoint: no second build
+    prepare_demo(settings, log=lambda *a: None)
+    job = launch_config(demo_config(files), settings)
+    follower = LogFollower(job)
+    deadline = time.monotonic() + 240
+    while (follower.progress.step or 0) < 2:
+        batch = follower.poll()
+        assert not batch.ended, "\n".join(job.tail())
+        assert time.monotonic() < deadline, "no training step within 240 s:\n" + "\n".join(job.tail())
+        time.sleep(0.1)
+    assert follower.progress.total and follower.progress.epochs
+    result = job.stop(grace_s=120)
+    assert result.signals == ["SIGINT"] and result.exited, result.message
+    while not follower.poll().ended:
+        pass
+    assert job.state["status"] == "stopped", "\n".join(job.tail())
+    # 130 is the trainer's own status after saving; -2 is accelerate's when it reaped the trainer itself (a save
+    # within its 0.25 s SIGINT wait) and then died of the KeyboardInterrupt
+    assert job.exit_code in (130, -2)
+    assert "interrupted: saved" in job.log_path.read_text()
+    assert follower.progress.saved, "\n".join(job.tail())
+    saved = follower.progress.saved[-1]
+    assert saved.startswith(str(files.output_dir)) and (tmp_path / saved).stat().st_size > 1000
+    assert not job.members()
