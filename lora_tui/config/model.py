@@ -128,8 +128,9 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid", protected_namespaces=())
 
+    # Default empty, not kohya_ss's Hub id: lora-tui runs offline, the user picks a local checkpoint.
     pretrained_model_name_or_path: str = F(
-        "runwayml/stable-diffusion-v1-5", "Model", "Checkpoint (base model path)", minimal=True,
+        "", "Model", "Checkpoint (base model path)", minimal=True,
         help=(
             "Base model: a single file (`.safetensors`/`.ckpt`), a Diffusers folder, or a Hub repo id. "
             "sd-scripts: --pretrained_model_name_or_path"

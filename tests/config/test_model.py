@@ -34,7 +34,7 @@ def test_every_catalogue_parameter_is_a_field_with_the_catalogue_type():
     for p in wanted:
         meta = field_meta(p["name"])
         assert meta.kind == p["type"], p["name"]
-        if p["name"] != "max_train_steps":  # design.md: no silent 1600
+        if p["name"] not in ("max_train_steps", "pretrained_model_name_or_path"):  # no silent 1600; offline
             assert meta.default == p["default"] or (meta.default is None and p["default"] == 0), p["name"]
 
 
@@ -54,6 +54,7 @@ def test_metadata_is_complete():
 
 def test_defaults_and_unset_numbers():
     cfg = TrainingConfig()
+    assert cfg.pretrained_model_name_or_path == ""  # offline app: no Hub id by default
     assert cfg.max_train_steps is None and cfg.epoch == 1 and cfg.network_dim == 8
     cfg.max_train_epochs = None
     cfg.max_grad_norm = 0  # a typed 0 is kept

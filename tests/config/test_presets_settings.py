@@ -51,6 +51,9 @@ def test_shipped_presets_are_found_and_pick_their_family(xdg):
     for name, fam in SHIPPED.items():
         cfg = load_config_file(refs[name].path).config
         assert family(cfg) == fam, name
+    for name in SHIPPED:  # like kohya_ss presets: no paths, so applying one keeps the user's folders
+        data = json.loads(refs[name].path.read_text(encoding="utf-8"))
+        assert not {"pretrained_model_name_or_path", "train_data_dir", "output_dir", "reg_data_dir"} & set(data)
     face = load_config_file(refs["sdxl-face-lora"].path).config
     assert (face.network_dim, face.network_alpha, face.epoch, face.xformers) == (16, 16, 6, "sdpa")
     assert face.max_train_steps is None and face.unet_lr is None and face.scale_weight_norms is None
