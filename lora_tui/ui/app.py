@@ -623,21 +623,27 @@ class LoraApp(App[None]):
             self.notify(f"Presets could not be listed: {exc}", severity="warning")
         self.push_screen(OpenDialog(presets), self._open_picked)
 
-    def _open_picked(self, path: Path | None) -> None:
-        if path is not None:
-            self.load_file(path)
+    def _open_picked(self, picked: tuple[Path, bool] | None) -> None:
+        if picked is not None:
+            path, is_preset = picked
+            self.load_file(path, over_current=is_preset)
 
-    def load_file(self, path: Path) -> bool:
-        """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised."""
+    def load_file(self, path: Path, over_current: bool = False) -> bool:
+        """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised.
+
+        With `over_current` (presets) the keys the file lacks keep the form's values; otherwise they take the
+        defaults (design.md: loading a config sets every field). Either way the user is told which.
+        """
         from lora_tui.config.kohya_json import load_config_file
 
         try:
-            result = load_config_file(path)
+            result = load_config_file(path, base=self.config if over_current else None)
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
             return False
-        self.load_config(result.config, result.notes, source=Path(path))
-        self.notify(f"Loaded {Path(path).name}", timeout=4)
+        self.load_config(result.config, result.notes, source=None if over_current else Path(path))
+        what = "Applied preset" if over_current else "Loaded"
+        self.notify(f"{what} {Path(path).name}", timeout=4)
         return True
 
     def action_save(self) -> None:
@@ -714,6 +720,26 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(str(text))
+
+
+def run_attach(job: Any, settings: Any = None) -> int:
+    """`lora-tui attach`: open the app on `job` (a run-layer `Job` or id), its form filled from the settings JSON
+    that job was started with when it is still there. Returns 0."""
+    if isinstance(job, str):
+        from lora_tui.run.jobs import load_job
+
+        job = load_job(job, settings)
+    config, notes, path = None, [], None
+    json_path = (job.state.get("meta") or {}).get("config_json")
+    if json_path and Path(json_path).is_file():
+        from lora_tui.config.kohya_json import load_config_file
+
+        try:
+            result = load_config_file(json_path)
+            config, path = result.config, Path(json_path)
+        except Exception as exc:
+            notes.append(f"The job's settings {json_path} could not be loaded: {exc}")
+    return run_app(config, notes, attach_job=job, settings=settings, config_path=path)
 
 
 def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,

@@ -73,10 +73,11 @@ class PathSuggester(Suggester):
         return None
 
 
-class OpenDialog(ModalScreen["Path | None"]):
+class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
     """Pick a preset (ours and the user's) or type the path of any kohya_ss / lora-tui JSON file.
 
     Typing filters the preset list; Enter on a list entry or on a path that exists opens it; Escape cancels.
+    Dismisses with `(path, is_preset)`: a preset is applied over the current form, a file replaces it.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("down", "to_list", show=False)]
@@ -124,7 +125,7 @@ class OpenDialog(ModalScreen["Path | None"]):
         if text:
             path = Path(text).expanduser()
             if path.is_file():
-                self.dismiss(path)
+                self.dismiss((path, False))
                 return
         lst = self.query_one("#open-list", OptionList)
         if lst.option_count and lst.highlighted is not None:
@@ -139,7 +140,7 @@ class OpenDialog(ModalScreen["Path | None"]):
     def _pick(self, option_id: str | None) -> None:
         if option_id is None:
             return
-        self.dismiss(Path(self.presets[int(option_id)].path))
+        self.dismiss((Path(self.presets[int(option_id)].path), True))
 
     def action_to_list(self) -> None:
         self.query_one("#open-list", OptionList).focus()

@@ -185,9 +185,8 @@ async def test_preset_picker_lists_bundled_presets_and_loads_one(settings):
         assert lst.option_count == 1
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.id != "open-dialog")
-        assert app.config_path.name == "sd15-character-lora.json"
-        assert app.config.sdxl is False and app.config.output_name == \
-            load_config_file(app.config_path).config.output_name
+        preset = load_config_file(BUNDLED_PRESETS / "sd15-character-lora.json").config
+        assert app.config.sdxl is False and app.config.output_name == preset.output_name
 
 
 async def test_refused_value_stays_with_its_message_and_blocks_start(settings):
