@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
 
 PLAN_DEBOUNCE_S = 0.25
+QUEUE_TICK_S = 1.0
 TERM_GRACE_S = 5.0  # SIGTERM → SIGKILL, as `Job.stop` does
 VIEWS = ("minimal", "advanced", "run")
 
@@ -49,6 +50,16 @@ class PlanReady(Message):
         super().__init__()
         self.gen = gen
         self.plan = plan
+        self.error = error
+
+
+class QueueTicked(Message):
+    """The queue runner advanced (`changed`: the item it started or settled, or None) and the queue's items."""
+
+    def __init__(self, changed: Any, items: list[Any], error: BaseException | None = None) -> None:
+        super().__init__()
+        self.changed = changed
+        self.items = items
         self.error = error
 
 
@@ -107,6 +118,10 @@ class LoraApp(App[None]):
         self._exit_after_job = False
         self._escalation_timer: Any = None
         self.last_stop_message = ""
+        # How a queued item is started (tests may swap in their own); default: as Start would, via the run layer.
+        self.queue_launch: Any = None
+        self._queue_busy = False
+        self.queue_items: list[Any] = []
         self.started_at = time.perf_counter()
 
     # ------------------------------------------------------------------ layout
@@ -130,6 +145,7 @@ class LoraApp(App[None]):
         self._refresh_problems()
         self.schedule_plan(0)
         self._install_signal_handlers()
+        self.set_interval(QUEUE_TICK_S, self._queue_tick, name="queue-tick")
         for note in self.notes:
             self.notify(note, title="Loaded config", timeout=8)
         if self.demo:
@@ -477,11 +493,16 @@ class LoraApp(App[None]):
         if self.field_errors or errors:
             await self._refuse(len(self.field_errors) + len(errors))
             return
-        if self.job_running:
+        from lora_tui.run.jobs import running_jobs
+
+        others = [] if self.job_running else await asyncio.to_thread(running_jobs, self.settings)
+        if self.job_running or others:
             from lora_tui.ui.dialogs import ChoiceDialog
 
+            busy = self.job if self.job_running else others[0]
+            # Two trainers never start on one GPU by accident: offer the queue instead.
             choice = await self.push_screen_wait(ChoiceDialog(
-                f"Job {self.job.id} is still running. Queue this config to run after it?",
+                f"Job {busy.id} is still running. Queue this config to run after it?",
                 [("queue", "Queue it"), ("cancel", "Cancel")], dialog_id="queue-dialog"))
             if choice == "queue":
                 await self._enqueue(cfg)
@@ -516,14 +537,61 @@ class LoraApp(App[None]):
         self.attach(job)
 
     async def _enqueue(self, cfg: TrainingConfig) -> None:
-        try:
-            from lora_tui.run.queue import enqueue
+        from lora_tui.config.kohya_json import config_to_dict
+        from lora_tui.run.queue import Queue
 
-            item = await asyncio.to_thread(enqueue, cfg, self.settings)
+        try:
+            item = await asyncio.to_thread(Queue(settings=self.settings).add, config=config_to_dict(cfg),
+                                           label=str(cfg.output_name or "config"))
         except Exception as exc:
             self.notify(f"Not queued: {exc}", severity="error", timeout=10)
             return
-        self.notify(f"Queued: {getattr(item, 'id', item)}. It starts when the running job ends.", timeout=6)
+        self.notify(f"Queued “{item.label}”: it starts when the running job ends.", timeout=6)
+        self._queue_tick()
+
+    def _queue_tick(self) -> None:
+        if self._queue_busy:
+            return
+        from lora_tui.run.jobs import resolve_state_dir
+        from lora_tui.run.queue import QUEUE_FILE
+
+        if not (resolve_state_dir(self.settings) / QUEUE_FILE).exists():
+            return
+        self._queue_busy = True
+        self._queue_worker()
+
+    @work(thread=True, group="queue", exit_on_error=False)
+    def _queue_worker(self) -> None:
+        # A thread: starting an item plans it (a dataset scan) and writes its files.
+        from lora_tui.run.queue import Queue, QueueRunner, launch_item
+
+        launch = self.queue_launch or (lambda item: launch_item(item, settings=self.settings))
+        try:
+            runner = QueueRunner(Queue(settings=self.settings), launch=launch)
+            changed = runner.tick()
+            items = runner.queue.items()
+        except Exception as exc:
+            self.post_message(QueueTicked(None, [], error=exc))
+            return
+        self.post_message(QueueTicked(changed, items))
+
+    def on_queue_ticked(self, message: QueueTicked) -> None:
+        self._queue_busy = False
+        if message.error is not None:
+            self.notify(f"Queue: {message.error}", severity="error", timeout=10)
+            return
+        self.queue_items = message.items
+        self.query_one(RunView).show_queue(message.items)
+        item = message.changed
+        if item is None:
+            return
+        if item.status == "running" and item.job_id and not self.job_running:
+            from lora_tui.run.jobs import load_job
+
+            self.notify(f"Queue: starting “{item.label}”", timeout=5)
+            self.attach(load_job(item.job_id, self.settings))
+        elif item.status == "error":
+            self.notify(f"Queue: “{item.label}” could not start: {item.message}", severity="error", timeout=10)
 
     # ------------------------------------------------------------------ following a job
     def attach(self, job: Any) -> None:

@@ -52,6 +52,7 @@ class RunView(Vertical):
             yield ProgressBar(total=None, show_eta=False, id="progress")
             yield Static("", id="run-stats")
         yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status")
+        yield Static("", id="queue")
         with Horizontal(id="run-mid"):
             yield Vertical(id="plot-box")
             with Vertical(id="failure"):
@@ -63,6 +64,7 @@ class RunView(Vertical):
     def on_mount(self) -> None:
         self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
+        self.query_one("#queue").display = False
         self.set_interval(1 / FLUSH_HZ, self.flush_feed, name="run-flush")
 
     @property
@@ -154,3 +156,18 @@ class RunView(Vertical):
             tail_log.write_lines(tail or ["(no output)"])
         else:
             box.display = False
+
+    def show_queue(self, items: list[Any]) -> None:
+        """The queue line: every item with its state or result (`#queue`; hidden while the queue is empty)."""
+        marks = {"pending": "…", "running": "▶", "done": "✔", "stopped": "■"}
+        parts = []
+        for item in items:
+            mark = marks.get(item.status, "✖")
+            code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) else ""
+            parts.append(f"{mark} {escape(item.label or item.id)} ({item.status}{code})")
+        box = self.query_one("#queue", Static)
+        box.display = bool(parts)
+        text = "[b]Queue[/b]  " + "  ·  ".join(parts)
+        if text != getattr(self, "_queue_text", None):
+            self._queue_text = text
+            box.update(text)

@@ -72,3 +72,29 @@ def toml_of(app) -> dict:
     from lora_tui.plan.launch import toml_text
 
     return tomllib.loads(toml_text(app.config))
+
+
+def valid_sdxl_setup(root: Path) -> dict:
+    """Field values for a config the plan accepts: a header-only SDXL checkpoint (the plan reads headers only),
+    an image folder `10_subject` with two captioned images, and an empty output folder."""
+    import json
+    import struct
+
+    from PIL import Image
+
+    keys = ["conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight",
+            "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",
+            "model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight"]
+    header = {k: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i, k in enumerate(keys)}
+    raw = json.dumps(header).encode()
+    ckpt = root / "sdxl.safetensors"
+    ckpt.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4 * len(keys)))
+    sub = root / "img" / "10_subject"
+    sub.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (64, 64), (40 * i, 80, 120)).save(sub / f"{i}.png")
+        (sub / f"{i}.txt").write_text("a photo of subject")
+    out = root / "out"
+    out.mkdir()
+    return {"pretrained_model_name_or_path": str(ckpt), "train_data_dir": str(root / "img"),
+            "output_dir": str(out), "max_resolution": "64,64"}

@@ -1,0 +1,46 @@
+"""Start while a job runs offers the queue; queued configs run one after another, a failed one does not stop the
+next, and the Run view lists every item with its result."""
+from __future__ import annotations
+
+from lora_tui.config.kohya_json import load_config_file
+from lora_tui.config.paths import BUNDLED_PRESETS
+from lora_tui.run.jobs import start_job
+from lora_tui.run.queue import Queue
+from lora_tui.ui.app import LoraApp
+from ui_helpers import SIZE, fake, static_text, valid_sdxl_setup, wait_for
+
+
+async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp_path):
+    cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
+    fields = valid_sdxl_setup(tmp_path)
+    out = tmp_path / "fake-out"
+    out.mkdir()
+    launched = []
+
+    def launch(item):  # a fake trainer per item: the first fails, the second finishes
+        argv = fake("fail_after.py", 0.3) if not launched else fake("saving_trainer.py", out, 5, 0.02)
+        launched.append(item.label)
+        return start_job(argv, settings=settings)
+
+    app = LoraApp(cfg, settings=settings)
+    app.queue_launch = launch
+    async with app.run_test(size=SIZE) as pilot:
+        for name, value in fields.items():
+            assert app.apply_edit(name, value)
+        first = start_job(fake("fail_after.py", 6), settings=settings)
+        app.attach(first)
+        for label in ("one", "two"):
+            assert app.apply_edit("output_name", label)
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: app.screen.id == "queue-dialog", timeout=15)
+            await pilot.press("enter")  # "Queue it" is the default button
+            await wait_for(pilot, lambda: app.screen.id != "queue-dialog")
+            await wait_for(pilot, lambda: any(i.label == label for i in Queue(settings=settings).items()))
+        assert app.job.id == first.id  # nothing else started while it runs
+        done = lambda: [i.status for i in Queue(settings=settings).items()] == ["failed", "done"]  # noqa: E731
+        await wait_for(pilot, lambda: done() and not app.job_running, timeout=40)
+        assert launched == ["one", "two"]
+        await wait_for(pilot, lambda: "(done)" in static_text(app.query_one("#queue")), timeout=5)
+        text = static_text(app.query_one("#queue"))
+        assert "one (failed, exit 1)" in text and "two (done)" in text
+        assert app.job.id != first.id  # the app followed the queued runs
