@@ -38,8 +38,8 @@ def write_safetensors_header(path: Path, keys: list[str]) -> Path:
 
 def make_cfg(**kw) -> TrainingConfig:
     """A config with the bucket settings of sd-scripts' own defaults unless given (kohya_ss' GUI default is
-    bucket_no_upscale on), output in a temp folder the caller passes."""
-    base = dict(max_resolution="512,512", enable_bucket=True, bucket_no_upscale=False, min_bucket_reso=256,
+    bucket_no_upscale on) and a Hub id as base model (a warning only, no file needed)."""
+    base = dict(pretrained_model_name_or_path="runwayml/stable-diffusion-v1-5", max_resolution="512,512", enable_bucket=True, bucket_no_upscale=False, min_bucket_reso=256,
                 max_bucket_reso=1024, bucket_reso_steps=64, lr_warmup=0, lr_scheduler="constant",
                 caption_extension=".txt")
     base.update(kw)
