@@ -450,9 +450,11 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
     if plan.source == "trainer_default" and plan.repeats_images:
         out.warn("epoch", f"neither epoch, max_train_epochs nor max_train_steps is set, so the trainer runs its "
                           f"default {plan.max_train_steps} steps (≈ {plan.epochs} epochs): set epoch")
-    for note in plan.notes:
-        if "is not used" in note:
-            out.warn("max_train_steps", note)
+    epoch = _g(cfg, "epoch")
+    if isinstance(epoch, int) and epoch > 1:
+        for note in plan.notes:
+            if "is not used" in note:
+                out.warn("max_train_steps", note)
 
 
 # --- ranges ------------------------------------------------------------------------------------------------------
@@ -516,8 +518,9 @@ def _relative_paths(out: _Out, cfg: Any) -> None:
             if name in ("pretrained_model_name_or_path", "vae") and _REPO_ID.match(v) \
                     and not os.path.exists(resolve_path(v)):
                 continue  # a Hub id, reported above
-            out.warn(name, f"{name} '{v}' is relative: it resolves to '{resolve_path(v)}' from "
-                           f"'{os.getcwd()}'; use that absolute path so the trainer finds the same place")
+            out.warn(name, f"{name} '{v}' is relative: it resolves to '{resolve_path(v)}' (from the current "
+                           f"folder '{os.getcwd()}'); write the absolute path so the config means the same place "
+                           f"wherever it is run from")
 
 
 def unsupported_options(settings: Any) -> dict[str, Any] | None:

@@ -239,7 +239,7 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
                           f"({plan.epochs} epochs will run); clear max_train_steps to train by epochs.")
 
     plan.lr_warmup_steps = warmup_steps(cfg, plan.max_train_steps, P)
-    plan.summary = _summary(plan, scan)
+    plan.summary = _summary(plan, scan, cfg)
     return plan
 
 
@@ -271,17 +271,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _summary(plan: StepPlan, scan: DatasetScan) -> str:
+def _summary(plan: StepPlan, scan: DatasetScan, cfg: Any) -> str:
     if not plan.batches_per_epoch:
         if scan.mode == "none":
             return "No training images yet: pick an image folder (or a dataset config)."
         return "No training images found, so the trainer would not train."
-    subs = [s for s in scan.subsets if not s.is_reg and s.images]
-    reps = {s.num_repeats for s in subs}
-    if len(reps) == 1 and None not in reps:
-        head = f"{_plural(plan.images, 'image')} × {next(iter(reps))} repeats = {plan.repeats_images} per epoch"
+    reps = sorted({s.repeats(cfg) for s in scan.subsets if not s.is_reg and s.images})
+    if len(reps) == 1:
+        head = f"{_plural(plan.images, 'image')} × {_plural(reps[0], 'repeat')} = {plan.repeats_images} per epoch"
     else:
-        head = f"{_plural(plan.images, 'image')} with repeats = {plan.repeats_images} per epoch"
+        head = f"{_plural(plan.images, 'image')} × {reps[0]}–{reps[-1]} repeats = {plan.repeats_images} per epoch"
     if plan.reg_samples:
         head += f" + {plan.reg_samples} reg"
     batches = _plural(plan.batches_per_epoch, "batch").replace("batchs", "batches")
