@@ -628,23 +628,29 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> int:
-        import torch
         from tqdm import tqdm
 
         args, acc = self.args, self.acc
         name_final = args.output_name or "last"
         every = max(1, self.max_train_steps // 500)
-        self.interrupt.install()
-        bar = tqdm(total=self.max_train_steps, desc="steps", smoothing=0, file=sys.stderr, dynamic_ncols=False,
-                   ascii=False, disable=not acc.is_main_process)
-        global_step, epoch = 0, 0
-        loss_window: list[float] = []
+        steps_per_epoch = math.ceil(self.batches_per_epoch / int(args.gradient_accumulation_steps))
         rng = random.Random(args.seed)
-        t0 = time.time()
-        last_loss = float("nan")
+        first_epoch, global_step = 0, 0
+        if args.resume:
+            done = self._load_state(Path(args.resume), rng)
+            # Unlike sd-scripts (which restarts the count at 0), the step count continues from the state's epoch.
+            first_epoch = done // steps_per_epoch
+            global_step = first_epoch * steps_per_epoch
+            out(f"resumed from {args.resume}: epoch {first_epoch + 1}, step {global_step}")
+        self.interrupt.install()
+        bar = tqdm(total=self.max_train_steps, initial=global_step, desc="steps", smoothing=0, file=sys.stderr,
+                   dynamic_ncols=False, ascii=False, disable=not acc.is_main_process)
+        epoch = first_epoch
+        loss_window: list[float] = []
+        t0, s0 = time.time(), global_step
         interrupted = False
         self.network.train()
-        for epoch in range(self.num_epochs):
+        for epoch in range(first_epoch, self.num_epochs):
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
             batches = self.dataset.batches(epoch, self.dataset_seed)
             for bi, batch in enumerate(batches):
@@ -657,26 +663,33 @@ class Trainer:
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 last_loss = float(loss.detach().item())
-                if epoch == 0:
+                # avr_loss: mean over the first epoch so far, then a window of one epoch's micro-batches (§6.4)
+                if len(loss_window) < self.batches_per_epoch:
                     loss_window.append(last_loss)
                 else:
                     loss_window[bi % len(loss_window)] = last_loss
                 avr = sum(loss_window) / len(loss_window)
                 if acc.sync_gradients:
                     global_step += 1
+                    postfix = {"avr_loss": avr}
+                    if args.scale_weight_norms:
+                        scaled, mean_norm, max_norm = self._scale_weight_norms(float(args.scale_weight_norms))
+                        postfix.update({"Keys Scaled": scaled, "Average key norm": mean_norm})
                     bar.update(1)
-                    bar.set_postfix(avr_loss=avr, refresh=True)
+                    bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
                     if global_step % every == 0 or global_step == self.max_train_steps:
                         el = time.time() - t0
                         out(PROGRESS_PREFIX + " " + json.dumps({
                             "step": global_step, "total": self.max_train_steps, "epoch": epoch + 1,
                             "epochs": self.num_epochs, "loss": round(last_loss, 6), "avr_loss": round(avr, 6),
                             "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None,
-                            "it_per_s": round(global_step / el, 4) if el > 0 else None}))
+                            "it_per_s": round((global_step - s0) / el, 4) if el > 0 else None}))
                     if args.save_every_n_steps and global_step % int(args.save_every_n_steps) == 0 \
                             and global_step < self.max_train_steps:
                         name = args.output_name or "at"
                         self._save(f"{name}-step{global_step:08d}", epoch, global_step)
+                        if args.save_state:
+                            self._save_state(f"{name}-step{global_step:08d}-state", epoch, global_step, rng)
                         if args.save_last_n_steps:
                             n = int(args.save_every_n_steps)
                             old = global_step - int(args.save_last_n_steps) - 1
@@ -694,18 +707,109 @@ class Trainer:
                     and epoch + 1 < self.num_epochs:
                 name = args.output_name or "epoch"
                 self._save(f"{name}-{epoch + 1:06d}", epoch + 1, global_step)
+                if args.save_state:
+                    self._save_state(f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, rng)
                 if args.save_last_n_epochs:
                     old = epoch + 1 - int(args.save_every_n_epochs) * int(args.save_last_n_epochs)
                     if old > 0:
                         self._remove(f"{name}-{old:06d}")
         bar.close()
-        path = self._save(name_final, self.num_epochs if not interrupted else epoch + 1, global_step)
+        final_epoch = self.num_epochs if not interrupted else epoch + 1
+        path = self._save(name_final, final_epoch, global_step)
+        if args.save_state or args.save_state_on_train_end:
+            self._save_state(f"{args.output_name or 'last'}-state", final_epoch, global_step, rng)
         if interrupted:
             print(f"interrupted: saved {path}", file=sys.stderr, flush=True)
             out(f"interrupted: saved {path}")
             return EXIT_INTERRUPTED
         out("model saved.")
         return 0
+
+    def _scale_weight_norms(self, max_norm: float):
+        """`--scale_weight_norms` (spec §4.3 step 11): shrink modules whose ΔW norm exceeds `max_norm`.
+        Returns (number scaled, mean norm, max norm) after scaling."""
+        import torch
+
+        norms, scaled = [], 0
+        with torch.no_grad():
+            for m in self.network.te_modules + self.network.unet_modules:
+                down, up = m.lora_down.weight, m.lora_up.weight
+                if down.dim() == 4 and down.shape[2] > 1:
+                    dw = torch.nn.functional.conv2d(down.permute(1, 0, 2, 3), up).permute(1, 0, 2, 3)
+                elif down.dim() == 4:
+                    dw = up.squeeze(3).squeeze(2) @ down.squeeze(3).squeeze(2)
+                else:
+                    dw = up @ down
+                n = float((dw * m.scale).norm())
+                if n > max_norm:
+                    ratio = (max_norm / n) ** 0.5
+                    down.mul_(ratio)
+                    up.mul_(ratio)
+                    scaled += 1
+                    n = max_norm
+                norms.append(n)
+        return scaled, sum(norms) / max(1, len(norms)), max(norms, default=0.0)
+
+    # ---------------------------------------------------------------- state (save_state / resume)
+    def _save_state(self, dirname: str, epoch: int, step: int, rng: random.Random) -> Path:
+        """Training state in a folder, without pickles: network weights and RNG in safetensors, optimizer and
+        scheduler state dicts via `torch.save` (tensors and plain values, loadable with weights_only=True),
+        counters and Python RNG states in `train_state.json`. Written to a temp folder, then renamed."""
+        import shutil
+
+        import torch
+        from safetensors.torch import save_file
+
+        if not self.acc.is_main_process:
+            return Path()
+        od = Path(self.args.output_dir)
+        final = od / dirname
+        tmp = od / f".{dirname}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        net = self.acc.unwrap_model(self.net_prepared)
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+        rng_t = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng_t["cuda"] = torch.cuda.get_rng_state()
+        save_file(rng_t, str(tmp / "rng.safetensors"))
+        st = {"current_epoch": epoch, "current_step": step, "python_rng": _rng_json(rng.getstate()),
+              "random_module": _rng_json(random.getstate())}
+        (tmp / "train_state.json").write_text(json.dumps(st))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        out(f"saving state: {final}")
+        return final
+
+    def _load_state(self, d: Path, rng: random.Random) -> int:
+        """Restore what `_save_state` wrote; returns the saved step count."""
+        import torch
+        from safetensors.torch import load_file
+
+        need = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng.safetensors", "train_state.json"]
+        missing = [n for n in need if not (d / n).is_file()]
+        if missing:
+            raise OptionError(f"resume: {d} is not a state folder written by this trainer "
+                              f"(missing {', '.join(missing)})")
+        net = self.acc.unwrap_model(self.net_prepared)
+        res = net.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
+        if res.missing_keys or res.unexpected_keys:
+            raise OptionError(f"resume: {d} holds a different network (missing {len(res.missing_keys)}, "
+                              f"unexpected {len(res.unexpected_keys)} keys); use the same network options")
+        self.optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True, map_location="cpu"))
+        self.scheduler.load_state_dict(torch.load(d / "scheduler.pt", weights_only=True))
+        rng_t = load_file(str(d / "rng.safetensors"))
+        torch.set_rng_state(rng_t["torch"])
+        if "cuda" in rng_t and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng_t["cuda"])
+        st = json.loads((d / "train_state.json").read_text())
+        rng.setstate(_rng_state(st["python_rng"]))
+        random.setstate(_rng_state(st["random_module"]))
+        return int(st["current_step"])
 
     # ---------------------------------------------------------------- saving
     def _ext(self) -> str:
@@ -847,6 +951,15 @@ class Trainer:
             if v:
                 md[f"modelspec.{k}"] = str(v)
         return md
+
+
+def _rng_json(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_state(j):
+    return (j[0], tuple(j[1]), j[2])
 
 
 def _dims_from_weights(sd):

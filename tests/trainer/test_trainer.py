@@ -89,11 +89,13 @@ def sdxl_run(tmp_path_factory, tiny_sdxl_ckpt, dataset):
 
 
 @pytest.fixture(scope="session")
-def sdxl_python_run(sdxl_run):
-    """The same TOML through plain python, with a command-line override of output_name (CLI > TOML)."""
-    _, out, _, toml = sdxl_run
+def sdxl_python_run(sdxl_run, tmp_path_factory):
+    """The same TOML through plain python (config path without `.toml`), with command-line overrides
+    (CLI > TOML) and `save_state`."""
+    _, _, _, toml = sdxl_run
+    out = tmp_path_factory.mktemp("sdxl_py") / "out"
     return _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", str(toml)[:-5],
-                 "--output_name", "demo_py", "--save_every_n_epochs", "5"]), out
+                 "--output_name", "demo_py", "--output_dir", out, "--save_state"]), out
 
 
 @pytest.fixture(scope="session")
@@ -190,12 +192,29 @@ def test_sdxl_lora_loads_into_diffusers_and_reproduces_training(checks):
 def test_same_toml_python_and_accelerate_give_the_same_lora(sdxl_run, sdxl_python_run):
     r, out = sdxl_python_run
     assert r.returncode == 0, r.stderr[-3000:]
-    a_header, _, a = _lora(out / "demo.safetensors")
+    a_header, _, a = _lora(sdxl_run[1] / "demo.safetensors")
     b_header, b_meta, b = _lora(out / "demo_py.safetensors")
     assert a_header == b_header and a == b
     assert b_meta["ss_output_name"] == "demo_py"
-    # the CLI value (5) beat the TOML's save_every_n_epochs = 1: no epoch files for demo_py
-    assert not list(out.glob("demo_py-*"))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo_py-000001-state", "demo_py-000001.safetensors", "demo_py-000002-state", "demo_py-000002.safetensors",
+        "demo_py-state", "demo_py.safetensors"]
+    assert json.loads((out / "demo_py-000001-state" / "train_state.json").read_text())["current_step"] == 8
+
+
+def test_resume_continues_and_reproduces_the_uninterrupted_run(sdxl_run, sdxl_python_run, tmp_path):
+    _, out = sdxl_python_run
+    _, _, _, toml = sdxl_run
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", toml, "--output_name", "demo_res",
+              "--output_dir", tmp_path, "--resume", out / "demo_py-000001-state"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    prog = [json.loads(ln.split(" ", 1)[1]) for ln in r.stdout.splitlines() if ln.startswith("LORA_TUI_PROGRESS ")]
+    assert prog[0]["step"] == 9 and prog[0]["epoch"] == 2 and prog[-1]["step"] == 24  # the count continues
+    a_header, _, a = _lora(out / "demo_py.safetensors")
+    b_header, b_meta, b = _lora(tmp_path / "demo_res.safetensors")
+    assert a_header == b_header and a == b  # optimizer, scheduler and RNG states all restored
+    assert b_meta["ss_steps"] == "24"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_res-000002.safetensors", "demo_res.safetensors"]
 
 
 # ------------------------------------------------------------------ SD1.5 run
