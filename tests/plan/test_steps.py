@@ -168,3 +168,14 @@ def test_dataset_config_two_datasets(tmp_path):
     s = plan_steps(cfg, scan)
     assert [d.batches for d in s.datasets] == [6, 1]
     assert (s.repeats_images, s.batches_per_epoch, s.max_train_steps) == (16, 7, 14)
+
+
+def test_plan_layer_imports_no_torch_nor_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, lora_tui.plan, lora_tui.plan.rules, lora_tui.plan.model_family;"
+            "bad = [m for m in ('torch', 'textual', 'safetensors', 'diffusers', 'transformers', 'accelerate')"
+            " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
