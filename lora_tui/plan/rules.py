@@ -292,9 +292,18 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
         return
     ext = _s(cfg, "save_model_as") or "safetensors"
     name = _s(cfg, "output_name") or "last"
-    target = os.path.join(resolve_path(od), f"{name}.{ext}")
-    if os.path.isfile(target):
-        out.warn("output_name", f"'{target}' already exists and training would overwrite it: change output_name "
+    folder = resolve_path(od)
+    target = os.path.join(folder, f"{name}.{ext}")
+    try:
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+    except OSError:
+        names = []
+    steps = sorted(n for n in names if n.startswith(f"{name}-") and n.endswith(f".{ext}")
+                   and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit())
+    if os.path.isfile(target) or steps:
+        what = f"'{target}'" if os.path.isfile(target) else f"'{os.path.join(folder, steps[0])}'"
+        more = f" (and {len(steps)} epoch/step files '{name}-*.{ext}')" if steps and os.path.isfile(target) else ""
+        out.warn("output_name", f"{what}{more} already exists and training would overwrite it: change output_name "
                                 f"to keep it, or confirm the overwrite at Start")
 
 
