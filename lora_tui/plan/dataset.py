@@ -132,7 +132,7 @@ class DatasetScan:
         for path, stamp in self.stamps.items():
             try:
                 now = os.stat(path).st_mtime_ns
-            except OSError:
+            except (OSError, ValueError):
                 now = -1
             if now != stamp:
                 return False
@@ -192,7 +192,7 @@ def _stamp(path: str) -> None:
     if stamps is not None:
         try:
             stamps[path] = os.stat(path).st_mtime_ns
-        except OSError:
+        except (OSError, ValueError):
             stamps[path] = -1
 
 
@@ -457,7 +457,7 @@ def _metadata_listing(meta: str, img_dir: str | None, scan: DatasetScan, where: 
         try:
             st = os.stat(p)
             wh = image_size(p, st.st_mtime_ns, st.st_size)
-        except OSError:
+        except (OSError, ValueError):
             wh = None
         if wh is None:
             listing.unreadable.append(str(key))

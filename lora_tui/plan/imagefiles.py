@@ -175,8 +175,8 @@ def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
     try:
         with os.scandir(path) as it:
             entries = list(it)
-    except OSError as exc:
-        out.error = f"{exc.strerror or exc}"
+    except (OSError, ValueError) as exc:
+        out.error = f"{getattr(exc, "strerror", None) or exc}"
         return out
     for entry in entries:
         name = entry.name
@@ -186,7 +186,7 @@ def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
                 continue
             if not entry.is_file():
                 continue
-        except OSError:
+        except (OSError, ValueError):
             continue
         files.append(name)
         if name[0] == ".":
@@ -199,7 +199,7 @@ def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
                 continue
             try:
                 st = entry.stat()
-            except OSError:
+            except (OSError, ValueError):
                 out.unreadable.append(name)
                 continue
             size = image_size(entry.path, st.st_mtime_ns, st.st_size)
@@ -225,7 +225,7 @@ def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
                 try:
                     if entry.stat().st_size == 0:
                         empty.append(name)
-                except OSError:
+                except (OSError, ValueError):
                     pass
         else:
             stray.append(name)

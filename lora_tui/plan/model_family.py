@@ -44,8 +44,8 @@ def read_safetensors_header(path: str) -> dict:
             if n <= 1 or n > _MAX_HEADER:
                 raise ModelFileError("the header length is not plausible: not a safetensors file")
             data = fh.read(n)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read it: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"cannot read it: {getattr(exc, "strerror", None) or exc}") from exc
     if len(data) < n:
         raise ModelFileError("the file ends inside its header (truncated download?)")
     try:

@@ -271,7 +271,7 @@ def _check_model(out: _Out, cfg: Any) -> None:
     except ModelFileError as exc:
         out.err(name, f"base model '{v}' is not a readable safetensors file: {exc}; re-download it")
         return
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         out.err(name, f"cannot read base model '{v}': {exc}")
         return
     if info.kind == "lora":
@@ -296,7 +296,7 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
     target = os.path.join(folder, f"{name}.{ext}")
     try:
         names = os.listdir(folder) if os.path.isdir(folder) else []
-    except OSError:
+    except (OSError, ValueError):
         names = []
     steps = sorted(n for n in names if n.startswith(f"{name}-") and n.endswith(f".{ext}")
                    and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit())
