@@ -176,7 +176,7 @@ def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
         with os.scandir(path) as it:
             entries = list(it)
     except (OSError, ValueError) as exc:
-        out.error = f"{getattr(exc, "strerror", None) or exc}"
+        out.error = f"{getattr(exc, 'strerror', None) or exc}"
         return out
     for entry in entries:
         name = entry.name

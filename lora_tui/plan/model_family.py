@@ -45,7 +45,7 @@ def read_safetensors_header(path: str) -> dict:
                 raise ModelFileError("the header length is not plausible: not a safetensors file")
             data = fh.read(n)
     except (OSError, ValueError) as exc:
-        raise ModelFileError(f"cannot read it: {getattr(exc, "strerror", None) or exc}") from exc
+        raise ModelFileError(f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from exc
     if len(data) < n:
         raise ModelFileError("the file ends inside its header (truncated download?)")
     try:
