@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import fake
+from run_helpers import fake
 from lora_tui.run.follow import LogFollower, follow
 from lora_tui.run.jobs import load_job, start_job
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import alive, fake
+from run_helpers import alive, fake
 from lora_tui.run.jobs import load_job, start_job
 
 

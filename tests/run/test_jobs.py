@@ -9,19 +9,9 @@ import time
 
 import psutil
 
-from conftest import alive, fake
+from run_helpers import alive, fake, wait_for
 from lora_tui.run.jobs import Job, list_jobs, load_job, start_job
 from lora_tui.run.statefile import write_json_atomic
-
-
-def wait_for(predicate, timeout: float, step: float = 0.02) -> float:
-    """Seconds until ``predicate()`` held; AssertionError after ``timeout``."""
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - t0
 
 
 def test_trainer_failing_after_2s_is_seen_ended_within_1s_with_code_and_tail(state_dir):

@@ -1,7 +1,7 @@
 """The queue with real jobs (fake trainers) and a restart in the middle."""
 from __future__ import annotations
 
-from conftest import fake
+from run_helpers import fake
 from lora_tui.run.jobs import start_job
 from lora_tui.run.queue import Queue, QueueRunner
 
