@@ -96,3 +96,20 @@ def test_started_job_keeps_running_after_sighup_of_its_starter(tmp_path):
     finally:
         job.stop(grace_s=5)
     assert job.state["status"] == "stopped"
+
+
+def test_ctrl_c_in_a_headless_train_asks_the_trainer_to_save_and_returns_its_status(tmp_path):
+    state = tmp_path / "state"
+    code = ("import sys; from lora_tui.run.jobs import start_job; "
+            "from lora_tui.run.headless import stream_job, shell_status; "
+            f"j = start_job({fake('saving_trainer.py', tmp_path, 10_000, 0.02)!r}, state_dir={str(state)!r}); "
+            "sys.exit(shell_status(stream_job(j, sys.stdout.buffer, poll_s=0.05)))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    while b"LORA_TUI_PROGRESS" not in seen:
+        seen += proc.stdout.read1(65536)
+    proc.send_signal(2)  # Ctrl-C in the terminal running `lora-tui train` (the trainer is in its own session)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert b"asked the trainer to save" in rest and b"interrupted: saved" in rest
+    assert (tmp_path / "fake-interrupted.safetensors").is_file()
