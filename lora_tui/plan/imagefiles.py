@@ -131,7 +131,8 @@ class FolderListing:
         return out
 
     def sidecar_counts(self) -> dict[str, int]:
-        """For each non-image extension present, how many images have a file ``stem + ext`` next to them."""
+        """For each caption-like extension present (not images, latent caches or metadata), how many images have
+        a file ``stem + ext`` next to them."""
         if self._sidecars is None:
             stems = {im.name[: im.name.rfind(".")] for im in self.images}
             counts: dict[str, int] = {}
@@ -140,7 +141,7 @@ class FolderListing:
                 if dot <= 0:
                     continue
                 ext = name[dot:]
-                if ext not in IMAGE_EXTS and name[:dot] in stems:
+                if ext not in IMAGE_EXTS and ext.lower() not in NON_CAPTION_EXTS and name[:dot] in stems:
                     counts[ext] = counts.get(ext, 0) + 1
             self._sidecars = counts
         return self._sidecars

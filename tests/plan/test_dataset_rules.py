@@ -66,6 +66,7 @@ def test_folder_without_prefix_suggests_name(tmp_path, settings):
 def test_captions_in_another_extension(tmp_path, settings):
     img = tmp_path / "img"
     write_images(img / "10_a", 1, (64, 64), caption_ext=".txt")
+    (img / "10_a" / "0000.npz").write_bytes(b"latent cache, not a caption")
     cfg = make_cfg(train_data_dir=str(img), caption_extension=".caption", output_dir=str(tmp_path / "o"))
     plan = make_plan(cfg, settings)
     warns = _by(plan.problems, "caption_extension", "warning")
