@@ -140,10 +140,11 @@ class LoraApp(App[None]):
             from lora_tui.config.app_settings import load_app_settings
 
             self.settings = load_app_settings()
-        await self.query_one(MinimalForm).populate()
         self._refresh_title()
         self._refresh_problems()
-        self.schedule_plan(0)
+        # The first plan imports the plan layer and scans the dataset in a thread: after the first frame, so the
+        # GIL it takes does not delay that frame.
+        self.call_after_refresh(self.set_timer, 0.05, self._launch_plan)
         self._install_signal_handlers()
         self.set_interval(QUEUE_TICK_S, self._queue_tick, name="queue-tick")
         for note in self.notes:
@@ -333,9 +334,11 @@ class LoraApp(App[None]):
 
     def all_problems(self) -> list[Any]:
         """Refused values first, then the plan's problems (errors before warnings, in the plan's order)."""
-        from lora_tui.plan.problems import Problem
+        mine = []
+        if self.field_errors:
+            from lora_tui.plan.problems import Problem  # the plan package is imported off the start path
 
-        mine = [Problem(name, "error", msg) for name, (_, msg) in self.field_errors.items()]
+            mine = [Problem(name, "error", msg) for name, (_, msg) in self.field_errors.items()]
         rest = [p for p in self.plan_problems if p.field not in self.field_errors]
         rest.sort(key=lambda p: p.severity != "error")
         return mine + rest

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
@@ -101,8 +101,18 @@ def text_to_value(spec: FieldSpec, text: str) -> Any:
     return text
 
 
-class FieldRow(Vertical):
-    """Label (with the kohya key as a dim hint), editor `#f-<name>`, and an inline message line."""
+class FieldRow(Widget):
+    """Label (with the kohya key as a dim hint), editor `#f-<name>`, and an inline message `#msg-<name>` under
+    them (mounted only while there is a message: rows are kept to three widgets so a form mounts fast)."""
+
+    DEFAULT_CSS = """
+    FieldRow {
+        layout: grid;
+        grid-size: 2;
+        grid-columns: 30 1fr;
+        height: auto;
+    }
+    """
 
     class Edited(Message):
         """The user changed the editor of `name` to `raw` (text, bool or a choice value)."""
@@ -121,16 +131,18 @@ class FieldRow(Vertical):
 
     def compose(self) -> ComposeResult:
         spec = self.spec
-        with Horizontal(classes="field-line"):
-            yield Label(f"{spec.label}\n[dim]{spec.name}[/]", classes="field-label", markup=True)
-            editor = self._make_editor()
-            editor.tooltip = spec.help
-            yield editor
-        msg = Label(self._message, id=f"msg-{spec.name}", classes="field-msg")
-        msg.display = bool(self._message)
-        if self._severity:
-            msg.add_class(f"-{self._severity}")
-        yield msg
+        yield Label(f"{spec.label}\n[dim]{spec.name}[/]", classes="field-label", markup=True)
+        editor = self._make_editor()
+        editor.tooltip = spec.help
+        yield editor
+        if self._message:
+            yield self._message_label(self._message, self._severity)
+
+    def _message_label(self, message: str, severity: str) -> Label:
+        label = Label(message, id=f"msg-{self.spec.name}", classes="field-msg", markup=False)
+        if severity:
+            label.add_class(f"-{severity}")
+        return label
 
     def _make_editor(self) -> Input | Select | Checkbox:
         spec, value = self.spec, self._value
@@ -186,12 +198,18 @@ class FieldRow(Vertical):
 
     def show_message(self, message: str, severity: str = "") -> None:
         """Set (or clear, with "") the inline message under the field."""
+        self._message, self._severity = message, severity
+        if self.query_one_optional(f"#f-{self.spec.name}") is None:
+            return  # not composed yet: compose will use it
         label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
-        if label is None:  # not composed yet: compose will use it
-            self._message, self._severity = message, severity
+        if not message:
+            if label is not None:
+                label.remove()
+            return
+        if label is None:
+            self.mount(self._message_label(message, severity))
             return
         label.update(message)
-        label.display = bool(message)
         label.set_class(severity == "error", "-error")
         label.set_class(severity == "warning", "-warning")
 

@@ -65,7 +65,12 @@ class MinimalForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
-        yield Vertical(id="minimal-body")
+        # The rows are composed with the form (one mount pass at start-up, the first screen the user sees).
+        names = [n for n in minimal_fields() if self.app.field_applies(n)]
+        yield Vertical(*[self.app.make_row(n) for n in names], id="minimal-body")
+
+    def on_mount(self) -> None:
+        self.refresh_head()
 
     async def populate(self) -> None:
         """Mount the rows for the current model values (replacing any)."""

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 LOG_MAX_LINES = 5000
 FLUSH_HZ = 12
 PLOT_MIN_INTERVAL_S = 1.0
-MAX_READ_PER_TICK = 1024 * 1024  # bounds one tick's work when replaying a big log on attach  # a plotext redraw costs milliseconds; once a second is plenty for a loss curve
 
 
 class RunView(Vertical):
@@ -78,7 +77,7 @@ class RunView(Vertical):
 
         if self.follower is not None:
             self.follower.close()
-        self.follower = LogFollower(job, max_read=MAX_READ_PER_TICK, max_batch_lines=LOG_MAX_LINES)
+        self.follower = LogFollower(job, max_batch_lines=LOG_MAX_LINES)
         self.lines_shown = 0
         self._shown_version = -1
         self._plot_version = -1

@@ -40,7 +40,7 @@ async def test_start_with_empty_checkpoint_path_is_refused(settings, tmp_path):
         texts = problems_text(app)
         assert any("Checkpoint" in t and "✖" in t for t in texts), texts
         # The field carries its own message, and Enter on the problem goes there.
-        assert app.query_one("#msg-pretrained_model_name_or_path").display
+        assert "checkpoint" in str(app.query_one("#msg-pretrained_model_name_or_path").render())
         panel = app.query_one("#problems", OptionList)
         panel.highlighted = next(i for i, t in enumerate(texts) if "Checkpoint" in t)
         await pilot.press("enter")
@@ -63,7 +63,7 @@ async def test_start_with_missing_image_folder_is_refused(settings, tmp_path):
         await refused_start(pilot, app)
         texts = problems_text(app)
         assert any("Image folder" in t and "✖" in t for t in texts), texts
-        assert app.query_one("#msg-train_data_dir").display
+        assert app.query_one_optional("#msg-train_data_dir") is not None
         # Start from the Run view also brings the panel back.
         await pilot.press("f4")
         await pilot.pause()
