@@ -271,3 +271,19 @@ def test_lora_file_is_not_a_base_model(tmp_path, settings):
     cfg = make_cfg(pretrained_model_name_or_path=str(broken), output_dir=str(tmp_path / "o"))
     errs = _by(make_plan(cfg, settings).problems, "pretrained_model_name_or_path", "error")
     assert len(errs) == 1 and "not a readable safetensors" in errs[0].message
+
+
+def test_reg_folder_layout_and_surplus(tmp_path, settings):
+    img, reg = tmp_path / "img", tmp_path / "reg"
+    write_images(img / "2_a", 3, (64, 64), caption_ext=".txt")
+    write_images(reg / "1_person", 10, (64, 64))
+    write_images(reg / "extra", 2, (64, 64))
+    cfg = make_cfg(train_data_dir=str(img), reg_data_dir=str(reg), output_dir=str(tmp_path / "o"),
+                   max_resolution="64,64", min_bucket_reso=64)
+    plan = make_plan(cfg, settings)
+    reg_msgs = [p.message for p in plan.problems if p.field == "reg_data_dir"]
+    # 6 train samples; 10 reg samples found, 6 used (one repeat each, in name order).
+    assert any("'extra'" in m and "10_extra" in m for m in reg_msgs), reg_msgs
+    assert any("10 regularisation samples but 6 training samples: only 6" in m for m in reg_msgs), reg_msgs
+    assert (plan.steps.reg_images, plan.steps.reg_samples, plan.steps.batches_per_epoch) == (10, 6, 12)
+    assert plan.errors == []

@@ -179,3 +179,16 @@ def test_plan_layer_imports_no_torch_nor_textual():
             " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_summary_with_accumulation_and_processes(tmp_path):
+    # 2 images x 3 and 4 images x 5 = 26 samples, one bucket, batch 1: L = 26. P = 2, G = 2:
+    # per epoch ceil(ceil(26/2)/2) = 7 steps; max_train_epochs 3 -> 3 x ceil(26/2/2) = 21 steps.
+    img = tmp_path / "img"
+    write_images(img / "3_a", 2, (512, 512))
+    write_images(img / "5_b", 4, (512, 512))
+    cfg = make_cfg(train_data_dir=str(img), gradient_accumulation_steps=2, num_processes=2, max_train_epochs=3)
+    s = plan_steps(cfg, scan_dataset(cfg))
+    assert (s.batches_per_epoch, s.steps_per_epoch, s.max_train_steps, s.epochs) == (26, 7, 21, 3)
+    assert s.summary == ("6 images × 3–5 repeats = 26 per epoch → 26 batches (2 processes, accumulating 2: 7 steps "
+                         "each) × 3 epochs = 21 steps")
