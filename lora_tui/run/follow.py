@@ -64,7 +64,7 @@ class LogFollower:
         self.job = job
         self.hide_machine_lines = hide_machine_lines
         self.progress = progress or ProgressState()
-        self.splitter = LineSplitter()
+        self.splitter = LineSplitter(keep_overwritten=True)
         self.offset = 0
         self.max_read = max_read
         self.max_batch_lines = max_batch_lines
@@ -112,7 +112,14 @@ class LogFollower:
         if finished and drained:
             lines.extend(self.splitter.close())
         lines = self._unglue(lines)
-        batch.progress_changed = self.progress.feed_lines(lines)
+        changed = False
+        if self.splitter.overwritten:
+            # intermediate bar states (upstream sd-scripts has no machine lines): the loss curve on replay
+            for seg in self.splitter.overwritten:
+                if "steps:" in seg:
+                    changed |= self.progress.feed_live(seg)
+            self.splitter.overwritten.clear()
+        batch.progress_changed = self.progress.feed_lines(lines) or changed
         if self.hide_machine_lines:
             # LORA_TUI_PROGRESS/SAVED lines are for us, not for the reader: parsed above, not shown
             lines = [ln for ln in lines if not _is_machine_line(ln)]

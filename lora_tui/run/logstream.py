@@ -45,10 +45,15 @@ class LineSplitter:
       runaway writer cannot grow memory without bound.
     """
 
-    def __init__(self, max_line_chars: int = 65536) -> None:
+    def __init__(self, max_line_chars: int = 65536, keep_overwritten: bool = False) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
         self._max = max_line_chars
+        self._keep = keep_overwritten
+        # With keep_overwritten: every "\r" segment that a later one overwrote (each intermediate tqdm state),
+        # oldest first, ANSI stripped; the caller empties it. A replayed log then yields the whole loss curve,
+        # not only the state each bar line ended in.
+        self.overwritten: list[str] = []
 
     def feed(self, data: bytes) -> list[str]:
         """Add raw bytes; return the lines completed by them (without newline, ANSI stripped), oldest first."""
@@ -73,6 +78,10 @@ class LineSplitter:
             return []
         buf = self._partial + text
         parts = buf.split("\n")
+        if self._keep:
+            for p in parts:
+                if "\r" in p:
+                    self.overwritten.extend(strip_ansi(seg) for seg in p.rstrip("\r").split("\r")[:-1] if seg)
         self._partial = self._compact(parts.pop())
         lines = [strip_ansi(_terminal_view(p)) for p in parts]
         while len(self._partial) > self._max:

@@ -63,3 +63,12 @@ def test_memory_is_bounded_for_hours_of_cr_updates_and_endless_lines():
     pieces = s.feed(b"\n" + b"x" * 2500)
     assert pieces[0] == "steps: 1999/2000"
     assert pieces[1:] == ["x" * 1000, "x" * 1000] and s.live == "x" * 500
+
+
+def test_overwritten_bar_states_are_kept_on_request_once_each():
+    s = LineSplitter(keep_overwritten=True)
+    s.feed(b"\rsteps: 1/4 a")
+    s.feed(b"\rsteps: 2/4 b\r")
+    s.feed(b"\rsteps: 3/4 c\rsteps: 4/4 d\nnext\n")
+    assert s.overwritten == ["steps: 1/4 a", "steps: 2/4 b", "steps: 3/4 c"]
+    assert LineSplitter().overwritten == []
