@@ -3,22 +3,47 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
+
+# Files get the mode any program's new file gets (0666 minus the umask, which the kernel applies to os.open);
+# tempfile.mkstemp would make every config, TOML and JSON we write private (0600).
+_NEW_FILE_MODE = 0o666
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_temp(target: Path) -> tuple[int, Path]:
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, _FLAGS, _NEW_FILE_MODE), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, exclusive: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the whole new one, never half of it.
 
-    Creates missing parent directories. With ``exclusive=True`` raises FileExistsError instead of replacing an
-    existing file (the link is atomic, so two writers racing for one name cannot both win).
+    Creates missing parent directories. A new file gets mode ``0666 & ~umask`` like any file the user creates;
+    replacing an existing file keeps that file's mode (a config the user made private stays private).
+    With ``exclusive=True`` raises FileExistsError instead of replacing an existing file (the link is atomic, so
+    two writers racing for one name cannot both win).
     Raises OSError on I/O failure (the temp file is removed).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _open_temp(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            if not exclusive:
+                try:
+                    old_mode = stat.S_IMODE(os.stat(target).st_mode)
+                except FileNotFoundError:
+                    pass
+                else:
+                    if hasattr(os, "fchmod"):
+                        os.fchmod(fh.fileno(), old_mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
