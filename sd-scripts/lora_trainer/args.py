@@ -36,6 +36,8 @@ _TYPES = {"str": str, "int": int, "float": float, "int_or_float": _int_or_float,
 def build_parser(script: str) -> argparse.ArgumentParser:
     """argparse parser for `script` ("train_network" or "sdxl_train_network")."""
     cat = json.loads(CATALOGUE.read_text())[script]
+    from .speed import SPEED_OPTIONS  # this trainer's speed switches (no torch import)
+    cat = {**cat, **SPEED_OPTIONS}
     p = argparse.ArgumentParser(prog=f"{script}.py", description="LoRA trainer with kohya sd-scripts' interface")
     for name, spec in cat.items():
         if spec["action"] == "_StoreTrueAction":

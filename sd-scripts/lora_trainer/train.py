@@ -293,6 +293,8 @@ class Trainer:
                                              prediction_type="v_prediction" if args.v_parameterization else "epsilon")
         ac = self.noise_scheduler.alphas_cumprod
         self.snr = (ac / (1 - ac)).to(dev)
+        from .speed import setup_fast_path
+        self.fast = setup_fast_path(self)
 
         out("running training / 学習開始")
         out(f"  num train images * repeats / 学習画像の数×繰り返し回数: {self.dataset.num_train_images}")
@@ -529,8 +531,9 @@ class Trainer:
                 latents = self.model.vae.encode(torch.stack(imgs).to(dev, dtype=self.vae_dtype)).latent_dist.sample()
             latents = torch.nan_to_num(latents.float(), 0.0)
         latents = latents * self.vae_scale
-        return latents, captions, torch.tensor(time_ids, dtype=torch.float32, device=dev), \
-            torch.tensor(weights, device=dev)
+        from .speed import host_to_device
+        return latents, captions, host_to_device(time_ids, torch.float32, dev), \
+            host_to_device(weights, torch.float32, dev)
 
     def _noise(self, latents):
         import torch
@@ -605,11 +608,16 @@ class Trainer:
         return (1 - hc) / (1 + sigma) ** 2 + hc
 
     def _step(self, batch, epoch, rng):
+        latents, captions, time_ids, weights = self._batch_inputs(batch, epoch, rng)
+        ctx, pooled = self._encode(captions)
+        return self._forward_loss(latents, ctx, pooled, time_ids, weights)
+
+    def _forward_loss(self, latents, ctx, pooled, time_ids, weights):
+        """Noise, UNet forward and loss from device tensors. Must stay free of host syncs and host randomness:
+        `speed.FastPath` captures it in a CUDA graph."""
         import torch
 
         args, acc = self.args, self.acc
-        latents, captions, time_ids, weights = self._batch_inputs(batch, epoch, rng)
-        ctx, pooled = self._encode(captions)
         noise = self._noise(latents)
         lo = int(args.min_timestep or 0)
         hi = int(args.max_timestep or 1000)
@@ -654,14 +662,17 @@ class Trainer:
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
             batches = self.dataset.batches(epoch, self.dataset_seed)
             for bi, batch in enumerate(batches):
-                with acc.accumulate(self.net_prepared):
-                    loss = self._step(batch, epoch, rng)
-                    acc.backward(loss)
-                    if acc.sync_gradients and args.max_grad_norm:
-                        acc.clip_grad_norm_(self.network.parameters(), float(args.max_grad_norm))
-                    self.optimizer.step()
-                    self.scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                if self.fast is not None:
+                    loss = self.fast.step(batch, epoch, rng)
+                else:
+                    with acc.accumulate(self.net_prepared):
+                        loss = self._step(batch, epoch, rng)
+                        acc.backward(loss)
+                        if acc.sync_gradients and args.max_grad_norm:
+                            acc.clip_grad_norm_(self.network.parameters(), float(args.max_grad_norm))
+                        self.optimizer.step()
+                        self.scheduler.step()
+                        self.optimizer.zero_grad(set_to_none=True)
                 last_loss = float(loss.detach().item())
                 # avr_loss: mean over the first epoch so far, then a window of one epoch's micro-batches (§6.4)
                 if len(loss_window) < self.batches_per_epoch:

@@ -1,0 +1,387 @@
+"""The trainer's fast path on CUDA: the same training step as `Trainer._step`, with far fewer host launches.
+
+Why (measured on an H200, docs/performance.md): an SDXL LoRA step in the sd-scripts style is bound by the host,
+not the GPU. Each of the ~20,000 small eager CUDA ops costs about 9 µs of Python/launch time, the fp32 LoRA
+weights are cast to bf16 in every forward and backward, and `loss.item()` drains the queue every step. So:
+
+- LoRA weights are computed in the mixed-precision dtype from one flat bf16 copy of the fp32 weights
+  (refreshed by one kernel per step); the optimizer keeps fp32 weights and state (one flat fp32 gradient,
+  filled by one copy). Same arithmetic as autocast casting fp32 LoRA weights at every use.
+- The whole step (noise, UNet forward/backward, gradient clipping, AdamW) is captured once per batch shape
+  in a CUDA graph and replayed; the GPU then runs back to back. Random numbers come from the same CUDA
+  generator (graph-safe Philox offsets), so the run stays seeded.
+- Latents and cached text-encoder outputs live on the GPU; the text encoders leave the GPU once every caption
+  is encoded (as sd-scripts does with `cache_text_encoder_outputs`); per-step host→device copies are pinned
+  and non-blocking.
+- AdamW runs fused (one multi-tensor kernel).
+
+Everything falls back to the plain path (`Trainer._step`) when it does not apply (CPU, text-encoder training,
+gradient accumulation, dropout options, captions that change between epochs, fp16) and to eager steps when
+CUDA graphs do not apply (optimizer other than torch's AdamW/Adam, host-random noise options) or capture fails.
+Switches (sd-scripts style command-line/TOML options, see `SPEED_OPTIONS`): `no_cuda_graphs`,
+`lora_fp32_weights`, `channels_last`; environment `LORA_TUI_FAST_PATH=0` turns the whole fast path off
+(`=1` forces it on a CPU, for tests).
+
+This module imports torch only inside functions: `args.py` reads `SPEED_OPTIONS` without torch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# Options this trainer adds to sd-scripts' command line (argparse spec in args_catalogue.json's shape).
+SPEED_OPTIONS = {
+    "no_cuda_graphs": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
+    "lora_fp32_weights": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None,
+                          "default": False},
+    "channels_last": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
+}
+
+# Eager steps per batch shape before its graph is captured (lazy CUDA/cuBLAS set-up must happen outside capture).
+WARMUP_STEPS = 2
+# Batch shapes that get their own graph; further shapes run eagerly (each graph keeps its inputs alive).
+MAX_GRAPHS = 4
+# Latents moved to the GPU only up to this many bytes (a 1024 px SDXL latent is 256 KiB in fp32).
+MAX_GPU_LATENT_BYTES = 4 * 2**30
+
+# Benchmarks append callables here; each gets (fast_path, event) with event "step" after every step.
+STEP_HOOKS: list = []
+
+
+def _log(msg: str) -> None:
+    print(f"INFO {msg}", file=sys.stderr, flush=True)
+
+
+def host_to_device(values, dtype, device):
+    """A small host list as a tensor on `device` without blocking the host: pinned memory and a non-blocking
+    copy on CUDA (a plain `torch.tensor(..., device=cuda)` waits for the whole queue to drain)."""
+    import torch
+
+    t = torch.tensor(values, dtype=dtype)
+    if getattr(device, "type", str(device)) == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def fast_path_refusal(trainer) -> str | None:
+    """Why the fast path cannot run this training (a short reason), or None when it can."""
+    args = trainer.args
+    env = os.environ.get("LORA_TUI_FAST_PATH", "")
+    if env == "0":
+        return "LORA_TUI_FAST_PATH=0"
+    if trainer.acc.device.type != "cuda" and env != "1":
+        return "no CUDA device"
+    if trainer.te_trained:
+        return "text-encoder training"
+    if trainer.cond_cache is None:
+        return "captions change between epochs (shuffle_caption/caption dropout)"
+    if int(args.gradient_accumulation_steps) != 1:
+        return "gradient_accumulation_steps > 1"
+    if trainer.mixed_precision not in ("bf16", "no"):
+        return f"mixed_precision {trainer.mixed_precision}"
+    if args.network_dropout or any(m.rank_dropout or m.module_dropout for m in trainer.network.unet_modules):
+        return "network dropout options"
+    if trainer.acc.num_processes != 1:
+        return "several processes"
+    if not trainer.network.unet_modules:
+        return "no U-Net LoRA modules"
+    return None
+
+
+def setup_fast_path(trainer):
+    """A `FastPath` for `trainer` (called after the optimizer, scheduler and noise schedule exist), or None
+    with a log line saying why the plain path is used."""
+    why = fast_path_refusal(trainer)
+    if why is not None:
+        _log(f"fast path off ({why}): plain training steps")
+        return None
+    return FastPath(trainer)
+
+
+def _no_rng_checkpoint(module, *args):
+    """diffusers' gradient-checkpointing call without saving/restoring the RNG state (the UNet draws no random
+    numbers: its dropouts are 0), which CUDA graph capture does not allow."""
+    import torch.utils.checkpoint
+
+    return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False)
+
+
+def _lora_forward(lora, org_forward, down, up):
+    """Forward of one wrapped layer: `org(x) + up(down(x)) * multiplier * alpha / rank`, as `LoRAModule.forward`
+    without dropout, with `down`/`up` weights already in the compute dtype."""
+    import torch.nn.functional as F
+
+    if lora.lora_down.__class__.__name__ == "Conv2d":
+        cd = lora.lora_down
+        stride, padding, dilation = cd.stride, cd.padding, cd.dilation
+
+        def forward(x):
+            base = org_forward(x)
+            y = F.conv2d(F.conv2d(x, down, None, stride, padding, dilation), up)
+            s = lora.multiplier * lora.scale
+            return base + (y * s if s != 1.0 else y)
+    else:
+        def forward(x):
+            base = org_forward(x)
+            y = F.linear(F.linear(x, down), up)
+            s = lora.multiplier * lora.scale
+            return base + (y * s if s != 1.0 else y)
+    return forward
+
+
+class FastPath:
+    """Runs training steps for a `Trainer` (see the module docstring). `step()` returns the loss as a 0-dim
+    device tensor (read it before the next step: a graph replay overwrites it)."""
+
+    def __init__(self, trainer):
+        import torch
+
+        self.t = trainer
+        args = trainer.args
+        self.dev = trainer.acc.device
+        self.cuda = self.dev.type == "cuda"
+        self.steps = 0
+        self.max_grad_norm = float(args.max_grad_norm) if args.max_grad_norm else 0.0
+        unet = trainer.model.unet
+        self.notes: list[str] = []
+
+        self._cache_conditioning()
+        self._latents_to_device()
+
+        # flat fp32 master weights/grads, and (mixed precision) a flat compute copy
+        mods = trainer.network.unet_modules
+        params = [p for m in mods for p in (m.lora_down.weight, m.lora_up.weight)]
+        n = sum(p.numel() for p in params)
+        self.master = torch.empty(n, dtype=torch.float32, device=self.dev)
+        self.master_grad = torch.zeros(n, dtype=torch.float32, device=self.dev)
+        self.params = params
+        self._grad_views = []
+        o = 0
+        for p in params:
+            k = p.numel()
+            self.master[o:o + k].copy_(p.detach().reshape(-1))
+            p.data = self.master[o:o + k].view(p.shape)
+            self._grad_views.append(self.master_grad[o:o + k].view(p.shape))
+            o += k
+        compute_dtype = torch.bfloat16 if trainer.mixed_precision == "bf16" else torch.float32
+        self.compute = self.compute_grad = None
+        if compute_dtype != torch.float32 and not args.lora_fp32_weights:
+            self.compute = torch.empty(n, dtype=compute_dtype, device=self.dev)
+            self.compute_grad = torch.zeros(n, dtype=compute_dtype, device=self.dev)
+            o = 0
+            views = []
+            for p in params:
+                k = p.numel()
+                w = self.compute[o:o + k].view(p.shape)
+                w.requires_grad_(True)
+                w.grad = self.compute_grad[o:o + k].view(p.shape)
+                views.append(w)
+                o += k
+            for i, m in enumerate(mods):
+                org = m._org[0]
+                org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1])
+            self._compute_views = views
+            self.notes.append(f"LoRA weights {str(compute_dtype).replace('torch.', '')} in the step "
+                              f"(fp32 master weights and optimizer state)")
+        else:
+            self.notes.append("LoRA weights fp32 (cast at each use)")
+        self._assign_grads()
+
+        if args.gradient_checkpointing:
+            unet.enable_gradient_checkpointing(gradient_checkpointing_func=_no_rng_checkpoint)
+        if args.channels_last:
+            unet.to(memory_format=torch.channels_last)
+            self.notes.append("channels_last")
+
+        self.inner_opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+        opt_ok = type(self.inner_opt) in (torch.optim.AdamW, torch.optim.Adam)
+        self.fused = opt_ok and self.cuda
+        noise_ok = not (args.noise_offset_random_strength or args.multires_noise_iterations)
+        self.graphs = self.cuda and opt_ok and noise_ok and not args.no_cuda_graphs
+        why_not = ("no_cuda_graphs" if args.no_cuda_graphs else "optimizer is not torch AdamW/Adam" if not opt_ok
+                   else "noise option with host randomness" if not noise_ok else "no CUDA device")
+        self.notes.append("CUDA graphs" if self.graphs else f"eager steps ({why_not})")
+        if self.fused:
+            self.notes.append("fused AdamW")
+        self._graphs: dict = {}
+        self._seen: dict = {}
+        self._pool = None
+        self._lr_tensors = None
+        self._opt_ready = False
+        _log("fast path: " + ", ".join(self.notes))
+
+    # ------------------------------------------------------------ set-up
+    def _cache_conditioning(self):
+        """Encode every caption once (captions are static here) and take the text encoders off the GPU."""
+        import torch
+
+        from .dataset import process_caption
+        import random
+
+        t = self.t
+        caps = []
+        seen = set()
+        for it in t.dataset.samples:
+            c = process_caption(it.caption, t.args, 1, random.Random(0))
+            if c not in seen:
+                seen.add(c)
+                caps.append(c)
+        for i in range(0, len(caps), 16):
+            t._encode(caps[i:i + 16])
+        if self.cuda:
+            for te in t.model.text_encoders:
+                te.to("cpu")
+            torch.cuda.empty_cache()
+        self._te_on_device = not self.cuda
+
+    def _latents_to_device(self):
+        items = list({id(it): it for it in self.t.dataset.samples}.values())
+        total = sum(x.numel() * x.element_size() for it in items
+                    for x in (it.latents, it.latents_flipped) if x is not None)
+        if total > MAX_GPU_LATENT_BYTES:
+            return
+        for it in items:
+            if it.latents is not None:
+                it.latents = it.latents.to(self.dev)
+            if it.latents_flipped is not None:
+                it.latents_flipped = it.latents_flipped.to(self.dev)
+
+    def _assign_grads(self):
+        for p, g in zip(self.params, self._grad_views):
+            p.grad = g
+
+    def _prepare_optimizer(self):
+        """Fused/capturable AdamW flags, set at the first step (after a `resume` may have replaced the groups)."""
+        import torch
+
+        if self.fused:
+            for g in self.inner_opt.param_groups:
+                g["fused"] = True
+                g["foreach"] = None
+                g["capturable"] = True
+            # a resumed state holds its step counts on the CPU; fused/capturable AdamW wants them on the device
+            for st in self.inner_opt.state.values():
+                if "step" in st and torch.is_tensor(st["step"]) and st["step"].device != self.dev:
+                    st["step"] = st["step"].to(self.dev, torch.float32)
+        self._assign_grads()
+        self._opt_ready = True
+
+    # ------------------------------------------------------------ the step
+    def _encode(self, captions):
+        t = self.t
+        if not self._te_on_device and not all(c in t.cond_cache for c in captions):
+            for te in t.model.text_encoders:  # a caption we did not see at set-up: encode it the slow way
+                te.to(self.dev)
+            try:
+                return t._encode(captions)
+            finally:
+                for te in t.model.text_encoders:
+                    te.to("cpu")
+        return t._encode(captions)
+
+    def _device_step(self, latents, ctx, pooled, time_ids, weights):
+        """One optimizer step from device tensors; no host sync (captured in a CUDA graph)."""
+        import torch
+
+        if self.compute is not None:
+            self.compute.copy_(self.master)
+            self.compute_grad.zero_()
+        else:
+            self.master_grad.zero_()
+        loss = self.t._forward_loss(latents, ctx, pooled, time_ids, weights)
+        loss.backward()
+        if self.compute is not None:
+            self.master_grad.copy_(self.compute_grad)
+        if self.max_grad_norm:
+            # torch.nn.utils.clip_grad_norm_ over all LoRA grads, on the one flat buffer
+            norm = torch.linalg.vector_norm(self.master_grad)
+            self.master_grad.mul_(torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0))
+        self.inner_opt.step()
+        return loss.detach()
+
+    def _eager(self, inputs, side_stream: bool):
+        import torch
+
+        if not side_stream:
+            return self._device_step(*inputs)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            loss = self._device_step(*inputs)
+        torch.cuda.current_stream().wait_stream(s)
+        return loss
+
+    def _capture(self, inputs):
+        import torch
+
+        static = [x.clone() if x is not None else None for x in inputs]
+        groups = self.inner_opt.param_groups
+        if self._lr_tensors is None:
+            self._lr_tensors = [torch.zeros((), dtype=torch.float32, device=self.dev) for _ in groups]
+        floats = [g["lr"] for g in groups]
+        for g, lt in zip(groups, self._lr_tensors):
+            lt.fill_(float(g["lr"]))
+            g["lr"] = lt
+        graph = torch.cuda.CUDAGraph()
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        torch.cuda.synchronize()
+        try:
+            with torch.cuda.graph(graph, pool=self._pool):
+                out = self._device_step(*static)
+        finally:
+            for g, f in zip(groups, floats):
+                g["lr"] = f
+        return {"graph": graph, "inputs": static, "loss": out}
+
+    def step(self, batch, epoch, rng):
+        """One training step (host inputs, then the device step as a graph replay or eagerly), then the LR
+        scheduler; returns the loss (0-dim device tensor)."""
+        import time
+
+        import torch
+
+        t = self.t
+        if not self._opt_ready:
+            self._prepare_optimizer()
+        latents, captions, time_ids, weights = t._batch_inputs(batch, epoch, rng)
+        ctx, pooled = self._encode(captions)
+        inputs = (latents, ctx, pooled, time_ids, weights)
+        if self.graphs:
+            key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in inputs)
+            g = self._graphs.get(key)
+            if g is None:
+                n = self._seen.get(key, 0)
+                self._seen[key] = n + 1
+                if n < WARMUP_STEPS or len(self._graphs) >= MAX_GRAPHS:
+                    loss = self._eager(inputs, side_stream=True)
+                else:
+                    t0 = time.perf_counter()
+                    try:
+                        g = self._capture(inputs)
+                    except Exception as e:  # a capture failure must not end the run: go on eagerly
+                        print(f"WARNING CUDA graph capture failed ({type(e).__name__}: {e}); "
+                              f"eager steps from now on", file=sys.stderr, flush=True)
+                        self.graphs = False
+                        self._assign_grads()
+                        torch.cuda.synchronize()
+                        loss = self._eager(inputs, side_stream=False)
+                    else:
+                        self._graphs[key] = g
+                        _log(f"CUDA graph captured for batch shape {tuple(latents.shape)} in "
+                             f"{time.perf_counter() - t0:.2f} s")
+            if g is not None:
+                for dst, src in zip(g["inputs"], inputs):
+                    if dst is not None:
+                        dst.copy_(src, non_blocking=True)
+                for grp, lt in zip(self.inner_opt.param_groups, self._lr_tensors):
+                    lt.fill_(float(grp["lr"]))
+                g["graph"].replay()
+                loss = g["loss"]
+        else:
+            loss = self._eager(inputs, side_stream=False)
+        t.scheduler.step()
+        self.steps += 1
+        for h in STEP_HOOKS:
+            h(self, "step")
+        return loss
