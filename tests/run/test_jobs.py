@@ -180,3 +180,24 @@ def test_three_presses_without_blocking_end_a_deaf_trainer(state_dir):
     wait_for(lambda: not job.is_alive(), timeout=3)
     assert not alive(trainer) and job.state["status"] == "killed" and job.exit_code == -9
     assert job.request_stop() is None
+
+
+def _helper_pid(job):
+    wait_for(lambda: "helper:" in job.log_path.read_text(), timeout=10)
+    return int(job.log_path.read_text().split("helper:")[1].split()[0])
+
+
+def test_stop_also_ends_a_descendant_that_left_the_process_group(state_dir):
+    job = start_job(fake("setsid_grandchild.py", "wait"), state_dir=state_dir)
+    helper = _helper_pid(job)
+    assert _pgid(helper) != job.refresh()["pgid"]
+    assert helper in {p.pid for p in job.members()}
+    result = job.stop(grace_s=5)
+    assert result.exited and not alive(helper)
+
+
+def test_trainer_exit_cleans_up_a_descendant_that_left_the_group(state_dir):
+    job = start_job(fake("setsid_grandchild.py", "exit"), state_dir=state_dir)
+    helper = _helper_pid(job)
+    assert job.wait(timeout=10) == 0 and job.state["status"] == "done"
+    wait_for(lambda: not alive(helper), timeout=5)  # orphaned to the supervisor (subreaper), then ended by it
