@@ -694,7 +694,8 @@ class Trainer:
                             "step": global_step, "total": self.max_train_steps, "epoch": epoch + 1,
                             "epochs": self.num_epochs, "loss": round(last_loss, 6), "avr_loss": round(avr, 6),
                             "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None,
-                            "it_per_s": round((global_step - s0) / el, 4) if el > 0 else None}))
+                            "it_per_s": round((global_step - s0) / el, 4) if el > 0 else None,
+                            **self._gpu_memory()}))
                     if args.save_every_n_steps and global_step % int(args.save_every_n_steps) == 0 \
                             and global_step < self.max_train_steps:
                         name = args.output_name or "at"
@@ -735,6 +736,15 @@ class Trainer:
             return EXIT_INTERRUPTED
         out("model saved.")
         return 0
+
+    @staticmethod
+    def _gpu_memory() -> dict:
+        """{"max_memory_gib": peak CUDA memory allocated by this process} on a GPU, {} on CPU."""
+        import torch
+
+        if not torch.cuda.is_available():
+            return {}
+        return {"max_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3)}
 
     def _scale_weight_norms(self, max_norm: float):
         """`--scale_weight_norms` (spec §4.3 step 11): shrink modules whose ΔW norm exceeds `max_norm`.
