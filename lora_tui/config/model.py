@@ -355,6 +355,22 @@ class TrainingConfig(BaseModel):
             "--main_process_port"
         ),
     )
+    # Not kohya_ss fields (kohya_ss users type them into extra_accelerate_launch_args): a multi-node run needs
+    # them, and as fields they are validated (rank < machines, an address given) before Start.
+    machine_rank: int = F(
+        0, "Accelerate", "Machine rank", launch="--machine_rank", toml=None,
+        help=(
+            "This machine's rank in a multi-node run: 0 on the machine at main_process_ip, 1..num_machines-1 on "
+            "the others. accelerate launch --machine_rank"
+        ),
+    )
+    main_process_ip: str = F(
+        "", "Accelerate", "Main process IP", launch="--main_process_ip", toml=None,
+        help=(
+            "Address of the rank-0 machine, reachable from every machine (multi-node runs only). accelerate launch "
+            "--main_process_ip"
+        ),
+    )
     dynamo_backend: str = F(
         "no",
         "Accelerate",

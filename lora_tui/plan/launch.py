@@ -248,48 +248,177 @@ def find_accelerate(settings: AppSettings) -> list[str]:
     return [settings.python or sys.executable, "-m", "accelerate.commands.launch"]
 
 
-def _flag_names(tokens: list[str]) -> set[str]:
-    return {t.split("=", 1)[0] for t in tokens if t.startswith("--")}
+# accelerate launch options that take no value (its parser's store_true actions); any other option takes the
+# next token, or its ``=value``.
+_ACCELERATE_BOOL_FLAGS = frozenset({
+    "--cpu", "--debug", "--dynamo_use_dynamic", "--dynamo_use_fullgraph", "--dynamo_use_regional_compilation",
+    "--enable_cpu_affinity", "--module", "--multi_gpu", "--no_python", "--quiet", "--same_network", "--tpu",
+    "--tpu_cluster", "--tpu_use_sudo", "--use_deepspeed", "--use_fsdp", "--use_megatron_lm",
+    "--use_parallelism_config", "-m", "-q",
+})
+_SHORT = {"-m": "--module", "-q": "--quiet"}
+
+
+@dataclass(frozen=True)
+class LaunchOption:
+    """One ``accelerate launch`` option: ``flag`` normalised (``--num-processes`` → ``--num_processes``),
+    ``value`` (None for a flag without one), ``tokens`` as written, ``field`` the config field it comes from
+    ("" for a token of ``extra_accelerate_launch_args``)."""
+
+    flag: str
+    value: Optional[str]
+    tokens: tuple[str, ...]
+    field: str = ""
+
+
+def normalise_flag(flag: str) -> str:
+    """accelerate accepts ``-`` or ``_`` inside option names; ``--num-processes`` → ``--num_processes``."""
+    flag = _SHORT.get(flag, flag)
+    return "--" + flag[2:].replace("-", "_") if flag.startswith("--") else flag
+
+
+def parse_launch_tokens(tokens: list[str], field_name: str = "extra_accelerate_launch_args") -> list[LaunchOption]:
+    """Group shell-split ``accelerate launch`` tokens into options: ``--flag=value``, ``--flag value`` (the next
+    token, unless it is an option or the flag is one of accelerate's value-less flags) or ``--flag``. A token that
+    is not an option and follows none becomes an option with an empty ``flag`` (the rules report it)."""
+    out: list[LaunchOption] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("-") and len(tok) > 1:
+            name, eq, value = tok.partition("=")
+            flag = normalise_flag(name)
+            if eq:
+                out.append(LaunchOption(flag, value, (tok,), field_name))
+            elif (flag not in _ACCELERATE_BOOL_FLAGS and i + 1 < len(tokens)
+                  and not tokens[i + 1].startswith("--")):
+                out.append(LaunchOption(flag, tokens[i + 1], (tok, tokens[i + 1]), field_name))
+                i += 1
+            else:
+                out.append(LaunchOption(flag, None, (tok,), field_name))
+        else:
+            out.append(LaunchOption("", tok, (tok,), field_name))
+        i += 1
+    return out
+
+
+def gpu_id_list(text: str) -> Optional[list[str]]:
+    """``"0, 1"`` → ``["0", "1"]``; ``""`` or ``"all"`` → None (every GPU). Items are returned as written
+    (stripped), so a caller can report the ones that are not device numbers."""
+    text = (text or "").strip()
+    if not text or text.lower() == "all":
+        return None
+    return [p.strip() for p in text.split(",")]
+
+
+@dataclass
+class AccelerateLaunch:
+    """The accelerate part of a launch, as :func:`accelerate_launch` resolves it.
+
+    ``options``: the tokens between ``launch`` and the script, each flag once (a flag also given in
+    ``extra_accelerate_launch_args`` is taken from there). ``env``: variables the launch adds to the trainer's
+    environment. ``own``: the options the fields produce (before the merge), ``extra``: the parsed extra options,
+    ``cpu``: the user asked for CPU processes (``--cpu`` among the extra options), ``processes``/``machines``:
+    ``num_processes``/``num_machines`` as launched, ``notes``: what was adjusted."""
+
+    options: list[str]
+    env: dict[str, str]
+    own: list[LaunchOption]
+    extra: list[LaunchOption]
+    cpu: bool
+    processes: int
+    machines: int
+    notes: list[str] = field(default_factory=list)
+
+
+def accelerate_launch(cfg: TrainingConfig) -> AccelerateLaunch:
+    """Resolve the accelerate settings of ``cfg`` into ``accelerate launch`` options and environment.
+
+    Order as kohya_ss (spec §5.1): dynamo options, the extra tokens, ``--gpu_ids``, the multi-node options, then
+    ``--mixed_precision``, ``--multi_gpu``, ``--num_processes``, ``--num_machines``,
+    ``--num_cpu_threads_per_process``. Where we differ from kohya_ss: ``--dynamo_backend`` is always written (so
+    a user-level accelerate config cannot switch torch.compile on behind the form) but its mode/fullgraph/dynamic
+    only with a backend; ``--multi_gpu`` is written whenever more than one process is launched (accelerate refuses
+    it for one process, and without it a multi-process run is not distributed); ``--gpu_ids`` is written without
+    spaces; multi-node runs (``num_machines`` > 1) get ``--machine_rank``, ``--main_process_ip`` and
+    ``--main_process_port``.
+
+    CPU processes (``--cpu`` in ``extra_accelerate_launch_args``): with one process ``--cpu`` is passed as is;
+    with several, ``accelerate launch --cpu`` would start only one (its simple launcher spawns a single process
+    unless MPI is set up), so the launch uses the torchrun launcher (``--multi_gpu``) and sets
+    ``ACCELERATE_USE_CPU=true``, which makes each rank's ``Accelerator`` join a gloo process group on the CPU.
+    Raises :class:`LaunchError` when ``extra_accelerate_launch_args`` does not split.
+    """
+    extra = parse_launch_tokens(split_args(cfg.extra_accelerate_launch_args, "extra_accelerate_launch_args"))
+    cpu = any(o.flag == "--cpu" for o in extra)
+    processes = max(1, int(cfg.num_processes or 1))
+    machines = max(1, int(cfg.num_machines or 1))
+    notes: list[str] = []
+    env: dict[str, str] = {}
+    own: list[LaunchOption] = []
+
+    def opt(flag: str, value: Any, field_name: str) -> None:
+        tokens = (flag,) if value is None else (flag, str(value))
+        own.append(LaunchOption(flag, None if value is None else str(value), tokens, field_name))
+
+    backend = cfg.dynamo_backend or "no"
+    opt("--dynamo_backend", backend, "dynamo_backend")
+    if backend != "no":
+        if cfg.dynamo_mode:
+            opt("--dynamo_mode", cfg.dynamo_mode, "dynamo_mode")
+        if cfg.dynamo_use_fullgraph:
+            opt("--dynamo_use_fullgraph", None, "dynamo_use_fullgraph")
+        if cfg.dynamo_use_dynamic:
+            opt("--dynamo_use_dynamic", None, "dynamo_use_dynamic")
+    n_dynamo = len(own)
+    ids = gpu_id_list(cfg.gpu_ids)
+    if ids is not None:
+        if cpu:
+            notes.append("gpu_ids: not passed, the processes run on the CPU (--cpu)")
+        else:
+            opt("--gpu_ids", ",".join(ids), "gpu_ids")
+    if machines > 1:
+        opt("--machine_rank", int(cfg.machine_rank or 0), "machine_rank")
+        if cfg.main_process_ip.strip():
+            opt("--main_process_ip", cfg.main_process_ip.strip(), "main_process_ip")
+    if cfg.main_process_port and cfg.main_process_port > 0:
+        opt("--main_process_port", int(cfg.main_process_port), "main_process_port")
+    if cfg.mixed_precision:
+        opt("--mixed_precision", cfg.mixed_precision, "mixed_precision")
+    if processes > 1:
+        opt("--multi_gpu", None, "multi_gpu" if cfg.multi_gpu else "num_processes")
+    elif cfg.multi_gpu:
+        notes.append("multi_gpu: not passed, it needs num_processes of 2 or more (accelerate refuses it for one)")
+    opt("--num_processes", processes, "num_processes")
+    opt("--num_machines", machines, "num_machines")
+    if cfg.num_cpu_threads_per_process and cfg.num_cpu_threads_per_process > 0:
+        opt("--num_cpu_threads_per_process", int(cfg.num_cpu_threads_per_process), "num_cpu_threads_per_process")
+
+    if cpu and processes > 1:
+        extra_used = [o for o in extra if o.flag != "--cpu"]
+        env["ACCELERATE_USE_CPU"] = "true"
+        notes.append(f"--cpu with {processes} processes: launched through torchrun (--multi_gpu) with "
+                     f"ACCELERATE_USE_CPU=true, so the processes train together over gloo on the CPU")
+    else:
+        extra_used = list(extra)
+    given = {o.flag for o in extra_used}
+    out: list[str] = []
+    for o in own[:n_dynamo]:
+        if o.flag not in given:
+            out.extend(o.tokens)
+    for o in extra_used:
+        out.extend(o.tokens)
+    for o in own[n_dynamo:]:
+        if o.flag not in given:
+            out.extend(o.tokens)
+    return AccelerateLaunch(options=out, env=env, own=own, extra=extra, cpu=cpu, processes=processes,
+                            machines=machines, notes=notes)
 
 
 def accelerate_options(cfg: TrainingConfig) -> list[str]:
-    """``accelerate launch`` options in kohya_ss order (spec §5.1), each at most once: a flag given in
-    ``extra_accelerate_launch_args`` replaces ours."""
-    extra = split_args(cfg.extra_accelerate_launch_args, "extra_accelerate_launch_args")
-    taken = _flag_names(extra)
-    out: list[str] = []
-
-    def opt(flag: str, value: Any = None) -> None:
-        if flag in taken:
-            return
-        out.append(flag)
-        if value is not None:
-            out.append(str(value))
-
-    if cfg.dynamo_backend and cfg.dynamo_backend != "no":
-        opt("--dynamo_backend", cfg.dynamo_backend)
-        if cfg.dynamo_mode:
-            opt("--dynamo_mode", cfg.dynamo_mode)
-        if cfg.dynamo_use_fullgraph:
-            opt("--dynamo_use_fullgraph")
-        if cfg.dynamo_use_dynamic:
-            opt("--dynamo_use_dynamic")
-    out.extend(extra)
-    if cfg.gpu_ids.strip():
-        opt("--gpu_ids", cfg.gpu_ids.strip())
-    if cfg.main_process_port and cfg.main_process_port > 0:
-        opt("--main_process_port", int(cfg.main_process_port))
-    if cfg.mixed_precision:
-        opt("--mixed_precision", cfg.mixed_precision)
-    if cfg.multi_gpu:
-        opt("--multi_gpu")
-    if cfg.num_processes and cfg.num_processes > 0:
-        opt("--num_processes", int(cfg.num_processes))
-    if cfg.num_machines and cfg.num_machines > 0:
-        opt("--num_machines", int(cfg.num_machines))
-    if cfg.num_cpu_threads_per_process and cfg.num_cpu_threads_per_process > 0:
-        opt("--num_cpu_threads_per_process", int(cfg.num_cpu_threads_per_process))
-    return out
+    """The ``accelerate launch`` options of ``cfg`` (see :func:`accelerate_launch`), each flag at most once.
+    Raises :class:`LaunchError` when ``extra_accelerate_launch_args`` does not split."""
+    return accelerate_launch(cfg).options
 
 
 def child_env(base: Optional[dict[str, str]] = None) -> dict[str, str]:
@@ -329,14 +458,18 @@ def build_launch(cfg: TrainingConfig, settings: Optional[AppSettings] = None,
     toml_path = _unique(out_dir / f"config_lora-{stamp}.toml")
     json_path = _unique(out_dir / f"{cfg.output_name}_{stamp}.json")
     acc = find_accelerate(settings)
+    accel = accelerate_launch(cfg)
+    notes = notes + accel.notes
     argv = acc + (["launch"] if len(acc) == 1 else [])
-    argv += accelerate_options(cfg)
+    argv += accel.options
     argv += [str(Path(settings.sd_scripts_dir) / script_name(cfg)), "--config_file", str(toml_path)]
     argv += split_args(cfg.additional_parameters, "additional_parameters")
     sp = sample_prompts_path(cfg)
     if sp is not None and not sp.is_absolute():
         sp = cwd / sp
-    return Launch(argv=argv, toml_text=text, toml_path=toml_path, json_path=json_path, env=child_env(),
+    env = child_env()
+    env.update(accel.env)
+    return Launch(argv=argv, toml_text=text, toml_path=toml_path, json_path=json_path, env=env,
                   cwd=cwd, notes=notes, sample_prompts_path=sp, sample_prompts_text=cfg.sample_prompts)
 
 

@@ -206,7 +206,7 @@ def test_argv_shape_and_accelerate_flags_once(tmp_path):
     script = str(tmp_path / "my sd-scripts" / "sdxl_train_network.py")
     assert argv[argv.index(script) + 1:] == ["--config_file", str(tmp_path / "out dir" / "config_lora-20261129-101112.toml")]
     assert launch.json_path == tmp_path / "out dir" / "last_20261129-101112.json"
-    assert accelerate_options(TrainingConfig())[:2] == ["--mixed_precision", "fp16"]
+    assert accelerate_options(TrainingConfig())[:4] == ["--dynamo_backend", "no", "--mixed_precision", "fp16"]
 
 
 def test_accelerate_found_next_to_the_interpreter_without_activation(tmp_path):
