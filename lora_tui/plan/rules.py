@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
+from lora_tui.plan.rules_launch import launch_problems
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
 
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
@@ -679,6 +680,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: _trainer_rules(out, cfg, plan),
         lambda: _check_token_args(out, cfg, "additional_parameters", dashes=True),
         lambda: _check_token_args(out, cfg, "extra_accelerate_launch_args", dashes=True),
+        lambda: out.items.extend(launch_problems(cfg, settings)),
         lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_g(cfg, "network_args"),
                                                                                           str) else None,
         lambda: _range_rules(out, cfg),
