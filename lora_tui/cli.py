@@ -142,18 +142,21 @@ def _plan(cfg: Any, settings: Any) -> tuple[Any, list[Any]]:
 
 def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     """What Start would do, as the ``lora-tui print --json`` object: ``argv``, ``config_toml``, ``settings``,
-    ``steps`` (or null), ``problems`` (``{field, severity, message}``), ``notes``. Writes nothing."""
+    ``steps`` (or null), ``problems`` (``{field, severity, message}``), ``notes``, ``env`` (the variables the
+    launch sets beyond the usual output settings, e.g. ``ACCELERATE_USE_CPU`` for CPU processes). Writes nothing."""
     from lora_tui.config.kohya_json import config_to_dict
-    from lora_tui.plan.launch import LaunchError, build_launch
+    from lora_tui.plan.launch import LaunchError, accelerate_launch, build_launch
 
     steps, problems = _plan(cfg, settings)
     probs = [{"field": p.field, "severity": p.severity, "message": p.message} for p in problems]
     argv: list[str] = []
     toml = ""
     notes: list[str] = []
+    env: dict[str, str] = {}
     try:
         launch = build_launch(cfg, settings)
         argv, toml, notes = launch.argv, launch.toml_text, launch.notes
+        env = accelerate_launch(cfg).env
     except LaunchError as exc:
         probs.append({"field": exc.field, "severity": "error", "message": exc.message})
     steps_obj = None
@@ -162,7 +165,7 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
         if getattr(steps, "summary", None):
             steps_obj["summary"] = steps.summary
     return {"argv": argv, "config_toml": toml, "settings": config_to_dict(cfg), "steps": steps_obj,
-            "problems": probs, "notes": notes}
+            "problems": probs, "notes": notes, "env": env}
 
 
 def _out(text: str) -> None:
@@ -195,7 +198,8 @@ def cmd_print(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     else:
-        out = ["# command", shlex.join(info["argv"]), "", "# config TOML", info["config_toml"].rstrip("\n"), ""]
+        env = [f"{k}={v}" for k, v in sorted(info["env"].items())]
+        out = ["# command", shlex.join((["env"] + env if env else []) + info["argv"]), "", "# config TOML", info["config_toml"].rstrip("\n"), ""]
         if info["steps"]:
             out += ["# steps", info["steps"].get("summary") or json.dumps(info["steps"]), ""]
         out += ["# problems", _format_problems(info["problems"])]

@@ -2,6 +2,7 @@
 (processes, machines, GPU ids, extra launch options, the user-level accelerate config file)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -225,10 +226,12 @@ def test_cli_print_json_shows_the_cpu_launch_and_the_config_file_finding(tmp_pat
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"))
     res = subprocess.run([sys.executable, "-m", "lora_tui", "print", str(conf), "--json"], capture_output=True,
                          text=True, env=env, timeout=60)
-    import json
-
     out = json.loads(res.stdout)
     start = out["argv"].index("launch") + 1
     assert out["argv"][start:start + 7] == ["--dynamo_backend", "no", "--mixed_precision", "no", "--multi_gpu",
                                             "--num_processes", "2"]
+    assert out["env"] == {"ACCELERATE_USE_CPU": "true"}
     assert any("DEEPSPEED" in p["message"] and p["severity"] == "warning" for p in out["problems"])
+    text = subprocess.run([sys.executable, "-m", "lora_tui", "print", str(conf)], capture_output=True, text=True,
+                          env=env, timeout=60).stdout
+    assert text.split("\n")[1].startswith("env ACCELERATE_USE_CPU=true ")
