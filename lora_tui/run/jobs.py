@@ -138,6 +138,8 @@ class Job:
 
     @property
     def exit_code(self) -> int | None:
+        """The trainer's exit code as last read (subprocess style: -N = killed by signal N); ``None`` while it
+        runs or when nobody could record it."""
         return self.state.get("exit_code")
 
     @property
@@ -147,6 +149,7 @@ class Job:
 
     @property
     def stop_signals(self) -> list[str]:
+        """Names of the Stop signals sent so far, in order (e.g. ``["SIGINT", "SIGTERM"]``), by any process."""
         return [s.get("signal") for s in self.state.get("stop_signals", [])]
 
     def _processes(self) -> tuple[psutil.Process | None, psutil.Process | None]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lora_tui.run.jobs import Job, JobError, load_job, resolve_state_dir, running_jobs
-from lora_tui.run.statefile import read_json, update_json
+from lora_tui.run.statefile import read_json, try_locked, update_json
 
 QUEUE_FILE = "queue.json"
 FINAL = ("done", "failed", "stopped", "killed", "lost", "error", "skipped")
@@ -195,19 +195,24 @@ class QueueRunner:
                                    ended=job.state.get("end_time") or time.time(),
                                    message=exit_hint(job.exit_code, job.failure_exception(),
                                                      stopped=bool(job.stop_signals)))
-        if self.paused:
+        if self.paused or self.queue.next_pending() is None:
             return None
-        item = self.queue.next_pending()
-        if item is None:
-            return None
-        if self.exclusive and running_jobs(state_dir=self.queue.state_dir):
-            return None
-        try:
-            job = self.launch(item)
-        except Exception as exc:  # a bad snapshot must not stop the queue: record it and go on next tick
-            return self.queue.mark(item.id, "error", message=f"{type(exc).__name__}: {exc}", ended=time.time())
-        self.current = job
-        return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
+        # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking.
+        with try_locked(self.queue.path.with_name(QUEUE_FILE + ".start")) as mine:
+            if not mine or self.queue.running() is not None:
+                return None
+            item = self.queue.next_pending()
+            if item is None:
+                return None
+            if self.exclusive and running_jobs(state_dir=self.queue.state_dir):
+                return None
+            try:
+                job = self.launch(item)
+            except Exception as exc:  # a bad snapshot must not stop the queue: record it, go on next tick
+                return self.queue.mark(item.id, "error", message=f"{type(exc).__name__}: {exc}",
+                                       ended=time.time())
+            self.current = job
+            return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
 
     def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None) -> list[QueueItem]:
         """Block until no pending or running item is left; returns the final item list. ``on_event`` is called

@@ -1,6 +1,8 @@
 """The queue with real jobs (fake trainers) and a restart in the middle."""
 from __future__ import annotations
 
+import time
+
 from run_helpers import fake
 from lora_tui.run.jobs import start_job
 from lora_tui.run.queue import Queue, QueueRunner
@@ -74,3 +76,28 @@ def test_enqueue_snapshots_a_training_config(state_dir):
     cfg.network_dim = 64  # editing the form afterwards does not change the queued run
     stored = Queue(state_dir=state_dir).get(item.id)
     assert stored.label == "face_v1" and stored.config["network_dim"] == 16 and stored.status == "pending"
+
+
+def test_two_runners_on_one_queue_never_start_two_items_at_once(state_dir, tmp_path):
+    import threading
+
+    q = Queue(state_dir=state_dir)
+    for _ in range(3):
+        q.add({"fake": ["fail_after.py", "0.3"]})
+    runners = [QueueRunner(Queue(state_dir=state_dir), launch=launcher_for(state_dir, tmp_path)) for _ in range(2)]
+    overlaps = []
+
+    def watch():
+        while any(i.status in ("pending", "running") for i in q.items()):
+            overlaps.append(sum(i.status == "running" for i in q.items()))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    threads = [threading.Thread(target=r.run_all, kwargs={"poll_s": 0.01}) for r in runners]
+    for t in threads + [watcher]:
+        t.start()
+    for t in threads + [watcher]:
+        t.join(timeout=60)
+    assert [i.status for i in q.items()] == ["failed"] * 3
+    assert max(overlaps) == 1
+    assert len({i.job_id for i in q.items()}) == 3
