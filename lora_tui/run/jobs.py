@@ -316,15 +316,18 @@ class Job:
             self.state = update_json(self.state_path, record)
         return sent
 
-    def request_stop(self) -> str | None:
+    def request_stop(self, grace_s: float | None = None) -> str | None:
         """Non-blocking Stop press (safe on an event loop): SIGINT to the group the first time, SIGTERM on the
         next press, SIGKILL of every process but the supervisor (which then records the exit) after that.
-        Returns the signal name sent (``None`` if the job had already ended)."""
+        Returns the signal name sent (``None`` if the job had already ended). ``grace_s``: the caller's grace time,
+        recorded so the supervisor waits as long for a trainer still saving after its launcher quit."""
         if not self.is_alive():
             return None
         sent = self.stop_signals
         if "SIGINT" not in sent:
             sig = signal.SIGINT
+            if grace_s is not None:
+                self.state = update_json(self.state_path, lambda d: d.update(stop_grace_s=float(grace_s)))
         elif "SIGTERM" not in sent:
             sig = signal.SIGTERM
         else:
