@@ -88,6 +88,15 @@ def _validate(args, script: str) -> None:
         msgs.append("v2 is not valid for SDXL (sdxl_train_network.py)")
     if args.cache_latents and (args.random_crop or args.color_aug):
         msgs.append("cache_latents cannot be combined with random_crop; turn one off")
+    if args.network_weights and not Path(args.network_weights).is_file():
+        msgs.append(f"network_weights: {args.network_weights} does not exist")
+    if args.resume and not Path(args.resume).is_dir():
+        msgs.append(f"resume: {args.resume} is not a folder (give a <name>-state folder written with save_state)")
+    for name in ("sample_every_n_steps", "sample_every_n_epochs"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            print(f"WARNING {name} {v} <= 0: no samples on that schedule", file=sys.stderr, flush=True)
+            setattr(args, name, None)
     if (args.lr_scheduler or "constant") == "constant" and args.lr_warmup_steps:
         msgs.append("lr_warmup_steps must be 0 with lr_scheduler constant; use constant_with_warmup")
     step_div = 32 if script == "sdxl_train_network" else 64
@@ -658,6 +667,8 @@ class Trainer:
         t0, s0 = time.time(), global_step
         interrupted = False
         self.network.train()
+        if args.sample_at_first and args.sample_prompts:
+            self._sample(0, global_step)
         for epoch in range(first_epoch, self.num_epochs):
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
             batches = self.dataset.batches(epoch, self.dataset_seed)
@@ -708,6 +719,9 @@ class Trainer:
                             old -= old % n
                             if old > 0:
                                 self._remove(f"{name}-step{old:08d}")
+                    if args.sample_every_n_steps and not args.sample_every_n_epochs and args.sample_prompts \
+                            and global_step % int(args.sample_every_n_steps) == 0:
+                        self._sample(None, global_step)
                     if self.interrupt.signum is not None:
                         interrupted = True
                         break
@@ -715,6 +729,8 @@ class Trainer:
                     break
             if interrupted or global_step >= self.max_train_steps and epoch + 1 < self.num_epochs:
                 break
+            if args.sample_every_n_epochs and args.sample_prompts and (epoch + 1) % int(args.sample_every_n_epochs) == 0:
+                self._sample(epoch + 1, global_step)
             if args.save_every_n_epochs and (epoch + 1) % int(args.save_every_n_epochs) == 0 \
                     and epoch + 1 < self.num_epochs:
                 name = args.output_name or "epoch"
@@ -736,6 +752,24 @@ class Trainer:
             return EXIT_INTERRUPTED
         out("model saved.")
         return 0
+
+    def _sample(self, epoch: int | None, step: int) -> None:
+        """Sample images with the current LoRA (see `sampling.py`); text encoders are brought to the device
+        for it and put back where they were."""
+        from .sampling import sample_images
+
+        if not self.acc.is_main_process:
+            return
+        homes = [next(te.parameters()).device for te in self.model.text_encoders]
+        for te in self.model.text_encoders:
+            te.to(self.acc.device)
+        try:
+            sample_images(self, epoch, step)
+        except (ValueError, OSError) as e:
+            print(f"ERROR: sample images skipped: {e}", file=sys.stderr, flush=True)
+        finally:
+            for te, dev in zip(self.model.text_encoders, homes):
+                te.to(dev)
 
     @staticmethod
     def _gpu_memory() -> dict:

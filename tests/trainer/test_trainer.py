@@ -330,3 +330,30 @@ def test_empty_dataset(tmp_path, tiny_sdxl_ckpt):
 def test_missing_config_file(tmp_path):
     r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", tmp_path / "none.toml"])
     assert r.returncode == 1 and "none.toml not found" in r.stderr
+
+
+# ------------------------------------------------------------------ continuing from a LoRA, samples, loss options
+def test_network_weights_samples_and_loss_options(tmp_path, sd15_run, tiny_sd15_ckpt, dataset):
+    _, out15 = sd15_run
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("demo person, photo --w 64 --h 64 --s 2 --d 7\n# a comment\n"
+                       "demo person --n blurry --w 64 --h 72 --s 2 --ss euler_a --l 5\n")
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "cont", "--max_train_epochs", "1", "--learning_rate", "1e-3",
+              "--network_weights", out15 / "sd15.safetensors", "--dim_from_weights",
+              "--sample_prompts", prompts, "--sample_every_n_epochs", "1", "--sample_at_first",
+              "--min_snr_gamma", "5", "--noise_offset", "0.05", "--seed", "3"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"load network weights from {out15 / 'sd15.safetensors'}: missing 0, unexpected 0" in r.stdout
+    samples = sorted(p.name for p in (out / "sample").iterdir())
+    assert len(samples) == 4 and all(n.startswith("cont_e00000") and n.endswith(".png") for n in samples)
+    assert [n for n in samples if n.endswith("_7.png")] == [samples[0], samples[2]]  # --d 7 names the seed
+    from PIL import Image
+    with Image.open(out / "sample" / samples[1]) as im:
+        assert im.size == (64, 72)
+    header, meta, _ = _lora(out / "cont.safetensors")
+    base_header, _, _ = _lora(out15 / "sd15.safetensors")
+    assert set(header) == set(base_header)  # same modules, ranks taken from the file (dim_from_weights)
+    assert meta["ss_min_snr_gamma"] == "5.0" and meta["ss_noise_offset"] == "0.05" and meta["ss_network_dim"] == "3"
