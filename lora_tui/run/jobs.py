@@ -286,7 +286,15 @@ class Job:
     def send(self, sig: int, include_supervisor: bool = True) -> bool:
         """Send ``sig`` to the process group and to members outside it; record it in the state for Stop
         signals (INT/TERM/KILL). Returns False when no process was there to receive it."""
-        self.refresh()
+        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            # Recorded before it is sent: the supervisor reads this when the trainer (or its launcher) exits, to
+            # tell a Stop from a crash and to wait for a trainer still saving.
+            name = _signame(sig)
+
+            def record(d: dict) -> None:
+                d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
+
+            self.state = update_json(self.state_path, record)
         pgid = self.state.get("pgid")
         supervisor = self._processes()[0]
         targets = self.members()
@@ -307,13 +315,6 @@ class Job:
                 sent = True
             except psutil.Error:
                 pass
-        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            name = _signame(sig)
-
-            def record(d: dict) -> None:
-                d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
-
-            self.state = update_json(self.state_path, record)
         return sent
 
     def request_stop(self, grace_s: float | None = None) -> str | None:
@@ -389,7 +390,7 @@ class Job:
         self.send(signal.SIGKILL, include_supervisor=False)
         if not wait:
             if self._processes()[0] is None:  # no supervisor left to record it
-                self._mark_lost()
+                self.state = update_json(self.state_path, _record_killed)
             return  # the supervisor records the exit within moments; is_alive() shows it
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and self.state.get("end_time") is None:
@@ -410,13 +411,7 @@ class Job:
                     self._popen.wait(timeout=2)
                 except subprocess.TimeoutExpired:
                     pass
-
-            def killed(d: dict) -> None:
-                if d.get("end_time") is None:
-                    d.update(end_time=time.time(), exit_code=-signal.SIGKILL)
-                d["status"] = "killed"
-
-            self.state = update_json(self.state_path, killed)
+            self.state = update_json(self.state_path, _record_killed)
 
     def _finish_leftovers(self, result: StopResult) -> None:
         """Wait (≤5 s) for the supervisor's cleanup, then SIGKILL anything still alive."""
@@ -444,6 +439,12 @@ class Job:
         sent = " → ".join(result.signals) if result.signals else "no signal needed"
         result.message = f"{what} ({sent}); exit code {code}"
         return result
+
+
+def _record_killed(d: dict) -> None:
+    if d.get("end_time") is None:
+        d.update(end_time=time.time(), exit_code=-signal.SIGKILL)
+    d["status"] = "killed"
 
 
 def _pgid(pid: int) -> int | None:
