@@ -111,14 +111,15 @@ class LogFollower:
         batch.more = not drained
         if finished and drained:
             lines.extend(self.splitter.close())
-        lines = self._unglue(lines)
         changed = False
         if self.splitter.overwritten:
-            # intermediate bar states (upstream sd-scripts has no machine lines): the loss curve on replay
+            # intermediate bar states (upstream sd-scripts has no machine lines): the loss curve on replay.
+            # They precede the completed lines' final states, so they go in first (the history keeps steps rising).
             for seg in self.splitter.overwritten:
                 if "steps:" in seg:
                     changed |= self.progress.feed_live(seg)
             self.splitter.overwritten.clear()
+        lines = self._unglue(lines)
         batch.progress_changed = self.progress.feed_lines(lines) or changed
         if self.hide_machine_lines:
             # LORA_TUI_PROGRESS/SAVED lines are for us, not for the reader: parsed above, not shown
