@@ -30,6 +30,7 @@ class ImageItem:
     resized: tuple[int, int] = (0, 0)
     latents: object = None
     latents_flipped: object = None
+    opts: object = None  # per-subset options (flip_aug, random_crop, caption options); the args in CLI mode
 
 
 @dataclass
@@ -175,22 +176,13 @@ class Dataset:
         return sum(math.ceil(len(v) / self.batch_size) for v in self.buckets.values())
 
 
-def build_dataset(args, warn) -> Dataset:
-    """Scan `train_data_dir`/`reg_data_dir`, balance reg images (§2.7) and bucket (§2.8) per `args`.
-
-    Raises DatasetError when no training image is found (sd-scripts exits 0 there; we make it an error so a
-    run that trains nothing is not reported as a success)."""
-    ext = args.caption_extension if args.caption_extension else ".caption"
-    if getattr(args, "caption_extention", None):
-        ext = args.caption_extention
-    train = scan_folder(args.train_data_dir, False, ext, warn)
-    reg = scan_folder(args.reg_data_dir, True, ext, warn)
-    if not args.train_data_dir:
-        raise DatasetError("train_data_dir is not set; give the folder that holds the N_name image folders")
+def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, bucket, warn, where: str) -> Dataset:
+    """Balance reg images against the train count (§2.7) and bucket (§2.8) one dataset. `bucket` holds
+    enable_bucket, bucket_no_upscale, min_bucket_reso, max_bucket_reso, bucket_reso_steps."""
     num_train = sum(len(s.items) * s.repeats for s in train)
     if num_train == 0:
-        raise DatasetError(f"No data found in train_data_dir {args.train_data_dir}: it must be the parent of "
-                           f"folders named like '10_name' that contain images (.png .jpg .jpeg .webp .bmp)")
+        raise DatasetError(f"No data found in {where}: it must be the parent of folders named like '10_name' "
+                           f"that contain images (.png .jpg .jpeg .webp .bmp)")
     samples: list[ImageItem] = []
     for s in train:
         for it in s.items:
@@ -214,18 +206,17 @@ def build_dataset(args, warn) -> Dataset:
             i += 1
         samples += reg_samples
 
-    reso = parse_resolution(args.resolution)
-    step = int(args.bucket_reso_steps)
+    step = int(bucket.bucket_reso_steps)
     items = {id(it): it for it in samples}.values()
-    if args.enable_bucket and not args.bucket_no_upscale:
-        mn = int(args.min_bucket_reso) // step * step
-        mx = -(-int(args.max_bucket_reso) // step) * step
+    if bucket.enable_bucket and not bucket.bucket_no_upscale:
+        mn = int(bucket.min_bucket_reso) // step * step
+        mx = -(-int(bucket.max_bucket_reso) // step) * step
         if min(reso) < mn or max(reso) > mx:
             raise DatasetError(f"resolution {reso} must lie within min_bucket_reso {mn} and max_bucket_reso {mx}")
         bl = make_bucket_resolutions(reso, mn, mx, step)
         for it in items:
             it.bucket, it.resized = assign_bucket(it.size, bl)
-    elif args.enable_bucket:
+    elif bucket.enable_bucket:
         for it in items:
             it.bucket, it.resized = assign_no_upscale(it.size, reso[0] * reso[1], step)
     else:
@@ -235,7 +226,55 @@ def build_dataset(args, warn) -> Dataset:
     buckets: dict[tuple[int, int], list[ImageItem]] = {}
     for it in samples:
         buckets.setdefault(it.bucket, []).append(it)
-    return Dataset(train + reg, samples, num_train, num_reg, int(args.train_batch_size), buckets)
+    return Dataset(train + reg, samples, num_train, num_reg, batch_size, buckets)
+
+
+def build_dataset(args, warn):
+    """Scan `train_data_dir`/`reg_data_dir` (or read `dataset_config`), balance reg images (§2.7) and bucket
+    (§2.8). Returns a `Dataset` (or a `DatasetGroup` for several datasets in a dataset_config).
+
+    Raises DatasetError when no training image is found (sd-scripts exits 0 there; we make it an error so a
+    run that trains nothing is not reported as a success)."""
+    if getattr(args, "dataset_config", None):
+        from .dataset_config import build_from_config
+        return build_from_config(args, warn)
+    ext = args.caption_extension if args.caption_extension else ".caption"
+    if getattr(args, "caption_extention", None):
+        ext = args.caption_extention
+    if not args.train_data_dir:
+        raise DatasetError("train_data_dir is not set; give the folder that holds the N_name image folders")
+    train = scan_folder(args.train_data_dir, False, ext, warn)
+    reg = scan_folder(args.reg_data_dir, True, ext, warn)
+    for s in train + reg:
+        for it in s.items:
+            it.opts = args
+    return _assemble(train, reg, parse_resolution(args.resolution), int(args.train_batch_size), args, warn,
+                     f"train_data_dir {args.train_data_dir}")
+
+
+class DatasetGroup:
+    """Several datasets trained together (dataset_config with more than one `[[datasets]]`): each keeps its own
+    resolution, buckets and batch size; an epoch is all their batches, shuffled together."""
+
+    def __init__(self, parts: list[Dataset]):
+        self.parts = parts
+        self.subsets = [s for p in parts for s in p.subsets]
+        self.samples = [it for p in parts for it in p.samples]
+        self.num_train_images = sum(p.num_train_images for p in parts)
+        self.num_reg_images = sum(p.num_reg_images for p in parts)
+        self.batch_size = parts[0].batch_size
+        self.buckets: dict = {}
+        for p in parts:
+            for k, v in p.buckets.items():
+                self.buckets.setdefault(k, []).extend(v)
+
+    def batches(self, epoch: int, seed: int):
+        out = [b for i, p in enumerate(self.parts) for b in p.batches(epoch, seed + 1000 * i)]
+        random.Random(seed + epoch).shuffle(out)
+        return out
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
 
 
 def parse_resolution(value) -> tuple[int, int]:

@@ -142,6 +142,8 @@ def main(script: str, argv: list[str] | None = None) -> int:
         if family == "sd1" and args.v2:
             raise ModelError("v2 is set but the checkpoint is SD1.x; remove v2")
         dataset = build_dataset(args, warn)
+        if args.cache_latents and args.random_crop:
+            raise OptionError("cache_latents cannot be combined with random_crop (set in dataset_config); turn one off")
         return Trainer(args, family, dataset).run()
     except (OptionError, ModelError, DatasetError) as e:
         for line in str(e).splitlines():
@@ -310,7 +312,8 @@ class Trainer:
         out(f"  num reg images / 正則化画像の数: {self.dataset.num_reg_images}")
         out(f"  num batches per epoch / 1epochのバッチ数: {L}")
         out(f"  num epochs / epoch数: {self.num_epochs}")
-        out(f"  batch size per device / バッチサイズ: {args.train_batch_size}")
+        sizes = [p.batch_size for p in getattr(self.dataset, "parts", [self.dataset])]
+        out(f"  batch size per device / バッチサイズ: {', '.join(str(x) for x in sizes)}")
         out(f"  gradient accumulation steps / 勾配を合計するステップ数 = {G}")
         out(f"  total optimization steps / 学習ステップ数: {self.max_train_steps}")
         return self._loop()
@@ -520,16 +523,17 @@ class Trainer:
         args = self.args
         lats, imgs, captions, time_ids, weights = [], [], [], [], []
         for it in batch:
-            flip = bool(args.flip_aug) and rng.random() < 0.5
+            opts = it.opts or args
+            flip = bool(opts.flip_aug) and rng.random() < 0.5
             if it.latents is not None:
                 lats.append(it.latents_flipped if flip and it.latents_flipped is not None else it.latents)
                 ct, cl = (it.resized[1] - it.bucket[1]) // 2, (it.resized[0] - it.bucket[0]) // 2
             else:
-                img, (ct, cl) = load_image_tensor(it, bool(args.random_crop), flip, rng)
+                img, (ct, cl) = load_image_tensor(it, bool(opts.random_crop), flip, rng)
                 imgs.append(img)
             if flip:
                 cl = it.resized[0] - cl - it.bucket[0]
-            captions.append(process_caption(it.caption, args, epoch + 1, rng))
+            captions.append(process_caption(it.caption, opts, epoch + 1, rng))
             time_ids.append([it.size[1], it.size[0], ct, cl, it.bucket[1], it.bucket[0]])
             weights.append(float(args.prior_loss_weight) if it.is_reg else 1.0)
         dev = self.acc.device

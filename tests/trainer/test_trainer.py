@@ -357,3 +357,54 @@ def test_network_weights_samples_and_loss_options(tmp_path, sd15_run, tiny_sd15_
     base_header, _, _ = _lora(out15 / "sd15.safetensors")
     assert set(header) == set(base_header)  # same modules, ranks taken from the file (dim_from_weights)
     assert meta["ss_min_snr_gamma"] == "5.0" and meta["ss_noise_offset"] == "0.05" and meta["ss_network_dim"] == "3"
+
+
+def test_dataset_config_with_two_datasets_and_reg_images(tmp_path, tiny_sdxl_ckpt, dataset):
+    sub = next(dataset.iterdir())
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for p in sorted(sub.glob("*.jpg"))[:2]:
+        shutil.copy(p, reg / p.name)
+    cfg = tmp_path / "ds.toml"
+    cfg.write_text(f"""
+[general]
+caption_extension = ".txt"
+enable_bucket = true
+min_bucket_reso = 64
+max_bucket_reso = 128
+bucket_reso_steps = 32
+[[datasets]]
+resolution = 64
+batch_size = 2
+  [[datasets.subsets]]
+  image_dir = "{sub}"
+  num_repeats = 2
+  flip_aug = true
+  [[datasets.subsets]]
+  image_dir = "{reg}"
+  is_reg = true
+  class_tokens = "person"
+[[datasets]]
+resolution = [96, 64]
+  [[datasets.subsets]]
+  image_dir = "{sub}"
+  shuffle_caption = true
+""")
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--dataset_config", cfg, "--output_dir", out, "--output_name", "dc", "--max_train_epochs", "1",
+              "--cache_latents", "--network_train_unet_only", "--seed", "1"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    # dataset 1: 4×2 train + 8 balanced reg = 16 samples in 8 batches of 2; dataset 2: 4 samples, batch 1
+    assert "num train images * repeats / 学習画像の数×繰り返し回数: 12" in r.stdout
+    assert "num reg images / 正則化画像の数: 2" in r.stdout
+    assert "batch size per device / バッチサイズ: 2, 1" in r.stdout
+    _, meta, _ = _lora(out / "dc.safetensors")
+    assert meta["ss_steps"] == meta["ss_max_train_steps"]
+    resos = {tuple(b["resolution"]) for b in json.loads(meta["ss_bucket_info"])["buckets"].values()}
+    assert (64, 64) in resos and any(w * h <= 96 * 64 and (w, h) != (64, 64) for w, h in resos)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text().replace("flip_aug = true", "flip_agu = true"))
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--dataset_config", bad, "--output_dir", tmp_path / "out2"])
+    _assert_clean_failure(r, tmp_path / "out2", "unknown key 'flip_agu'")
