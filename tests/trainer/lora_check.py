@@ -150,10 +150,48 @@ def counts() -> dict:
     return res
 
 
+def optimizers(cases: list[list[str]]) -> list[dict]:
+    """Build optimizer + LR scheduler through the trainer's own code from command-line options, take 4 steps
+    on a small LoRA-shaped parameter set; report the classes, the LRs seen and whether the weights moved."""
+    from types import SimpleNamespace
+
+    from lora_trainer.args import parse_args
+    from lora_trainer.train import OptionError, Trainer
+
+    res = []
+    for argv in cases:
+        args = parse_args("sdxl_train_network", argv + ["--learning_rate", "0.01"])
+        t = Trainer(args, "sdxl", None)
+        t.acc = SimpleNamespace(num_processes=1)
+        t.max_train_steps = 4
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(8, 4))
+        before = w.detach().clone()
+        row = {"argv": argv}
+        try:
+            opt, name = t._make_optimizer([{"params": [w], "lr": 0.01, "name": "unet"}])
+            sched = t._make_scheduler(opt)
+            lrs = []
+            for _ in range(4):
+                (w ** 2).sum().backward()
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+                lrs.append(float(sched.get_last_lr()[0]) if hasattr(sched, "get_last_lr") else None)
+            row.update(ok=True, optimizer=name, scheduler=type(sched).__name__, lrs=lrs,
+                       moved=float((w.detach() - before).abs().max()))
+        except OptionError as e:
+            row.update(ok=False, error=str(e))
+        res.append(row)
+    return res
+
+
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     res = {"roundtrip": [roundtrip(**r) for r in spec.get("roundtrip", [])],
            "loras": [check_lora(**r) for r in spec.get("loras", [])]}
+    if spec.get("optimizers"):
+        res["optimizers"] = optimizers(spec["optimizers"])
     if spec.get("counts"):
         res["counts"] = counts()
     print("RESULT " + json.dumps(res))

@@ -111,6 +111,20 @@ def sd15_run(tmp_path_factory, tiny_sd15_ckpt, dataset):
     return r, out
 
 
+OPTIMIZER_CASES = [
+    ["--optimizer_type", "AdamW", "--lr_scheduler", "cosine", "--lr_warmup_steps", "1"],
+    ["--optimizer_type", "adamw8bit", "--lr_scheduler", "linear"],
+    ["--optimizer_type", "Adafactor"],
+    ["--optimizer_type", "Adafactor", "--optimizer_args", "relative_step=False", "scale_parameter=False",
+     "warmup_init=False", "--lr_scheduler", "constant_with_warmup", "--lr_warmup_steps", "0.5"],
+    ["--optimizer_type", "Prodigy", "--optimizer_args", "weight_decay=0.01", "d0=0.01"],
+    ["--optimizer_type", "SGDNesterov", "--lr_scheduler", "polynomial", "--lr_scheduler_power", "2"],
+    ["--optimizer_type", "torch.optim.Adam", "--optimizer_args", "betas=0.8,0.9", "--lr_scheduler",
+     "cosine_with_restarts", "--lr_scheduler_num_cycles", "2"],
+    ["--optimizer_type", "NoSuchOpt"],
+]
+
+
 @pytest.fixture(scope="session")
 def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory):
     """One process: loader round trips, diffusers loading of both LoRAs, full-size module counts."""
@@ -118,7 +132,7 @@ def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory)
                           {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)}],
             "loras": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt), "lora": str(sdxl_run[1] / "demo.safetensors")},
                       {"family": "sd1", "ckpt": str(tiny_sd15_ckpt), "lora": str(sd15_run[1] / "sd15.safetensors")}],
-            "counts": True}
+            "counts": True, "optimizers": OPTIMIZER_CASES}
     f = tmp_path_factory.mktemp("checks") / "spec.json"
     f.write_text(json.dumps(spec))
     r = _run([sys.executable, Path(__file__).with_name("lora_check.py"), f])
@@ -408,3 +422,20 @@ resolution = [96, 64]
     r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
               "--dataset_config", bad, "--output_dir", tmp_path / "out2"])
     _assert_clean_failure(r, tmp_path / "out2", "unknown key 'flip_agu'")
+
+
+def test_optimizers_and_schedulers_through_the_trainer(checks):
+    rows = {" ".join(r["argv"]): r for r in checks["optimizers"]}
+    assert all(r["ok"] and r["moved"] > 0 for k, r in rows.items() if "NoSuchOpt" not in k), rows
+    adamw = rows["--optimizer_type AdamW --lr_scheduler cosine --lr_warmup_steps 1"]
+    assert adamw["optimizer"] == "torch.optim.adamw.AdamW" and adamw["lrs"][-1] == 0.0  # cosine reaches 0
+    assert rows["--optimizer_type adamw8bit --lr_scheduler linear"]["optimizer"] == \
+        "bitsandbytes.optim.adamw.AdamW8bit"
+    af = rows["--optimizer_type Adafactor"]
+    assert af["scheduler"] == "AdafactorSchedule" and "relative_step=True" in af["optimizer"]
+    warm = [r for k, r in rows.items() if "constant_with_warmup" in k][0]
+    assert warm["lrs"] == [0.005, 0.01, 0.01, 0.01]  # a float warm-up is a fraction of the steps
+    assert [r for k, r in rows.items() if k.startswith("--optimizer_type SGDNesterov")][0]["optimizer"] == \
+        "torch.optim.sgd.SGD(momentum=0.9,nesterov=True)"
+    bad = rows["--optimizer_type NoSuchOpt"]
+    assert not bad["ok"] and "NoSuchOpt" in bad["error"]
