@@ -6,6 +6,7 @@ parses arguments. The config and plan layers are imported lazily: ``jobs``/``sto
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -95,7 +96,8 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
 
 
 def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
-    """Copy the job's raw log to ``out_bin`` (a binary stream) until the trainer exits; returns its exit code.
+    """Copy the job's raw log to ``out_bin`` (a binary stream; our machine lines left out) until the trainer
+    exits; returns its exit code.
 
     Ctrl-C asks the trainer to stop (SIGINT to its group, it saves); a second Ctrl-C escalates; SIGHUP (the
     terminal went away) leaves the job running, detached."""
@@ -107,13 +109,15 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
 
     old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
     pos = 0
+    flt = MachineLineFilter()
     try:
         while True:
             try:
                 ended = not job.is_alive()
-                pos = _copy_new(job.log_path, pos, out_bin)
+                pos = _copy_new(job.log_path, pos, out_bin, flt)
                 if ended:
-                    pos = _copy_new(job.log_path, pos, out_bin)
+                    pos = _copy_new(job.log_path, pos, out_bin, flt)
+                    _say_bytes(out_bin, flt.flush())
                     return job.exit_code
                 if hung_up:
                     return None
@@ -130,7 +134,35 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
             signal.signal(signal.SIGHUP, old_hup)
 
 
-def _copy_new(path: Path, pos: int, out_bin) -> int:
+_MACHINE_LINE = re.compile(rb"LORA_TUI_(?:PROGRESS|SAVED) [^\n]*\n")
+_TAG = b"LORA_TUI_"
+
+
+class MachineLineFilter:
+    """Drops our ``LORA_TUI_*`` machine lines from raw trainer output bound for a terminal, keeping everything
+    else byte for byte (``\r`` bars go on updating in place). Text that may be the start of a machine line is
+    held back until its newline arrives."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Filtered output for ``data`` (possibly shorter: a held-back tail comes with a later call)."""
+        buf = _MACHINE_LINE.sub(b"", self._carry + data)
+        hold = buf.find(_TAG)
+        if hold < 0:
+            # a tail that could grow into the tag ("LORA_T" at the very end) waits for more bytes
+            hold = next((len(buf) - k for k in range(len(_TAG) - 1, 0, -1) if buf.endswith(_TAG[:k])), len(buf))
+        self._carry = buf[hold:]
+        return buf[:hold]
+
+    def flush(self) -> bytes:
+        """Whatever is held back (end of stream)."""
+        out, self._carry = self._carry, b""
+        return out
+
+
+def _copy_new(path: Path, pos: int, out_bin, flt: MachineLineFilter | None = None) -> int:
     try:
         with open(path, "rb") as fh:
             fh.seek(pos)
@@ -139,6 +171,8 @@ def _copy_new(path: Path, pos: int, out_bin) -> int:
                 if not data:
                     break
                 pos += len(data)
+                if flt is not None:
+                    data = flt.feed(data)
                 try:
                     out_bin.write(data)
                     out_bin.flush()
@@ -147,6 +181,15 @@ def _copy_new(path: Path, pos: int, out_bin) -> int:
     except FileNotFoundError:
         pass
     return pos
+
+
+def _say_bytes(out_bin, data: bytes) -> None:
+    if data:
+        try:
+            out_bin.write(data)
+            out_bin.flush()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def _say(out_bin, text: str) -> None:

@@ -106,10 +106,27 @@ def test_ctrl_c_in_a_headless_train_asks_the_trainer_to_save_and_returns_its_sta
             "sys.exit(shell_status(stream_job(j, sys.stdout.buffer, poll_s=0.05)))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""
-    while b"LORA_TUI_PROGRESS" not in seen:
+    deadline = time.monotonic() + 20
+    while b"steps:" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.read1(65536)
+    assert b"LORA_TUI_" not in seen  # machine lines are for the app, not the terminal
     proc.send_signal(2)  # Ctrl-C in the terminal running `lora-tui train` (the trainer is in its own session)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err.decode()
     assert b"asked the trainer to save" in rest and b"interrupted: saved" in rest
     assert (tmp_path / "fake-interrupted.safetensors").is_file()
+
+
+def test_machine_lines_are_left_out_of_terminal_output_byte_for_byte_otherwise():
+    from lora_tui.run.headless import MachineLineFilter
+
+    raw = ("\rsteps:  4%|▍| 1/25 [00:01<00:30, 1.2it/s]LORA_TUI_PROGRESS {\"step\": 1}\n"
+           "\rsteps:  8%|▊| 2/25 [00:02<00:30, 1.2it/s]épö\nLORA_TUI_SAVED {\"path\": \"/o/x\"}\nmodel saved.\n"
+           "LORA_TUI_PROG").encode()
+    want = ("\rsteps:  4%|▍| 1/25 [00:01<00:30, 1.2it/s]"
+            "\rsteps:  8%|▊| 2/25 [00:02<00:30, 1.2it/s]épö\nmodel saved.\n").encode()
+    for size in (1, 3, 7, len(raw)):
+        f = MachineLineFilter()
+        out = b"".join(f.feed(raw[i:i + size]) for i in range(0, len(raw), size))
+        assert out == want
+        assert f.flush() == b"LORA_TUI_PROG"  # an unfinished line at the end of the stream is not lost
