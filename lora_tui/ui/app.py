@@ -76,7 +76,7 @@ class LoraApp(App[None]):
     """
 
     TITLE = "lora-tui"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS = [
