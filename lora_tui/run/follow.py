@@ -47,6 +47,7 @@ class FollowBatch:
 
     @property
     def empty(self) -> bool:
+        """Nothing to show or update."""
         return not (self.lines or self.dropped or self.live is not None or self.progress_changed or self.ended)
 
 

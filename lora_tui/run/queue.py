@@ -45,6 +45,7 @@ class QueueItem:
 
     @classmethod
     def from_dict(cls, d: dict) -> "QueueItem":
+        """An item from its stored dict; unknown keys (from a newer version) are ignored."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
