@@ -108,20 +108,29 @@ def _no_rng_checkpoint(module, *args):
 
 def _lora_forward(lora, org_forward, down, up):
     """Forward of one wrapped layer: `org(x) + up(down(x)) * multiplier * alpha / rank`, as `LoRAModule.forward`
-    without dropout, with `down`/`up` weights already in the compute dtype."""
+    without dropout, with `down`/`up` weights already in the compute dtype.
+
+    An input in another dtype (under autocast: the fp32 output of a LayerNorm/GroupNorm) is cast once and the
+    one bf16 copy feeds both the frozen layer and the LoRA, so backward keeps one saved copy instead of two (the
+    same values autocast would produce by casting twice; the two input-gradients are then summed in bf16)."""
     import torch.nn.functional as F
 
+    dtype = down.dtype
     if lora.lora_down.__class__.__name__ == "Conv2d":
         cd = lora.lora_down
         stride, padding, dilation = cd.stride, cd.padding, cd.dilation
 
         def forward(x):
+            if x.dtype != dtype and x.is_floating_point():
+                x = x.to(dtype)
             base = org_forward(x)
             y = F.conv2d(F.conv2d(x, down, None, stride, padding, dilation), up)
             s = lora.multiplier * lora.scale
             return base + (y * s if s != 1.0 else y)
     else:
         def forward(x):
+            if x.dtype != dtype and x.is_floating_point():
+                x = x.to(dtype)
             base = org_forward(x)
             y = F.linear(F.linear(x, down), up)
             s = lora.multiplier * lora.scale
