@@ -24,10 +24,24 @@ _CONFIG_FIX = ("edit or delete it (accelerate reads it at every launch), or name
                "in extra_accelerate_launch_args")
 
 
-def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, str]] = None) -> list[Problem]:
+_NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
+
+
+def nvidia_gpu_count(path: str = _NVIDIA_GPUS) -> Optional[int]:
+    """NVIDIA GPUs the driver lists (one folder each under ``/proc/driver/nvidia/gpus``); None where that is
+    unknown (no NVIDIA driver, not Linux). Read without torch; a container may see more than it may use."""
+    try:
+        return sum(1 for _ in os.scandir(path))
+    except OSError:
+        return None
+
+
+def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, str]] = None,
+                    gpu_count: Optional[int] = -1) -> list[Problem]:
     """The problems of ``cfg``'s accelerate settings, in form order. ``env`` (default ``os.environ``) locates the
-    user-level accelerate config file. Never raises: an argument string that does not split is reported by the
-    general rules and skipped here."""
+    user-level accelerate config file; ``gpu_count`` is the number of GPUs of this machine (-1: ask the NVIDIA
+    driver, None: unknown). Never raises: an argument string that does not split is reported by the general rules
+    and skipped here."""
     out: list[Problem] = []
     try:
         acc = accelerate_launch(cfg)
@@ -36,7 +50,7 @@ def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, s
     except Exception:  # noqa: BLE001 - values outside the model's types (plain objects): nothing to check
         return out
     _process_rules(out, cfg, acc)
-    _gpu_rules(out, cfg, acc)
+    _gpu_rules(out, cfg, acc, nvidia_gpu_count() if gpu_count == -1 else gpu_count)
     _extra_rules(out, acc)
     _config_file_rules(out, cfg, acc, os.environ if env is None else env)
     return out
@@ -98,7 +112,7 @@ def _process_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
                                       "autocast there; use 'no' or 'bf16'")
 
 
-def _gpu_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
+def _gpu_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, gpus: Optional[int]) -> None:
     per_machine = max(1, acc.processes // acc.machines)
     given_extra = _extra_value(acc, "--gpu_ids")
     field = _EXTRA if given_extra is not None else "gpu_ids"
@@ -110,6 +124,11 @@ def _gpu_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
         return
     ids = gpu_id_list(text)
     if ids is None:
+        if gpus is not None and per_machine > gpus:
+            _warn(out, "num_processes", f"{per_machine} processes would run on this machine but it has {gpus} "
+                                        f"NVIDIA GPU{'s' if gpus != 1 else ''} (one process per GPU): lower "
+                                        f"num_processes, or add --cpu to extra_accelerate_launch_args to train "
+                                        f"on the CPU")
         return
     bad = [i for i in ids if not i.isdigit()]
     if bad:
@@ -119,6 +138,10 @@ def _gpu_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
     if len(set(int(i) for i in ids)) != len(ids):
         _err(out, field, f"gpu_ids '{text}' names a GPU twice: list each GPU once")
         return
+    missing = [i for i in ids if gpus is not None and int(i) >= gpus]
+    if missing:
+        _warn(out, field, f"gpu_ids names GPU {', '.join(missing)} but this machine has {gpus} NVIDIA "
+                          f"GPU{'s' if gpus != 1 else ''} (numbered from 0)")
     if len(ids) < per_machine:
         _err(out, field, f"gpu_ids lists {len(ids)} GPU{'s' if len(ids) != 1 else ''} but {per_machine} "
                          f"processes run on this machine (one per GPU): list {per_machine} GPUs or lower "

@@ -28,8 +28,9 @@ def cfg(**kw) -> TrainingConfig:
     return TrainingConfig(**base)
 
 
-def problems(c: TrainingConfig, env: dict | None = None) -> list[tuple[str, str, str]]:
-    return [(p.field, p.severity, p.message) for p in launch_problems(c, env=env if env is not None else {})]
+def problems(c: TrainingConfig, env: dict | None = None, gpus: int | None = None) -> list[tuple[str, str, str]]:
+    found = launch_problems(c, env=env if env is not None else {}, gpu_count=gpus)
+    return [(p.field, p.severity, p.message) for p in found]
 
 
 def fields(c: TrainingConfig, severity: str, env: dict | None = None) -> list[str]:
@@ -153,6 +154,24 @@ def test_gpu_ids(ids, processes, severity, needle):
     else:
         [(field, sev, msg)] = found
         assert (field, sev) == ("gpu_ids", severity) and needle in msg
+
+
+def test_gpus_of_this_machine():
+    assert [(f, s) for f, s, _ in problems(cfg(num_processes=4), gpus=2)] == [("num_processes", "warning")]
+    assert "has 2 NVIDIA GPUs" in problems(cfg(num_processes=4), gpus=2)[0][2]
+    assert problems(cfg(num_processes=2), gpus=2) == [] and problems(cfg(num_processes=2), gpus=None) == []
+    [(field, sev, msg)] = problems(cfg(num_processes=2, gpu_ids="1,2"), gpus=2)
+    assert (field, sev) == ("gpu_ids", "warning") and "names GPU 2" in msg
+    assert problems(cfg(num_processes=4, extra_accelerate_launch_args="--cpu", mixed_precision="no"), gpus=0) == []
+
+
+def test_nvidia_gpu_count_reads_the_driver_folder(tmp_path):
+    from lora_tui.plan.rules_launch import nvidia_gpu_count
+
+    assert nvidia_gpu_count(str(tmp_path / "absent")) is None
+    for bus in ("0000:17:00.0", "0000:65:00.0"):
+        (tmp_path / bus).mkdir()
+    assert nvidia_gpu_count(str(tmp_path)) == 2
 
 
 def test_cpu_run_warnings():
