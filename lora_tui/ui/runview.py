@@ -67,6 +67,7 @@ class RunView(Vertical):
     def on_mount(self) -> None:
         self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
+        self.query_one("#plot-box").display = False
         self.query_one("#queue").display = False
         self.set_interval(1 / FLUSH_HZ, self.flush_feed, name="run-flush")
 
@@ -89,6 +90,7 @@ class RunView(Vertical):
         self.query_one("#live", Static).update("")
         self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
+        self.query_one("#plot-box").display = False
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#run-stats", Static).update("")
         self.set_status(status)
@@ -136,6 +138,7 @@ class RunView(Vertical):
             self._plot = PlotextPlot(id="loss-plot")
             self.query_one("#plot-box", Vertical).mount(self._plot)
         self.query_one("#run-mid").display = True
+        self.query_one("#plot-box").display = True
         plt = self._plot.plt
         plt.clear_data()
         plt.clear_figure()
@@ -147,9 +150,11 @@ class RunView(Vertical):
         """The run ended: show `headline`; when it ended badly, also the last lines of its output."""
         self.query_one("#live", Static).update("")
         self.set_status(headline)
+        prog = self.progress
+        if prog is None or not prog.total:
+            self.query_one("#progress", ProgressBar).update(total=1, progress=0)  # stop the "unknown" animation
         box = self.query_one("#failure")
         if bad:
-            prog = self.progress
             tail = list(prog.tail) if prog is not None else []
             self.query_one("#run-mid").display = True
             box.display = True
