@@ -764,9 +764,10 @@ class LoraApp(App[None]):
             self.exit()  # second ctrl+q while waiting for the stop: leave now, the job is detached
             return
         self.push_screen(ChoiceDialog(
-            f"Job {self.job.id} is running. Quit and…",
+            f"Job {self.job.id} is running. Quit and stop it (the trainer saves first), or leave it running "
+            f"(`lora-tui attach` comes back to it)?",
             [("stop", "Stop it"), ("detach", "Leave it running (detach)"), ("cancel", "Cancel")],
-            dialog_id="quit-dialog"), chosen)
+            dialog_id="quit-dialog", default="cancel"), chosen)  # a stray Enter must not end a training run
 
 
 def _validation_message(exc: Any, name: str) -> str:

@@ -16,27 +16,29 @@ from textual.widgets.option_list import Option
 
 
 class ChoiceDialog(ModalScreen[str]):
-    """A question with a row of buttons; dismisses with the chosen button's key, or `cancel_key` on Escape."""
+    """A question with a row of buttons; dismisses with the chosen button's key, or `cancel_key` on Escape.
+    The `default` button (else the first) has the focus, so Enter picks it."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, question: str, choices: list[tuple[str, str]], cancel_key: str = "cancel",
-                 dialog_id: str = "choice") -> None:
+                 dialog_id: str = "choice", default: str | None = None) -> None:
         super().__init__(id=dialog_id)
         self.question = question
         self.choices = choices
         self.cancel_key = cancel_key
+        self.default = default or choices[0][0]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 for key, text in self.choices:
-                    yield Button(text, id=f"choice-{key}", variant="primary" if key == self.choices[0][0]
+                    yield Button(text, id=f"choice-{key}", variant="primary" if key == self.default
                                  else "default", compact=True)
 
     def on_mount(self) -> None:
-        self.query(Button).first().focus()
+        self.query_one(f"#choice-{self.default}", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

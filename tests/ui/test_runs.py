@@ -113,3 +113,18 @@ async def test_quit_detach_then_a_new_app_attaches_and_stop_works(settings, tmp_
         assert not app2.query_one("#failure").display
     assert (out / "fake-interrupted.safetensors").exists()
     assert not load_job(job.id, settings).members()
+
+
+async def test_quit_and_stop_waits_for_the_save_then_exits(settings, tmp_path):
+    job = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02, 0.5), settings=settings)
+    app = LoraApp(settings=settings, attach_job=job)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: (app.query_one("#run").progress.step or 0) > 3, timeout=15)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.screen.id == "quit-dialog")
+        assert app.screen.focused.id == "choice-cancel"  # Enter alone never ends a run
+        await pilot.click("#choice-stop")
+        await wait_for(pilot, lambda: not app.is_running, timeout=20)
+    ended = load_job(job.id, settings)
+    assert not ended.is_alive() and ended.status == "stopped" and ended.exit_code == 130
+    assert (tmp_path / "fake-interrupted.safetensors").exists()
