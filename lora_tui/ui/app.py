@@ -112,6 +112,8 @@ class LoraApp(App[None]):
         self.plan_problems: list[Any] = []
         self._plan_gen = 0
         self._plan_timer = None
+        self._plan_running = False
+        self._plan_dirty = False
         self.job: Any = None
         self.last_exit: int | None = None
         self.stop_presses = 0
@@ -301,9 +303,15 @@ class LoraApp(App[None]):
 
     def _launch_plan(self) -> None:
         self._plan_timer = None
+        if self._plan_running:
+            # A thread cannot be cancelled: let the running scan finish, then plan once more for the latest
+            # config (typing during a 50,000-image scan must not pile up scans).
+            self._plan_dirty = True
+            return
+        self._plan_running = True
         self._plan_worker(self.config, self._plan_gen)
 
-    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
+    @work(thread=True, group="plan", exit_on_error=False)
     def _plan_worker(self, cfg: TrainingConfig, gen: int) -> None:
         from lora_tui.plan import make_plan
 
@@ -315,6 +323,10 @@ class LoraApp(App[None]):
         self.post_message(PlanReady(gen, plan=plan))
 
     def on_plan_ready(self, message: PlanReady) -> None:
+        self._plan_running = False
+        if self._plan_dirty:
+            self._plan_dirty = False
+            self._launch_plan()
         if message.gen != self._plan_gen:
             return  # the config changed again since; a newer plan is on its way
         if message.error is not None:
