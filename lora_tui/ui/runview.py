@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 LOG_MAX_LINES = 5000
 FLUSH_HZ = 12
 PLOT_MIN_INTERVAL_S = 1.0
-# Log bytes read per 12 Hz tick (~1,100 lines of 110 chars; reading, splitting and parsing them is most of a
-# tick): a flood is shown in full, a little behind, and no tick holds the keyboard up for long. 1.5 MB/s is far
-# above what a trainer writes.
-MAX_READ_PER_TICK = 128 * 1024
+# Log bytes read per 12 Hz tick. Reading, splitting and parsing them is most of a tick's work and runs on the
+# event loop, so the budget adapts to keep a tick near TICK_BUDGET_S: a flood is shown in full, a little behind
+# the writer, and keys are never held up long. Even the minimum (0.2 MB/s) is far above what a trainer writes.
+MAX_READ_PER_TICK = 256 * 1024
+MIN_READ_PER_TICK = 16 * 1024
+START_READ_PER_TICK = 128 * 1024
+TICK_BUDGET_S = 0.025
 
 
 class RunView(Vertical):
@@ -82,7 +85,7 @@ class RunView(Vertical):
 
         if self.follower is not None:
             self.follower.close()
-        self.follower = LogFollower(job, max_read=MAX_READ_PER_TICK, max_batch_lines=LOG_MAX_LINES)
+        self.follower = LogFollower(job, max_read=START_READ_PER_TICK, max_batch_lines=LOG_MAX_LINES)
         self.lines_shown = 0
         self._shown_version = -1
         self._plot_version = -1
@@ -109,7 +112,9 @@ class RunView(Vertical):
         follower = self.follower
         if follower is None or follower.ended:
             return
+        before, started = follower.offset, time.perf_counter()
         batch = follower.poll()
+        self._adapt_read_budget(follower, follower.offset - before, time.perf_counter() - started)
         if batch.lines:
             self.query_one("#log", Log).write_lines(batch.lines)
             self.lines_shown += len(batch.lines)
@@ -129,6 +134,15 @@ class RunView(Vertical):
             self._draw_plot(prog)
         if batch.ended:
             self.post_message(self.Ended(follower.job, batch.exit_code, batch.status))
+
+    @staticmethod
+    def _adapt_read_budget(follower: LogFollower, read: int, took: float) -> None:
+        # Keep one tick's parsing near TICK_BUDGET_S whatever the machine's load: a slower tick reads less next
+        # time (the view falls a little behind a flood), a fast one that used its whole budget reads more.
+        if took > TICK_BUDGET_S:
+            follower.max_read = max(MIN_READ_PER_TICK, follower.max_read // 2)
+        elif read >= follower.max_read and took < TICK_BUDGET_S / 2:
+            follower.max_read = min(MAX_READ_PER_TICK, follower.max_read * 2)
 
     def _draw_plot(self, prog: ProgressState) -> None:
         if self._plot is None:
