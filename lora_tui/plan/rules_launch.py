@@ -79,14 +79,18 @@ def _process_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
         _warn(out, "multi_gpu", "multi_gpu needs num_processes of 2 or more (accelerate refuses it for one process),"
                                 " so it is not passed: set num_processes to the number of GPUs to train on")
     rank = cfg.machine_rank or 0
+    extra_rank = _extra_value(acc, "--machine_rank")
+    if extra_rank is not None:
+        rank = int(extra_rank) if extra_rank.lstrip("-").isdigit() else rank
     if M > 1:
         if not 0 <= rank < M:
             _err(out, "machine_rank", f"machine_rank is {rank} but num_machines is {M}: give each machine a "
                                       f"distinct rank from 0 to {M - 1} (0 on the main machine)")
-        if not cfg.main_process_ip.strip():
+        if not cfg.main_process_ip.strip() and not _extra_value(acc, "--main_process_ip"):
             _err(out, "main_process_ip", f"a {M}-machine run needs main_process_ip: the address of the rank-0 "
                                          f"machine, reachable from every machine")
-        if not cfg.main_process_port or cfg.main_process_port <= 0:
+        if (not cfg.main_process_port or cfg.main_process_port <= 0) \
+                and not _extra_value(acc, "--main_process_port"):
             _err(out, "main_process_port", f"a {M}-machine run needs main_process_port: a free TCP port on the "
                                            f"rank-0 machine, the same on every machine (e.g. 29500)")
         if P < M or P % M:

@@ -138,6 +138,9 @@ def test_multi_node_validation():
     assert sorted(fields(cfg(machine_rank=1, main_process_ip="h"), "warning")) == ["machine_rank",
                                                                                   "main_process_ip"]
     assert fields(cfg(main_process_port=70000), "error") == ["main_process_port"]
+    from_extra = cfg(num_processes=2, num_machines=2, extra_accelerate_launch_args="--main_process_ip=10.1.1.1 "
+                                                                                   "--main-process-port 2950")
+    assert problems(from_extra) == []
 
 
 @pytest.mark.parametrize("ids,processes,severity,needle", [
