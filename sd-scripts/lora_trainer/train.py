@@ -28,18 +28,36 @@ SAVED_PREFIX = "LORA_TUI_SAVED"
 EXIT_INTERRUPTED = 130
 
 
+def _is_main() -> bool:
+    """True in the single process or in rank 0 of a multi-process launch (torchrun sets RANK)."""
+    return os.environ.get("RANK", "0") in ("0", "")
+
+
+def _streams_merged() -> bool:
+    """True when stdout and stderr are the same file (a job log, a terminal): the tqdm bar on stderr then
+    leaves its line open, so our stdout lines must start on a fresh line to stay parseable."""
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def log(msg: str) -> None:
-    """Log line on stderr (sd-scripts logs through `logging` to stderr)."""
-    print(f"INFO {msg}", file=sys.stderr, flush=True)
+    """Log line on stderr (sd-scripts logs through `logging` to stderr); main process only."""
+    if _is_main():
+        print(f"INFO {msg}", file=sys.stderr, flush=True)
 
 
 def warn(msg: str) -> None:
-    print(f"WARNING {msg}", file=sys.stderr, flush=True)
+    if _is_main():
+        print(f"WARNING {msg}", file=sys.stderr, flush=True)
 
 
 def out(msg: str) -> None:
-    """Line on stdout (sd-scripts' `accelerator.print`)."""
-    print(msg, flush=True)
+    """Line on stdout (sd-scripts' `accelerator.print`); main process only."""
+    if _is_main():
+        print(msg, flush=True)
 
 
 def _network_args(args) -> dict[str, str]:
@@ -117,7 +135,7 @@ class Interrupt:
             signal.signal(s, self._handle)
 
     def _handle(self, signum, frame):
-        if self.signum is None:
+        if self.signum is None and _is_main():
             print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving",
                   file=sys.stderr, flush=True)
         self.signum = signum
@@ -284,7 +302,10 @@ class Trainer:
                               "cannot be trained from cached outputs)")
 
         # --- steps
-        L = len(self.dataset)
+        P = acc.num_processes
+        # every process takes every P-th batch (the last ones padded by wrapping), as accelerate shards a
+        # DataLoader; spec §2.12: L' = ceil(L / P), steps per epoch = ceil(L' / G)
+        L = math.ceil(len(self.dataset) / P)
         steps_per_epoch = math.ceil(L / G)
         if args.max_train_epochs:
             args.max_train_steps = int(args.max_train_epochs) * steps_per_epoch
@@ -295,7 +316,9 @@ class Trainer:
 
         optimizer, self.optimizer_name = self._make_optimizer(groups)
         scheduler = self._make_scheduler(optimizer)
-        net, optimizer, scheduler = acc.prepare(net, optimizer, scheduler)
+        # The network is not wrapped in DDP (its forward is never called: the LoRA modules run inside the UNet
+        # and text encoders), so gradients are averaged across processes by hand (`_sync_grads`).
+        optimizer, scheduler = acc.prepare(optimizer, scheduler)
         self.net_prepared, self.optimizer, self.scheduler = net, optimizer, scheduler
 
         from diffusers import DDPMScheduler
@@ -654,6 +677,7 @@ class Trainer:
         args, acc = self.args, self.acc
         name_final = args.output_name or "last"
         every = max(1, self.max_train_steps // 500)
+        merged = _streams_merged()
         steps_per_epoch = math.ceil(self.batches_per_epoch / int(args.gradient_accumulation_steps))
         rng = random.Random(args.seed)
         first_epoch, global_step = 0, 0
@@ -675,7 +699,7 @@ class Trainer:
             self._sample(0, global_step)
         for epoch in range(first_epoch, self.num_epochs):
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
-            batches = self.dataset.batches(epoch, self.dataset_seed)
+            batches = self._my_batches(self.dataset.batches(epoch, self.dataset_seed))
             for bi, batch in enumerate(batches):
                 if self.fast is not None:
                     loss = self.fast.step(batch, epoch, rng)
@@ -683,6 +707,8 @@ class Trainer:
                     with acc.accumulate(self.net_prepared):
                         loss = self._step(batch, epoch, rng)
                         acc.backward(loss)
+                        if acc.sync_gradients and acc.num_processes > 1:
+                            self._sync_grads()
                         if acc.sync_gradients and args.max_grad_norm:
                             acc.clip_grad_norm_(self.network.parameters(), float(args.max_grad_norm))
                         self.optimizer.step()
@@ -705,7 +731,7 @@ class Trainer:
                     bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
                     if global_step % every == 0 or global_step == self.max_train_steps:
                         el = time.time() - t0
-                        out(PROGRESS_PREFIX + " " + json.dumps({
+                        out(("\n" if merged else "") + PROGRESS_PREFIX + " " + json.dumps({
                             "step": global_step, "total": self.max_train_steps, "epoch": epoch + 1,
                             "epochs": self.num_epochs, "loss": round(last_loss, 6), "avr_loss": round(avr, 6),
                             "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None,
@@ -726,7 +752,7 @@ class Trainer:
                     if args.sample_every_n_steps and not args.sample_every_n_epochs and args.sample_prompts \
                             and global_step % int(args.sample_every_n_steps) == 0:
                         self._sample(None, global_step)
-                    if self.interrupt.signum is not None:
+                    if self._stop_requested():
                         interrupted = True
                         break
                 if global_step >= self.max_train_steps:
@@ -746,16 +772,77 @@ class Trainer:
                     if old > 0:
                         self._remove(f"{name}-{old:06d}")
         bar.close()
+        self._check_replicas()
         final_epoch = self.num_epochs if not interrupted else epoch + 1
         path = self._save(name_final, final_epoch, global_step)
         if args.save_state or args.save_state_on_train_end:
             self._save_state(f"{args.output_name or 'last'}-state", final_epoch, global_step, rng)
+        acc.wait_for_everyone()
         if interrupted:
-            print(f"interrupted: saved {path}", file=sys.stderr, flush=True)
+            if acc.is_main_process:
+                print(f"interrupted: saved {path}", file=sys.stderr, flush=True)
             out(f"interrupted: saved {path}")
             return EXIT_INTERRUPTED
         out("model saved.")
         return 0
+
+    # ---------------------------------------------------------------- several processes
+    def _my_batches(self, batches: list) -> list:
+        """This process's share of an epoch: every P-th batch from its rank, padded by wrapping so every
+        process takes the same number of steps (the all-reduce needs them in lockstep)."""
+        P = self.acc.num_processes
+        if P == 1:
+            return batches
+        n = math.ceil(len(batches) / P)
+        mine = batches[self.acc.process_index::P]
+        i = 0
+        while len(mine) < n:
+            mine.append(batches[i % len(batches)])
+            i += 1
+        return mine
+
+    def _sync_grads(self) -> None:
+        """Average the LoRA gradients over all processes (one flat all-reduce)."""
+        import torch
+        import torch.distributed as dist
+
+        ps = [p for p in self.network.parameters() if p.requires_grad]
+        for p in ps:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in ps])
+        dist.all_reduce(flat)
+        flat /= self.acc.num_processes
+        i = 0
+        for p in ps:
+            n = p.numel()
+            p.grad.copy_(flat[i:i + n].view_as(p.grad))
+            i += n
+
+    def _stop_requested(self) -> bool:
+        """The signal flag, agreed by all processes (any one signalled stops all at the same step)."""
+        if self.acc.num_processes == 1:
+            return self.interrupt.signum is not None
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if self.interrupt.signum is not None else 0.0], device=self.acc.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def _check_replicas(self) -> None:
+        """With several processes, check that every process ended with the same LoRA weights."""
+        if self.acc.num_processes == 1:
+            return
+        import torch
+
+        sig = torch.stack([torch.cat([p.detach().double().reshape(-1) for p in self.network.parameters()]).sum(),
+                           torch.cat([p.detach().double().abs().reshape(-1) for p in self.network.parameters()]).sum()])
+        sigs = self.acc.gather(sig.to(self.acc.device)[None]).cpu()
+        if torch.allclose(sigs, sigs[0:1].expand_as(sigs), rtol=0, atol=0):
+            log(f"all {self.acc.num_processes} processes hold the same LoRA weights")
+        else:
+            warn(f"the {self.acc.num_processes} processes hold different LoRA weights: {sigs.tolist()}")
 
     def _sample(self, epoch: int | None, step: int) -> None:
         """Sample images with the current LoRA (see `sampling.py`); text encoders are brought to the device
