@@ -213,10 +213,13 @@ class LoraApp(App[None]):
 
     def on_field_row_edited(self, event: FieldRow.Edited) -> None:
         event.stop()
-        self.apply_edit(event.name, event.raw)
+        self.apply_edit(event.name, event.raw, from_widget=True)
 
-    def apply_edit(self, name: str, raw: Any) -> bool:
+    def apply_edit(self, name: str, raw: Any, from_widget: bool = False) -> bool:
         """Validate the whole model with `name` set to `raw`; on success it becomes the config.
+
+        `from_widget`: the edit comes from the field's own editor, which already shows it (and must keep the
+        user's text, e.g. `1e-4`, rather than the model's `0.0001`). Otherwise the editor, if shown, is updated.
 
         Returns:
             True when the model accepted the value (or nothing changed), False when it refused it.
@@ -235,11 +238,14 @@ class LoraApp(App[None]):
             new = TrainingConfig.model_validate(data)
         except ValidationError as exc:
             self.field_errors[name] = (raw, _validation_message(exc, name))
+            row = None if from_widget else self.query_one_optional(f"#row-{name}", FieldRow)
+            if row is not None:
+                row.show_value(raw)
             self._refresh_messages()
             self._refresh_problems()
             return False
         had_error = self.field_errors.pop(name, None) is not None
-        self.set_config(new, edited=name, refresh_problems=had_error)
+        self.set_config(new, edited=name if from_widget else None, refresh_problems=had_error)
         return True
 
     def set_config(self, new: TrainingConfig, edited: str | None = None, refresh_problems: bool = True) -> None:

@@ -82,6 +82,10 @@ def field_spec(name: str) -> FieldSpec:
                      number=number)
 
 
+def _onoff(value: bool) -> str:
+    return "on" if value else "off"
+
+
 def value_to_text(value: Any) -> str:
     """The text an Input shows for a model value (None → empty; a typed 0 stays "0")."""
     if value is None:
@@ -148,7 +152,8 @@ class FieldRow(Widget):
         spec, value = self.spec, self._value
         wid = f"f-{spec.name}"
         if spec.kind == "bool":
-            return Checkbox("", bool(value), id=wid, compact=True, classes="field-editor")
+            # The label says the state in words: the box alone differs only by colour (NO_COLOR terminals).
+            return Checkbox(_onoff(bool(value)), bool(value), id=wid, compact=True, classes="field-editor")
         if spec.kind == "select":
             options = [(value_to_text(c) or "(unset)", c) for c in spec.choices]
             if value is not None and value not in spec.choices:
@@ -181,6 +186,7 @@ class FieldRow(Widget):
         if isinstance(editor, Checkbox):
             with editor.prevent(Checkbox.Changed):
                 editor.value = bool(value)
+            editor.label = _onoff(bool(value))
         elif isinstance(editor, Select):
             with editor.prevent(Select.Changed):
                 if value is None:
@@ -224,4 +230,5 @@ class FieldRow(Widget):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
+        event.checkbox.label = _onoff(event.value)
         self.post_message(self.Edited(self.spec.name, event.value))
