@@ -468,6 +468,8 @@ class LoraApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return True if self.job_running else False
+        if action in ("start", "open", "save", "view") and self.screen.is_modal:
+            return False  # a dialog is open: answer it first (Stop and Quit stay available)
         return True
 
     def watch_job_running(self, running: bool) -> None:
