@@ -7,7 +7,6 @@ Three torch runs of ~15 s each (two processes, one process, the stopped two-proc
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import statistics
@@ -24,7 +23,7 @@ from lora_tui.plan.launch import build_launch, write_launch_files
 from lora_tui.run.jobs import start_job
 
 REPO = Path(__file__).resolve().parents[2]
-SD = Path(os.environ.get("LORA_TUI_TEST_SD_SCRIPTS", REPO / "sd-scripts"))
+SD = REPO / "sd-scripts"
 PHOTOS = REPO / "lora_tui" / "demo" / "photos"
 # Per-epoch mean loss of the two-process run vs the one-process run with the same global batch and seed. The
 # runs see the same images per epoch and the same LR at every step, but each process draws its own noise and
@@ -68,8 +67,9 @@ def _launch(cfg: TrainingConfig, tmp: Path):
     return launch, plan
 
 
-def _progress(stdout: str) -> list[dict]:
-    return [json.loads(ln.split(" ", 1)[1]) for ln in stdout.splitlines() if ln.startswith("LORA_TUI_PROGRESS ")]
+def _progress(text: str) -> list[dict]:
+    """The machine-readable progress lines (in a job log a tqdm bar on stderr may precede one on its line)."""
+    return [json.loads(m) for m in re.findall(r"LORA_TUI_PROGRESS (\{[^\n]*?\})", text)]
 
 
 def _epoch_means(prog: list[dict]) -> list[float]:
@@ -118,10 +118,11 @@ def test_two_cpu_processes_train_the_plan_and_match_one_process(tmp_path, tiny_s
         assert abs(a - b) / a < LOSS_TOLERANCE, (_epoch_means(prog1), _epoch_means(prog2))
 
 
-def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sdxl_ckpt, photos):
-    cfg = _config(tiny_sdxl_ckpt, photos, tmp_path / "out", processes=2, batch=1, epoch=500)
+def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sdxl_ckpt, photos, request):
+    cfg = _config(tiny_sdxl_ckpt, photos, tmp_path / "out", processes=2, batch=1, epoch=100)
     launch, _ = _launch(cfg, tmp_path)
     job = start_job(launch.argv, launch.env, launch.cwd, state_dir=tmp_path / "state")
+    request.addfinalizer(lambda: job.is_alive() and job.stop(grace_s=5, escalate=True))
     deadline = time.time() + 180
     while time.time() < deadline:
         prog = _progress(job.log_path.read_text(encoding="utf-8", errors="replace"))
@@ -135,6 +136,8 @@ def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sd
     assert len(pids) >= 3  # the launcher and two training processes (plus the supervisor)
     res = job.stop(grace_s=60)
     assert res.exited and not res.escalated, res
+    # (The job's status reads "failed": torchrun re-raises the SIGINT after both ranks exited 130, so accelerate
+    # launch exits 1; the supervisor only sees the launcher. Reported to the run layer.)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     log = job.log_path.read_text(encoding="utf-8", errors="replace")
     saved = tmp_path / "out" / "demo.safetensors"
@@ -143,4 +146,4 @@ def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sd
     assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == ["demo.safetensors"]
     raw = saved.read_bytes()
     meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
-    assert 3 <= int(meta["ss_steps"]) < 500 * 4 and meta["ss_total_batch_size"] == "2"
+    assert 3 <= int(meta["ss_steps"]) < 100 * 4 and meta["ss_total_batch_size"] == "2"
