@@ -780,8 +780,10 @@ class Trainer:
         acc.wait_for_everyone()
         if interrupted:
             if acc.is_main_process:
+                # once per stream, and once only when both streams are the same file (a job log)
                 print(f"interrupted: saved {path}", file=sys.stderr, flush=True)
-            out(f"interrupted: saved {path}")
+                if not _streams_merged():
+                    out(f"interrupted: saved {path}")
             return EXIT_INTERRUPTED
         out("model saved.")
         return 0
