@@ -114,6 +114,7 @@ class LoraApp(App[None]):
         self._plan_timer = None
         self._plan_running = False
         self._plan_dirty = False
+        self._starting = False
         self.job: Any = None
         self.last_exit: int | None = None
         self.stop_presses = 0
@@ -494,7 +495,16 @@ class LoraApp(App[None]):
     # ------------------------------------------------------------------ Start
     def action_start(self) -> None:
         """F5 / ctrl+r."""
-        self.run_worker(self._start(), group="start", exclusive=True, exit_on_error=False)
+        if self._starting:
+            return  # a press while the last one is still planning/launching must not launch twice
+        self._starting = True
+        self.run_worker(self._start_once(), group="start", exit_on_error=False)
+
+    async def _start_once(self) -> None:
+        try:
+            await self._start()
+        finally:
+            self._starting = False
 
     async def _start(self) -> None:
         from lora_tui.plan import make_plan
