@@ -106,13 +106,31 @@ def _no_rng_checkpoint(module, *args):
     return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False)
 
 
-def _lora_forward(lora, org_forward, down, up):
+class _CastMemo:
+    """The last input cast to the compute dtype, shared by consecutive LoRA-wrapped layers that read the same
+    tensor (attention's to_q/to_k/to_v all read one LayerNorm output): one bf16 copy is made and saved for
+    backward instead of one per layer. Holds one reference to the last input until the next different one."""
+
+    def __init__(self):
+        self.src = None
+        self.out = None
+
+    def cast(self, x, dtype):
+        if x.dtype == dtype or not x.is_floating_point():
+            return x
+        if x is self.src and self.out.dtype == dtype:
+            return self.out
+        self.src, self.out = x, x.to(dtype)
+        return self.out
+
+
+def _lora_forward(lora, org_forward, down, up, memo: _CastMemo):
     """Forward of one wrapped layer: `org(x) + up(down(x)) * multiplier * alpha / rank`, as `LoRAModule.forward`
     without dropout, with `down`/`up` weights already in the compute dtype.
 
-    An input in another dtype (under autocast: the fp32 output of a LayerNorm/GroupNorm) is cast once and the
-    one bf16 copy feeds both the frozen layer and the LoRA, so backward keeps one saved copy instead of two (the
-    same values autocast would produce by casting twice; the two input-gradients are then summed in bf16)."""
+    An input in another dtype (under autocast: the fp32 output of a LayerNorm/GroupNorm) is cast once (`memo`)
+    and that copy feeds the frozen layer and the LoRA of every layer reading it: the same values autocast would
+    produce by casting at each use; fewer casts and fewer saved copies (their input-gradients are summed in bf16)."""
     import torch.nn.functional as F
 
     dtype = down.dtype
@@ -121,16 +139,14 @@ def _lora_forward(lora, org_forward, down, up):
         stride, padding, dilation = cd.stride, cd.padding, cd.dilation
 
         def forward(x):
-            if x.dtype != dtype and x.is_floating_point():
-                x = x.to(dtype)
+            x = memo.cast(x, dtype)
             base = org_forward(x)
             y = F.conv2d(F.conv2d(x, down, None, stride, padding, dilation), up)
             s = lora.multiplier * lora.scale
             return base + (y * s if s != 1.0 else y)
     else:
         def forward(x):
-            if x.dtype != dtype and x.is_floating_point():
-                x = x.to(dtype)
+            x = memo.cast(x, dtype)
             base = org_forward(x)
             y = F.linear(F.linear(x, down), up)
             s = lora.multiplier * lora.scale
@@ -186,9 +202,10 @@ class FastPath:
                 w.grad = self.compute_grad[o:o + k].view(p.shape)
                 views.append(w)
                 o += k
+            memo = _CastMemo()
             for i, m in enumerate(mods):
                 org = m._org[0]
-                org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1])
+                org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1], memo)
             self._compute_views = views
             self.notes.append(f"LoRA weights {str(compute_dtype).replace('torch.', '')} in the step "
                               f"(fp32 master weights and optimizer state)")
