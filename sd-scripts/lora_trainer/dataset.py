@@ -86,14 +86,17 @@ def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn) ->
         field_name = "reg_data_dir" if is_reg else "train_data_dir"
         raise DatasetError(f"{field_name}: {root} is not a folder")
     subsets = []
-    for d in sorted(p for p in rp.iterdir() if p.is_dir()):
+    # listing order, not sorted: sd-scripts walks os.listdir (§2.2), and the reg balancing below depends on it
+    for d in [p for p in rp.iterdir() if p.is_dir()]:
         parsed = parse_subset_dir(d.name)
         if parsed is None:
             warn(f"ignore directory without repeats: {d}")
             continue
         repeats, tokens = parsed
         sub = Subset(d, repeats, tokens, is_reg)
-        for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix in IMAGE_EXTS):
+        # glob("*.png") skips hidden names; the glob results are sorted (§2.3)
+        for img in sorted(p for p in d.iterdir()
+                          if p.is_file() and p.suffix in IMAGE_EXTS and not p.name.startswith(".")):
             try:
                 with Image.open(img) as im:
                     size = im.size
@@ -131,19 +134,31 @@ def assign_bucket(size: tuple[int, int], buckets: list[tuple[int, int]]) -> tupl
     return (bw, bh), (int(w0 * k + 0.5), int(h0 * k + 0.5))
 
 
+def _round_to_step(x: float, step: int) -> int:
+    """Round to the nearest pixel, then down to the `step` grid (sd-scripts' BucketManager rounding)."""
+    x = int(x + 0.5)
+    return x - x % step
+
+
 def assign_no_upscale(size: tuple[int, int], max_area: int, step: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """`bucket_no_upscale` (§2.8.2): shrink to the area if larger, then floor each side to `step`."""
+    """`bucket_no_upscale` (§2.8.2): shrink to the area if larger, then floor each side to `step`.
+
+    When shrinking, both candidate sizes (width on the grid, height on the grid) are compared by the aspect ratio
+    of their grid-rounded sides, as sd-scripts' `BucketManager.select_bucket` does: 1100×900 at 512×512 → width
+    first 512×419 (rounded 512×384, aspect 1.33), height first 548×448 (rounded 512×448, aspect 1.14); the
+    image's 1.22 is closer to the second → resized 548×448, bucket 512×448."""
     w0, h0 = size
     if w0 * h0 > max_area:
         ar = w0 / h0
-        hf = math.sqrt(max_area / ar)
-        wf = hf * ar
-        # round one side to the grid, derive the other, keep whichever preserves the aspect ratio better
-        w1 = int(wf // step) * step
-        h1 = int(w1 / ar + 0.5)
-        h2 = int(hf // step) * step
-        w2 = int(h2 * ar + 0.5)
-        resized = (w1, h1) if abs(w1 / max(h1, 1) - ar) < abs(w2 / max(h2, 1) - ar) else (w2, h2)
+        wf = math.sqrt(max_area * ar)
+        hf = max_area / wf
+        bw = _round_to_step(wf, step)
+        bh_of_w = _round_to_step(bw / ar, step)
+        ar_w = bw / bh_of_w if bh_of_w else math.inf
+        bh = _round_to_step(hf, step)
+        bw_of_h = _round_to_step(bh * ar, step)
+        ar_h = bw_of_h / bh if bh else math.inf
+        resized = (bw, int(bw / ar + 0.5)) if abs(ar_w - ar) < abs(ar_h - ar) else (int(bh * ar + 0.5), bh)
     else:
         resized = (w0, h0)
     bucket = (max(step, resized[0] // step * step), max(step, resized[1] // step * step))
@@ -190,15 +205,16 @@ def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, buc
     num_reg = sum(len(s.items) * s.repeats for s in reg)
     if num_reg:
         reg_samples: list[ImageItem] = []
-        # first pass: whole repeats per image until the train count is reached (§2.7)
+        # first pass: each reg image with ALL its repeats, in order, until the train count is reached; the rest
+        # stay unused (sd-scripts' DreamBoothDataset, §2.7: 5 train, 3 reg × 2 → 2, 4, 6 = 6 reg samples)
         for s in reg:
             for it in s.items:
-                for _ in range(s.repeats):
-                    if len(reg_samples) >= num_train:
-                        break
-                    reg_samples.append(it)
+                if len(reg_samples) >= num_train:
+                    break
+                reg_samples += [it] * s.repeats
         if num_reg > num_train:
             warn(f"some of reg images are not used: {num_reg} reg > {num_train} train")
+        # still short (all used): one more repeat per image, cycling, until the count is reached
         all_reg = [it for s in reg for it in s.items]
         i = 0
         while len(reg_samples) < num_train:

@@ -59,6 +59,13 @@ def _case(tmp_path, name):
         write_images(img / "1_a", 1, (1100, 900))
         write_images(img / "1_a", 1, (1000, 1500), start=1)
         return make_cfg(train_data_dir=str(img), bucket_no_upscale=True)
+    if name == "reg_folder_order":
+        # Reg folders are taken in listing order (os.listdir, §2.2), not sorted; the train count (6) ends the
+        # balancing part-way, so which sizes are used depends on that order.
+        write_images(img / "6_a", 1, (512, 512))
+        for i, size in enumerate([(512, 768), (768, 512), (640, 448), (448, 640), (832, 256), (256, 832)]):
+            write_images(reg / f"3_r{5 - i}", 1, size)
+        return make_cfg(train_data_dir=str(img), reg_data_dir=str(reg), train_batch_size=1)
     if name == "no_buckets":
         write_images(img / "2_a", 3, (512, 512))
         return make_cfg(train_data_dir=str(img), enable_bucket=False, train_batch_size=4)
@@ -71,10 +78,7 @@ def test_plan_equals_bundled_trainer(tmp_path, name):
     assert _plan_counts(cfg) == _trainer_counts(cfg)
 
 
-@pytest.mark.xfail(strict=True, reason="bundled trainer differs from sd-scripts here (reg: it stops mid-repeats; "
-                                       "no_upscale: it rounds before comparing aspect errors); plan follows "
-                                       "sd-scripts §2.7/§2.8.2. Remove this mark when the trainer is fixed.")
-@pytest.mark.parametrize("name", ["reg_whole_repeats", "no_upscale_rounding"])
+@pytest.mark.parametrize("name", ["reg_whole_repeats", "no_upscale_rounding", "reg_folder_order"])
 def test_plan_equals_bundled_trainer_sd_scripts_edges(tmp_path, name):
     cfg = _case(tmp_path, name)
     assert _plan_counts(cfg) == _trainer_counts(cfg)
