@@ -120,6 +120,8 @@ def _validate(args, script: str) -> None:
     step_div = 32 if script == "sdxl_train_network" else 64
     if args.bucket_reso_steps % step_div and args.enable_bucket:
         msgs.append(f"bucket_reso_steps {args.bucket_reso_steps} must be a multiple of {step_div}")
+    from .tracking import logging_problems
+    msgs += logging_problems(args)
     if msgs:
         raise OptionError("\n".join(msgs))
 
@@ -211,6 +213,8 @@ class Trainer:
         acc = Accelerator(gradient_accumulation_steps=G, mixed_precision=mp, cpu=not torch.cuda.is_available())
         self.acc = acc
         print(f"accelerator device: {acc.device}", flush=True)
+        from .tracking import TrainLog, config_values
+        self.trainlog = TrainLog(args, acc.is_main_process, config_values(args) if args.log_config else None)
         weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[mp]
         self.save_dtype = {None: None, "float": torch.float32, "fp16": torch.float16,
                            "bf16": torch.bfloat16}.get(args.save_precision)
@@ -326,7 +330,10 @@ class Trainer:
                                              num_train_timesteps=1000, clip_sample=False,
                                              prediction_type="v_prediction" if args.v_parameterization else "epsilon")
         ac = self.noise_scheduler.alphas_cumprod
-        self.snr = (ac / (1 - ac)).to(dev)
+        self.snr = (ac / (1 - ac)).to(dev)  # before zero_terminal_snr: loss weights use the original SNR (§4.2)
+        if args.zero_terminal_snr:
+            from .noise_schedule import rescale_zero_terminal_snr
+            rescale_zero_terminal_snr(self.noise_scheduler)
         from .speed import setup_fast_path
         self.fast = setup_fast_path(self)
 
@@ -504,12 +511,15 @@ class Trainer:
 
     # ---------------------------------------------------------------- conditioning
     def _tokenize(self, tok, captions):
-        return tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                   return_tensors="pt").input_ids.to(self.acc.device)
+        """Ids (B·n, 77): n windows per caption for max_token_length 150/225 (long_prompts.py), else n = 1."""
+        from .long_prompts import token_windows
+        return token_windows(tok, captions, self.args.max_token_length).to(self.acc.device)
 
     def _encode(self, captions: list[str]):
         """Text conditioning for a batch: SD1/2 → (context, None); SDXL → (context, pooled), spec §4.8."""
         import torch
+
+        from .long_prompts import first_window, stitch
 
         m = self.model
         if self.cond_cache is not None and all(c in self.cond_cache for c in captions):
@@ -522,8 +532,9 @@ class Trainer:
                 te1, te2 = m.text_encoders
                 o1 = te1(self._tokenize(m.tokenizers[0], captions), output_hidden_states=True)
                 o2 = te2(self._tokenize(m.tokenizers[1], captions), output_hidden_states=True)
-                ctx = torch.cat([o1.hidden_states[-2], o2.hidden_states[-2]], dim=-1)
-                pooled = o2.text_embeds
+                B = len(captions)
+                ctx = torch.cat([stitch(o1.hidden_states[-2], B), stitch(o2.hidden_states[-2], B)], dim=-1)
+                pooled = first_window(o2.text_embeds, B)
             else:
                 te = m.text_encoders[0]
                 o = te(self._tokenize(m.tokenizers[0], captions), output_hidden_states=True)
@@ -533,6 +544,7 @@ class Trainer:
                     ctx = norm(o.hidden_states[-cs])
                 else:
                     ctx = o.last_hidden_state
+                ctx = stitch(ctx, len(captions))
                 pooled = None
         if self.cond_cache is not None:
             for i, c in enumerate(captions):
@@ -661,7 +673,13 @@ class Trainer:
             timesteps = torch.full((latents.shape[0],), hi, device=latents.device, dtype=torch.long)
         else:
             timesteps = torch.randint(lo, hi, (latents.shape[0],), device=latents.device).long()
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if args.ip_noise_gamma:
+            from .noise_schedule import perturbed_noise
+            noisy = self.noise_scheduler.add_noise(
+                latents, perturbed_noise(noise, float(args.ip_noise_gamma), args.ip_noise_gamma_random_strength),
+                timesteps)
+        else:
+            noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         with acc.autocast():
             kw = {}
             if self.family == "sdxl":
@@ -728,6 +746,7 @@ class Trainer:
                         scaled, mean_norm, max_norm = self._scale_weight_norms(float(args.scale_weight_norms))
                         postfix.update({"Keys Scaled": scaled, "Average key norm": mean_norm})
                     bar.update(1)
+                    self.trainlog.step(global_step, last_loss, avr, self.optimizer)
                     bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
                     if global_step % every == 0 or global_step == self.max_train_steps:
                         el = time.time() - t0
@@ -759,6 +778,7 @@ class Trainer:
                     break
             if interrupted or global_step >= self.max_train_steps and epoch + 1 < self.num_epochs:
                 break
+            self.trainlog.epoch(epoch + 1, avr)
             if args.sample_every_n_epochs and args.sample_prompts and (epoch + 1) % int(args.sample_every_n_epochs) == 0:
                 self._sample(epoch + 1, global_step)
             if args.save_every_n_epochs and (epoch + 1) % int(args.save_every_n_epochs) == 0 \
@@ -772,6 +792,7 @@ class Trainer:
                     if old > 0:
                         self._remove(f"{name}-{old:06d}")
         bar.close()
+        self.trainlog.close()
         self._check_replicas()
         final_epoch = self.num_epochs if not interrupted else epoch + 1
         path = self._save(name_final, final_epoch, global_step)
