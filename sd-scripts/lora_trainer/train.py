@@ -1073,6 +1073,8 @@ class Trainer:
             "ss_adaptive_noise_scale": str(args.adaptive_noise_scale),
             "ss_multires_noise_iterations": str(args.multires_noise_iterations),
             "ss_multires_noise_discount": str(args.multires_noise_discount),
+            "ss_zero_terminal_snr": str(args.zero_terminal_snr), "ss_ip_noise_gamma": str(args.ip_noise_gamma),
+            "ss_ip_noise_gamma_random_strength": str(args.ip_noise_gamma_random_strength),
             "ss_min_snr_gamma": str(args.min_snr_gamma), "ss_debiased_estimation": str(args.debiased_estimation_loss),
             "ss_loss_type": str(args.loss_type), "ss_huber_schedule": str(args.huber_schedule),
             "ss_huber_scale": str(args.huber_scale), "ss_huber_c": str(args.huber_c),
