@@ -34,7 +34,7 @@ async def test_start_with_empty_checkpoint_path_is_refused(settings, tmp_path):
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await type_into(pilot, app, "output_dir", str(out))
+        assert app.apply_edit("output_dir", str(out))
         assert app.config.pretrained_model_name_or_path == ""
         await refused_start(pilot, app)
         texts = problems_text(app)
@@ -57,9 +57,9 @@ async def test_start_with_missing_image_folder_is_refused(settings, tmp_path):
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await type_into(pilot, app, "output_dir", str(out))
-        await type_into(pilot, app, "pretrained_model_name_or_path", str(ckpt))
-        await type_into(pilot, app, "train_data_dir", str(tmp_path / "no such folder"))
+        assert app.apply_edit("output_dir", str(out))
+        assert app.apply_edit("pretrained_model_name_or_path", str(ckpt))
+        await type_into(pilot, app, "train_data_dir", "/no/such/folder")
         await refused_start(pilot, app)
         texts = problems_text(app)
         assert any("Image folder" in t and "✖" in t for t in texts), texts
