@@ -3,7 +3,7 @@
 Usage: lora_check.py SPEC.json → prints one JSON line of results. SPEC:
 {"roundtrip": [{"family": "sdxl", "ckpt": path}, ...],
  "loras": [{"family": "sdxl", "ckpt": path, "lora": path}, ...],
- "counts": true}
+ "counts": true, "features": {"sd1": path, "sdxl": path}}
 
 - roundtrip: the checkpoint loaded by the trainer's loader equals, tensor for tensor, the tiny model
   make_demo_checkpoint.py builds from the same seed.
@@ -11,6 +11,8 @@ Usage: lora_check.py SPEC.json → prints one JSON line of results. SPEC:
   `load_lora_weights` (logs captured) vs the trainer's own network holding the same weights; plus the
   difference the LoRA makes against the base model.
 - counts: module counts of our LoRA network on the full-size bundled configs (meta device), spec §5.2.4.
+- features: max_token_length windows and stitching through the trainer's own `_encode` on the tiny models,
+  zero terminal SNR and input-perturbation noise.
 """
 from __future__ import annotations
 
@@ -186,6 +188,69 @@ def optimizers(cases: list[list[str]]) -> list[dict]:
     return res
 
 
+def _encoder(family: str, ckpt: str, argv: list[str], model=None):
+    from types import SimpleNamespace
+
+    from lora_trainer.args import parse_args
+    from lora_trainer.models import load_model
+    from lora_trainer.train import Trainer
+
+    script = "sdxl_train_network" if family == "sdxl" else "train_network"
+    t = Trainer(parse_args(script, argv), family, None)
+    t.model = model or load_model(ckpt)
+    t.acc = SimpleNamespace(device=torch.device("cpu"))
+    t.cond_cache, t.te_trained = None, False
+    return t
+
+
+def features(sd1: str, sdxl: str) -> dict:
+    """Long captions (max_token_length) through the trainer's `_encode`; ZT-SNR and ip-noise helpers."""
+    from diffusers import DDPMScheduler
+
+    from lora_trainer.long_prompts import token_windows
+    from lora_trainer.noise_schedule import perturbed_noise, rescale_zero_terminal_snr
+
+    short = "demo person, photo"
+    words = ", ".join(f"tag{i}" for i in range(40))  # 150 tokens: past 75, within 225
+    long_a, long_b = words + ", red hat", words + ", blue shoes"
+    res = {}
+    for family, ckpt in (("sd1", sd1), ("sdxl", sdxl)):
+        t75 = _encoder(family, ckpt, [])
+        t225 = _encoder(family, ckpt, ["--max_token_length", "225"], model=t75.model)
+        t150 = _encoder(family, ckpt, ["--max_token_length", "150"], model=t75.model)
+        with torch.no_grad():
+            c75, p75 = t75._encode([short, long_a, long_b])
+            c225, p225 = t225._encode([short, long_a, long_b])
+            c150, _ = t150._encode([short])
+        row = {"shape75": list(c75.shape), "shape150": list(c150.shape), "shape225": list(c225.shape),
+               # causal text encoders: the first 76 positions of window 1 are the ordinary encoding's
+               "head_equal": bool(torch.allclose(c225[0, :76], c75[0, :76], atol=1e-5)),
+               "tail_ignored_at_75": bool(torch.equal(c75[1], c75[2])),
+               "tail_seen_at_225": float((c225[1] - c225[2]).abs().max())}
+        if family == "sdxl":
+            row["pooled_first_window"] = bool(torch.allclose(p225[0], p75[0], atol=1e-5))
+            tok2 = t75.model.tokenizers[1]
+            ids = token_windows(tok2, [short, ", ".join(["tag"] * 80)], 150).view(2, 2, 77)
+            row["tok2_empty_window_gets_eos"] = int(ids[0, 1, 1]) == tok2.eos_token_id
+            row["tok2_cut_window_ends_eos"] = int(ids[1, 0, -1]) == tok2.eos_token_id
+            row["tok2_pad_is_not_eos"] = tok2.pad_token_id != tok2.eos_token_id
+        res[family] = row
+    sched = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                          num_train_timesteps=1000, clip_sample=False)
+    before = sched.alphas_cumprod.clone()
+    rescale_zero_terminal_snr(sched)
+    ac = sched.alphas_cumprod
+    res["ztsnr"] = {"last_before": float(before[-1]), "last_after": float(ac[-1]),
+                    "first_rel_change": float(abs(ac[0] - before[0]) / before[0]),
+                    "decreasing": bool((ac[1:] <= ac[:-1]).all()),
+                    "cumprod_consistent": float((torch.cumprod(sched.alphas, 0) - ac).abs().max())}
+    torch.manual_seed(0)
+    noise = torch.zeros(4, 4, 32, 32)
+    res["ip_noise"] = {"std": float(perturbed_noise(noise, 0.5, False).std()),
+                       "std_random": [float(perturbed_noise(noise, 0.5, True).std()) for _ in range(5)]}
+    return res
+
+
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     res = {"roundtrip": [roundtrip(**r) for r in spec.get("roundtrip", [])],
@@ -194,6 +259,8 @@ def main() -> None:
         res["optimizers"] = optimizers(spec["optimizers"])
     if spec.get("counts"):
         res["counts"] = counts()
+    if spec.get("features"):
+        res["features"] = features(**spec["features"])
     print("RESULT " + json.dumps(res))
 
 

@@ -103,11 +103,7 @@ def sd15_run(tmp_path_factory, tiny_sd15_ckpt, dataset):
     """SD1.5 from the command line only, with LoCon (conv_dim) and a text-encoder LoRA."""
     out = tmp_path_factory.mktemp("sd15_run") / "out"
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
-              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
-              "--output_dir", out, "--output_name", "sd15", "--max_train_steps", "12", "--learning_rate", "2e-3",
-              "--network_module", "networks.lora", "--network_dim", "3", "--network_alpha", "1.5",
-              "--network_args", "conv_dim=2", "conv_alpha=1", "--save_precision", "fp16", "--seed", "3",
-              "--optimizer_type", "AdamW", "--lr_scheduler", "cosine_with_restarts", "--lr_warmup_steps", "2"])
+              "--train_data_dir", dataset, "--output_dir", out, "--output_name", "sd15", *SD15_ARGV])
     return r, out
 
 
@@ -125,6 +121,13 @@ OPTIMIZER_CASES = [
 ]
 
 
+SD15_ARGV = ["--resolution", "64", "--caption_extension", ".txt", "--cache_latents", "--max_train_steps", "12",
+             "--learning_rate", "2e-3", "--network_module", "networks.lora", "--network_dim", "3",
+             "--network_alpha", "1.5", "--network_args", "conv_dim=2", "conv_alpha=1", "--save_precision", "fp16",
+             "--seed", "3", "--optimizer_type", "AdamW", "--lr_scheduler", "cosine_with_restarts",
+             "--lr_warmup_steps", "2"]
+
+
 @pytest.fixture(scope="session")
 def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory):
     """One process: loader round trips, diffusers loading of both LoRAs, full-size module counts."""
@@ -132,7 +135,8 @@ def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory)
                           {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)}],
             "loras": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt), "lora": str(sdxl_run[1] / "demo.safetensors")},
                       {"family": "sd1", "ckpt": str(tiny_sd15_ckpt), "lora": str(sd15_run[1] / "sd15.safetensors")}],
-            "counts": True, "optimizers": OPTIMIZER_CASES}
+            "counts": True, "optimizers": OPTIMIZER_CASES,
+            "features": {"sd1": str(tiny_sd15_ckpt), "sdxl": str(tiny_sdxl_ckpt)}}
     f = tmp_path_factory.mktemp("checks") / "spec.json"
     f.write_text(json.dumps(spec))
     r = _run([sys.executable, Path(__file__).with_name("lora_check.py"), f])
@@ -330,7 +334,7 @@ def test_unsupported_options_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
     r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", toml])
     _assert_clean_failure(r, out, "log_with", "deepspeed", "not supported")
     listed = json.loads((SD / "lora_trainer" / "unsupported_options.json").read_text())
-    assert "deepspeed" in listed["options"] and "log_with" in listed["options"]
+    assert "deepspeed" in listed["options"] and "wandb" not in listed["values"]["log_with"]["allowed"]
 
 
 def test_empty_dataset(tmp_path, tiny_sdxl_ckpt):
@@ -439,3 +443,59 @@ def test_optimizers_and_schedulers_through_the_trainer(checks):
         "torch.optim.sgd.SGD(momentum=0.9,nesterov=True)"
     bad = rows["--optimizer_type NoSuchOpt"]
     assert not bad["ok"] and "NoSuchOpt" in bad["error"]
+
+
+# ------------------------------------------------------------------ long captions, ZT-SNR, ip-noise, TensorBoard
+def test_long_captions_windows_and_stitching(checks):
+    f = checks["features"]
+    for fam, width in (("sd1", 32), ("sdxl", 80)):
+        row = f[fam]
+        assert row["shape75"] == [3, 77, width] and row["shape150"] == [1, 152, width]
+        assert row["shape225"] == [3, 227, width]  # BOS + 3 × 75 + last
+        assert row["head_equal"]  # window 1 is the ordinary encoding
+        assert row["tail_ignored_at_75"] and row["tail_seen_at_225"] > 1e-3  # words past token 75 now count
+    x = f["sdxl"]
+    assert x["pooled_first_window"] and x["tok2_pad_is_not_eos"]
+    assert x["tok2_empty_window_gets_eos"] and x["tok2_cut_window_ends_eos"]  # sd-scripts' SD2/SDXL fix-ups
+
+
+def test_zero_terminal_snr_and_ip_noise(checks):
+    z = checks["features"]["ztsnr"]
+    assert z["last_before"] > 1e-3 and z["last_after"] == 0.0 and z["first_rel_change"] < 1e-6
+    assert z["decreasing"] and z["cumprod_consistent"] < 1e-5
+    ip = checks["features"]["ip_noise"]
+    assert abs(ip["std"] - 0.5) < 0.02  # γ·randn added to the noise that makes the noisy latents
+    assert all(0 <= s <= 0.52 for s in ip["std_random"]) and len({round(s, 3) for s in ip["std_random"]}) > 1
+
+
+def test_new_options_train_and_log_to_tensorboard(tmp_path, sd15_run, tiny_sd15_ckpt, dataset):
+    """The SD1.5 run again with max_token_length 225, zero_terminal_snr, ip_noise_gamma and TensorBoard logs:
+    it trains, the LoRA differs from the plain run (same seed), the logs hold sd-scripts' scalars."""
+    _, out15 = sd15_run
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--output_dir", out, "--output_name", "sd15", *SD15_ARGV,
+              "--max_token_length", "225", "--zero_terminal_snr", "--ip_noise_gamma", "0.1",
+              "--logging_dir", logs, "--log_prefix", "run_", "--log_config"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, meta, data = _lora(out / "sd15.safetensors")
+    base_header, _, base_data = _lora(out15 / "sd15.safetensors")
+    assert set(header) == set(base_header) and data != base_data
+    assert (meta["ss_max_token_length"], meta["ss_zero_terminal_snr"], meta["ss_ip_noise_gamma"]) == \
+        ("225", "True", "0.1")
+    runs = list(logs.iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("run_") and (runs[0] / "network_train").is_dir()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    scalars = {}
+    for ev in (runs[0] / "network_train").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(ev))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars[tag] = [e.step for e in acc.Scalars(tag)]
+    assert scalars["loss/current"] == list(range(1, 13)) and scalars["loss/average"] == list(range(1, 13))
+    assert scalars["lr/unet"] == list(range(1, 13)) and scalars["lr/textencoder"] == list(range(1, 13))
+    assert scalars["loss/epoch"] == [1, 2]  # 8 batches per epoch: 12 steps end in epoch 2
+    assert list((runs[0] / "network_train").rglob("hparams.yml"))  # log_config
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--output_dir", tmp_path / "out2", "--log_with", "tensorboard"])
+    _assert_clean_failure(r, tmp_path / "out2", "log_with tensorboard needs logging_dir")
