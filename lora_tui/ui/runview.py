@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 LOG_MAX_LINES = 5000
 FLUSH_HZ = 12
-PLOT_MIN_INTERVAL_S = 1.0
+PLOT_MIN_INTERVAL_S = 2.0  # a plotext redraw costs milliseconds of CPU; a loss curve needs no more than this
 # Log bytes read per 12 Hz tick. Reading, splitting and parsing them is most of a tick's work and runs on the
 # event loop, so the budget adapts to keep a tick near TICK_BUDGET_S: a flood is shown in full, a little behind
 # the writer, and keys are never held up long. Even the minimum (0.2 MB/s) is far above what a trainer writes.
@@ -108,7 +108,7 @@ class RunView(Vertical):
 
     def flush_feed(self) -> None:
         """Poll the follower once and move its output to the screen: one batched log write, the live line,
-        figures, and (at most once a second) the loss plot."""
+        figures, and (at most every PLOT_MIN_INTERVAL_S) the loss plot."""
         follower = self.follower
         if follower is None or follower.ended:
             return
