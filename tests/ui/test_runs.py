@@ -128,3 +128,17 @@ async def test_quit_and_stop_waits_for_the_save_then_exits(settings, tmp_path):
     ended = load_job(job.id, settings)
     assert not ended.is_alive() and ended.status == "stopped" and ended.exit_code == 130
     assert (tmp_path / "fake-interrupted.safetensors").exists()
+
+
+async def test_attach_to_a_finished_job_shows_its_log_result_and_tail(settings):
+    job = start_job(fake("fail_after.py", 0.2), settings=settings)
+    job.wait(timeout=20)
+    app = LoraApp(settings=settings, attach_job=job.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=10)
+        assert app.view == "run"
+        assert "epoch 1/3" in log_lines(app)
+        status = static_text(app.query_one("#run-status"))
+        assert "(failed)" in status and "exit code 1" in status
+        assert app.query_one("#failure").display
+        assert app.check_action("stop", ()) is False
