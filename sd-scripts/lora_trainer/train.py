@@ -120,8 +120,9 @@ def _validate(args, script: str) -> None:
     step_div = 32 if script == "sdxl_train_network" else 64
     if args.bucket_reso_steps % step_div and args.enable_bucket:
         msgs.append(f"bucket_reso_steps {args.bucket_reso_steps} must be a multiple of {step_div}")
+    from .precision import full_precision_problems
     from .tracking import logging_problems
-    msgs += logging_problems(args)
+    msgs += logging_problems(args) + full_precision_problems(args)
     if msgs:
         raise OptionError("\n".join(msgs))
 
@@ -209,6 +210,11 @@ class Trainer:
             warn(f"mixed_precision {mp} needs a GPU; none found, training in fp32 (mixed_precision no)")
             mp = "no"
         self.mixed_precision = mp
+        from .precision import allow_fp16_unscale, full_dtype
+        try:
+            lora_dtype = full_dtype(args, torch.cuda.is_available())
+        except ValueError as e:
+            raise OptionError(str(e)) from None
         G = int(args.gradient_accumulation_steps)
         acc = Accelerator(gradient_accumulation_steps=G, mixed_precision=mp, cpu=not torch.cuda.is_available())
         self.acc = acc
@@ -278,7 +284,9 @@ class Trainer:
         unet.to(dev, dtype=weight_dtype)
         for te in tes:
             te.to(dev, dtype=weight_dtype if not self.te_trained else torch.float32)
-        net.to(dev, dtype=torch.float32)
+        net.to(dev, dtype=lora_dtype)
+        if lora_dtype != torch.float32:
+            out(f"enable full {'fp16' if args.full_fp16 else 'bf16'} training.")
         if args.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             unet.train()
@@ -323,6 +331,8 @@ class Trainer:
         # The network is not wrapped in DDP (its forward is never called: the LoRA modules run inside the UNet
         # and text encoders), so gradients are averaged across processes by hand (`_sync_grads`).
         optimizer, scheduler = acc.prepare(optimizer, scheduler)
+        if args.full_fp16:
+            allow_fp16_unscale(acc)
         self.net_prepared, self.optimizer, self.scheduler = net, optimizer, scheduler
 
         from diffusers import DDPMScheduler

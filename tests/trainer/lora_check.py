@@ -248,7 +248,31 @@ def features(sd1: str, sdxl: str) -> dict:
     noise = torch.zeros(4, 4, 32, 32)
     res["ip_noise"] = {"std": float(perturbed_noise(noise, 0.5, False).std()),
                        "std_random": [float(perturbed_noise(noise, 0.5, True).std()) for _ in range(5)]}
+    res["fp16_unscale"] = {"plain": _fp16_step(False), "patched": _fp16_step(True)}
     return res
+
+
+def _fp16_step(patch: bool) -> dict:
+    """One grad-scaled AdamW step on an fp16 parameter (what full_fp16 gives the optimizer), with and without
+    the trainer's scaler patch; torch's CPU GradScaler behaves as the CUDA one here."""
+    from types import SimpleNamespace
+
+    from lora_trainer.precision import allow_fp16_unscale
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    w = torch.nn.Parameter(torch.ones(4, dtype=torch.float16))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    if patch:
+        allow_fp16_unscale(SimpleNamespace(scaler=scaler))
+    scaler.scale((w.float() ** 2).sum()).backward()
+    try:
+        scaler.unscale_(opt)
+        grad = w.grad.float().tolist()
+        scaler.step(opt)
+        scaler.update()
+    except ValueError as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True, "grad": grad, "w": w.float().tolist(), "dtype": str(w.dtype)}
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ through plain python, one SD1.5 run (command line only), one interrupted run, an
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -499,3 +500,60 @@ def test_new_options_train_and_log_to_tensorboard(tmp_path, sd15_run, tiny_sd15_
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
               "--train_data_dir", dataset, "--output_dir", tmp_path / "out2", "--log_with", "tensorboard"])
     _assert_clean_failure(r, tmp_path / "out2", "log_with tensorboard needs logging_dir")
+
+
+# ------------------------------------------------------------------ full_fp16 / full_bf16
+def _floats(header, data, key) -> list[float]:
+    """A tensor's values from raw safetensors bytes (F32/F16/BF16) without torch."""
+    import struct
+    h = header[key]
+    a, b = h["data_offsets"]
+    raw = data[a:b]
+    if h["dtype"] == "BF16":  # the top half of a float32
+        return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+    fmt = {"F32": "f", "F16": "e"}[h["dtype"]]
+    return list(struct.unpack(f"<{len(raw) // struct.calcsize(fmt)}{fmt}", raw))
+
+
+def test_full_half_precision_refused_without_gpu(tmp_path, tiny_sd15_ckpt, dataset):
+    if Path("/proc/driver/nvidia").exists():
+        pytest.skip("a GPU is present: test_full_half_precision_on_gpu covers it")
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out,
+              "--mixed_precision", "bf16", "--full_bf16"])
+    _assert_clean_failure(r, out, "full_bf16 needs a CUDA GPU")
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out, "--full_fp16"])
+    _assert_clean_failure(r, out, "full_fp16 needs mixed_precision fp16")  # before torch is imported
+
+
+def test_full_fp16_gradients_unscale_through_the_trainers_scaler_patch(checks):
+    f = checks["features"]["fp16_unscale"]
+    assert not f["plain"]["ok"] and "FP16" in f["plain"]["error"]  # why sd-scripts patches the scaler
+    p = f["patched"]
+    assert p["ok"] and p["grad"] == [2.0] * 4 and p["dtype"] == "torch.float16" and all(v < 1 for v in p["w"])
+
+
+@pytest.mark.skipif(not Path("/proc/driver/nvidia").exists(), reason="needs an NVIDIA GPU")
+@pytest.mark.parametrize("prec", ["fp16", "bf16"])
+def test_full_half_precision_on_gpu(tmp_path, tiny_sd15_ckpt, dataset, prec):
+    """full_fp16 / full_bf16: the LoRA weights train in half precision (the file keeps their dtype when
+    save_precision is unset) and stay finite; fp16 goes through the grad scaler (unscaling fp16 gradients)."""
+    runs = {}
+    for full in (False, True):
+        out = tmp_path / f"out_{full}"
+        r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+                  "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt",
+                  "--output_dir", out, "--output_name", "h", "--max_train_steps", "6", "--learning_rate", "1e-3",
+                  "--network_dim", "4", "--seed", "1", "--mixed_precision", prec, "--max_grad_norm", "1.0"]
+                 + ([f"--full_{prec}"] if full else []))
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert (f"enable full {prec} training." in r.stdout) == full
+        runs[full] = _lora(out / "h.safetensors")
+    half, _, data = runs[True]
+    assert {h["dtype"] for h in half.values()} == {"F16" if prec == "fp16" else "BF16"}
+    assert {h["dtype"] for h in runs[False][0].values()} == {"F32"}
+    ups = [k for k in half if k.endswith("lora_up.weight")]
+    vals = [v for k in ups for v in _floats(half, data, k)]
+    assert all(math.isfinite(v) for v in vals) and any(v != 0 for v in vals)  # trained (up starts at 0)
