@@ -48,7 +48,10 @@ MAX_GPU_LATENT_BYTES = 4 * 2**30
 STEP_HOOKS: list = []
 
 
-def _log(msg: str) -> None:
+def _log(msg: str, trainer=None) -> None:
+    """INFO line on stderr, from the main process only (as the trainer's own log lines)."""
+    if trainer is not None and not trainer.acc.is_main_process:
+        return
     print(f"INFO {msg}", file=sys.stderr, flush=True)
 
 
@@ -79,6 +82,9 @@ def fast_path_refusal(trainer) -> str | None:
         return "gradient_accumulation_steps > 1"
     if trainer.mixed_precision not in ("bf16", "no"):
         return f"mixed_precision {trainer.mixed_precision}"
+    if getattr(args, "full_bf16", False) or getattr(args, "full_fp16", False):
+        # half-precision LoRA weights updated in place (sd-scripts' full_bf16): no fp32 master copy wanted
+        return "full_bf16/full_fp16"
     if args.network_dropout or any(m.rank_dropout or m.module_dropout for m in trainer.network.unet_modules):
         return "network dropout options"
     if trainer.acc.num_processes != 1:
@@ -93,7 +99,7 @@ def setup_fast_path(trainer):
     with a log line saying why the plain path is used."""
     why = fast_path_refusal(trainer)
     if why is not None:
-        _log(f"fast path off ({why}): plain training steps")
+        _log(f"fast path off ({why}): plain training steps", trainer)
         return None
     return FastPath(trainer)
 
@@ -234,7 +240,7 @@ class FastPath:
         self._pool = None
         self._lr_tensors = None
         self._opt_ready = False
-        _log("fast path: " + ", ".join(self.notes))
+        _log("fast path: " + ", ".join(self.notes), trainer)
 
     # ------------------------------------------------------------ set-up
     def _cache_conditioning(self):
@@ -395,7 +401,7 @@ class FastPath:
                     else:
                         self._graphs[key] = g
                         _log(f"CUDA graph captured for batch shape {tuple(latents.shape)} in "
-                             f"{time.perf_counter() - t0:.2f} s")
+                             f"{time.perf_counter() - t0:.2f} s", t)
             if g is not None:
                 for dst, src in zip(g["inputs"], inputs):
                     if dst is not None:
