@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -553,20 +552,23 @@ class LoraApp(App[None]):
                     severity="error", timeout=8)
 
     async def _launch(self, cfg: TrainingConfig) -> None:
-        from lora_tui.plan.launch import build_launch, write_launch_files
-        from lora_tui.run.jobs import start_job
+        # The same launch as `lora-tui train` (run.headless.launch_config): re-plan (the scan is cached), refuse on
+        # errors, write the TOML and settings JSON (write_launch_files), start the supervised job.
+        from lora_tui.run.headless import PlanRefused, launch_config
 
         try:
-            launch = build_launch(cfg, self.settings)
-            launch = await asyncio.to_thread(write_launch_files, launch, cfg)
-            meta = {"config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
-                    "output_dir": str(cfg.output_dir), "output_name": str(cfg.output_name)}
-            job = await asyncio.to_thread(partial(start_job, launch.argv, launch.env, launch.cwd, meta,
-                                                  settings=self.settings))
+            job = await asyncio.to_thread(launch_config, cfg, self.settings)
+        except PlanRefused as exc:  # the files changed since the check (a folder deleted meanwhile)
+            self.plan_problems = list(exc.problems)
+            self._refresh_messages()
+            self._refresh_problems()
+            await self._refuse(len(exc.problems))
+            return
         except Exception as exc:  # a refused launch is reported, never shown as started (kohya_ss §8.6 bug 5)
             self.notify(f"Not started: {exc}", severity="error", timeout=12)
             return
-        self.notify(f"Started job {job.id}: {Path(launch.toml_path).name}", timeout=5)
+        toml = Path(str((job.state.get("meta") or {}).get("config_toml", ""))).name
+        self.notify(f"Started job {job.id}: {toml}", timeout=5)
         self.attach(job)
 
     async def _enqueue(self, cfg: TrainingConfig) -> None:

@@ -167,6 +167,9 @@ class RunView(Vertical):
         prog = self.progress
         if prog is None or not prog.total:
             self.query_one("#progress", ProgressBar).update(total=1, progress=0)  # stop the "unknown" animation
+        if prog is not None:
+            prog.eta_s = None  # the trainer's last ETA means nothing once it has ended
+            self.query_one("#run-stats", Static).update(prog.summary())
         box = self.query_one("#failure")
         if bad:
             tail = list(prog.tail) if prog is not None else []

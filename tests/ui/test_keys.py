@@ -31,9 +31,8 @@ async def test_stop_is_shown_only_while_a_job_runs(settings):
     async with app.run_test(size=SIZE) as pilot:
         footer_keys = lambda: {b.action for (_, b, enabled, _) in app.active_bindings.values() if enabled}  # noqa
         assert app.check_action("stop", ()) is False
-        job = start_job(fake("fail_after.py", 1), settings=settings)
+        job = start_job(fake("fail_after.py", 3), settings=settings)
         app.attach(job)
-        await pilot.pause()
         assert app.check_action("stop", ()) is True
         assert "Stop training" in [c.title for c in app.get_system_commands(app.screen)]
         await wait_for(pilot, lambda: not app.job_running, timeout=10)
