@@ -120,13 +120,14 @@ class _CastMemo:
     def __init__(self):
         self.src = None
         self.out = None
+        self.version = -1
 
     def cast(self, x, dtype):
         if x.dtype == dtype or not x.is_floating_point():
             return x
-        if x is self.src and self.out.dtype == dtype:
+        if x is self.src and x._version == self.version and self.out.dtype == dtype:
             return self.out
-        self.src, self.out = x, x.to(dtype)
+        self.src, self.out, self.version = x, x.to(dtype), x._version
         return self.out
 
 
@@ -283,20 +284,30 @@ class FastPath:
             p.grad = g
 
     def _prepare_optimizer(self):
-        """Fused/capturable AdamW flags, set at the first step (after a `resume` may have replaced the groups)."""
+        """At the first step (after a `resume` may have replaced the groups and state): step counts on the
+        device, as fused/capturable AdamW wants them, and the gradient views in place."""
         import torch
 
         if self.fused:
-            for g in self.inner_opt.param_groups:
-                g["fused"] = True
-                g["foreach"] = None
-                g["capturable"] = True
-            # a resumed state holds its step counts on the CPU; fused/capturable AdamW wants them on the device
             for st in self.inner_opt.state.values():
                 if "step" in st and torch.is_tensor(st["step"]) and st["step"].device != self.dev:
                     st["step"] = st["step"].to(self.dev, torch.float32)
         self._assign_grads()
         self._opt_ready = True
+
+    def _fused_flags(self, on: bool):
+        """Fused + capturable AdamW while the fast path steps or captures; the groups' own flags otherwise, so a
+        saved optimizer state (`save_state`) still loads in a plain or CPU run."""
+        if not self.fused:
+            return
+        if on:
+            self._saved_flags = [(g.get("fused"), g.get("foreach"), g.get("capturable"))
+                                 for g in self.inner_opt.param_groups]
+            for g in self.inner_opt.param_groups:
+                g["fused"], g["foreach"], g["capturable"] = True, None, True
+        else:
+            for g, (f, fe, c) in zip(self.inner_opt.param_groups, self._saved_flags):
+                g["fused"], g["foreach"], g["capturable"] = f, fe, c
 
     # ------------------------------------------------------------ the step
     def _encode(self, captions):
@@ -329,19 +340,25 @@ class FastPath:
             norm = torch.linalg.vector_norm(self.master_grad)
             self.master_grad.mul_(torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0))
         self.inner_opt.step()
+        if self.compute is not None:  # sampling between steps uses the compute copy: keep it current
+            self.compute.copy_(self.master)
         return loss.detach()
 
     def _eager(self, inputs, side_stream: bool):
         import torch
 
-        if not side_stream:
-            return self._device_step(*inputs)
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            loss = self._device_step(*inputs)
-        torch.cuda.current_stream().wait_stream(s)
-        return loss
+        self._fused_flags(True)
+        try:
+            if not side_stream:
+                return self._device_step(*inputs)
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                loss = self._device_step(*inputs)
+            torch.cuda.current_stream().wait_stream(s)
+            return loss
+        finally:
+            self._fused_flags(False)
 
     def _capture(self, inputs):
         import torch
@@ -358,10 +375,12 @@ class FastPath:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         torch.cuda.synchronize()
+        self._fused_flags(True)
         try:
             with torch.cuda.graph(graph, pool=self._pool):
                 out = self._device_step(*static)
         finally:
+            self._fused_flags(False)
             for g, f in zip(groups, floats):
                 g["lr"] = f
         return {"graph": graph, "inputs": static, "loss": out}
