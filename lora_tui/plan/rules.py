@@ -287,25 +287,62 @@ def _check_model(out: _Out, cfg: Any) -> None:
                       f"{FAMILY_LABELS[chosen]}: {fix}, or pick a {FAMILY_LABELS[chosen]} checkpoint")
 
 
-def _check_existing_output(out: _Out, cfg: Any) -> None:
+def existing_outputs(cfg: Any) -> list[str]:
+    """The LoRA files a run of ``cfg`` would overwrite: ``<output_dir>/<output_name>.<ext>`` and the epoch/step
+    files ``<output_name>-000001.<ext>`` / ``<output_name>-step00000010.<ext>`` (sd-scripts' names), final file
+    first, then the others sorted. ``ext`` is ``save_model_as`` (default safetensors), the name defaults to
+    sd-scripts' ``last``. An unset, missing or unreadable ``output_dir`` gives ``[]``; never raises."""
     od = _s(cfg, "output_dir")
     if not od:
+        return []
+    ext = _s(cfg, "save_model_as") or "safetensors"
+    name = _s(cfg, "output_name") or "last"
+    try:
+        folder = resolve_path(od)
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+    except (OSError, ValueError):
+        return []
+    found = [os.path.join(folder, f"{name}.{ext}")] if f"{name}.{ext}" in names else []
+    found += [os.path.join(folder, n) for n in sorted(names)
+              if n.startswith(f"{name}-") and n.endswith(f".{ext}")
+              and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit()]
+    return [p for p in found if os.path.isfile(p)]
+
+
+def free_output_name(cfg: Any, limit: int = 10000) -> str:
+    """The first of ``<output_name>_2``, ``_3``, ... for which ``existing_outputs`` finds nothing (a name already
+    ending in ``_N`` counts on from N+1). Raises ``ValueError`` after ``limit`` tries."""
+    base = _s(cfg, "output_name") or "last"
+    m = re.fullmatch(r"(.*\S)_(\d+)", base)
+    stem, n = (m.group(1), int(m.group(2)) + 1) if m else (base, 2)
+    for i in range(n, n + limit):
+        candidate = f"{stem}_{i}"
+        if not existing_outputs(_Renamed(cfg, candidate)):
+            return candidate
+    raise ValueError(f"output_name: no free name from {stem}_{n} to {stem}_{n + limit - 1}")
+
+
+class _Renamed:
+    """``cfg`` seen with another ``output_name`` (no model validation needed to look at file names)."""
+
+    def __init__(self, cfg: Any, name: str) -> None:
+        self._cfg, self.output_name = cfg, name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._cfg, attr)
+
+
+def _check_existing_output(out: _Out, cfg: Any) -> None:
+    found = existing_outputs(cfg)
+    if not found:
         return
     ext = _s(cfg, "save_model_as") or "safetensors"
     name = _s(cfg, "output_name") or "last"
-    folder = resolve_path(od)
-    target = os.path.join(folder, f"{name}.{ext}")
-    try:
-        names = os.listdir(folder) if os.path.isdir(folder) else []
-    except (OSError, ValueError):
-        names = []
-    steps = sorted(n for n in names if n.startswith(f"{name}-") and n.endswith(f".{ext}")
-                   and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit())
-    if os.path.isfile(target) or steps:
-        what = f"'{target}'" if os.path.isfile(target) else f"'{os.path.join(folder, steps[0])}'"
-        more = f" (and {len(steps)} epoch/step files '{name}-*.{ext}')" if steps and os.path.isfile(target) else ""
-        out.warn("output_name", f"{what}{more} already exists and training would overwrite it: change output_name "
-                                f"to keep it, or confirm the overwrite at Start")
+    final = os.path.basename(found[0]) == f"{name}.{ext}"
+    steps = len(found) - final
+    more = f" (and {steps} epoch/step files '{name}-*.{ext}')" if steps and final else ""
+    out.warn("output_name", f"'{found[0]}'{more} already exists and training would overwrite it: change output_name "
+                            f"to keep it, or confirm the overwrite at Start")
 
 
 # --- sd-scripts start-up assertions (§1.4) and scheduler/optimizer pairs (§4.14, §4.15) -------------------------------
@@ -599,6 +636,13 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                     f"the trainer in '{base}' has no {script}, so it cannot train {fam}: point sd_scripts_dir at "
                     f"an sd-scripts checkout that has it, or pick another model family")
     refused = unsupported_options(settings)
+    if refused is None and base:
+        from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS
+
+        for name in BUNDLED_ONLY_OPTIONS:
+            if getattr(cfg, name, False):
+                out.warn(name, f"{name} is a switch of lora-tui's bundled trainer; the trainer in '{base}' "
+                               f"ignores it: clear it, or point sd_scripts_dir at the bundled sd-scripts")
     if not refused:
         return
     if refused.get("error"):

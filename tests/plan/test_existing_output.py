@@ -1,0 +1,29 @@
+"""The output-file check Start and `lora-tui train` share: which LoRA files a run would overwrite, and the first
+free `<output_name>_N`."""
+from __future__ import annotations
+
+from lora_tui.config.model import TrainingConfig
+from lora_tui.plan.rules import existing_outputs, free_output_name
+
+
+def test_existing_outputs_final_and_epoch_files(tmp_path):
+    cfg = TrainingConfig(output_dir=str(tmp_path), output_name="face")
+    assert existing_outputs(cfg) == []
+    (tmp_path / "face-000002.safetensors").write_bytes(b"x")
+    (tmp_path / "face-step00000010.safetensors").write_bytes(b"x")
+    (tmp_path / "face-notes.safetensors").write_bytes(b"x")  # not an epoch/step name
+    (tmp_path / "face.ckpt").write_bytes(b"x")  # another format than save_model_as
+    assert [p.rsplit("/", 1)[1] for p in existing_outputs(cfg)] == [
+        "face-000002.safetensors", "face-step00000010.safetensors"]
+    (tmp_path / "face.safetensors").write_bytes(b"x")
+    assert existing_outputs(cfg)[0] == str(tmp_path / "face.safetensors")
+    assert existing_outputs(TrainingConfig(output_dir=str(tmp_path / "missing"), output_name="face")) == []
+
+
+def test_free_output_name_skips_taken_names(tmp_path):
+    (tmp_path / "face.safetensors").write_bytes(b"x")
+    (tmp_path / "face_2-000001.safetensors").write_bytes(b"x")
+    cfg = TrainingConfig(output_dir=str(tmp_path), output_name="face")
+    assert free_output_name(cfg) == "face_3"
+    assert free_output_name(TrainingConfig(output_dir=str(tmp_path), output_name="face_2")) == "face_3"
+    assert free_output_name(TrainingConfig(output_dir=str(tmp_path), output_name="v_1_9")) == "v_1_10"
