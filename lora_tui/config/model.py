@@ -410,6 +410,26 @@ class TrainingConfig(BaseModel):
         False, "Advanced", "Gradient checkpointing",
         help="Activation checkpointing in UNet (and trained TEs). sd-scripts: --gradient_checkpointing",
     )
+    # Speed switches of the bundled trainer (docs/performance.md, "Levers"); upstream sd-scripts has none of them.
+    no_cuda_graphs: bool = F(
+        False, "Advanced", "No CUDA graphs", families=("sd1", "sd2", "sdxl"),
+        help=(
+            "Run every training step eagerly instead of replaying it as one CUDA graph (slower; for debugging). "
+            "lora-tui trainer only: --no_cuda_graphs"
+        ),
+    )
+    lora_fp32_weights: bool = F(
+        False, "Advanced", "fp32 LoRA weights", families=("sd1", "sd2", "sdxl"),
+        help=(
+            "Cast the fp32 LoRA weights at each use as sd-scripts does, instead of one bf16 copy per step "
+            "(slower, same loss within 1e-3). lora-tui trainer only: --lora_fp32_weights"
+        ),
+    )
+    channels_last: bool = F(
+        False, "Advanced", "Channels-last U-Net", families=("sd1", "sd2", "sdxl"),
+        help="Store the U-Net in NHWC memory format (measured 6 % slower on an H200). lora-tui trainer only: "
+             "--channels_last",
+    )
     fp8_base: bool = F(
         False, "Advanced", "Fp8 base",
         help=(

@@ -27,4 +27,13 @@ def script_options(script: str) -> dict[str, ScriptOption]:
     """Options of ``script`` (``train_network.py``, ``sdxl_train_network.py``, ``flux_train_network.py``,
     ``sd3_train_network.py``). Raises KeyError for another script name."""
     data = json.loads((Path(__file__).with_name("sd_scripts_options.json")).read_text(encoding="utf-8"))
-    return {k: ScriptOption(k, v["type"], v["list"]) for k, v in data["scripts"][script].items()}
+    opts = {k: ScriptOption(k, v["type"], v["list"]) for k, v in data["scripts"][script].items()}
+    if script in BUNDLED_ONLY_SCRIPTS:
+        opts.update({k: ScriptOption(k, "flag", False) for k in BUNDLED_ONLY_OPTIONS})
+    return opts
+
+
+#: Options only our bundled trainer knows (its speed switches). Upstream sd-scripts ignores unknown TOML keys, so
+#: writing them is harmless there; validation warns that they have no effect with an upstream checkout.
+BUNDLED_ONLY_OPTIONS: tuple[str, ...] = ("no_cuda_graphs", "lora_fp32_weights", "channels_last")
+BUNDLED_ONLY_SCRIPTS: tuple[str, ...] = ("train_network.py", "sdxl_train_network.py")
