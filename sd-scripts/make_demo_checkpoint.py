@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", choices=["sdxl", "sd1"], default="sdxl")
+    p.add_argument("--family", choices=["sdxl", "sd1", "sd2"], default="sdxl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("out", type=Path)
     a = p.parse_args(argv)

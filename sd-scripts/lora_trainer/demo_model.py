@@ -40,6 +40,9 @@ def original_layout_state_dict(family: str, comps: dict, cfgs: dict) -> dict[str
     if family == "sdxl":
         sd.update(ldm_layout.clip_to_ldm(comps["text_encoder"].state_dict(), "conditioner.embedders.0.transformer."))
         sd.update(ldm_layout.open_clip_to_ldm(comps["text_encoder_2"].state_dict(), "conditioner.embedders.1.model."))
+    elif family == "sd2":
+        te = ldm_layout.open_clip_to_ldm(comps["text_encoder"].state_dict(), "cond_stage_model.model.")
+        sd.update({k: v for k, v in te.items() if not k.endswith("logit_scale")})  # SD2 files carry none
     else:
         sd.update(ldm_layout.clip_to_ldm(comps["text_encoder"].state_dict(), "cond_stage_model.transformer."))
     return {k: v.detach().contiguous() for k, v in sd.items()}

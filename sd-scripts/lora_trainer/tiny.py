@@ -26,7 +26,8 @@ _UNET_COMMON = {"_class_name": "UNet2DConditionModel", "act_fn": "silu", "block_
 
 
 def tiny_configs(family: str) -> dict[str, dict]:
-    """Component configs ({"unet", "vae", "text_encoder"[, "text_encoder_2"]}) for `family` "sdxl" or "sd1"."""
+    """Component configs ({"unet", "vae", "text_encoder"[, "text_encoder_2"]}) for `family` "sdxl", "sd1" or
+    "sd2"."""
     if family == "sdxl":
         unet = dict(_UNET_COMMON, down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
                     up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], transformer_layers_per_block=[1, 2],
@@ -41,4 +42,12 @@ def tiny_configs(family: str) -> dict[str, dict]:
                     up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"], attention_head_dim=4,
                     cross_attention_dim=_TE1["hidden_size"], use_linear_projection=False)
         return {"unet": unet, "vae": dict(_VAE, scaling_factor=0.18215), "text_encoder": dict(_TE1)}
-    raise ValueError(f"no tiny configuration for family {family!r} (use sdxl or sd1)")
+    if family == "sd2":
+        # SD2.x: OpenCLIP-H text encoder (gelu; stored as `cond_stage_model.model.*`), linear proj_in/proj_out
+        # and per-block head sizes in the UNet
+        te = dict(_TE1, hidden_act="gelu")
+        unet = dict(_UNET_COMMON, down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
+                    up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"], attention_head_dim=[2, 4],
+                    cross_attention_dim=te["hidden_size"], use_linear_projection=True)
+        return {"unet": unet, "vae": dict(_VAE, scaling_factor=0.18215), "text_encoder": te}
+    raise ValueError(f"no tiny configuration for family {family!r} (use sdxl, sd1 or sd2)")

@@ -130,12 +130,35 @@ SD15_ARGV = ["--resolution", "64", "--caption_extension", ".txt", "--cache_laten
 
 
 @pytest.fixture(scope="session")
-def checks(sdxl_run, sd15_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tmp_path_factory):
+def tiny_sd2_ckpt(tmp_path_factory) -> Path:
+    """A tiny random SD2.x checkpoint in the original layout (OpenCLIP text encoder under cond_stage_model.model)."""
+    out = tmp_path_factory.mktemp("ckpt2") / "tiny_sd2.safetensors"
+    subprocess.run([sys.executable, str(SD / "make_demo_checkpoint.py"), "--family", "sd2", str(out)], check=True,
+                   env=ENV, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sd2_run(tmp_path_factory, tiny_sd2_ckpt, dataset):
+    """SD2.x with --v2 --v_parameterization from the command line."""
+    out = tmp_path_factory.mktemp("sd2_run") / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd2_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "sd2", "--max_train_steps", "6", "--learning_rate", "2e-3",
+              "--network_module", "networks.lora", "--network_dim", "4", "--network_alpha", "2", "--seed", "5",
+              "--v2", "--v_parameterization"])
+    return r, out
+
+
+@pytest.fixture(scope="session")
+def checks(sdxl_run, sd15_run, sd2_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tiny_sd2_ckpt, tmp_path_factory):
     """One process: loader round trips, diffusers loading of both LoRAs, full-size module counts."""
     spec = {"roundtrip": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt)},
-                          {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)}],
+                          {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)},
+                          {"family": "sd2", "ckpt": str(tiny_sd2_ckpt)}],
             "loras": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt), "lora": str(sdxl_run[1] / "demo.safetensors")},
-                      {"family": "sd1", "ckpt": str(tiny_sd15_ckpt), "lora": str(sd15_run[1] / "sd15.safetensors")}],
+                      {"family": "sd1", "ckpt": str(tiny_sd15_ckpt), "lora": str(sd15_run[1] / "sd15.safetensors")},
+                      {"family": "sd2", "ckpt": str(tiny_sd2_ckpt), "lora": str(sd2_run[1] / "sd2.safetensors")}],
             "counts": True, "optimizers": OPTIMIZER_CASES,
             "features": {"sd1": str(tiny_sd15_ckpt), "sdxl": str(tiny_sdxl_ckpt)}}
     f = tmp_path_factory.mktemp("checks") / "spec.json"
@@ -264,12 +287,31 @@ def test_sd15_lora_keys_and_diffusers_round_trip(sd15_run, checks):
     assert res["max_abs_lora_effect"] > 1e-3
 
 
+def test_sd2_v_parameterization_lora_keys_and_diffusers_round_trip(sd2_run, checks):
+    r, out = sd2_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, meta, _ = _lora(out / "sd2.safetensors")
+    keys = list(header)
+    assert all(KOHYA_KEY.match(k) for k in keys) and {k.split("_")[1] for k in keys} == {"unet", "te"}
+    assert all(k.startswith("lora_te_text_model_encoder_layers_") for k in keys if k.startswith("lora_te"))
+    # SD2's proj_in/proj_out are Linear layers (use_linear_projection): 2-D LoRA weights, diffusers-style names
+    assert header["lora_unet_mid_block_attentions_0_proj_in.lora_down.weight"]["shape"] == [4, 64]
+    assert not any("input_blocks" in k for k in keys)
+    assert (meta["ss_v2"], meta["ss_base_model_version"], meta["modelspec.architecture"],
+            meta["modelspec.prediction_type"]) == ("True", "sd_v2_v", "stable-diffusion-v2-768-v/lora", "v")
+    res = checks["loras"][2]
+    bad = [m for m in res["logs"] if re.search(r"unexpected|missing|not found|No LoRA keys", m, re.I)]
+    assert bad == [] and res["our_missing"] == [] and res["our_unexpected"] == []
+    assert res["max_abs_ours_vs_diffusers"] < 1e-5 and res["max_abs_emb_ours_vs_diffusers"] < 1e-5
+    assert res["max_abs_lora_effect"] > 1e-3 and res["max_abs_emb_lora_effect"] > 1e-3
+
+
 # ------------------------------------------------------------------ loader and network self-checks
 def test_single_file_checkpoints_round_trip_bit_exact(checks):
     for rt in checks["roundtrip"]:
         for name, c in rt["components"].items():
             assert c["n"] > 0 and c["mismatched"] == [] and c["extra"] == [], (rt["family"], name, c)
-    assert [rt["family"] for rt in checks["roundtrip"]] == ["sdxl", "sd1"]
+    assert [rt["family"] for rt in checks["roundtrip"]] == ["sdxl", "sd1", "sd2"]
 
 
 def test_full_size_module_and_parameter_counts(checks):
