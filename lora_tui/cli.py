@@ -246,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lora_tui.run import headless
 
     cfg, _ = load_input(args.file, sets=args.set)
-    return headless.train(args.file, detach=args.detach, cfg=cfg)
+    return headless.train(args.file, detach=args.detach, cfg=cfg, overwrite=args.overwrite)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -297,6 +297,8 @@ def _add_job_commands(sub: Any) -> None:
     p = sub.add_parser("train", help="launch training headless as Start would; the log on stdout")
     _add_file_args(p)
     p.add_argument("--detach", action="store_true", help="start it and return at once (it keeps running)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing <output_dir>/<output_name> LoRA (refused without it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("jobs", help="list training jobs, newest first")

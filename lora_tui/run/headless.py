@@ -201,10 +201,12 @@ def _say(out_bin, text: str) -> None:
 
 
 def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[str] | None = None,
-          settings: Any = None, out: TextIO | None = None, cfg: Any = None) -> int:
-    """``lora-tui train FILE [--detach]``: launch as Start would; refuse (exit 1) on plan errors or when another
-    job is running. ``cfg``, when given, is used instead of loading ``cfg_file`` (the CLI loads it itself).
-    Without ``detach`` the log goes to ``out`` and the trainer's exit status is returned (128+N for signal N)."""
+          settings: Any = None, out: TextIO | None = None, cfg: Any = None, overwrite: bool = False) -> int:
+    """``lora-tui train FILE [--detach] [--overwrite]``: launch as Start would; refuse (exit 1, nothing written)
+    on plan errors, when another job is running, or when the output LoRA file (or its epoch/step files) exists
+    and ``overwrite`` is false. ``cfg``, when given, is used instead of loading ``cfg_file`` (the CLI loads it
+    itself). Without ``detach`` the log goes to ``out`` and the trainer's exit status is returned (128+N for
+    signal N)."""
     out = out or sys.stdout
     from lora_tui.config.kohya_json import ConfigError
     from lora_tui.plan.launch import LaunchError
@@ -213,6 +215,16 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
         settings = _settings(settings)
         if cfg is None:
             cfg = load_config_for_run(cfg_file, sets)
+        if not overwrite:
+            from lora_tui.plan.rules import existing_outputs
+
+            found = existing_outputs(cfg)
+            if found:
+                more = f" and {len(found) - 1} more file(s) of that name" if len(found) > 1 else ""
+                print(f"lora-tui: {found[0]}{more} already exists and training would overwrite it; nothing was "
+                      f"started. Pass --overwrite to replace it, or choose another output_name "
+                      f"(--set output_name=NAME)", file=out)
+                return 1
         busy = running_jobs(settings)
         if busy:
             print(f"lora-tui: job {busy[0].id} is still running; stop it first (`lora-tui stop {busy[0].id}`) "
