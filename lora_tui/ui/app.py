@@ -525,6 +525,9 @@ class LoraApp(App[None]):
         if self.field_errors or errors:
             await self._refuse(len(self.field_errors) + len(errors))
             return
+        cfg = await self._confirm_output(cfg)
+        if cfg is None:
+            return
         from lora_tui.run.jobs import running_jobs
 
         others = [] if self.job_running else await asyncio.to_thread(running_jobs, self.settings)
@@ -540,6 +543,37 @@ class LoraApp(App[None]):
                 await self._enqueue(cfg)
             return
         await self._launch(cfg)
+
+    async def _confirm_output(self, cfg: TrainingConfig) -> TrainingConfig | None:
+        """Never overwrite a LoRA without asking: when `cfg`'s output file (or its epoch/step files) exists, ask
+        Overwrite / Use a new name (the first free `<output_name>_N`, set in the field) / Cancel. Returns the
+        config to launch, or None (cancelled: nothing is launched)."""
+        from lora_tui.plan.rules import existing_outputs, free_output_name
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        found = await asyncio.to_thread(existing_outputs, cfg)
+        if not found:
+            return cfg
+        try:
+            new_name = await asyncio.to_thread(free_output_name, cfg)
+        except ValueError:
+            new_name = None
+        more = f" (and {len(found) - 1} more file{'s' * (len(found) != 2)} of that name)" if len(found) > 1 else ""
+        choices = [("overwrite", "Overwrite")]
+        if new_name:
+            choices.append(("rename", f"Use “{new_name}”"))
+        choices.append(("cancel", "Cancel"))
+        # Enter on the dialog takes the new name: a stray key must not overwrite a finished LoRA.
+        choice = await self.push_screen_wait(ChoiceDialog(
+            f"{found[0]}{more} already exists: training would overwrite it. Overwrite, or train under a new "
+            f"output name?", choices, dialog_id="overwrite-dialog", default="rename" if new_name else "cancel"))
+        if choice == "overwrite":
+            return cfg
+        if choice == "rename" and new_name and self.apply_edit("output_name", new_name):
+            self.notify(f"Output name set to “{new_name}”.", timeout=5)
+            return self.config
+        self.notify("Not started: the output file exists.", severity="warning", timeout=5)
+        return None
 
     async def _refuse(self, count: int) -> None:
         if self.view == "run":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tomllib
 from pathlib import Path
 
@@ -14,44 +13,7 @@ from textual.widgets import Log
 from lora_tui.config.kohya_json import load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, static_text, type_into, valid_sdxl_setup, wait_for
-
-ACCELERATE = f"""#!{sys.executable}
-# Stand-in for `accelerate launch [options] SCRIPT ARGS...`: runs SCRIPT ARGS with this Python, options skipped.
-import os, sys
-args = sys.argv[2:]
-while args and not args[0].endswith(".py"):
-    args = args[2:] if args[0].startswith("--") and len(args) > 1 and not args[1].startswith("--") \\
-        and not args[1].endswith(".py") else args[1:]
-os.execv(sys.executable, [sys.executable, *args])
-"""
-
-TRAINER = """
-# Stand-in for sdxl_train_network.py: reads --config_file as sd-scripts does and reports what it got.
-import sys, time, tomllib
-toml = tomllib.load(open(sys.argv[sys.argv.index("--config_file") + 1], "rb"))
-print("config: network_dim=%s output_name=%s" % (toml["network_dim"], toml["output_name"]), flush=True)
-for step in range(1, 6):
-    sys.stderr.write("\\rsteps: %3d%%| | %d/5 [00:01<00:01, 9.00it/s, avr_loss=%.3f]" % (step * 20, step, 1 / step))
-    sys.stderr.flush()
-    time.sleep(0.05)
-sys.stderr.write("\\n")
-print("model saved.", flush=True)
-"""
-
-
-def stand_ins(root: Path, settings) -> None:
-    bindir = root / "bin"
-    bindir.mkdir()
-    (bindir / "python").symlink_to(sys.executable)
-    acc = bindir / "accelerate"
-    acc.write_text(ACCELERATE)
-    acc.chmod(0o755)
-    sd = root / "sd-scripts"
-    sd.mkdir()
-    (sd / "sdxl_train_network.py").write_text(TRAINER)
-    settings.python = str(bindir / "python")
-    settings.sd_scripts_dir = sd
+from ui_helpers import SIZE, stand_ins, static_text, type_into, valid_sdxl_setup, wait_for
 
 
 async def test_start_writes_toml_and_json_and_follows_the_job(settings, tmp_path):

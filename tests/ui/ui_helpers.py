@@ -98,3 +98,42 @@ def valid_sdxl_setup(root: Path) -> dict:
     out.mkdir()
     return {"pretrained_model_name_or_path": str(ckpt), "train_data_dir": str(root / "img"),
             "output_dir": str(out), "max_resolution": "64,64"}
+
+
+ACCELERATE = f"""#!{sys.executable}
+# Stand-in for `accelerate launch [options] SCRIPT ARGS...`: runs SCRIPT ARGS with this Python, options skipped.
+import os, sys
+args = sys.argv[2:]
+while args and not args[0].endswith(".py"):
+    args = args[2:] if args[0].startswith("--") and len(args) > 1 and not args[1].startswith("--") \\
+        and not args[1].endswith(".py") else args[1:]
+os.execv(sys.executable, [sys.executable, *args])
+"""
+
+TRAINER = """
+# Stand-in for sdxl_train_network.py: reads --config_file as sd-scripts does and reports what it got.
+import sys, time, tomllib
+toml = tomllib.load(open(sys.argv[sys.argv.index("--config_file") + 1], "rb"))
+print("config: network_dim=%s output_name=%s" % (toml["network_dim"], toml["output_name"]), flush=True)
+for step in range(1, 6):
+    sys.stderr.write("\\rsteps: %3d%%| | %d/5 [00:01<00:01, 9.00it/s, avr_loss=%.3f]" % (step * 20, step, 1 / step))
+    sys.stderr.flush()
+    time.sleep(0.05)
+sys.stderr.write("\\n")
+print("model saved.", flush=True)
+"""
+
+
+def stand_ins(root: Path, settings) -> None:
+    """Point ``settings`` at stand-ins for `accelerate` and `sdxl_train_network.py` (real processes, no torch)."""
+    bindir = root / "bin"
+    bindir.mkdir()
+    (bindir / "python").symlink_to(sys.executable)
+    acc = bindir / "accelerate"
+    acc.write_text(ACCELERATE)
+    acc.chmod(0o755)
+    sd = root / "sd-scripts"
+    sd.mkdir()
+    (sd / "sdxl_train_network.py").write_text(TRAINER)
+    settings.python = str(bindir / "python")
+    settings.sd_scripts_dir = sd
