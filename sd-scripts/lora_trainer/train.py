@@ -68,6 +68,8 @@ def _network_args(args) -> dict[str, str]:
             raise OptionError(f"network_args: {item!r} is not key=value")
         kv[key.strip()] = value.strip()
     allowed = {"conv_dim", "conv_alpha", "rank_dropout", "module_dropout"}
+    if args.network_module == "lycoris.kohya":
+        return kv  # LyCORIS reads its own keys (algo, preset, ...)
     bad = sorted(set(kv) - allowed)
     if bad:
         raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
@@ -90,8 +92,8 @@ def _optimizer_kwargs(args) -> dict:
 
 def _validate(args, script: str) -> None:
     msgs = check_unsupported(args, script)
-    if args.network_module not in (None, "networks.lora"):
-        msgs.append(f"network_module = {args.network_module!r}: only networks.lora is supported by this trainer")
+    from .lycoris_options import lycoris_problems  # other network modules: unsupported_options.json
+    msgs += lycoris_problems(args)
     if not args.pretrained_model_name_or_path:
         msgs.append("pretrained_model_name_or_path is not set; give a local .safetensors/.ckpt checkpoint")
     if not args.output_dir:
@@ -254,11 +256,17 @@ class Trainer:
         train_unet = not args.network_train_text_encoder_only
         train_te = not args.network_train_unet_only
         from .network import LoRANetwork
-        net = LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                          train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha, dropout=args.network_dropout,
-                          rank_dropout=float(na["rank_dropout"]) if "rank_dropout" in na else None,
-                          module_dropout=float(na["module_dropout"]) if "module_dropout" in na else None)
-        out("import network module: networks.lora")
+        if args.network_module == "lycoris.kohya":
+            from .lycoris_network import LycorisNetwork
+            net = LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
+                                 train_te=train_te, network_args=na, dropout=args.network_dropout)
+        else:
+            net = LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
+                              train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha,
+                              dropout=args.network_dropout,
+                              rank_dropout=float(na["rank_dropout"]) if "rank_dropout" in na else None,
+                              module_dropout=float(na["module_dropout"]) if "module_dropout" in na else None)
+        out(f"import network module: {args.network_module or 'networks.lora'}")
         if train_te:
             log(f"create LoRA for Text Encoder: {len(net.te_modules)} modules.")
         if train_unet:
@@ -345,7 +353,8 @@ class Trainer:
             from .noise_schedule import rescale_zero_terminal_snr
             rescale_zero_terminal_snr(self.noise_scheduler)
         from .speed import setup_fast_path
-        self.fast = setup_fast_path(self)
+        # the fast path drives networks.lora's own modules
+        self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" else None
 
         out("running training / 学習開始")
         out(f"  num train images * repeats / 学習画像の数×繰り返し回数: {self.dataset.num_train_images}")
@@ -1073,7 +1082,7 @@ class Trainer:
             "ss_gradient_checkpointing": str(args.gradient_checkpointing),
             "ss_gradient_accumulation_steps": str(args.gradient_accumulation_steps),
             "ss_lr_warmup_steps": str(args.lr_warmup_steps), "ss_lr_scheduler": str(args.lr_scheduler),
-            "ss_network_module": "networks.lora", "ss_network_dim": str(self.network_dim),
+            "ss_network_module": args.network_module or "networks.lora", "ss_network_dim": str(self.network_dim),
             "ss_network_alpha": str(self.network_alpha), "ss_network_dropout": str(args.network_dropout),
             "ss_mixed_precision": str(self.mixed_precision), "ss_full_fp16": str(args.full_fp16),
             "ss_v2": str(bool(args.v2)), "ss_base_model_version": base, "ss_clip_skip": str(args.clip_skip),

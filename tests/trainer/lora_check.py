@@ -11,6 +11,7 @@ Usage: lora_check.py SPEC.json → prints one JSON line of results. SPEC:
   `load_lora_weights` (logs captured) vs the trainer's own network holding the same weights; plus the
   difference the LoRA makes against the base model.
 - counts: module counts of our LoRA network on the full-size bundled configs (meta device), spec §5.2.4.
+- lycoris: a LyCORIS file through our LyCORIS network and through diffusers.
 - features: max_token_length windows and stitching through the trainer's own `_encode` on the tiny models,
   zero terminal SNR and input-perturbation noise.
 """
@@ -125,6 +126,40 @@ def check_lora(family: str, ckpt: str, lora: str) -> dict:
         "max_abs_emb_lora_effect": float((emb_diff - emb_base).abs().max()),
         "metadata": meta,
     }
+
+
+def check_lycoris(family: str, ckpt: str, lora: str, network_args: dict, dim: int, alpha: float) -> dict:
+    """A LyCORIS file (sd-scripts' names) read back into the trainer's LyCORIS network on a fresh model, against
+    diffusers' `load_lora_weights` of the same file (logs captured) and the base model."""
+    from safetensors.torch import load_file
+
+    from lora_trainer.lycoris_network import LycorisNetwork
+    from lora_trainer.models import load_model
+
+    prompt = "demo person, photo"
+    sd = load_file(lora)
+    ours = load_model(ckpt)
+    net = LycorisNetwork(ours.unet, ours.text_encoders, family, dim, alpha, True, True, network_args)
+    net.apply_to()
+    missing, unexpected = net.load_weights(sd)
+    net.eval()
+    out_ours, emb_ours = _unet_out(ours.pipeline, family, prompt)
+    base = load_model(ckpt)
+    out_base, emb_base = _unet_out(base.pipeline, family, prompt)
+    cap = _Capture()
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).addHandler(cap)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        base.pipeline.load_lora_weights(lora)
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).removeHandler(cap)
+    out_diff, emb_diff = _unet_out(base.pipeline, family, prompt)
+    return {"our_missing": missing, "our_unexpected": unexpected, "logs": cap.records + [str(x.message) for x in w],
+            "max_abs_ours_vs_diffusers": float((out_ours - out_diff).abs().max()),
+            "max_abs_emb_ours_vs_diffusers": float((emb_ours - emb_diff).abs().max()),
+            "max_abs_lora_effect": float((out_ours - out_base).abs().max()),
+            "max_abs_emb_lora_effect": float((emb_ours - emb_base).abs().max())}
 
 
 def counts() -> dict:
@@ -283,6 +318,8 @@ def main() -> None:
         res["optimizers"] = optimizers(spec["optimizers"])
     if spec.get("counts"):
         res["counts"] = counts()
+    if spec.get("lycoris"):
+        res["lycoris"] = [check_lycoris(**r) for r in spec["lycoris"]]
     if spec.get("features"):
         res["features"] = features(**spec["features"])
     print("RESULT " + json.dumps(res))

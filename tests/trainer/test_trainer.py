@@ -6,6 +6,7 @@ through plain python, one SD1.5 run (command line only), one interrupted run, an
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -150,8 +151,27 @@ def sd2_run(tmp_path_factory, tiny_sd2_ckpt, dataset):
     return r, out
 
 
+HAVE_LYCORIS = importlib.util.find_spec("lycoris") is not None
+LYCORIS_LOCON = {"algo": "locon", "conv_dim": "2", "conv_alpha": "1"}
+
+
 @pytest.fixture(scope="session")
-def checks(sdxl_run, sd15_run, sd2_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tiny_sd2_ckpt, tmp_path_factory):
+def lycoris_run(tmp_path_factory, tiny_sdxl_ckpt, dataset):
+    """SDXL with network_module lycoris.kohya (LoCon), or None without the lycoris-lora package."""
+    if not HAVE_LYCORIS:
+        return None
+    out = tmp_path_factory.mktemp("lycoris_run") / "out"
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "ly", "--max_train_steps", "6", "--learning_rate", "1e-3",
+              "--network_module", "lycoris.kohya", "--network_dim", "4", "--network_alpha", "2", "--seed", "2",
+              "--network_args", *[f"{k}={v}" for k, v in LYCORIS_LOCON.items()]])
+    return r, out
+
+
+@pytest.fixture(scope="session")
+def checks(sdxl_run, sd15_run, sd2_run, lycoris_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tiny_sd2_ckpt,
+           tmp_path_factory):
     """One process: loader round trips, diffusers loading of both LoRAs, full-size module counts."""
     spec = {"roundtrip": [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt)},
                           {"family": "sd1", "ckpt": str(tiny_sd15_ckpt)},
@@ -161,6 +181,9 @@ def checks(sdxl_run, sd15_run, sd2_run, tiny_sdxl_ckpt, tiny_sd15_ckpt, tiny_sd2
                       {"family": "sd2", "ckpt": str(tiny_sd2_ckpt), "lora": str(sd2_run[1] / "sd2.safetensors")}],
             "counts": True, "optimizers": OPTIMIZER_CASES,
             "features": {"sd1": str(tiny_sd15_ckpt), "sdxl": str(tiny_sdxl_ckpt)}}
+    if lycoris_run is not None and lycoris_run[0].returncode == 0:
+        spec["lycoris"] = [{"family": "sdxl", "ckpt": str(tiny_sdxl_ckpt), "lora": str(lycoris_run[1] / "ly.safetensors"),
+                            "network_args": LYCORIS_LOCON, "dim": 4, "alpha": 2}]
     f = tmp_path_factory.mktemp("checks") / "spec.json"
     f.write_text(json.dumps(spec))
     r = _run([sys.executable, Path(__file__).with_name("lora_check.py"), f])
@@ -599,3 +622,42 @@ def test_full_half_precision_on_gpu(tmp_path, tiny_sd15_ckpt, dataset, prec):
     ups = [k for k in half if k.endswith("lora_up.weight")]
     vals = [v for k in ups for v in _floats(half, data, k)]
     assert all(math.isfinite(v) for v in vals) and any(v != 0 for v in vals)  # trained (up starts at 0)
+
+
+# ------------------------------------------------------------------ lycoris.kohya
+@pytest.mark.skipif(not HAVE_LYCORIS, reason="lycoris-lora is not installed")
+def test_lycoris_locon_sdxl_keys_and_diffusers_round_trip(lycoris_run, checks):
+    r, out = lycoris_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "import network module: lycoris.kohya" in r.stdout
+    header, meta, _ = _lora(out / "ly.safetensors")
+    keys = list(header)
+    assert all(KOHYA_KEY.match(k) for k in keys) and {k.split("_")[1] for k in keys} == {"unet", "te1", "te2"}
+    assert all("_text_model_encoder_layers_" in k for k in keys if k.startswith("lora_te"))
+    assert any(k.startswith("lora_unet_input_blocks_") for k in keys) and not any("down_blocks" in k for k in keys)
+    assert any(k.startswith("lora_unet_output_blocks_") and "_in_layers_2." in k for k in keys)  # LoCon on resnets
+    assert meta["ss_network_module"] == "lycoris.kohya" and json.loads(meta["ss_network_args"])["algo"] == "locon"
+    res = checks["lycoris"][0]
+    bad = [m for m in res["logs"] if re.search(r"unexpected|missing|not found|No LoRA keys", m, re.I)]
+    assert bad == [] and res["our_missing"] == [] and res["our_unexpected"] == []
+    assert res["max_abs_ours_vs_diffusers"] < 1e-5 and res["max_abs_emb_ours_vs_diffusers"] < 1e-5
+    assert res["max_abs_lora_effect"] > 1e-3 and res["max_abs_emb_lora_effect"] > 1e-3
+
+
+@pytest.mark.skipif(not HAVE_LYCORIS, reason="lycoris-lora is not installed")
+def test_lycoris_loha_sd15_keys(tmp_path, tiny_sd15_ckpt, dataset):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "loha", "--max_train_steps", "2", "--network_module",
+              "lycoris.kohya", "--network_dim", "4", "--network_args", "algo=loha", "--network_train_unet_only"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, meta, _ = _lora(out / "loha.safetensors")
+    keys = list(header)
+    assert keys and all(k.startswith("lora_unet_") for k in keys)  # network_train_unet_only: no lora_te
+    assert any(k.endswith(".hada_w1_a") for k in keys) and not any(k.endswith(".lora_down.weight") for k in keys)
+    assert any(k.startswith("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.") for k in keys)
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--output_dir", tmp_path / "o2", "--network_module", "lycoris.kohya",
+              "--scale_weight_norms", "1"])
+    _assert_clean_failure(r, tmp_path / "o2", "scale_weight_norms is not supported with lycoris.kohya")
