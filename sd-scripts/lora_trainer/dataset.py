@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,9 @@ def parse_subset_dir(name: str) -> tuple[int, str] | None:
     return (n, rest) if n >= 1 else None
 
 
-def read_caption(img: Path, caption_extension: str, fallback: str) -> str:
-    """First line of the caption file beside `img`, or `fallback` when there is none.
+def read_caption(img: Path, caption_extension: str, fallback: str, all_lines: bool = False) -> str:
+    """First line of the caption file beside `img` (with `all_lines`, for `enable_wildcard`: every non-empty
+    line, joined by newlines), or `fallback` when there is none.
 
     Raises DatasetError for an empty or non-UTF-8 caption file (sd-scripts aborts on both, §2.4)."""
     ext = caption_extension if caption_extension.startswith(".") else "." + caption_extension
@@ -71,12 +73,16 @@ def read_caption(img: Path, caption_extension: str, fallback: str) -> str:
             lines = text.splitlines()
             if not lines or not lines[0].strip():
                 raise DatasetError(f"caption file {c} is empty; write a caption or delete the file")
+            if all_lines:
+                return "\n".join(ln.strip() for ln in lines if ln.strip())
             return lines[0].strip()
     return fallback
 
 
-def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn) -> list[Subset]:
-    """Subsets of one data root; folders not named `N_name` are skipped with a warning."""
+def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn,
+                all_lines: bool = False) -> list[Subset]:
+    """Subsets of one data root; folders not named `N_name` are skipped with a warning. `all_lines`: keep every
+    caption line (`enable_wildcard`)."""
     from PIL import Image
 
     if not root:
@@ -102,7 +108,7 @@ def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn) ->
                     size = im.size
             except Exception as e:
                 raise DatasetError(f"cannot read image {img}: {e}") from e
-            sub.items.append(ImageItem(img, read_caption(img, caption_extension, tokens), is_reg, size))
+            sub.items.append(ImageItem(img, read_caption(img, caption_extension, tokens, all_lines), is_reg, size))
         subsets.append(sub)
     return subsets
 
@@ -259,8 +265,9 @@ def build_dataset(args, warn):
         ext = args.caption_extention
     if not args.train_data_dir:
         raise DatasetError("train_data_dir is not set; give the folder that holds the N_name image folders")
-    train = scan_folder(args.train_data_dir, False, ext, warn)
-    reg = scan_folder(args.reg_data_dir, True, ext, warn)
+    wild = bool(getattr(args, "enable_wildcard", False))
+    train = scan_folder(args.train_data_dir, False, ext, warn, wild)
+    reg = scan_folder(args.reg_data_dir, True, ext, warn, wild)
     for s in train + reg:
         for it in s.items:
             it.opts = args
@@ -337,9 +344,23 @@ def load_image_tensor(item: ImageItem, random_crop: bool, flip: bool, rng: rando
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), (ct, cl)
 
 
+def expand_wildcards(text: str, rng: random.Random) -> str:
+    """Replace each `{a|b|c}` by one alternative drawn with `rng`; `{{` and `}}` stand for literal braces
+    (sd-scripts' `enable_wildcard`, spec §2.5 step 3)."""
+    left, right = "\ue000", "\ue001"  # private-use stand-ins for escaped braces
+    while left in text or right in text:
+        left, right = left + "\ue000", right + "\ue001"
+    text = text.replace("{{", left).replace("}}", right)
+    text = re.sub(r"\{([^}]+)\}", lambda m: rng.choice(m.group(1).split("|")), text)
+    return text.replace(left, "{").replace(right, "}")
+
+
 def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
-    """Caption pipeline of §2.5: prefix/suffix, dropout, then (if asked) shuffle/tag dropout after
-    `keep_tokens` fixed tokens, re-joined with ", "."""
+    """Caption pipeline of §2.5: prefix/suffix, dropout, wildcards (a random line, `{a|b}` alternatives) or the
+    first line, then (with shuffle or tag dropout) the fixed head — `keep_tokens` tokens, or the text before
+    `keep_tokens_separator` (and the fixed tail after a second one) — and the shuffled/dropped rest, re-joined
+    with ", "; finally `secondary_separator` becomes `caption_separator`. As in sd-scripts, without shuffle or
+    tag dropout a `keep_tokens_separator` stays in the text."""
     if args.caption_prefix:
         caption = args.caption_prefix + " " + caption
     if args.caption_suffix:
@@ -347,19 +368,39 @@ def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
     if (args.caption_dropout_rate and rng.random() < args.caption_dropout_rate) or \
             (args.caption_dropout_every_n_epochs and epoch % args.caption_dropout_every_n_epochs == 0):
         return ""
+    if getattr(args, "enable_wildcard", False):
+        if "\n" in caption:
+            caption = rng.choice(caption.split("\n"))
+        caption = expand_wildcards(caption, rng)
+    else:
+        caption = caption.split("\n")[0]
+    sep = args.caption_separator or ","
     if args.shuffle_caption or args.caption_tag_dropout_rate:
-        toks = [t.strip() for t in caption.split(args.caption_separator or ",")]
-        k = int(args.keep_tokens or 0)
-        fixed, flex = toks[:k], toks[k:]
+        kts = getattr(args, "keep_tokens_separator", None)
+        tail: list[str] = []
+        if kts and kts in caption:
+            head, flex_text = caption.split(kts, 1)
+            if kts in flex_text:
+                flex_text, tail_text = flex_text.split(kts, 1)
+                tail = [t.strip() for t in tail_text.split(sep) if t.strip()]
+            fixed = [t.strip() for t in head.split(sep) if t.strip()]
+            flex = [t.strip() for t in flex_text.split(sep) if t.strip()]
+        else:
+            toks = [t.strip() for t in caption.strip().split(sep)]
+            k = int(args.keep_tokens or 0)
+            fixed, flex = toks[:k], toks[k:]
         if args.shuffle_caption:
             rng.shuffle(flex)
         if args.caption_tag_dropout_rate:
             flex = [t for t in flex if rng.random() >= args.caption_tag_dropout_rate]
-        caption = ", ".join(fixed + flex)
+        caption = ", ".join(fixed + flex + tail)
+    secondary = getattr(args, "secondary_separator", None)
+    if secondary:
+        caption = caption.replace(secondary, sep)
     return caption
 
 
 def captions_are_static(args) -> bool:
     """True when a caption's text never changes between epochs, so text-encoder outputs can be cached."""
     return not (args.shuffle_caption or args.caption_tag_dropout_rate or args.caption_dropout_rate
-                or args.caption_dropout_every_n_epochs)
+                or args.caption_dropout_every_n_epochs or getattr(args, "enable_wildcard", False))

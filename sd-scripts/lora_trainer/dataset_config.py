@@ -25,8 +25,7 @@ SUBSET_KEYS = {"num_repeats", "shuffle_caption", "caption_separator", "keep_toke
                "cache_info"}
 SUBSET_ONLY = {"image_dir", "is_reg", "alpha_mask", "metadata_file", "conditioning_data_dir"}
 # schema keys we refuse when set to anything but their default
-NOT_IMPLEMENTED = {"keep_tokens_separator": "", "secondary_separator": None, "enable_wildcard": False,
-                   "color_aug": False, "face_crop_aug_range": None, "token_warmup_step": 0,
+NOT_IMPLEMENTED = {"color_aug": False, "face_crop_aug_range": None, "token_warmup_step": 0,
                    "custom_attributes": {}, "resize_interpolation": None, "validation_split": 0.0,
                    "alpha_mask": False, "metadata_file": None, "conditioning_data_dir": None}
 _CLI_NAME = {"batch_size": "train_batch_size", "num_repeats": "dataset_repeats"}
@@ -102,7 +101,7 @@ def build_from_config(args, warn):
             opts = SimpleNamespace(**{k: pick(k, sub, ds, general) for k in (
                 "shuffle_caption", "caption_separator", "keep_tokens", "flip_aug", "random_crop", "caption_prefix",
                 "caption_suffix", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-                "caption_tag_dropout_rate")})
+                "caption_tag_dropout_rate", "keep_tokens_separator", "secondary_separator", "enable_wildcard")})
             opts.caption_separator = opts.caption_separator or ","
             ext = pick("caption_extension", sub, ds, general, default=".caption")
             tokens = pick("class_tokens", sub, ds, general)
@@ -115,13 +114,14 @@ def build_from_config(args, warn):
             for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix in IMAGE_EXTS):
                 with Image.open(img) as im:
                     size = im.size
-                s.items.append(ImageItem(img, read_caption(img, ext, tokens), is_reg, size, opts=opts))
+                s.items.append(ImageItem(img, read_caption(img, ext, tokens, bool(opts.enable_wildcard)), is_reg, size,
+                                         opts=opts))
             (reg if is_reg else train).append(s)
         parts.append(_assemble(train, reg, reso, int(pick("batch_size", ds, general, default=1)), bucket, warn,
                                f"dataset_config {path} {where}"))
     # Options read globally (caching decisions, metadata) take the most demanding subset value.
     subs = [it.opts for p in parts for it in p.samples]
-    for k in ("shuffle_caption", "flip_aug", "random_crop"):
+    for k in ("shuffle_caption", "flip_aug", "random_crop", "enable_wildcard"):
         setattr(args, k, any(bool(getattr(o, k)) for o in subs))
     for k in ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs"):
         setattr(args, k, max((getattr(o, k) or 0) for o in subs))
