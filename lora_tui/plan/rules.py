@@ -127,6 +127,30 @@ def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]
     return tokens
 
 
+_OPTIMIZER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def _input_rules(out: _Out, cfg: Any) -> None:
+    """Values a form accepts as text that the trainer cannot use, and a learning rate that does not apply."""
+    from lora_tui.config.model import field_meta
+
+    name = _s(cfg, "output_name")
+    if name and (any(c in name for c in "/\\\0") or name in (".", "..")):
+        out.err("output_name", f"output_name '{name}' is a path: it must be a file name without '/' or '\\' "
+                               f"(the folder goes in output_dir)")
+    opt = _s(cfg, "optimizer")
+    known = {str(c).lower() for c in (field_meta("optimizer").choices or ())}
+    if opt and opt.lower() not in known and not _OPTIMIZER_PATH.match(opt):
+        out.err("optimizer", f"optimizer '{opt}' is not an optimizer: pick one from the list, or give a class "
+                             f"path such as bitsandbytes.optim.AdEMAMix8bit")
+    # kohya_ss Minimal bug 1 (spec §8.6): the form's learning rate must not be silently overridden.
+    lr, unet = _g(cfg, "learning_rate"), _g(cfg, "unet_lr")
+    if lr is not None and unet is not None and unet and float(unet) != float(lr):
+        out.warn("learning_rate", f"the U-Net trains at unet_lr = {unet:g}, not at learning_rate = {lr:g} (sd-scripts "
+                                  f"uses learning_rate only where unet_lr is empty): clear unet_lr in the "
+                                  f"Advanced form to train at learning_rate, or set unet_lr there")
+
+
 # --- the rules, in order -----------------------------------------------------------------------------------------
 
 
@@ -728,6 +752,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_g(cfg, "network_args"),
                                                                                           str) else None,
         lambda: _range_rules(out, cfg),
+        lambda: _input_rules(out, cfg),
         lambda: _data_rules(out, cfg, scan, plan),
         lambda: _relative_paths(out, cfg),
         lambda: _trainer_support(out, cfg, settings, metas),

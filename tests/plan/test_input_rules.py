@@ -1,0 +1,41 @@
+"""Rules for values a form takes as free text that the trainer cannot use, found in a new user's trial:
+an output name that is a path, an optimizer name that is no optimizer, and a learning rate that a preset's
+unet_lr silently overrides (kohya_ss Minimal bug 1, spec §8.6)."""
+from __future__ import annotations
+
+import pytest
+
+from lora_tui.config.app_settings import AppSettings
+from lora_tui.config.model import TrainingConfig
+from lora_tui.plan.dataset import scan_dataset
+from lora_tui.plan.rules import validate
+
+
+def problems_of(**values):
+    cfg = TrainingConfig.model_validate({**TrainingConfig(sdxl=True).model_dump(), **values})
+    return [p for p in validate(cfg, scan_dataset(cfg), AppSettings())]
+
+
+@pytest.mark.parametrize("name", ["sub/dir", "a\\b", ".."])
+def test_output_name_that_is_a_path_is_an_error(name):
+    found = [p for p in problems_of(output_name=name) if p.field == "output_name" and "is a path" in p.message]
+    assert len(found) == 1 and found[0].severity == "error"
+
+
+def test_plain_output_name_passes_the_path_rule():
+    assert not [p for p in problems_of(output_name="кот_v1") if "is a path" in p.message]
+
+
+@pytest.mark.parametrize("opt,bad", [("0.1", True), ("weight_decay=0.02", True), ("AdamW", False),
+                                     ("prodigy", False), ("bitsandbytes.optim.AdEMAMix8bit", False),
+                                     ("torch.optim.RAdam", False)])
+def test_optimizer_name(opt, bad):
+    found = [p for p in problems_of(optimizer=opt) if p.field == "optimizer" and "is not an optimizer" in p.message]
+    assert bool(found) is bad
+
+
+def test_unet_lr_overriding_the_learning_rate_is_a_warning_on_the_learning_rate():
+    found = [p for p in problems_of(learning_rate=0.0003, unet_lr=0.0001) if p.field == "learning_rate"]
+    assert len(found) == 1 and found[0].severity == "warning" and "unet_lr = 0.0001" in found[0].message
+    assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=None) if p.field == "learning_rate"]
+    assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=0.0003) if p.field == "learning_rate"]
