@@ -28,7 +28,7 @@ from textual.widgets import ContentSwitcher, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lora_tui.ui.fields import FieldRow, field_spec, value_to_text
-from lora_tui.ui.forms import AdvancedForm, MinimalForm, ProblemsPanel, minimal_fields, section_of
+from lora_tui.ui.forms import AdvancedForm, MinimalForm, ProblemsPanel, section_of
 from lora_tui.ui.runview import RunView
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class LoraApp(App[None]):
     """Keyboard-driven front-end for LoRA training (see design.md "Keys" and "The run view").
 
     Args:
-        config: the starting `TrainingConfig` (default: the model's defaults).
+        config: the starting `TrainingConfig` (default: `default_config()`, the SDXL face LoRA preset).
         notes: messages from loading it (missing keys that took defaults, coerced values), shown once.
         demo: opened by `lora-tui --demo` (shows a hint to press Start).
         attach_job: a run-layer `Job` (or job id) to follow at once (`lora-tui attach`).
@@ -98,7 +98,7 @@ class LoraApp(App[None]):
         super().__init__()
         from lora_tui.config.model import TrainingConfig
 
-        self.config: TrainingConfig = config if config is not None else TrainingConfig()
+        self.config: TrainingConfig = config if config is not None else default_config()
         self.notes = list(notes)
         self.demo = demo
         self.settings = settings
@@ -297,6 +297,27 @@ class LoraApp(App[None]):
         for note in notes:
             self.notify(str(note), title="Loaded config", timeout=8)
 
+    def switch_family(self, target: str) -> bool:
+        """Make the config a `target` family config ("sd1", "sd2", "sdxl", "flux1", "sd3") by setting the family
+        checkboxes (`sdxl`, `v2`, `flux1_checkbox`, `sd3_checkbox`); every other value is kept. Returns False
+        (with a message) when the model refuses it."""
+        from pydantic import ValidationError
+
+        from lora_tui.config.model import TrainingConfig
+
+        data = self.config.model_dump()
+        data.update(sdxl=target == "sdxl", v2=target == "sd2", flux1_checkbox=target == "flux1",
+                    sd3_checkbox=target == "sd3")
+        try:
+            new = TrainingConfig.model_validate(data)
+        except ValidationError as exc:
+            self.notify(f"Family not switched: {exc}", severity="error", timeout=10)
+            return False
+        for name in ("sdxl", "v2", "flux1_checkbox", "sd3_checkbox"):
+            self.field_errors.pop(name, None)
+        self.set_config(new)
+        return True
+
     # ------------------------------------------------------------------ plan and problems
     def schedule_plan(self, delay: float = PLAN_DEBOUNCE_S) -> None:
         """Re-plan after `delay` seconds of no further edits (the scan runs in a thread)."""
@@ -399,12 +420,13 @@ class LoraApp(App[None]):
 
     async def focus_field(self, name: str) -> None:
         """Bring field `name` on screen (Minimal form if it is there, else its Advanced section) and focus it."""
-        if self.view == "minimal" and name in minimal_fields() and self.field_applies(name):
+        in_minimal = name in self.query_one(MinimalForm).shown_fields()
+        if self.view == "minimal" and in_minimal:
             pass
         elif self.view == "advanced" and self.query_one_optional(f"#f-{name}") is not None:
             pass
         else:
-            target_view = "minimal" if name in minimal_fields() and self.field_applies(name) else "advanced"
+            target_view = "minimal" if in_minimal else "advanced"
             await self.show_view(target_view)
             if target_view == "advanced":
                 await self.query_one(AdvancedForm).show_section(section_of(name))
@@ -443,10 +465,9 @@ class LoraApp(App[None]):
         new = self._current_form()
         if new is not None:
             await new.populate()
-            editors = new.query(".field-editor")
-            if name == "minimal" and editors:
-                editors.first().focus()
-            elif name == "advanced":
+            if isinstance(new, MinimalForm):
+                new.focus_first()
+            else:
                 self.query_one("#sections", OptionList).focus()
         else:
             self.query_one("#log").focus()
@@ -662,6 +683,34 @@ class LoraApp(App[None]):
         elif item.status == "error":
             self.notify(f"Queue: “{item.label}” could not start: {item.message}", severity="error", timeout=10)
 
+    def on_queue_list_remove_requested(self, message: Any) -> None:
+        message.stop()
+        self.run_worker(self.remove_queued(message.item_id), group="queue-remove")
+
+    async def remove_queued(self, item_id: str) -> bool:
+        """Remove queue item `item_id` (Delete/x on the Run view's queue list). A running item is not removed
+        (the user is told to stop its job first). Returns whether it was removed."""
+        from lora_tui.run.queue import Queue
+
+        queue = Queue(settings=self.settings)
+        try:
+            try:
+                item = await asyncio.to_thread(queue.get, item_id)
+            except KeyError:
+                item = None  # removed meanwhile (another app, `lora-tui queue`): just redraw
+            removed = await asyncio.to_thread(queue.remove, item_id)
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return False
+        label = getattr(item, "label", "") or item_id
+        if removed:
+            self.notify(f"Removed “{label}” from the queue.", timeout=4)
+        elif item is not None and item.status == "running":
+            self.notify(f"“{label}” is running: stop it (F9) before removing it.", severity="warning", timeout=6)
+        self.queue_items = await asyncio.to_thread(queue.items)
+        self.query_one(RunView).show_queue(self.queue_items)
+        return removed
+
     # ------------------------------------------------------------------ following a job
     def attach(self, job: Any) -> None:
         """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output."""
@@ -836,6 +885,20 @@ class LoraApp(App[None]):
             dialog_id="quit-dialog", default="cancel"), chosen)  # a stray Enter must not end a training run
 
 
+def default_config() -> TrainingConfig:
+    """The config a new form opens with: the Minimal defaults, i.e. the bundled SDXL face LoRA preset (design.md
+    "presets/"); the model's defaults with `sdxl` ticked if that file cannot be read."""
+    from lora_tui.config.model import TrainingConfig
+
+    try:
+        from lora_tui.config.kohya_json import load_config_file
+        from lora_tui.config.paths import BUNDLED_PRESETS
+
+        return load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
+    except Exception:  # a broken install must still open the app
+        return TrainingConfig(sdxl=True)
+
+
 def _validation_message(exc: Any, name: str) -> str:
     """The model's message for `name` from a pydantic ValidationError (first matching error, else the first)."""
     errors = exc.errors()
@@ -895,6 +958,9 @@ def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), dem
     Returns:
         0 (the process exit status for the CLI).
     """
+    from lora_tui.ui.samples import prepare_image_support
+
+    prepare_image_support()  # textual-image asks the terminal what it can draw: only possible before Textual starts
     app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path)
     app.run()
     return 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
@@ -58,36 +58,103 @@ def section_of(name: str) -> str:
     raise KeyError(name)
 
 
+MINIMAL_FAMILY = "sdxl"
+"""The Minimal form is the SDXL face-LoRA view (kohya_ss_minimal's tab): its family is a locked field."""
+
+
 class MinimalForm(VerticalScroll):
-    """The 16 Minimal fields, mounted while the form is shown."""
+    """The 16 Minimal fields, mounted while the form is shown, under the locked model family (`#minimal-family`).
+
+    For a config of another family (an SD1.5 preset loaded, say) the form shows no fields but says so
+    (`#minimal-locked`) and offers to switch the family to SDXL (`#minimal-to-sdxl`, every other value kept) or
+    to edit the config as it is in the Advanced form (`#minimal-to-advanced`)."""
 
     app: LoraApp  # type: ignore[assignment]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
+        with Horizontal(classes="field-row locked-row", id="row-minimal-family"):
+            yield Label("Model family", classes="field-label")
+            yield Static("", id="minimal-family", classes="locked-value")
+        with Vertical(id="minimal-locked"):
+            yield Static("", id="minimal-locked-text")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Switch to SDXL", id="minimal-to-sdxl", variant="primary", compact=True)
+                yield Button("Keep it: Advanced form (F3)", id="minimal-to-advanced", compact=True)
         # The rows are composed with the form (one mount pass at start-up, the first screen the user sees).
-        names = [n for n in minimal_fields() if self.app.field_applies(n)]
-        yield Vertical(*[self.app.make_row(n) for n in names], id="minimal-body")
+        yield Vertical(*[self.app.make_row(n) for n in self.shown_fields()], id="minimal-body")
 
     def on_mount(self) -> None:
         self.refresh_head()
+        self.call_after_refresh(self._initial_focus)
+
+    def _initial_focus(self) -> None:
+        # Textual's auto-focus finds no editor in a locked-out form: put the user on the switch offer (but never
+        # take the focus from a widget someone already chose).
+        if self.app.view == "minimal" and self.is_locked_out() and self.app.focused in (None, self):
+            self.focus_first()
+
+    def is_locked_out(self) -> bool:
+        """The config is not of the Minimal form's family: no fields, the switch offer instead."""
+        from lora_tui.config.model import family
+
+        return family(self.app.config) != MINIMAL_FAMILY
+
+    def shown_fields(self) -> list[str]:
+        """The Minimal fields shown for the current config (none when it is not SDXL)."""
+        if self.is_locked_out():
+            return []
+        return [n for n in minimal_fields() if self.app.field_applies(n)]
 
     async def populate(self) -> None:
         """Mount the rows for the current model values (replacing any)."""
         body = self.query_one("#minimal-body", Vertical)
         await body.remove_children()
-        names = [n for n in minimal_fields() if self.app.field_applies(n)]
-        await body.mount_all([self.app.make_row(n) for n in names])
+        await body.mount_all([self.app.make_row(n) for n in self.shown_fields()])
         self.refresh_head()
 
     def refresh_head(self) -> None:
-        """The one-line header: model family and LoRA type, which the Minimal form does not edit."""
+        """The header line, the locked family field, and the switch offer when the config is not SDXL."""
+        from lora_tui.config.model import family, script_name
+
+        cfg = self.app.config
+        fam, lora_type = family(cfg), getattr(cfg, "LoRA_type", "")
         self.query_one("#minimal-head", Static).update(
-            f"[b]Minimal[/b] · {self.app.family_label()} · F3: every field")
+            f"[b]Minimal[/b] · SDXL face LoRA · {lora_type} · F3: every field")
+        locked_out = self.is_locked_out()
+        label = FAMILY_NAMES.get(fam, fam)
+        self.query_one("#minimal-family", Static).update(
+            f"[b]{label}[/b] · {script_name(cfg)}" + (" · [i]locked[/i]" if not locked_out else ""))
+        box = self.query_one("#minimal-locked")
+        box.display = locked_out
+        if locked_out:
+            self.query_one("#minimal-locked-text", Static).update(
+                f"This config is for [b]{label}[/b]. The Minimal form trains SDXL LoRAs only. Switch the family "
+                f"to SDXL (every other value is kept; pick an SDXL checkpoint), or keep {label} and edit it in "
+                f"the Advanced form.")
+
+    def focus_first(self) -> None:
+        """Focus the first editor, or the switch button when the form shows none."""
+        editors = self.query(".field-editor")
+        if editors:
+            editors.first().focus()
+        elif self.is_locked_out():
+            self.query_one("#minimal-to-sdxl", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "minimal-to-sdxl":
+            event.stop()
+            self.app.switch_family(MINIMAL_FAMILY)
+        elif event.button.id == "minimal-to-advanced":
+            event.stop()
+            self.app.run_worker(self.app.show_view("advanced"), group="view")
 
     async def clear(self) -> None:
         """Remove the rows (the values stay in the model)."""
         await self.query_one("#minimal-body", Vertical).remove_children()
+
+
+FAMILY_NAMES = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "flux1": "Flux.1", "sd3": "SD3"}
 
 
 class AdvancedForm(Horizontal):

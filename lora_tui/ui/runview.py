@@ -12,8 +12,12 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Log, ProgressBar, Static
+from textual.widgets import Log, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from lora_tui.ui.samples import SamplePane, newest_sample
 
 if TYPE_CHECKING:
     from lora_tui.run.follow import LogFollower
@@ -29,11 +33,13 @@ MAX_READ_PER_TICK = 256 * 1024
 MIN_READ_PER_TICK = 16 * 1024
 START_READ_PER_TICK = 128 * 1024
 TICK_BUDGET_S = 0.025
+SAMPLE_POLL_S = 2.0  # a new sample takes the trainer seconds to minutes; a listing of its folder is cheap
 
 
 class RunView(Vertical):
-    """Progress `#progress`, figures `#run-stats`, status `#run-status`, loss plot, log pane `#log`, live line
-    `#live`, and the failure box `#failure` (hint + last lines) shown when a run ends badly."""
+    """Progress `#progress`, figures `#run-stats`, status `#run-status`, loss plot, the newest sample image
+    `#samples` (`#sample-caption`, `#sample-image`), log pane `#log`, live line `#live`, and the failure box
+    `#failure` (hint + last lines) shown when a run ends badly."""
 
     class Ended(Message):
         """The followed job has exited and its whole log has been shown."""
@@ -58,9 +64,10 @@ class RunView(Vertical):
             yield ProgressBar(total=None, show_eta=False, id="progress")
             yield Static("", id="run-stats")
         yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status")
-        yield Static("", id="queue")
+        yield QueueList(id="queue")
         with Horizontal(id="run-mid"):
             yield Vertical(id="plot-box")
+            yield SamplePane(id="samples")
             with Vertical(id="failure"):
                 yield Static("", id="failure-hint")
                 yield Log(id="failure-tail", max_lines=200, highlight=False)
@@ -72,7 +79,9 @@ class RunView(Vertical):
         self.query_one("#run-mid").display = False
         self.query_one("#plot-box").display = False
         self.query_one("#queue").display = False
+        self.query_one("#samples").display = False
         self.set_interval(1 / FLUSH_HZ, self.flush_feed, name="run-flush")
+        self.set_interval(SAMPLE_POLL_S, self.poll_samples, name="run-samples")
 
     @property
     def progress(self) -> ProgressState | None:
@@ -94,6 +103,8 @@ class RunView(Vertical):
         self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
         self.query_one("#plot-box").display = False
+        self.query_one("#samples").display = False
+        self.query_one(SamplePane).show(None)
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#run-stats", Static).update("")
         self.set_status(status)
@@ -101,6 +112,23 @@ class RunView(Vertical):
             self._plot.plt.clear_data()
             self._plot.refresh()
         self.flush_feed()
+
+    def poll_samples(self) -> None:
+        """Show the newest image in the followed job's `<output_dir>/sample/` (the pane stays hidden until the
+        trainer has written one). A directory listing every SAMPLE_POLL_S: it works for any trainer that keeps
+        sd-scripts' sample folder, ours or upstream."""
+        follower = self.follower
+        if follower is None:
+            return
+        meta = follower.job.state.get("meta") or {}
+        path = newest_sample(meta.get("output_dir"))
+        if path is None:
+            return
+        pane = self.query_one(SamplePane)
+        pane.show(path)
+        if pane.path is not None and not pane.display:
+            self.query_one("#run-mid").display = True
+            pane.display = True
 
     def set_status(self, text: str) -> None:
         """The one-line job status (`#run-status`)."""
@@ -133,6 +161,7 @@ class RunView(Vertical):
             self._plot_at = time.monotonic()
             self._draw_plot(prog)
         if batch.ended:
+            self.poll_samples()  # the one written just before the exit
             self.post_message(self.Ended(follower.job, batch.exit_code, batch.status))
 
     @staticmethod
@@ -183,16 +212,49 @@ class RunView(Vertical):
             box.display = False
 
     def show_queue(self, items: list[Any]) -> None:
-        """The queue line: every item with its state or result (`#queue`; hidden while the queue is empty)."""
+        """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty).
+        Delete (or x) on an item removes it (`QueueList.RemoveRequested`)."""
         marks = {"pending": "…", "running": "▶", "done": "✔", "stopped": "■"}
-        parts = []
+        rows = []
         for item in items:
             mark = marks.get(item.status, "✖")
             code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) else ""
-            parts.append(f"{mark} {escape(item.label or item.id)} ({item.status}{code})")
-        box = self.query_one("#queue", Static)
-        box.display = bool(parts)
-        text = "[b]Queue[/b]  " + "  ·  ".join(parts)
-        if text != getattr(self, "_queue_text", None):
-            self._queue_text = text
-            box.update(text)
+            rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
+        box = self.query_one("#queue", QueueList)
+        box.display = bool(rows)
+        box.border_title = f"Queue · {len(rows)} · Del/x removes" if rows else ""
+        if rows != getattr(self, "_queue_rows", None):
+            self._queue_rows = rows
+            box.set_items(rows)
+
+
+class QueueList(OptionList):
+    """The queued configs, one option per item (option id = queue item id). Delete or x on the highlighted item
+    posts `RemoveRequested`; the app removes it from the queue file (a running item stays: stop it first)."""
+
+    BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue")]
+
+    class RemoveRequested(Message):
+        """The user asked to remove queue item `item_id` (with its shown `label`)."""
+
+        def __init__(self, item_id: str, label: str) -> None:
+            super().__init__()
+            self.item_id = item_id
+            self.label = label
+
+    def set_items(self, rows: list[tuple[str, str]]) -> None:
+        """Replace the options by `rows` [(item id, markup)], keeping the cursor on the same item (or row)."""
+        old = self.highlighted
+        old_id = self.get_option_at_index(old).id if old is not None and old < self.option_count else None
+        self.clear_options()
+        self.add_options([Option(text, id=item_id) for item_id, text in rows])
+        if rows:
+            ids = [item_id for item_id, _ in rows]
+            self.highlighted = ids.index(old_id) if old_id in ids else min(old or 0, len(rows) - 1)
+
+    def action_remove_item(self) -> None:
+        if self.highlighted is None or not self.option_count:
+            return
+        option = self.get_option_at_index(self.highlighted)
+        if option.id:
+            self.post_message(self.RemoveRequested(option.id, str(option.prompt)))

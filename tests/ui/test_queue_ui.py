@@ -7,7 +7,13 @@ from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.run.jobs import start_job
 from lora_tui.run.queue import Queue
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, fake, static_text, valid_sdxl_setup, wait_for
+from ui_helpers import SIZE, fake, valid_sdxl_setup, wait_for
+
+
+def queue_text(app) -> str:
+    """The Run view's queue list as text, one item a line."""
+    lst = app.query_one("#queue")
+    return "\n".join(str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count))
 
 
 async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp_path):
@@ -40,7 +46,36 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
         done = lambda: [i.status for i in Queue(settings=settings).items()] == ["failed", "done"]  # noqa: E731
         await wait_for(pilot, lambda: done() and not app.job_running, timeout=40)
         assert launched == ["one", "two"]
-        await wait_for(pilot, lambda: "(done)" in static_text(app.query_one("#queue")), timeout=5)
-        text = static_text(app.query_one("#queue"))
+        await wait_for(pilot, lambda: "(done)" in queue_text(app), timeout=5)
+        text = queue_text(app)
         assert "one (failed, exit 1)" in text and "two (done)" in text
         assert app.job.id != first.id  # the app followed the queued runs
+
+
+async def test_queue_items_are_removed_with_delete_on_the_queue_list(settings, tmp_path):
+    cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
+    app = LoraApp(cfg, settings=settings)
+    app.queue_launch = lambda item: start_job(fake("fail_after.py", 0), settings=settings)  # not reached
+    async with app.run_test(size=SIZE) as pilot:
+        running = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02), settings=settings)
+        app.attach(running)  # a running job: the queue waits, so its items stay pending
+        queue = Queue(settings=settings)
+        for label in ("first", "second", "third"):
+            queue.add(config={"output_name": label}, label=label)
+        await wait_for(pilot, lambda: queue_text(app).count("(pending)") == 3, timeout=10)
+        lst = app.query_one("#queue")
+        lst.focus()
+        lst.highlighted = 1
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: [i.label for i in Queue(settings=settings).items()] == ["first", "third"])
+        await wait_for(pilot, lambda: "second" not in queue_text(app))
+        assert lst.highlighted == 1 and "third" in str(lst.get_option_at_index(1).prompt)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: [i.label for i in Queue(settings=settings).items()] == ["first"])
+        # A running item is not removed: its job must be stopped first.
+        busy = Queue(settings=settings).items()[0]
+        Queue(settings=settings).mark(busy.id, "running")
+        assert not await app.remove_queued(busy.id)
+        assert [i.label for i in Queue(settings=settings).items()] == ["first"]
+        await pilot.press("f9", "f9")
+        await wait_for(pilot, lambda: not app.job_running, timeout=20)
