@@ -781,6 +781,12 @@ class Trainer:
                         self._save(f"{name}-step{global_step:08d}", epoch, global_step)
                         if args.save_state:
                             self._save_state(f"{name}-step{global_step:08d}-state", epoch, global_step, rng)
+                            keep = args.save_last_n_steps_state or args.save_last_n_steps  # sd-scripts' fallback
+                            if keep:
+                                old = global_step - int(keep) - 1
+                                old -= old % int(args.save_every_n_steps)
+                                if old > 0:
+                                    self._remove_state(f"{name}-step{old:08d}-state")
                         if args.save_last_n_steps:
                             n = int(args.save_every_n_steps)
                             old = global_step - int(args.save_last_n_steps) - 1
@@ -806,6 +812,11 @@ class Trainer:
                 self._save(f"{name}-{epoch + 1:06d}", epoch + 1, global_step)
                 if args.save_state:
                     self._save_state(f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, rng)
+                    keep = args.save_last_n_epochs_state or args.save_last_n_epochs  # sd-scripts' fallback
+                    if keep:
+                        old = epoch + 1 - int(args.save_every_n_epochs) * int(keep)
+                        if old > 0:
+                            self._remove_state(f"{name}-{old:06d}-state")
                 if args.save_last_n_epochs:
                     old = epoch + 1 - int(args.save_every_n_epochs) * int(args.save_last_n_epochs)
                     if old > 0:
@@ -1008,6 +1019,15 @@ class Trainer:
         if p.exists():
             out(f"removing old checkpoint: {p}")
             p.unlink()
+
+    def _remove_state(self, dirname: str) -> None:
+        """Delete an old state folder (save_last_n_*_state); only a folder this trainer wrote (train_state.json)."""
+        import shutil
+
+        d = Path(self.args.output_dir) / dirname
+        if self.acc.is_main_process and (d / "train_state.json").is_file():
+            out(f"removing old state: {d}")
+            shutil.rmtree(d)
 
     def _save(self, stem: str, epoch: int, step: int) -> Path:
         import torch

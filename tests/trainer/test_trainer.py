@@ -661,3 +661,17 @@ def test_lycoris_loha_sd15_keys(tmp_path, tiny_sd15_ckpt, dataset):
               "--train_data_dir", dataset, "--output_dir", tmp_path / "o2", "--network_module", "lycoris.kohya",
               "--scale_weight_norms", "1"])
     _assert_clean_failure(r, tmp_path / "o2", "scale_weight_norms is not supported with lycoris.kohya")
+
+
+def test_save_last_n_epochs_state_prunes_old_states(tmp_path, tiny_sd15_ckpt, dataset):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "st", "--max_train_epochs", "4", "--save_every_n_epochs", "1",
+              "--save_state", "--save_last_n_epochs", "2", "--save_last_n_epochs_state", "1",
+              "--network_train_unet_only", "--learning_rate", "1e-3"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    # LoRA files keep the last 2 epochs (plus the final file); states keep the last 1 (plus the final state)
+    assert {p.name for p in out.iterdir()} == {"st-000002.safetensors", "st-000003.safetensors",
+                                               "st-000003-state", "st-state", "st.safetensors"}
+    assert r.stdout.count("removing old state:") == 2
