@@ -958,9 +958,6 @@ def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), dem
     Returns:
         0 (the process exit status for the CLI).
     """
-    from lora_tui.ui.samples import prepare_image_support
-
-    prepare_image_support()  # textual-image asks the terminal what it can draw: only possible before Textual starts
     app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path)
     app.run()
     return 0

@@ -1,15 +1,17 @@
 """The newest sample image the trainer wrote (`<output_dir>/sample/*.png`), shown in the Run view.
 
 Rendering is textual-image's: Kitty graphics or Sixel where the terminal has them, half-blocks elsewhere (so it
-works over SSH and in tmux). textual-image learns what the terminal can do by writing queries to it and reading
-the answers from stdin, which only works before Textual owns the terminal: `prepare_image_support()` does that
-once, from `run_app`, before the app starts. Without it (a test, or `LORA_TUI_IMAGES=0`), the pane imports
-textual-image at the first sample only when stdout is not a terminal (no query is made then) and otherwise shows
-the file name alone rather than let a query race Textual's input reader.
+works over SSH and in tmux). Left alone, textual-image picks its renderer at import by writing queries to the
+terminal and reading the answers from stdin, which cannot work once Textual reads stdin, and done before the app
+starts it costs ~0.5 s of start-up on a terminal that does not answer (benchmarks/app_start.py). So it is
+imported at the first sample with stdout seen as no terminal (no query is made), the cell size taken from the
+terminal's window-size ioctl, and the renderer chosen from the environment (`renderer_name`).
 """
 from __future__ import annotations
 
+import io
 import os
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,44 +23,77 @@ from textual.widgets import Static
 
 SAMPLE_DIR = "sample"  # sd-scripts writes samples to <output_dir>/sample/
 SAMPLE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
-_prepared: bool | None = None  # None: not tried; True: textual-image imported with terminal detection
+RENDERERS = ("tgp", "sixel", "halfcell", "unicode")
+_OFF = ("0", "no", "off", "false", "none")
+_classes: dict[str, Any] | None = None
 
 
-def prepare_image_support() -> bool:
-    """Import textual-image while this process still owns the terminal (call before `App.run`), so it detects
-    Kitty/Sixel support and the cell size. `LORA_TUI_IMAGES=0` skips it (images then show as file names).
-    Returns whether images can be drawn. Never raises (a terminal that answers oddly means no images)."""
-    global _prepared
-    if _prepared is not None:
-        return _prepared
-    if os.environ.get("LORA_TUI_IMAGES", "1").strip() in ("0", "no", "off", "false"):
-        _prepared = False
-        return False
-    try:
-        import textual_image.widget  # noqa: F401  (queries the terminal at import)
-    except Exception:  # noqa: BLE001 - missing package, a terminal with no size, an unexpected answer
-        _prepared = False
-        return False
-    _prepared = True
-    return True
-
-
-def _image_class() -> Any:
-    """textual-image's best widget class for this terminal, or None when it cannot be used safely now."""
-    if "textual_image.widget" in sys.modules or _prepared:
-        from textual_image.widget import Image
-
-        return Image
-    if _prepared is False:
+def renderer_name(env: dict[str, str] | None = None, is_tty: bool | None = None) -> str | None:
+    """Which textual-image renderer suits this terminal: `LORA_TUI_IMAGES` (`tgp`, `sixel`, `halfcell`,
+    `unicode`, or `0`/`off` = None, no images) wins; else `tgp` in Kitty (`KITTY_WINDOW_ID`, `TERM=xterm-kitty`),
+    `sixel` in WezTerm, Konsole, foot, mlterm, contour and `TERM`s naming sixel, `halfcell` elsewhere (tmux and
+    screen included: they pass neither protocol through by default), `unicode` when stdout is not a terminal."""
+    env = os.environ if env is None else env
+    forced = env.get("LORA_TUI_IMAGES", "").strip().lower()
+    if forced in _OFF:
         return None
-    out = sys.__stdout__
-    if out is not None and out.isatty():
-        return None  # importing now would query a terminal Textual is reading: see the module docstring
+    if forced in RENDERERS:
+        return forced
+    if is_tty is None:
+        out = sys.__stdout__
+        is_tty = bool(out is not None and out.isatty())
+    if not is_tty:
+        return "unicode"
+    term, program = env.get("TERM", "").lower(), env.get("TERM_PROGRAM", "").lower()
+    if env.get("TMUX") or env.get("STY") or term.startswith(("screen", "tmux")):
+        return "halfcell"
+    if env.get("KITTY_WINDOW_ID") or term == "xterm-kitty":
+        return "tgp"
+    if (program in ("wezterm", "contour") or env.get("KONSOLE_VERSION") or "sixel" in term
+            or term.startswith(("foot", "mlterm", "contour"))):
+        return "sixel"
+    return "halfcell"
+
+
+def _cell_env() -> dict[str, str]:
+    """`TEXTUAL_CELL_WIDTH`/`HEIGHT` (pixels per cell) from the terminal's TIOCGWINSZ, when it reports pixels."""
     try:
-        from textual_image.widget import Image
-    except Exception:  # noqa: BLE001
+        import fcntl
+        import termios
+
+        raw = fcntl.ioctl(sys.__stdout__.fileno(), termios.TIOCGWINSZ, b"\0" * 8)  # type: ignore[union-attr]
+        rows, cols, xpix, ypix = struct.unpack("HHHH", raw)
+    except Exception:  # noqa: BLE001 - not a terminal, no such ioctl (Windows)
+        return {}
+    if rows and cols and xpix and ypix:
+        return {"TEXTUAL_CELL_WIDTH": str(xpix // cols), "TEXTUAL_CELL_HEIGHT": str(ypix // rows)}
+    return {}
+
+
+def image_class(name: str | None = None) -> Any:
+    """textual-image's widget class for renderer `name` (default `renderer_name()`), or None (images off, or
+    textual-image missing or failing). Imported once, without terminal queries (see the module docstring)."""
+    global _classes
+    name = renderer_name() if name is None else name
+    if name is None:
         return None
-    return Image
+    if _classes is None:
+        cells = {k: v for k, v in _cell_env().items() if k not in os.environ}
+        real_stdout = sys.__stdout__
+        try:
+            os.environ.update(cells)
+            sys.__stdout__ = io.StringIO()  # no TTY: textual-image sends no query and reads no answer
+            from textual_image import widget as tiw
+
+            _classes = {"tgp": tiw.TGPImage, "sixel": tiw.SixelImage, "halfcell": tiw.HalfcellImage,
+                        "unicode": tiw.UnicodeImage}
+        except Exception:  # noqa: BLE001 - not installed or broken: the pane names the file instead
+            _classes = {}
+        finally:
+            sys.__stdout__ = real_stdout
+            for key in cells:
+                os.environ.pop(key, None)
+    return _classes.get(name)
 
 
 def newest_sample(output_dir: str | os.PathLike | None) -> Path | None:
@@ -101,8 +136,8 @@ class SamplePane(Vertical):
             if self.image is not None:
                 self.image.image = None
             return
-        cls = _image_class()
-        note = "" if cls is not None else " [dim](images off in this terminal)[/]"
+        cls = image_class()
+        note = "" if cls is not None else " [dim](images off: LORA_TUI_IMAGES)[/]"
         caption.update(f"[b]Sample[/b] {escape(path.name)}{note}")
         if cls is None:
             return

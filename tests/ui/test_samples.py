@@ -53,3 +53,38 @@ def test_newest_sample_ignores_other_files_and_missing_folders(tmp_path):
     assert newest_sample(tmp_path) is None
     write_png(tmp_path / "sample" / "a.png", (0, 0, 0))
     assert newest_sample(tmp_path) == tmp_path / "sample" / "a.png"
+
+
+def test_renderer_follows_the_terminal_and_the_override():
+    from lora_tui.ui.samples import renderer_name
+
+    assert renderer_name({"TERM": "xterm-kitty"}, is_tty=True) == "tgp"
+    assert renderer_name({"TERM": "xterm-kitty", "TMUX": "/tmp/tmux-0/default,1,0"}, is_tty=True) == "halfcell"
+    assert renderer_name({"TERM_PROGRAM": "WezTerm", "TERM": "xterm-256color"}, is_tty=True) == "sixel"
+    assert renderer_name({"TERM": "xterm-256color"}, is_tty=True) == "halfcell"
+    assert renderer_name({"TERM": "xterm-kitty"}, is_tty=False) == "unicode"
+    assert renderer_name({"LORA_TUI_IMAGES": "off", "TERM": "xterm-kitty"}, is_tty=True) is None
+    assert renderer_name({"LORA_TUI_IMAGES": "sixel"}, is_tty=False) == "sixel"
+
+
+def test_textual_image_is_imported_without_querying_the_terminal():
+    # In a pseudo-terminal (as the app runs), importing the renderer must write nothing to the terminal: a query
+    # there would be answered into Textual's input reader.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` (a pseudo-terminal) is not installed")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TMUX", "STY", "KITTY_WINDOW_ID", "TERM_PROGRAM", "KONSOLE_VERSION", "LORA_TUI_IMAGES")}
+    env["TERM"] = "xterm-256color"
+    code = "from lora_tui.ui.samples import image_class; print('class:' + image_class().__name__)"
+    out = subprocess.run(["script", "-qec", f"stty cols 80 rows 24; {sys.executable} -c \"{code}\"", "/dev/null"],
+                         capture_output=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().endswith(b"class:HalfcellImage"), out.stdout
+    assert b"\x1b" not in out.stdout
