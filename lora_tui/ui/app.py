@@ -739,11 +739,20 @@ class LoraApp(App[None]):
         hint = exit_hint(exit_code, prog.exception if prog else None, stopped)
         self.last_exit = exit_code
         self.job_running = False
-        bad = message.status not in ("done", "stopped") and exit_code != 0
+        # A stopped job is not a failure (its KeyboardInterrupt traceback is expected): no failure box, and the
+        # status says what the Stop left behind rather than what a trainer might do.
+        bad = not stopped and message.status not in ("done", "stopped") and exit_code != 0
         code = "unknown" if exit_code is None else str(exit_code)
-        saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
         status = f" ({message.status})" if message.status else ""
-        headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
+        if stopped and exit_code != 0:
+            from lora_tui.ui.runview import stop_outcome
+
+            how = f" ({message.status})" if message.status not in (None, "stopped") else ""  # e.g. killed
+            signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so
+            headline = f"Job {job.id} stopped{how} · {stop_outcome(prog)} · exit code {code}{signal_note}"
+        else:
+            saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
+            headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
         self.query_one(RunView).show_end(headline, bad)
         self._refresh_title()
         self.notify(headline, severity="error" if bad else "information", timeout=10)
@@ -900,13 +909,10 @@ def default_config() -> TrainingConfig:
 
 
 def _validation_message(exc: Any, name: str) -> str:
-    """The model's message for `name` from a pydantic ValidationError (first matching error, else the first)."""
-    errors = exc.errors()
-    chosen = next((e for e in errors if e.get("loc") and e["loc"][0] == name), errors[0] if errors else None)
-    if chosen is None:
-        return str(exc)
-    msg = str(chosen.get("msg", ""))
-    return msg.removeprefix("Value error, ")
+    """The message for `name` from a pydantic ValidationError, in a user's words (`fields.validation_message`)."""
+    from lora_tui.ui.fields import validation_message
+
+    return validation_message(exc, name)
 
 
 def _is_field(name: str | None) -> bool:

@@ -6,6 +6,7 @@ The editor inside a row always has the id `f-<field>` (tests and the validation 
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
 
 EditorKind = Literal["bool", "select", "text"]
+LABEL_WIDTH = 30  # the label column of a row (FieldRow's grid-columns; app.tcss indents messages by it)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,22 @@ class FieldRow(Widget):
             label.add_class(f"-{severity}")
         return label
 
+    def on_resize(self) -> None:
+        self._fit_message()
+
+    def _fit_message(self) -> None:
+        # Textual's grid sizes an auto-height row from one column's width even for a cell spanning both
+        # (layouts/grid.py, 8.2.8), so the message under the editor would get height 0 or be cut: we size it
+        # from the row's width ourselves, and indent it less when the row is too narrow to keep the label column.
+        label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
+        width = self.size.width
+        if label is None or width <= 0:
+            return
+        indent = LABEL_WIDTH if width - LABEL_WIDTH >= 30 else 2
+        lines = textwrap.wrap(self._message, max(1, width - indent), break_long_words=True) or [""]
+        label.styles.padding = (0, 0, 0, indent)
+        label.styles.height = len(lines)
+
     def _make_editor(self) -> Input | Select | Checkbox:
         spec, value = self.spec, self._value
         wid = f"f-{spec.name}"
@@ -214,10 +232,12 @@ class FieldRow(Widget):
             return
         if label is None:
             self.mount(self._message_label(message, severity))
+            self._fit_message()
             return
         label.update(message)
         label.set_class(severity == "error", "-error")
         label.set_class(severity == "warning", "-warning")
+        self._fit_message()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -232,3 +252,72 @@ class FieldRow(Widget):
         event.stop()
         event.checkbox.label = _onoff(event.value)
         self.post_message(self.Edited(self.spec.name, event.value))
+
+
+def _shown(value: Any) -> str:
+    text = value_to_text(value) if not isinstance(value, str) else value
+    return f"'{text[:40]}…'" if len(text) > 40 else f"'{text}'"
+
+
+def _example(name: str, fallback: float) -> str:
+    """The field's default as an example value when it is a usable number, else `fallback`."""
+    from lora_tui.config.model import TrainingConfig
+
+    info = TrainingConfig.model_fields.get(name)
+    default = getattr(info, "default", None)
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0:
+        return value_to_text(default)
+    return value_to_text(fallback)
+
+
+def error_message(name: str, error: dict[str, Any]) -> str:
+    """A pydantic error on field `name` (one entry of `ValidationError.errors()`) in words a user reads: the field,
+    what is wrong with the value, and what to type instead, e.g. "learning_rate: 'abc' is not a number; type a
+    value such as 0.0001". Error types without a rule here keep the model's own message (our validators already
+    word theirs for users: "'fp9' is not one of: no, fp16, ...")."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    shown = _shown(value)
+    try:
+        spec = field_spec(name)
+    except KeyError:
+        spec = None
+    example = ""
+    if spec is not None and spec.choices:
+        example = ", ".join(value_to_text(c) for c in spec.choices[:4] if c is not None)
+    if kind == "float_parsing" or kind == "float_type":
+        return f"{name}: {shown} is not a number; type a value such as {_example(name, 0.0001)}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{name}: {shown} is not a whole number; type an integer such as {_example(name, 16)}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{name}: {shown} is not on/off; use true or false"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": "at least", "greater_than": "more than",
+                 "less_than_equal": "at most", "less_than": "less than"}[kind]
+        limit = next((ctx[k] for k in ("ge", "gt", "le", "lt") if k in ctx), "?")
+        return f"{name}: {shown} is too {'small' if 'greater' in kind else 'large'}; it must be {words} {limit}"
+    if kind in ("literal_error", "enum"):
+        allowed = ctx.get("expected") or example
+        return f"{name}: {shown} is not an allowed value; choose one of {allowed}"
+    if kind in ("string_type", "string_too_short", "string_too_long"):
+        return f"{name}: {shown} is not valid text here; type the text as it should be written"
+    if kind in ("list_type", "tuple_type"):
+        return f"{name}: {shown} is not a list; type the values separated by spaces"
+    if kind == "missing":
+        return f"{name}: a value is required; fill it in"
+    if kind == "extra_forbidden":
+        return f"{name}: not a setting lora-tui knows; remove it"
+    msg = str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return msg if msg.startswith(name) else f"{name}: {msg}"
+
+
+def validation_message(exc: Any, name: str) -> str:
+    """The message for field `name` from a pydantic `ValidationError` `exc` (its first error on `name`, else its
+    first error), via `error_message`."""
+    errors = exc.errors()
+    chosen = next((e for e in errors if e.get("loc") and e["loc"][0] == name), errors[0] if errors else None)
+    if chosen is None:
+        return f"{name}: {exc}"
+    loc = chosen.get("loc") or (name,)
+    return error_message(str(loc[0]) if loc else name, chosen)

@@ -58,6 +58,11 @@ class RunView(Vertical):
         self._plot_version = -1
         self._plot_at = 0.0
         self._plot: Any = None
+        # The log pane follows the end until the user scrolls up. Log.write_lines only follows when the pane is
+        # already at the end, and a relayout (plot, samples or failure box appearing) shrinks the pane, which
+        # moves the end away from the unchanged scroll position: we remember where we last pinned it instead.
+        self._log_following = True
+        self._log_pinned_y = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="run-head"):
@@ -71,7 +76,7 @@ class RunView(Vertical):
             with Vertical(id="failure"):
                 yield Static("", id="failure-hint")
                 yield Log(id="failure-tail", max_lines=200, highlight=False)
-        yield Log(id="log", max_lines=LOG_MAX_LINES, highlight=False)
+        yield RunLog(id="log", max_lines=LOG_MAX_LINES, highlight=False)
         yield Static("", id="live")
 
     def on_mount(self) -> None:
@@ -99,6 +104,7 @@ class RunView(Vertical):
         self._shown_version = -1
         self._plot_version = -1
         self.query_one("#log", Log).clear()
+        self._log_following, self._log_pinned_y = True, 0.0
         self.query_one("#live", Static).update("")
         self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
@@ -137,6 +143,7 @@ class RunView(Vertical):
     def flush_feed(self) -> None:
         """Poll the follower once and move its output to the screen: one batched log write, the live line,
         figures, and (at most every PLOT_MIN_INTERVAL_S) the loss plot."""
+        self.keep_log_end()
         follower = self.follower
         if follower is None or follower.ended:
             return
@@ -144,8 +151,9 @@ class RunView(Vertical):
         batch = follower.poll()
         self._adapt_read_budget(follower, follower.offset - before, time.perf_counter() - started)
         if batch.lines:
-            self.query_one("#log", Log).write_lines(batch.lines)
+            self.query_one("#log", Log).write_lines(batch.lines, scroll_end=False)
             self.lines_shown += len(batch.lines)
+            self.keep_log_end()
         if batch.live is not None:
             self.query_one("#live", Static).update(batch.live)
         prog = follower.progress
@@ -163,6 +171,19 @@ class RunView(Vertical):
         if batch.ended:
             self.poll_samples()  # the one written just before the exit
             self.post_message(self.Ended(follower.job, batch.exit_code, batch.status))
+
+    def keep_log_end(self) -> None:
+        """Scroll the log pane to its end unless the user has scrolled up since it was last there (End, or
+        scrolling back down to the end, resumes following)."""
+        log = self.query_one("#log", Log)
+        if log.is_vertical_scroll_end:
+            self._log_following, self._log_pinned_y = True, log.scroll_y
+            return
+        if log.scroll_y < self._log_pinned_y or log.is_vertical_scrollbar_grabbed:
+            self._log_following = False  # the user moved up: leave the pane where they put it
+        if self._log_following:
+            log.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._log_pinned_y = log.scroll_y
 
     @staticmethod
     def _adapt_read_budget(follower: LogFollower, read: int, took: float) -> None:
@@ -226,6 +247,27 @@ class RunView(Vertical):
         if rows != getattr(self, "_queue_rows", None):
             self._queue_rows = rows
             box.set_items(rows)
+
+
+class RunLog(Log):
+    """The run's log pane. End jumps to the end at once (the default animation lands on the end as it was when
+    End was pressed, which new lines have moved on by then, so following would not resume)."""
+
+    def action_scroll_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+
+def stop_outcome(prog: ProgressState | None) -> str:
+    """What a Stop left behind, for the status line: "saved <path>" (the last checkpoint the trainer reported:
+    its `LORA_TUI_SAVED` / `saving checkpoint:` lines, or our trainer's `interrupted: saved <path>`) or
+    "nothing saved" (the trainer said so, or reported no file)."""
+    saved = None
+    for line in (prog.tail if prog is not None else ()):
+        if line.startswith("interrupted: saved "):
+            saved = line.removeprefix("interrupted: saved ").strip()
+    if saved is None and prog is not None and prog.saved:
+        saved = prog.saved[-1]
+    return f"saved {saved}" if saved else "nothing saved"
 
 
 class QueueList(OptionList):

@@ -108,7 +108,7 @@ async def test_quit_detach_then_a_new_app_attaches_and_stop_works(settings, tmp_
         await pilot.press("f9")
         await wait_for(pilot, lambda: not app2.job_running, timeout=20)
         status = static_text(app2.query_one("#run-status"))
-        assert "(stopped)" in status and "exit code 130" in status
+        assert "stopped · saved " in status and "exit code 130" in status
         assert "fake-interrupted.safetensors" in status
         assert not app2.query_one("#failure").display
     assert (out / "fake-interrupted.safetensors").exists()
