@@ -843,13 +843,11 @@ class LoraApp(App[None]):
 
     def action_save(self) -> None:
         """ctrl+s: save the config as JSON (kohya_ss keys) where the user says."""
-        from lora_tui.ui.dialogs import SaveDialog
+        from lora_tui.ui.dialogs import SaveDialog, default_save_path
 
-        if self.config_path is not None:
-            default = self.config_path
-        else:
-            out = str(getattr(self.config, "output_dir", "") or ".")
-            default = Path(out) / f"{getattr(self.config, 'output_name', '') or 'lora'}.json"
+        # A loaded file or preset is a source, not a target: only a file saved from this session is proposed again.
+        saved = getattr(self, "_saved_path", None)
+        default = default_save_path(self.config, saved if saved is not None and saved == self.config_path else None)
         self.push_screen(SaveDialog(default), self._save_picked)
 
     def _save_picked(self, path: Path | None) -> None:
@@ -865,7 +863,7 @@ class LoraApp(App[None]):
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not saved", severity="error", timeout=12)
             return
-        self.config_path = path
+        self.config_path = self._saved_path = path
         self._refresh_title()
         self.notify(f"Saved {path}", timeout=4)
 

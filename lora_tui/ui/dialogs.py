@@ -151,8 +151,23 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
         self.dismiss(None)
 
 
+def default_save_path(config: Any, saved_path: Path | None = None, cwd: Path | None = None) -> Path:
+    """Where ctrl+s proposes to save: the file this session last saved to, else `<output_name>.json` in the
+    config's `output_dir` when that folder exists, else in `cwd` (default: the working directory). Never the file
+    a config or preset was loaded from: saving there would overwrite a source preset or someone's kohya_ss file."""
+    if saved_path is not None:
+        return Path(saved_path)
+    name = f"{str(getattr(config, 'output_name', '') or 'lora').strip() or 'lora'}.json"
+    out = str(getattr(config, "output_dir", "") or "").strip()
+    folder = Path(out).expanduser() if out else None
+    if folder is None or not folder.is_dir():
+        folder = cwd if cwd is not None else Path.cwd()
+    return folder / name
+
+
 class SaveDialog(ModalScreen["Path | None"]):
-    """Ask where to save the config JSON (prefilled); Enter saves, Escape cancels."""
+    """Ask where to save the config JSON (prefilled); Enter saves, Escape cancels. A path that exists is saved
+    over only after `#overwrite-save-dialog` says so (`#choice-overwrite`; `#choice-cancel` returns to the box)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -164,11 +179,31 @@ class SaveDialog(ModalScreen["Path | None"]):
         with Vertical(classes="dialog wide"):
             yield Label("Save the config as JSON (kohya_ss keys) to:", classes="dialog-question")
             yield Input(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
+            yield Label("", id="save-msg", classes="field-msg -error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         text = event.value.strip()
-        self.dismiss(Path(text).expanduser() if text else None)
+        if not text:
+            self.dismiss(None)
+            return
+        path = Path(text).expanduser()
+        if path.is_dir():
+            self.query_one("#save-msg", Label).update(f"{path} is a folder: add a file name ending in .json.")
+            return
+        if not path.exists():
+            self.dismiss(path)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "overwrite":
+                self.dismiss(path)
+            else:
+                self.query_one("#save-path", Input).focus()
+
+        self.app.push_screen(ChoiceDialog(f"{path} exists. Replace it with this config?",
+                                          [("overwrite", "Replace it"), ("cancel", "Cancel")],
+                                          dialog_id="overwrite-save-dialog", default="cancel"), chosen)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
