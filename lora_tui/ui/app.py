@@ -88,6 +88,7 @@ class LoraApp(App[None]):
         Binding("f3", "view('advanced')", "Advanced", priority=True, id="view-advanced"),
         Binding("f4", "view('run')", "Run", priority=True, id="view-run"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("escape", "hide_keys", "Hide keys", show=False),
     ]
 
     job_running: reactive[bool] = reactive(False, bindings=True)
@@ -468,7 +469,9 @@ class LoraApp(App[None]):
             if isinstance(new, MinimalForm):
                 new.focus_first()
             else:
-                self.query_one("#sections", OptionList).focus()
+                # The first field of the section, so keys typed right after F3 land in a field.
+                editors = new.query(".field-editor")
+                (editors.first() if editors else self.query_one("#sections", OptionList)).focus()
         else:
             self.query_one("#log").focus()
         self._refresh_title()
@@ -486,7 +489,15 @@ class LoraApp(App[None]):
             self.query_one("#title-bar", Static).update(text)
 
     # ------------------------------------------------------------------ keys
+    def action_hide_keys(self) -> None:
+        """Escape: close the Keys help panel (it takes the width the form's inputs need)."""
+        self.action_hide_help_panel()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_keys":
+            from textual.widgets import HelpPanel
+
+            return bool(self.screen.query(HelpPanel))  # otherwise Escape goes on to whoever else wants it
         if action == "stop":
             return True if self.job_running else False
         if action in ("start", "open", "save", "view") and self.screen.is_modal:

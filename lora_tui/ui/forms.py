@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -158,9 +159,18 @@ FAMILY_NAMES = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "flux1": "Flux.1
 
 
 class AdvancedForm(Horizontal):
-    """Section navigator: an `OptionList` of sections and a filter on the left, one section's rows on the right."""
+    """Section navigator: an `OptionList` of sections and a filter on the left, one section's rows on the right.
+    ctrl+f (or / outside a text box) goes to the filter `#adv-filter`."""
 
     app: LoraApp  # type: ignore[assignment]
+
+    BINDINGS = [Binding("ctrl+f", "focus_filter", "Filter fields", tooltip="Find a field by name, label or key"),
+                Binding("slash", "focus_filter", "Filter", show=False)]
+
+    def action_focus_filter(self) -> None:
+        filt = self.query_one("#adv-filter", Input)
+        filt.focus()
+        filt.action_end()
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
