@@ -202,7 +202,8 @@ class Trainer:
             torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
         self.session_id = random.randint(0, 2**32)
         self.started_at = time.time()
-        if args.seed is None:
+        seed_drawn = args.seed is None
+        if seed_drawn:
             args.seed = random.randint(0, 2**32)
         set_seed(args.seed)
         self.dataset_seed = random.randint(0, 2**32)
@@ -220,6 +221,13 @@ class Trainer:
         G = int(args.gradient_accumulation_steps)
         acc = Accelerator(gradient_accumulation_steps=G, mixed_precision=mp, cpu=not torch.cuda.is_available())
         self.acc = acc
+        if seed_drawn and acc.num_processes > 1:
+            # each process drew its own seed: take the main one's, so all shuffle the batches alike (their shares
+            # of an epoch must not overlap) and seed the same way sd-scripts seeds every rank
+            from accelerate.utils import broadcast_object_list
+
+            args.seed, self.dataset_seed = broadcast_object_list([args.seed, self.dataset_seed])
+            set_seed(args.seed)
         print(f"accelerator device: {acc.device}", flush=True)
         from .tracking import TrainLog, config_values
         self.trainlog = TrainLog(args, acc.is_main_process, config_values(args) if args.log_config else None)
@@ -751,7 +759,7 @@ class Trainer:
                         self.optimizer.step()
                         self.scheduler.step()
                         self.optimizer.zero_grad(set_to_none=True)
-                last_loss = float(loss.detach().item())
+                last_loss = self._mean_loss(loss)
                 # avr_loss: mean over the first epoch so far, then a window of one epoch's micro-batches (§6.4)
                 if len(loss_window) < self.batches_per_epoch:
                     loss_window.append(last_loss)
@@ -871,6 +879,13 @@ class Trainer:
             n = p.numel()
             p.grad.copy_(flat[i:i + n].view_as(p.grad))
             i += n
+
+    def _mean_loss(self, loss) -> float:
+        """The micro-batch loss as reported (progress lines, avr_loss): averaged over the processes, so it is
+        the loss of the global batch, as one process with the same global batch would report it."""
+        if self.acc.num_processes == 1:
+            return float(loss.detach().item())
+        return float(self.acc.reduce(loss.detach().float().reshape(1), reduction="mean").item())
 
     def _stop_requested(self) -> bool:
         """The signal flag, agreed by all processes (any one signalled stops all at the same step)."""

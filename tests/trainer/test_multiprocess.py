@@ -26,10 +26,12 @@ from lora_tui.run.jobs import start_job
 REPO = Path(__file__).resolve().parents[2]
 SD = REPO / "sd-scripts"
 PHOTOS = REPO / "lora_tui" / "demo" / "photos"
-# Per-epoch mean loss of the two-process run vs the one-process run with the same global batch and seed. The
-# runs see the same images per epoch and the same LR at every step, but each process draws its own noise and
-# timesteps, so single steps differ by ~10% on this random model; epoch means agree within a few percent.
-LOSS_TOLERANCE = 0.10
+# Mean loss of the two-process run vs the one-process run with the same global batch and seed, in standard errors
+# of that difference. The runs see the same images per epoch and the same LR at every step, but the noise and
+# timesteps drawn for each image differ (every process seeds alike, one process draws for the whole batch), and on
+# this random model the loss is mostly that draw: single steps differ by ~10%, so the curves can only agree
+# statistically. 4 standard errors: a real shift (half the data, a wrong loss scale) fails, chance does not.
+LOSS_TOLERANCE_SE = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +75,9 @@ def _progress(text: str) -> list[dict]:
     return [json.loads(m) for m in re.findall(r"LORA_TUI_PROGRESS (\{[^\n]*?\})", text)]
 
 
-def _epoch_means(prog: list[dict]) -> list[float]:
-    epochs = sorted({p["epoch"] for p in prog})
-    return [statistics.mean(p["loss"] for p in prog if p["epoch"] == e) for e in epochs]
+def _mean_and_se(prog: list[dict]) -> tuple[float, float]:
+    losses = [p["loss"] for p in prog]
+    return statistics.mean(losses), statistics.stdev(losses) / len(losses) ** 0.5
 
 
 def _run(launch, timeout=300):
@@ -115,8 +117,9 @@ def test_two_cpu_processes_train_the_plan_and_match_one_process(tmp_path, tiny_s
     assert [p["step"] for p in prog1] == [p["step"] for p in prog2]
     # the LR schedule is counted over processes as sd-scripts counts it: the same LR at every step
     assert [p["lr"] for p in prog1] == pytest.approx([p["lr"] for p in prog2], rel=1e-9, abs=1e-12)
-    for a, b in zip(_epoch_means(prog1), _epoch_means(prog2)):
-        assert abs(a - b) / a < LOSS_TOLERANCE, (_epoch_means(prog1), _epoch_means(prog2))
+    (m1, se1), (m2, se2) = _mean_and_se(prog1), _mean_and_se(prog2)
+    assert abs(m1 - m2) < LOSS_TOLERANCE_SE * (se1 ** 2 + se2 ** 2) ** 0.5, (prog1, prog2)
+    assert abs(m1 - m2) / m1 < 0.15, (m1, m2)
 
 
 def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sdxl_ckpt, photos, request):
@@ -143,15 +146,13 @@ def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sd
     log = job.log_path.read_text(encoding="utf-8", errors="replace")
     saved = tmp_path / "out" / "demo.safetensors"
     assert f"interrupted: saved {saved}" in log
-    assert log.count("interrupted: saved") == 2  # stderr and stdout of the main process only
+    assert log.count("interrupted: saved") == 1  # the main process only (once: stdout and stderr share the log)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == ["demo.safetensors"]
     raw = saved.read_bytes()
     meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
     assert 3 <= int(meta["ss_steps"]) < 100 * 4 and meta["ss_total_batch_size"] == "2"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: the trainer reports the main process's loss, not the mean over "
-                                       "processes, and without a seed each process draws its own (data order)")
 @pytest.mark.parametrize("seed", [1, None])
 def test_reported_loss_is_the_mean_over_processes(tmp_path, tiny_sdxl_ckpt, photos, seed):
     """One training image and one regularisation image weighted 0: every step one process holds each, so a
