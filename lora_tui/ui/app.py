@@ -88,6 +88,7 @@ class LoraApp(App[None]):
         Binding("f3", "view('advanced')", "Advanced", priority=True, id="view-advanced"),
         Binding("f4", "view('run')", "Run", priority=True, id="view-run"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("ctrl+n", "show_notes", "Notes", id="notes", tooltip="What the last load converted or ignored"),
         Binding("escape", "hide_keys", "Hide keys", show=False),
     ]
 
@@ -150,8 +151,8 @@ class LoraApp(App[None]):
         self.call_after_refresh(self.set_timer, 0.05, self._launch_plan)
         self._install_signal_handlers()
         self.set_interval(QUEUE_TICK_S, self._queue_tick, name="queue-tick")
-        for note in self.notes:
-            self.notify(note, title="Loaded config", timeout=8)
+        if self.notes:
+            self.announce_load("Loaded " + (self.config_path.name if self.config_path else "config"), self.notes)
         if self.demo:
             self.notify("Demo checkpoint and photos are filled in. Press F5 to train.", title="Demo", timeout=10)
         if self._attach_on_mount is not None:
@@ -295,8 +296,25 @@ class LoraApp(App[None]):
         if source is not None:
             self.config_path = source
         self.set_config(config)
-        for note in notes:
-            self.notify(str(note), title="Loaded config", timeout=8)
+        notes = list(notes)
+        if notes:
+            self.announce_load("Loaded " + (source.name if source is not None else "config"), notes)
+
+    def announce_load(self, title: str, notes: list[Any]) -> None:
+        """One notification summing up a load's notes (`dialogs.summarize_notes`); the notes themselves stay in
+        `app.load_notes` for ctrl+n (`#notes-dialog`). One toast, not one per note: they covered the panel."""
+        from lora_tui.ui.dialogs import summarize_notes
+
+        self.load_notes = (title, [str(n) for n in notes])
+        more = " · ctrl+n: details" if notes else ""
+        self.notify(summarize_notes(title, self.load_notes[1]) + more, title="Loaded", timeout=6)
+
+    def action_show_notes(self) -> None:
+        """ctrl+n: what the last load did (converted values, legacy and ignored keys, defaults), one per line."""
+        from lora_tui.ui.dialogs import NotesDialog
+
+        title, notes = getattr(self, "load_notes", None) or ("No file loaded in this session", [])
+        self.push_screen(NotesDialog(title, notes))
 
     def switch_family(self, target: str) -> bool:
         """Make the config a `target` family config ("sd1", "sd2", "sdxl", "flux1", "sd3") by setting the family
@@ -847,9 +865,9 @@ class LoraApp(App[None]):
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
             return False
-        self.load_config(result.config, result.notes, source=None if over_current else Path(path))
+        self.load_config(result.config, (), source=None if over_current else Path(path))
         what = "Applied preset" if over_current else "Loaded"
-        self.notify(f"{what} {Path(path).name}", timeout=4)
+        self.announce_load(f"{what} {Path(path).name}", result.notes)
         return True
 
     def action_save(self) -> None:

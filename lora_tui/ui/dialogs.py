@@ -207,3 +207,62 @@ class SaveDialog(ModalScreen["Path | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def summarize_notes(title: str, notes: list[str]) -> str:
+    """One line for what loading a file did, from `config.kohya_json.LoadResult.notes`, e.g. "Loaded x.json:
+    8 values read as numbers or defaults, 1 legacy key, 3 keys ignored, 149 defaults". Counts come from the
+    notes' own wording (kohya_json: "... read as ...", "legacy ...", "N settings not in the file ...",
+    "ignored (...): a, b", "unknown keys ignored: a, b"); anything else counts as "other"."""
+    import re
+
+    coerced = legacy = ignored = defaults = other = 0
+    for note in map(str, notes):
+        m = re.match(r"(\d+) settings not in the file", note)
+        if m:
+            defaults += int(m.group(1))
+        elif note.startswith(("ignored", "unknown keys ignored")):
+            ignored += len([k for k in note.partition(":")[2].split(",") if k.strip()])
+        elif "legacy" in note:
+            legacy += 1
+        elif " read as " in note:
+            coerced += 1
+        else:
+            other += 1
+
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+
+    parts = [count(n, one, many) for n, one, many in (
+        (coerced, "value converted", "values converted"), (legacy, "legacy key", "legacy keys"),
+        (ignored, "key ignored", "keys ignored"), (defaults, "default", "defaults"), (other, "note", "notes"))
+        if n]
+    return f"{title}: {', '.join(parts)}" if parts else title
+
+
+class NotesDialog(ModalScreen[None]):
+    """What the last load did, one note a line (`#notes-dialog`, list `#notes-list`); Escape or Enter closes."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close")]
+
+    def __init__(self, title: str, notes: list[str]) -> None:
+        super().__init__(id="notes-dialog")
+        self.title_text = title
+        self.notes = [str(n) for n in notes]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(self.title_text, classes="dialog-question", markup=False)
+            yield OptionList(*[Option(n) for n in self.notes] or [Option("(no notes)")], id="notes-list",
+                             markup=False)
+            yield Label("Escape closes", classes="dialog-question")
+
+    def on_mount(self) -> None:
+        self.query_one("#notes-list", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
