@@ -12,6 +12,7 @@ Lines may carry a prefix (Rich logging, accelerate), so the epoch/save/machine p
 """
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import signal
@@ -276,7 +277,15 @@ class ProgressState:
             hist[-1] = (step, value)
             return
         if hist and step < hist[-1][0]:
-            return  # a replayed or restarted bar; keep the history monotonic
+            # An earlier step arriving late: a follower feeds a chunk's overwritten bar states before its completed
+            # lines, so on a replay the machine line of step 1 comes after the bars of later steps. Put it in its
+            # place (or refresh it) rather than drop it; the history stays sorted by step.
+            i = bisect.bisect_left(hist, (step,))
+            if i < len(hist) and hist[i][0] == step:
+                hist[i] = (step, value)
+            elif self._stride == 1:
+                hist.insert(i, (step, value))
+            return
         if hist and step - hist[-1][0] < self._stride:
             return
         hist.append((step, value))
