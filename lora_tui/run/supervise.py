@@ -51,11 +51,14 @@ def _become_subreaper() -> bool:
 
 
 def final_status(exit_code: int | None, stop_signals: list[str]) -> str:
-    """``done`` (0 without Stop), ``stopped`` (ended after our Stop without SIGKILL), ``killed`` (our Stop had to
-    SIGKILL), ``failed`` (anything else, including an exit code nobody recorded)."""
+    """``done`` (0 without Stop), ``stopped`` (ended after our Stop without SIGKILL, whatever the exit code: it is
+    recorded beside the status), ``killed`` (our Stop had to SIGKILL), ``failed`` (anything else, including an exit
+    code nobody recorded)."""
     if "SIGKILL" in stop_signals:
         return "killed"
-    if stop_signals and exit_code is not None and exit_code in (0, 130, 143, -2, -15):
+    # After our SIGINT/SIGTERM any exit is the stop the user asked for: a multi-process `accelerate launch`
+    # (torchrun) turns its ranks' clean 130 into its own exit 1, so the code alone cannot tell.
+    if stop_signals:
         return "stopped"
     if exit_code == 0:
         return "done"
