@@ -151,6 +151,19 @@ def _input_rules(out: _Out, cfg: Any) -> None:
                                   f"Advanced form to train at learning_rate, or set unet_lr there")
 
 
+def _bucket_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
+    """With ``bucket_no_upscale`` a side is floored to ``bucket_reso_steps`` (sd-scripts §2.8.2): a wide image at a
+    small resolution can get a side of 0, which the trainer cannot resize to."""
+    for ds in (plan.datasets if plan else ()):
+        flat = [b for b in ds.buckets if 0 in b]
+        if flat:
+            out.err("bucket_reso_steps", f"with bucket_no_upscale, resolution {cfg.max_resolution} and "
+                                         f"bucket_reso_steps {cfg.bucket_reso_steps}, some images get a bucket "
+                                         f"side of 0 ({flat[0][0]}x{flat[0][1]}): lower bucket_reso_steps, raise "
+                                         f"the resolution, or turn bucket_no_upscale off")
+            return
+
+
 # --- the rules, in order -----------------------------------------------------------------------------------------
 
 
@@ -753,6 +766,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
                                                                                           str) else None,
         lambda: _range_rules(out, cfg),
         lambda: _input_rules(out, cfg),
+        lambda: _bucket_rules(out, cfg, plan),
         lambda: _data_rules(out, cfg, scan, plan),
         lambda: _relative_paths(out, cfg),
         lambda: _trainer_support(out, cfg, settings, metas),

@@ -241,6 +241,11 @@ def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, buc
     elif bucket.enable_bucket:
         for it in items:
             it.bucket, it.resized = assign_no_upscale(it.size, reso[0] * reso[1], step)
+            if 0 in it.resized:
+                raise DatasetError(
+                    f"{it.path}: a {it.size[0]}x{it.size[1]} image gets a side of 0 with bucket_no_upscale at "
+                    f"resolution {reso[0]},{reso[1]} and bucket_reso_steps {step}: lower bucket_reso_steps, "
+                    f"raise the resolution, or turn bucket_no_upscale off")
     else:
         for it in items:
             it.bucket = reso

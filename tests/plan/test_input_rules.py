@@ -39,3 +39,18 @@ def test_unet_lr_overriding_the_learning_rate_is_a_warning_on_the_learning_rate(
     assert len(found) == 1 and found[0].severity == "warning" and "unet_lr = 0.0001" in found[0].message
     assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=None) if p.field == "learning_rate"]
     assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=0.0003) if p.field == "learning_rate"]
+
+
+def test_no_upscale_bucket_with_a_zero_side_is_an_error(tmp_path):
+    from PIL import Image
+
+    sub = tmp_path / "img" / "10_x"
+    sub.mkdir(parents=True)
+    Image.new("RGB", (256, 170)).save(sub / "a.png")
+    (sub / "a.txt").write_text("x")
+    values = dict(train_data_dir=str(tmp_path / "img"), max_resolution="64,64", enable_bucket=True,
+                  bucket_no_upscale=True, bucket_reso_steps=64, min_bucket_reso=64, max_bucket_reso=128)
+    found = [p for p in problems_of(**values) if p.field == "bucket_reso_steps" and "side of 0" in p.message]
+    assert len(found) == 1 and found[0].severity == "error"
+    values["bucket_reso_steps"] = 32  # 78x52 → 64x32: every side at least one step
+    assert not [p for p in problems_of(**values) if "side of 0" in p.message]
