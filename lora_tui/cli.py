@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import os
 import sys
 from typing import Any, Optional, Sequence
 
@@ -375,6 +376,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `lora-tui jobs | head`: the reader left; say nothing more (and keep Python from complaining at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -573,7 +573,8 @@ class LoraApp(App[None]):
         else:
             errors = []
         if self.field_errors or errors:
-            await self._refuse(len(self.field_errors) + len(errors))
+            # Count what the panel lists (refused values and the last plan's errors), so the two agree.
+            await self._refuse(sum(1 for p in self.all_problems() if p.severity == "error"))
             return
         cfg = await self._confirm_output(cfg)
         if cfg is None:

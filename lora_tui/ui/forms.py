@@ -212,7 +212,7 @@ class AdvancedForm(Horizontal):
         shown = [n for n in names if self.app.field_applies(n)]
         hidden = len(names) - len(shown)
         note = f" · {hidden} hidden (not used by {self.app.family_label()})" if hidden else ""
-        await self._mount_rows(shown, f"[b]{section}[/b] · {len(shown)} fields{note}")
+        await self._mount_rows(shown, f"[b]{section}[/b] · {len(shown)} field{'s' * (len(shown) != 1)}{note}")
 
     async def show_filter(self, text: str) -> None:
         """Rows of every applicable field whose name, label or TOML key contains `text` (at most FILTER_LIMIT)."""
@@ -231,7 +231,7 @@ class AdvancedForm(Horizontal):
                 if needle in hay and self.app.field_applies(n):
                     hits.append(n)
         more = f" (first {FILTER_LIMIT} shown)" if len(hits) > FILTER_LIMIT else ""
-        await self._mount_rows(hits[:FILTER_LIMIT], f"[b]Filter[/b] “{text}” · {len(hits)} fields{more}")
+        await self._mount_rows(hits[:FILTER_LIMIT], f"[b]Filter[/b] “{text}” · {len(hits)} field{'s' * (len(hits) != 1)}{more}")
 
     async def _mount_rows(self, names: list[str], head: str) -> None:
         rows = self.query_one("#adv-rows", Vertical)

@@ -71,3 +71,18 @@ def test_unreadable_value_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and b"nope" in r.stderr
     r = run("print", "--json", str(bad), "--set", "train_batch_size=2")  # --set fixes the file's value
     assert json.loads(r.stdout)["settings"]["train_batch_size"] == 2
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
+    """`lora-tui jobs | head`: the reader leaves early; no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "lora_tui", "jobs"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # closed before the command writes
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=30)
+    assert "BrokenPipeError" not in err and "Traceback" not in err
