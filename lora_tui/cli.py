@@ -32,17 +32,9 @@ def apply_sets(cfg: Any, sets: Sequence[str]) -> tuple[Any, list[str]]:
 
     notes: list[str] = []
     values = cfg.model_dump()
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise CliError(f"--set {item!r}: expected key=value, e.g. --set network_dim=32", 2)
+    for key, raw in _parse_sets(sets).items():
         try:
-            meta = field_meta(key)
-        except KeyError:
-            raise CliError(f"--set {key}: no such setting (use a kohya_ss key such as network_dim)", 2) from None
-        try:
-            value, _ = coerce_value(meta, raw)
+            value, _ = coerce_value(field_meta(key), raw)
         except ConfigError as exc:
             raise CliError(f"--set {exc}", 2) from None
         values[key] = value
