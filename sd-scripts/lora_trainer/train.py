@@ -60,33 +60,44 @@ def out(msg: str) -> None:
         print(msg, flush=True)
 
 
-def _network_args(args) -> dict[str, str]:
+def _key_values(option: str, items) -> dict[str, str]:
+    """`key=value` strings of a list option → {key: value} (both stripped); OptionError names `option`."""
     kv = {}
-    for item in args.network_args or []:
+    for item in items or []:
         key, sep, value = str(item).partition("=")
         if not sep:
-            raise OptionError(f"network_args: {item!r} is not key=value")
+            raise OptionError(f"{option}: {item!r} is not key=value")
         kv[key.strip()] = value.strip()
-    allowed = {"conv_dim", "conv_alpha", "rank_dropout", "module_dropout"}
+    return kv
+
+
+_LORA_NETWORK_ARGS = {"conv_dim": int, "conv_alpha": float, "rank_dropout": float, "module_dropout": float}
+
+
+def _network_args(args) -> dict[str, str]:
+    kv = _key_values("network_args", args.network_args)
     if args.network_module == "lycoris.kohya":
         return kv  # LyCORIS reads its own keys (algo, preset, ...)
-    bad = sorted(set(kv) - allowed)
+    bad = sorted(set(kv) - set(_LORA_NETWORK_ARGS))
     if bad:
         raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
-                          f"(supported: {', '.join(sorted(allowed))})")
+                          f"(supported: {', '.join(sorted(_LORA_NETWORK_ARGS))})")
+    for key, value in kv.items():
+        try:
+            _LORA_NETWORK_ARGS[key](value)
+        except ValueError:
+            raise OptionError(f"network_args: {key}={value!r} is not a number "
+                              f"({'an integer' if _LORA_NETWORK_ARGS[key] is int else 'e.g. 0.1'})") from None
     return kv
 
 
 def _optimizer_kwargs(args) -> dict:
     kw = {}
-    for item in args.optimizer_args or []:
-        key, sep, value = str(item).partition("=")
-        if not sep:
-            raise OptionError(f"optimizer_args: {item!r} is not key=value")
+    for key, value in _key_values("optimizer_args", args.optimizer_args).items():
         try:
-            kw[key.strip()] = ast.literal_eval(value.strip())
+            kw[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            kw[key.strip()] = value.strip()
+            kw[key] = value
     return kw
 
 
@@ -94,6 +105,11 @@ def _validate(args, script: str) -> None:
     msgs = check_unsupported(args, script)
     from .lycoris_options import lycoris_problems  # other network modules: unsupported_options.json
     msgs += lycoris_problems(args)
+    for parse in (_network_args, _optimizer_kwargs):  # read again where used; here so a typo fails before loading
+        try:
+            parse(args)
+        except OptionError as e:
+            msgs.append(str(e))
     if not args.pretrained_model_name_or_path:
         msgs.append("pretrained_model_name_or_path is not set; give a local .safetensors/.ckpt checkpoint")
     if not args.output_dir:

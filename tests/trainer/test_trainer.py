@@ -403,6 +403,16 @@ def test_unsupported_options_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
     assert "deepspeed" in listed["options"] and "wandb" not in listed["values"]["log_with"]["allowed"]
 
 
+def test_bad_network_and_optimizer_args_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out,
+              "--network_args", "conv_dim=two", "--optimizer_args", "betas"])
+    _assert_clean_failure(r, out, "network_args: conv_dim='two' is not a number",
+                          "optimizer_args: 'betas' is not key=value")
+    assert "Traceback" not in r.stderr
+
+
 def test_empty_dataset(tmp_path, tiny_sdxl_ckpt):
     out = tmp_path / "out"
     (tmp_path / "img" / "10_nothing").mkdir(parents=True)
