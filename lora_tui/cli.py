@@ -107,41 +107,17 @@ def _default_config() -> Any:
 
 # --- print / validate -----------------------------------------------------------------------------------------
 
-_STEP_KEYS = ("images", "repeats_images", "reg_images", "batches_per_epoch", "epochs", "max_train_steps",
-              "lr_warmup_steps")
-
-
-def _plan(cfg: Any, settings: Any) -> tuple[Any, list[Any]]:
-    """(steps or None, problems) from the plan layer, whatever parts of it exist."""
-    try:
-        from lora_tui.plan import make_plan  # type: ignore[attr-defined]
-    except ImportError:
-        make_plan = None
-    if make_plan is not None:
-        plan = make_plan(cfg, settings)
-        return plan.steps, list(plan.problems)
-    steps, problems = None, []
-    try:
-        from lora_tui.plan.dataset import scan_dataset
-        from lora_tui.plan.steps import plan_steps
-
-        scan = scan_dataset(cfg)
-        problems = list(getattr(scan, "problems", []))
-        steps = plan_steps(cfg, scan, num_processes=cfg.num_processes)
-    except ImportError:
-        pass
-    return steps, problems
-
-
 def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     """What Start would do, as the ``lora-tui print --json`` object: ``argv``, ``config_toml``, ``settings``,
-    ``steps`` (or null), ``problems`` (``{field, severity, message}``), ``notes``, ``env`` (the variables the
-    launch sets beyond the usual output settings, e.g. ``ACCELERATE_USE_CPU`` for CPU processes). Writes nothing."""
+    ``steps`` (``StepPlan.as_dict()`` plus its ``summary``), ``problems`` (``{field, severity, message}``),
+    ``notes``, ``env`` (the variables the launch sets beyond the usual output settings, e.g.
+    ``ACCELERATE_USE_CPU`` for CPU processes). Writes nothing."""
     from lora_tui.config.kohya_json import config_to_dict
+    from lora_tui.plan import make_plan
     from lora_tui.plan.launch import LaunchError, accelerate_launch, build_launch
 
-    steps, problems = _plan(cfg, settings)
-    probs = [{"field": p.field, "severity": p.severity, "message": p.message} for p in problems]
+    plan = make_plan(cfg, settings)
+    probs = [{"field": p.field, "severity": p.severity, "message": p.message} for p in plan.problems]
     argv: list[str] = []
     toml = ""
     notes: list[str] = []
@@ -152,11 +128,9 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
         env = accelerate_launch(cfg).env
     except LaunchError as exc:
         probs.append({"field": exc.field, "severity": "error", "message": exc.message})
-    steps_obj = None
-    if steps is not None:
-        steps_obj = {k: getattr(steps, k, None) for k in _STEP_KEYS}
-        if getattr(steps, "summary", None):
-            steps_obj["summary"] = steps.summary
+    steps_obj: dict[str, Any] = plan.steps.as_dict()
+    if plan.steps.summary:
+        steps_obj["summary"] = plan.steps.summary
     return {"argv": argv, "config_toml": toml, "settings": config_to_dict(cfg), "steps": steps_obj,
             "problems": probs, "notes": notes, "env": env}
 
@@ -260,18 +234,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     from lora_tui.run import headless
 
     if not args.text:
-        try:
-            from lora_tui.ui.app import run_attach  # type: ignore[attr-defined]
-        except ImportError:
-            run_attach = None
-        if run_attach is not None:
-            from lora_tui.run.jobs import JobError, load_job
+        from lora_tui.run.jobs import JobError, load_job
+        from lora_tui.ui.app import run_attach
 
-            try:
-                job = load_job(args.job)
-            except JobError as exc:
-                raise CliError(str(exc)) from None
-            return run_attach(job)
+        try:
+            job = load_job(args.job)
+        except JobError as exc:
+            raise CliError(str(exc)) from None
+        return run_attach(job)
     return headless.attach_text(args.job)
 
 
