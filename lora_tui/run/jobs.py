@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from lora_tui.run.statefile import read_json, update_json, write_json_atomic
-from lora_tui.run.supervise import final_status
+from lora_tui.run.supervise import final_status, live_members
 
 SUPERVISOR = Path(__file__).with_name("supervise.py")
 STATE_FILE = "state.json"
@@ -202,30 +202,7 @@ class Job:
     def members(self) -> list[psutil.Process]:
         """Every live process of the job: the process group, plus descendants of the supervisor and the trainer
         that moved to another group. The calling process is never included."""
-        s = self.state
-        pgid = s.get("pgid")
-        me = os.getpid()
-        found: dict[int, psutil.Process] = {}
-        for root in self._processes():
-            if root is None:
-                continue
-            found[root.pid] = root
-            try:
-                for p in root.children(recursive=True):
-                    found[p.pid] = p
-            except psutil.Error:
-                pass
-        if pgid:
-            for p in psutil.process_iter():
-                if p.pid in found or p.pid == me:
-                    continue
-                try:
-                    if os.getpgid(p.pid) == pgid:
-                        found[p.pid] = p
-                except OSError:
-                    continue
-        found.pop(me, None)
-        return [p for p in found.values() if _alive_proc(p)]
+        return live_members(self._processes(), self.state.get("pgid"), exclude=os.getpid())
 
     def hint(self) -> str:
         """Human explanation of the outcome (``progress.exit_hint``); exception line from the log tail."""
@@ -452,13 +429,6 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except OSError:
         return None
-
-
-def _alive_proc(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _new_job_id() -> str:

@@ -65,24 +65,44 @@ def final_status(exit_code: int | None, stop_signals: list[str]) -> str:
     return "failed"
 
 
-def _leftovers(me: int, pgid: int) -> list:
+def live_members(roots, pgid: int | None, exclude: int) -> list:
+    """The live processes of a job: ``roots`` (psutil processes; None entries skipped) and their descendants,
+    plus every process whose group is ``pgid`` (when given). ``exclude`` (a pid, usually the caller's) and
+    zombies are left out. Shared by this supervisor's clean-up and ``Job.members`` in the app."""
     import psutil
 
     found = {}
-    try:
-        for p in psutil.Process(me).children(recursive=True):
-            found[p.pid] = p
-    except psutil.Error:
-        pass
-    for p in psutil.process_iter():
-        if p.pid == me or p.pid in found:
+    for root in roots:
+        if root is None:
             continue
+        found[root.pid] = root
         try:
-            if os.getpgid(p.pid) == pgid:
+            for p in root.children(recursive=True):
                 found[p.pid] = p
-        except OSError:
-            continue
+        except psutil.Error:
+            pass
+    if pgid:
+        for p in psutil.process_iter():
+            if p.pid in found or p.pid == exclude:
+                continue
+            try:
+                if os.getpgid(p.pid) == pgid:
+                    found[p.pid] = p
+            except OSError:
+                continue
+    found.pop(exclude, None)
     return [p for p in found.values() if _running(p)]
+
+
+def _leftovers(me: int, pgid: int) -> list:
+    import psutil
+
+    try:
+        roots = [psutil.Process(me)]
+    except psutil.Error:
+        roots = []
+    # ``me`` is a root only to find its descendants; live_members leaves it out
+    return live_members(roots, pgid, exclude=me)
 
 
 def _reap_any() -> list[tuple[int, int]]:
