@@ -126,8 +126,11 @@ def test_lora_type_gives_module_and_args():
     assert network_args(cfg) == ["down_lr_weight=0,0,1", "loraplus_lr_ratio=16.0"]
 
 
-def test_config_layer_imports_no_textual_or_torch():
-    code = ("import sys, lora_tui.config, lora_tui.config.kohya_json, lora_tui.config.presets, lora_tui.plan.launch;"
+def test_config_and_plan_layers_import_no_textual_or_torch():
+    # Every module of both layers, so that a new module is checked too.
+    code = ("import importlib, pkgutil, sys, lora_tui.config, lora_tui.plan\n"
+            "for pkg in (lora_tui.config, lora_tui.plan):\n"
+            "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'): importlib.import_module(m.name)\n"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('textual','torch','diffusers','transformers',"
             "'accelerate','safetensors')]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
