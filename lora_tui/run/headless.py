@@ -171,13 +171,7 @@ def _copy_new(path: Path, pos: int, out_bin, flt: MachineLineFilter | None = Non
                 if not data:
                     break
                 pos += len(data)
-                if flt is not None:
-                    data = flt.feed(data)
-                try:
-                    out_bin.write(data)
-                    out_bin.flush()
-                except (BrokenPipeError, OSError):
-                    pass  # our stdout is gone (closed terminal, `| head`); the job goes on regardless
+                _say_bytes(out_bin, flt.feed(data) if flt is not None else data)
     except FileNotFoundError:
         pass
     return pos
@@ -189,15 +183,11 @@ def _say_bytes(out_bin, data: bytes) -> None:
             out_bin.write(data)
             out_bin.flush()
         except (BrokenPipeError, OSError):
-            pass
+            pass  # our stdout is gone (closed terminal, `| head`); the job goes on regardless
 
 
 def _say(out_bin, text: str) -> None:
-    try:
-        out_bin.write(text.encode())
-        out_bin.flush()
-    except (BrokenPipeError, OSError):
-        pass
+    _say_bytes(out_bin, text.encode())
 
 
 def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[str] | None = None,
