@@ -424,9 +424,6 @@ class Trainer:
             cls = {"adamw8bit": bnb.AdamW8bit, "pagedadamw8bit": bnb.PagedAdamW8bit, "pagedadamw": bnb.PagedAdamW,
                    "pagedadamw32bit": bnb.PagedAdamW32bit, "lion8bit": bnb.Lion8bit,
                    "pagedlion8bit": bnb.PagedLion8bit, "sgdnesterov8bit": bnb.SGD8bit}[low]
-            if low == "sgdnesterov8bit":
-                kw.setdefault("momentum", 0.9)
-                kw["nesterov"] = True
         elif low == "lion":
             try:
                 from lion_pytorch import Lion as cls
@@ -434,8 +431,6 @@ class Trainer:
                 raise OptionError("optimizer_type Lion needs the lion-pytorch package (pip install lion-pytorch)") from e
         elif low == "sgdnesterov":
             cls = torch.optim.SGD
-            kw.setdefault("momentum", 0.9)
-            kw["nesterov"] = True
         elif low == "prodigy":
             try:
                 from prodigyopt import Prodigy as cls
@@ -476,6 +471,9 @@ class Trainer:
                 if cls is None:
                     raise OptionError(f"optimizer_type {name}: not a known optimizer (AdamW, AdamW8bit, Adafactor, "
                                       f"Prodigy, Lion, SGDNesterov, DAdaptation, or a torch.optim class)")
+        if low in ("sgdnesterov", "sgdnesterov8bit"):
+            kw.setdefault("momentum", 0.9)
+            kw["nesterov"] = True
         try:
             opt = cls(groups, lr=lr, **kw)
         except (TypeError, ValueError, RuntimeError) as e:
