@@ -26,27 +26,20 @@ class CliError(Exception):
 
 def apply_sets(cfg: Any, sets: Sequence[str]) -> tuple[Any, list[str]]:
     """Apply ``--set key=value`` overrides (kohya keys; values read like kohya JSON strings: ``48``, ``true``,
-    ``1e-4``, empty = unset). Returns ``(config, notes)``; raises :class:`CliError` naming the key."""
-    from lora_tui.config.kohya_json import ConfigError, coerce_value
-    from lora_tui.config.model import TrainingConfig, field_meta
+    ``1e-4``, empty = unset) through the JSON loader, as :func:`load_input` does for a file. Returns
+    ``(config, notes)``; raises :class:`CliError` naming the key."""
+    from lora_tui.config.kohya_json import ConfigError, config_from_dict, config_to_dict
 
-    notes: list[str] = []
-    values = cfg.model_dump()
-    for key, raw in _parse_sets(sets).items():
-        try:
-            value, _ = coerce_value(field_meta(key), raw)
-        except ConfigError as exc:
-            raise CliError(f"--set {exc}", 2) from None
-        values[key] = value
-        notes.append(f"{key}: set to {value!r} from the command line")
+    overrides = _parse_sets(sets)
     try:
-        return TrainingConfig.model_validate(values), notes
-    except Exception as exc:  # pydantic ValidationError: report the first field
-        errors = getattr(exc, "errors", lambda: [])()
-        if errors:
-            err = errors[0]
-            raise CliError(f"--set {err['loc'][0]}: {err['msg'].removeprefix('Value error, ')}", 2) from None
-        raise CliError(f"--set: {exc}", 2) from None
+        config = config_from_dict({**config_to_dict(cfg), **overrides}).config
+    except ConfigError as exc:
+        raise CliError(f"--set {exc}", 2) from None
+    return config, _set_notes(overrides)
+
+
+def _set_notes(overrides: dict[str, str]) -> list[str]:
+    return [f"{k}: set to {v!r} from the command line" for k, v in overrides.items()]
 
 
 def _parse_sets(sets: Sequence[str]) -> dict[str, str]:
@@ -95,7 +88,7 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
         result = config_from_dict(data)
     except ConfigError as exc:
         raise CliError(f"{where}: {exc}") from None
-    notes = list(result.notes) + [f"{k}: set to {v!r} from the command line" for k, v in overrides.items()]
+    notes = list(result.notes) + _set_notes(overrides)
     return result.config, notes
 
 

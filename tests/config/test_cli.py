@@ -86,3 +86,19 @@ def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
     err = proc.stderr.read().decode()
     proc.wait(timeout=30)
     assert "BrokenPipeError" not in err and "Traceback" not in err
+
+
+def test_set_over_a_config_in_memory():
+    """`--set` over the defaults or the demo config (no file): the JSON loader's reading, its errors naming the key."""
+    import pytest
+
+    from lora_tui.cli import CliError, apply_sets
+    from lora_tui.config.model import TrainingConfig
+
+    cfg, notes = apply_sets(TrainingConfig(seed=7), ["network_dim=48", "max_resolution=512", "seed="])
+    assert (cfg.network_dim, cfg.max_resolution, cfg.seed) == (48, "512,512", None)
+    assert notes[0] == "network_dim: set to '48' from the command line"
+    for bad, key in (["network_dim=1.5"], "network_dim"), (["xformers=true"], "xformers"), (["nope=1"], "nope"):
+        with pytest.raises(CliError) as exc:
+            apply_sets(TrainingConfig(), bad)
+        assert exc.value.code == 2 and str(exc.value).startswith(f"--set {key}:")
