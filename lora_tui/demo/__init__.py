@@ -86,8 +86,12 @@ def prepare_demo(settings: AppSettings, log=print) -> DemoFiles:
         files.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         script = Path(settings.sd_scripts_dir) / "make_demo_checkpoint.py"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run([str(settings.python), str(script), "--family", "sdxl", str(files.checkpoint)],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+        try:
+            proc = subprocess.run([str(settings.python), str(script), "--family", "sdxl", str(files.checkpoint)],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+        except OSError as exc:  # no such interpreter, or not executable
+            raise RuntimeError(f"could not run {settings.python} ({exc.strerror}); set the trainer's Python "
+                               f"(app setting `python`)") from None
         if proc.returncode != 0 or not files.checkpoint.exists():
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise RuntimeError(f"could not build the demo checkpoint with {settings.python} {script}:\n{tail}")

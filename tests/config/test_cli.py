@@ -102,3 +102,16 @@ def test_set_over_a_config_in_memory():
         with pytest.raises(CliError) as exc:
             apply_sets(TrainingConfig(), bad)
         assert exc.value.code == 2 and str(exc.value).startswith(f"--set {key}:")
+
+
+def test_demo_with_a_missing_trainer_python_explains(tmp_path):
+    env = {**os.environ, **{v: str(tmp_path / v.lower()) for v in ("XDG_CONFIG_HOME", "XDG_STATE_HOME",
+                                                                     "XDG_CACHE_HOME")}}
+    conf = tmp_path / "xdg_config_home" / "lora-tui"
+    conf.mkdir(parents=True)
+    (conf / "settings.toml").write_text(f'python = "{tmp_path / "no_such_python"}"\n', encoding="utf-8")
+    r = run("--demo", env=env)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lora-tui: error: --demo: could not run") and "no_such_python" in last
