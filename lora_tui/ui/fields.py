@@ -173,10 +173,7 @@ class FieldRow(Widget):
             # The label says the state in words: the box alone differs only by colour (NO_COLOR terminals).
             return Checkbox(_onoff(bool(value)), bool(value), id=wid, compact=True, classes="field-editor")
         if spec.kind == "select":
-            options = [(value_to_text(c) or "(unset)", c) for c in spec.choices]
-            if value is not None and value not in spec.choices:
-                options.append((value_to_text(value), value))
-            sel: Select[Any] = Select(options, allow_blank=spec.optional or value is None, compact=True,
+            sel: Select[Any] = Select(_select_options(spec, value), allow_blank=spec.optional or value is None, compact=True,
                                       id=wid, classes="field-editor",
                                       value=Select.NULL if value is None else value)
             return sel
@@ -211,8 +208,7 @@ class FieldRow(Widget):
                     editor.clear() if editor._allow_blank else None
                 else:
                     if value not in self.spec.choices:
-                        opts = [(value_to_text(c) or "(unset)", c) for c in self.spec.choices]
-                        editor.set_options(opts + [(value_to_text(value), value)])
+                        editor.set_options(_select_options(self.spec, value))
                     editor.value = value
         else:
             text = value_to_text(value)
@@ -252,6 +248,15 @@ class FieldRow(Widget):
         event.stop()
         event.checkbox.label = _onoff(event.value)
         self.post_message(self.Edited(self.spec.name, event.value))
+
+
+def _select_options(spec: FieldSpec, value: Any) -> list[tuple[str, Any]]:
+    """A Select's (prompt, value) options: the field's choices, plus ``value`` when it is set and not one of them
+    (a loaded file may hold a value newer than our list; it is shown rather than dropped)."""
+    options = [(value_to_text(c) or "(unset)", c) for c in spec.choices]
+    if value is not None and value not in spec.choices:
+        options.append((value_to_text(value), value))
+    return options
 
 
 def _shown(value: Any) -> str:
