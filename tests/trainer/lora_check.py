@@ -104,28 +104,36 @@ def check_lora(family: str, ckpt: str, lora: str) -> dict:
         m.scale = a / m.rank
     net.eval()
     out_ours, emb_ours = _unet_out(ours.pipeline, family, prompt)
-
-    # diffusers' reading of the same file
-    base = load_model(ckpt)
-    out_base, emb_base = _unet_out(base.pipeline, family, prompt)
-    cap = _Capture()
-    for name in ("diffusers", "peft", "transformers"):
-        logging.getLogger(name).addHandler(cap)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        base.pipeline.load_lora_weights(lora)
-    for name in ("diffusers", "peft", "transformers"):
-        logging.getLogger(name).removeHandler(cap)
-    out_diff, emb_diff = _unet_out(base.pipeline, family, prompt)
+    (out_base, emb_base), (out_diff, emb_diff), logs = _diffusers_outputs(family, ckpt, lora, prompt)
     return {
-        "our_missing": missing, "our_unexpected": unexpected,
-        "logs": cap.records + [str(x.message) for x in w],
+        "our_missing": missing, "our_unexpected": unexpected, "logs": logs,
         "max_abs_ours_vs_diffusers": float((out_ours - out_diff).abs().max()),
         "max_abs_emb_ours_vs_diffusers": float((emb_ours - emb_diff).abs().max()),
         "max_abs_lora_effect": float((out_diff - out_base).abs().max()),
         "max_abs_emb_lora_effect": float((emb_diff - emb_base).abs().max()),
         "metadata": meta,
     }
+
+
+def _diffusers_outputs(family: str, ckpt: str, lora: str, prompt: str):
+    """(UNet output, text embedding) of a fresh model from `ckpt` before and after diffusers'
+    `load_lora_weights(lora)`, and the log records and warnings that loading emitted."""
+    from lora_trainer.models import load_model
+
+    base = load_model(ckpt)
+    before = _unet_out(base.pipeline, family, prompt)
+    cap = _Capture()
+    for name in ("diffusers", "peft", "transformers"):
+        logging.getLogger(name).addHandler(cap)
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            base.pipeline.load_lora_weights(lora)
+    finally:
+        for name in ("diffusers", "peft", "transformers"):
+            logging.getLogger(name).removeHandler(cap)
+    after = _unet_out(base.pipeline, family, prompt)
+    return before, after, cap.records + [str(x.message) for x in w]
 
 
 def check_lycoris(family: str, ckpt: str, lora: str, network_args: dict, dim: int, alpha: float) -> dict:
@@ -144,18 +152,8 @@ def check_lycoris(family: str, ckpt: str, lora: str, network_args: dict, dim: in
     missing, unexpected = net.load_weights(sd)
     net.eval()
     out_ours, emb_ours = _unet_out(ours.pipeline, family, prompt)
-    base = load_model(ckpt)
-    out_base, emb_base = _unet_out(base.pipeline, family, prompt)
-    cap = _Capture()
-    for name in ("diffusers", "peft", "transformers"):
-        logging.getLogger(name).addHandler(cap)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        base.pipeline.load_lora_weights(lora)
-    for name in ("diffusers", "peft", "transformers"):
-        logging.getLogger(name).removeHandler(cap)
-    out_diff, emb_diff = _unet_out(base.pipeline, family, prompt)
-    return {"our_missing": missing, "our_unexpected": unexpected, "logs": cap.records + [str(x.message) for x in w],
+    (out_base, emb_base), (out_diff, emb_diff), logs = _diffusers_outputs(family, ckpt, lora, prompt)
+    return {"our_missing": missing, "our_unexpected": unexpected, "logs": logs,
             "max_abs_ours_vs_diffusers": float((out_ours - out_diff).abs().max()),
             "max_abs_emb_ours_vs_diffusers": float((emb_ours - emb_diff).abs().max()),
             "max_abs_lora_effect": float((out_ours - out_base).abs().max()),
