@@ -16,6 +16,7 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
+from lora_tui.config.model import family, script_name
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
@@ -48,28 +49,6 @@ def _f(cfg: Any, name: str) -> float:
         return 0.0
 
 
-def cfg_family(cfg: Any) -> str:
-    """``sd1``/``sd2``/``sdxl``/``flux1``/``sd3`` chosen by the config's checkboxes (kohya priority)."""
-    try:
-        from lora_tui.config.model import family
-
-        return family(cfg)
-    except Exception:  # noqa: BLE001 - config layer not available (plain objects in tests)
-        if _g(cfg, "sdxl"):
-            return "sdxl"
-        if _g(cfg, "flux1_checkbox"):
-            return "flux1"
-        if _g(cfg, "sd3_checkbox"):
-            return "sd3"
-        return "sd2" if _g(cfg, "v2") else "sd1"
-
-
-def _script_name(cfg: Any) -> str:
-    fam = cfg_family(cfg)
-    return {"sdxl": "sdxl_train_network.py", "flux1": "flux_train_network.py",
-            "sd3": "sd3_train_network.py"}.get(fam, "train_network.py")
-
-
 class _Out:
     def __init__(self) -> None:
         self.items: list[Problem] = []
@@ -84,11 +63,6 @@ class _Out:
 # --- argument strings --------------------------------------------------------------------------------------------
 
 
-def split_args(text: str) -> list[str]:
-    """Shell-rule split (quotes keep spaces together); raises ValueError with shlex's message."""
-    return shlex.split(text)
-
-
 def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
     """``optimizer_args`` / ``lr_scheduler_args``: tokens ``key=value``, value a Python literal (sd-scripts does
     ``key, value = arg.split("=")`` then ``ast.literal_eval(value)``)."""
@@ -96,7 +70,7 @@ def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
     if not text:
         return
     try:
-        tokens = split_args(text)
+        tokens = shlex.split(text)
     except ValueError as exc:
         out.err(name, f"{name} does not parse ({exc}): close the quote, or escape it")
         return
@@ -118,7 +92,7 @@ def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]
     if not text:
         return []
     try:
-        tokens = split_args(text)
+        tokens = shlex.split(text)
     except ValueError as exc:
         out.err(name, f"{name} does not parse ({exc}): close the quote, or escape it")
         return []
@@ -279,7 +253,7 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
         out.err("train_data_dir", "image folder is empty: pick the folder that holds your <repeats>_<name> "
                                   "folders (or set a dataset config)")
     # 28: T5-XXL LR
-    if cfg_family(cfg) == "flux1" and _f(cfg, "t5xxl_lr") > 0 and _g(cfg, "text_encoder_lr") is not None \
+    if family(cfg) == "flux1" and _f(cfg, "t5xxl_lr") > 0 and _g(cfg, "text_encoder_lr") is not None \
             and _f(cfg, "text_encoder_lr") == 0:
         out.err("t5xxl_lr", "a T5-XXL learning rate needs a text encoder learning rate above 0: set "
                             "text_encoder_lr, or set t5xxl_lr to 0")
@@ -316,7 +290,7 @@ def _check_model(out: _Out, cfg: Any) -> None:
         out.err(name, f"'{v}' is a LoRA file, not a base model ({info.detail}): pick the checkpoint you train on "
                       f"(a LoRA to continue from goes in network_weights)")
         return
-    chosen = cfg_family(cfg)
+    chosen = family(cfg)
     if info.family is not None and info.family != chosen:
         fix = {"sdxl": "tick SDXL", "flux1": "tick Flux.1", "sd3": "tick SD3", "sd2": "tick v2 (SD2.x)",
                "sd1": "untick SDXL/v2/Flux.1/SD3"}[info.family]
@@ -386,7 +360,7 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
 
 
 def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
-    fam = cfg_family(cfg)
+    fam = family(cfg)
     mp = _s(cfg, "mixed_precision") or "no"
     if fam == "sdxl" and _g(cfg, "v2"):
         out.err("v2", "v2 cannot be used with SDXL (the trainer refuses it): untick v2")
@@ -442,7 +416,7 @@ def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
 
 def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
     try:
-        tokens = split_args(_s(cfg, "optimizer_args"))
+        tokens = shlex.split(_s(cfg, "optimizer_args"))
     except ValueError:
         return {}
     return {t.split("=", 1)[0].lower(): t.split("=", 1)[1] for t in tokens if "=" in t}
@@ -665,10 +639,10 @@ def _written_options(cfg: Any) -> dict[str, Any] | None:
 
 def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
     base = _g(settings, "sd_scripts_dir")
-    script = _script_name(cfg)
+    script = script_name(cfg)
     if base and os.path.isdir(str(base)):
         if not os.path.isfile(os.path.join(str(base), script)):
-            fam = FAMILY_LABELS[cfg_family(cfg)]
+            fam = FAMILY_LABELS[family(cfg)]
             out.err("pretrained_model_name_or_path",
                     f"the trainer in '{base}' has no {script}, so it cannot train {fam}: point sd_scripts_dir at "
                     f"an sd-scripts checkout that has it, or pick another model family")
@@ -708,7 +682,7 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                 out.err(fname, f"{opt} = {v!r}: the bundled trainer does not implement it ({why}); allowed: "
                                f"{', '.join(repr(a) for a in allowed)}")
     try:
-        tokens = split_args(_s(cfg, "additional_parameters"))
+        tokens = shlex.split(_s(cfg, "additional_parameters"))
     except ValueError:
         tokens = []
     for tok in tokens:
@@ -734,7 +708,7 @@ def _is_set(cfg: Any, meta: Any) -> bool:
 
 
 def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:
-    fam = cfg_family(cfg)
+    fam = family(cfg)
     for m in metas:
         fams = getattr(m, "families", None)
         if fams and fam not in fams and _is_set(cfg, m):
