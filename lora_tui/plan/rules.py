@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
-from lora_tui.config.model import family, script_name
+from lora_tui.config.model import all_field_meta, family, script_name
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
@@ -693,15 +693,6 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                                                  f"trainer: remove it, or use an upstream sd-scripts checkout")
 
 
-def _field_metas() -> list[Any]:
-    try:
-        from lora_tui.config.model import all_field_meta
-
-        return all_field_meta()
-    except Exception:  # noqa: BLE001 - the config layer may be absent in isolated tests
-        return []
-
-
 def _is_set(cfg: Any, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
     return not _trainer_unset(_g(cfg, meta.name), meta.default)
@@ -729,7 +720,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
     out = _Out()
     if plan is None and scan is not None:
         plan = plan_steps(cfg, scan)
-    metas = _field_metas()
+    metas = all_field_meta()
     steps: Iterable[Callable[[], None]] = (
         lambda: _kohya_order(out, cfg, scan),
         lambda: _trainer_rules(out, cfg, plan),
