@@ -6,7 +6,7 @@ the scan (made in a worker) and passes it back so that editing a field re-plans 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lora_tui.plan.dataset import DatasetScan, scan_dataset
@@ -22,15 +22,16 @@ class Plan:
     steps: StepPlan
     problems: list[Problem]
     scan: DatasetScan
-    warnings: list[Problem] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.warnings = [p for p in self.problems if p.severity == "warning"]
 
     @property
     def errors(self) -> list[Problem]:
         """The problems that block Start."""
         return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The problems that do not block Start."""
+        return [p for p in self.problems if p.severity == "warning"]
 
 
 _last_scan: DatasetScan | None = None
