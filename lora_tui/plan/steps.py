@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lora_tui.config.model import normalise_resolution
 from lora_tui.plan.buckets import BucketChooser, adjust_min_max
 from lora_tui.plan.dataset import DatasetGroup, DatasetScan
 
@@ -90,25 +91,15 @@ def _pos(v: Any) -> int | None:
 
 
 def parse_resolution(value: Any) -> tuple[int, int] | None:
-    """``"1024,768"`` / ``"768"`` / 768 / [w, h] → (W, H); None when unreadable."""
-    if isinstance(value, bool) or value is None:
+    """``"1024,768"`` / ``"768"`` / 768 / [w, h] → (W, H), read as the config model reads ``max_resolution``
+    (:func:`~lora_tui.config.model.normalise_resolution`); None when unset or unreadable."""
+    if value is None:
         return None
-    if isinstance(value, int):
-        return (value, value) if value > 0 else None
-    if isinstance(value, (list, tuple)):
-        if len(value) == 2 and all(isinstance(x, int) and x > 0 for x in value):
-            return int(value[0]), int(value[1])
-        return None
-    parts = [p.strip() for p in str(value).replace("x", ",").replace("X", ",").split(",") if p.strip()]
     try:
-        nums = [int(p) for p in parts]
+        w, h = normalise_resolution(value).split(",")
     except ValueError:
         return None
-    if len(nums) == 1:
-        nums = nums * 2
-    if len(nums) != 2 or min(nums) <= 0:
-        return None
-    return nums[0], nums[1]
+    return int(w), int(h)
 
 
 def _ds_value(group: DatasetGroup, key: str, cfg: Any, cfg_name: str | None = None) -> Any:
