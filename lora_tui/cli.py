@@ -329,6 +329,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CliError as exc:
         sys.stderr.write(f"lora-tui: error: {exc}\n")
         return exc.code
+    except ValueError as exc:
+        from lora_tui.config.app_settings import SettingsError
+
+        if not isinstance(exc, SettingsError):
+            raise
+        sys.stderr.write(f"lora-tui: error: {exc}; fix that setting or delete the file\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -104,14 +104,28 @@ def test_set_over_a_config_in_memory():
         assert exc.value.code == 2 and str(exc.value).startswith(f"--set {key}:")
 
 
-def test_demo_with_a_missing_trainer_python_explains(tmp_path):
+def _with_settings(tmp_path, text: str) -> dict:
+    """An environment whose lora-tui settings.toml holds ``text`` (XDG dirs under ``tmp_path``)."""
     env = {**os.environ, **{v: str(tmp_path / v.lower()) for v in ("XDG_CONFIG_HOME", "XDG_STATE_HOME",
                                                                      "XDG_CACHE_HOME")}}
     conf = tmp_path / "xdg_config_home" / "lora-tui"
     conf.mkdir(parents=True)
-    (conf / "settings.toml").write_text(f'python = "{tmp_path / "no_such_python"}"\n', encoding="utf-8")
+    (conf / "settings.toml").write_text(text, encoding="utf-8")
+    return env
+
+
+def test_demo_with_a_missing_trainer_python_explains(tmp_path):
+    env = _with_settings(tmp_path, f'python = "{tmp_path / "no_such_python"}"\n')
     r = run("--demo", env=env)
     err = r.stderr.decode()
     assert r.returncode == 1 and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("lora-tui: error: --demo: could not run") and "no_such_python" in last
+
+
+def test_bad_settings_file_is_a_message(tmp_path):
+    r = run("print", str(REPO / "presets" / "sdxl-face-lora.json"),
+            env=_with_settings(tmp_path, 'stop_grace_s = "soon"\n'))
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err
+    assert err.startswith("lora-tui: error: ") and "settings.toml: stop_grace_s" in err
