@@ -43,20 +43,12 @@ def _set_notes(overrides: dict[str, str]) -> list[str]:
 
 
 def _parse_sets(sets: Sequence[str]) -> dict[str, str]:
-    from lora_tui.config.model import field_meta
+    from lora_tui.config.kohya_json import ConfigError, parse_sets
 
-    out: dict[str, str] = {}
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise CliError(f"--set {item!r}: expected key=value, e.g. --set network_dim=32", 2)
-        try:
-            field_meta(key)
-        except KeyError:
-            raise CliError(f"--set {key}: no such setting (use a kohya_ss key such as network_dim)", 2) from None
-        out[key] = raw
-    return out
+    try:
+        return parse_sets(sets)
+    except ConfigError as exc:
+        raise CliError(f"--set {exc}" if exc.field else str(exc), 2) from None
 
 
 def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence[str] = ()) -> tuple[Any, list[str]]:

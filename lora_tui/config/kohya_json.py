@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from pydantic import ValidationError
 
@@ -169,6 +169,21 @@ def _legacy(d: dict[str, Any], notes: list[str]) -> None:
             else:
                 d[new] = value
                 notes.append(f"{old}: legacy key renamed to {new}")
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``--set key=value`` items → ``{key: raw text}`` (read later like a JSON-file value: ``48``, ``true``,
+    ``1e-4``, empty = unset). Raises :class:`ConfigError` for an item without ``=`` or an unknown key."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("", f"--set {item!r}: expected key=value, e.g. --set network_dim=32")
+        if key not in TrainingConfig.model_fields:
+            raise ConfigError(key, "no such setting (use a kohya_ss key such as network_dim)")
+        out[key] = raw
+    return out
 
 
 def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = None) -> LoadResult:

@@ -45,18 +45,9 @@ def apply_sets(cfg, sets: list[str] | None):
     Raises ``ConfigError`` naming the key for a malformed item or an unreadable value."""
     if not sets:
         return cfg
-    from lora_tui.config.kohya_json import ConfigError, config_from_dict, config_to_dict
+    from lora_tui.config.kohya_json import config_from_dict, config_to_dict, parse_sets
 
-    data = config_to_dict(cfg)
-    for item in sets:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(key, f"--set {item!r}: expected key=value")
-        if key not in data:
-            raise ConfigError(key, f"--set {key}: no such setting")
-        data[key] = value
-    return config_from_dict(data).config
+    return config_from_dict({**config_to_dict(cfg), **parse_sets(sets)}).config
 
 
 def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None = None):
