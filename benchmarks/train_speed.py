@@ -35,6 +35,7 @@ SD = REPO / "sd-scripts"
 sys.path.insert(0, str(SD))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+STARTUP_STEPS = 4  # steps 1-2 eager (compile), 3 captured, 4 replayed: their wall time is the start-up cost
 BF16_PEAK = 790e12  # measured bf16 matrix peak of this H200 kind (KINDS.md: 769-798 TFLOP/s)
 KOHYA = {  # issue 7's reference: kohya sd-scripts v0.10.1 on this work, H200 (images/s, peak GiB)
     ("sdxl", 1, False): (1.21, 13.65), ("sdxl", 4, False): (5.19, 38.13), ("sdxl", 4, True): (3.48, 8.61)}
@@ -127,6 +128,8 @@ class Probe:
         self.kernel_us = None
         self.setup_peak = self.loop_peak = None
         self.fast_notes = None
+        self.t_install = None
+        self.startup_s = None
 
     def install(self, trainer):
         import torch
@@ -135,6 +138,7 @@ class Probe:
             torch.cuda.synchronize()
             self.setup_peak = torch.cuda.max_memory_allocated()
             torch.cuda.reset_peak_memory_stats()
+        self.t_install = self._sync_time()
         fast = getattr(trainer, "fast", None)
         self.fast_notes = list(fast.notes) if fast is not None else ["plain path"]
         sched = trainer.scheduler
@@ -158,6 +162,8 @@ class Probe:
 
         self.step += 1
         s = self.step
+        if s == STARTUP_STEPS:  # compilation, warm-up and CUDA graph capture all happen by here
+            self.startup_s = self._sync_time() - self.t_install
         if s in (self.t_from, self.t_to):
             self.t[s] = self._sync_time()
         if self.cuda and self.prof_steps and s == self.t_to + 1:
@@ -261,6 +267,14 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b4-gc", batch=4, gc=True)
     add("loss-fast", steps=200, group="loss")
     add("loss-plain", env=plain, steps=200, group="loss")
+    add("sdxl-b4-autocast", batch=4, extra=["--unet_autocast"], group="lever")
+    add("sdxl-b4-compile", batch=4, extra=["--torch_compile"], group="lever")
+    add("sdxl-b4-compile-resnet", batch=4, extra=["--torch_compile"], group="lever",
+        env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D"})
+    add("sdxl-b4-gc-nographs", batch=4, gc=True, extra=["--no_cuda_graphs"], group="lever")
+    add("sdxl-b1-autocast", extra=["--unet_autocast"], group="lever")
+    add("sdxl-b4-gc-autocast", batch=4, gc=True, extra=["--unet_autocast"], group="lever")
+    add("sdxl-b1-compile", extra=["--torch_compile"], group="lever")
     add("sd15-b1", family="sd1", res=512)
     add("sd15-b4", family="sd1", batch=4, res=512)
     add("sdxl-b1-gc", gc=True)
@@ -375,6 +389,8 @@ def main(argv=None) -> int:
         if probe.kernel_us is not None and "s_per_step" in r:
             r["kernel_ms_per_step"] = probe.kernel_us / 1e3
             r["gpu_busy"] = min(1.0, probe.kernel_us / 1e6 / r["s_per_step"])
+        if probe.startup_s is not None:
+            r["startup_s"] = probe.startup_s
         if probe.loop_peak is not None:
             r["peak_gib_loop"] = probe.loop_peak / 2**30
             r["peak_gib_setup"] = (probe.setup_peak or 0) / 2**30
@@ -402,7 +418,7 @@ def _line(r: dict) -> str:
     return (f"{r['name']:<18} rc={r['rc']} {f('images_per_s', '%.2f')} img/s  {f('s_per_step', '%.4f')} s/step  "
             f"peak {f('peak_gib_loop', '%.2f')} GiB (setup {f('peak_gib_setup', '%.2f')})  "
             f"bf16 peak {f('peak_fraction', '%.3f')}  busy {f('gpu_busy', '%.2f')}  kernel "
-            f"{f('kernel_ms_per_step', '%.1f')} ms  [{'; '.join(r.get('notes') or [])}]  {r['seconds']} s")
+            f"{f('kernel_ms_per_step', '%.1f')} ms  steps 1-{STARTUP_STEPS} {f('startup_s', '%.1f')} s  [{'; '.join(r.get('notes') or [])}]  {r['seconds']} s")
 
 
 def summarize(results: list[dict]) -> str:

@@ -14,12 +14,17 @@ weights are cast to bf16 in every forward and backward, and `loss.item()` drains
   is encoded (as sd-scripts does with `cache_text_encoder_outputs`); per-step host→device copies are pinned
   and non-blocking.
 - AdamW runs fused (one multi-tensor kernel).
+- The frozen bf16 U-Net runs without autocast (its norms read and write bf16, as every other layer does), and a
+  LoRA's up-projection is added to the frozen layer's output inside one matrix product (`addmm`).
+- `--torch_compile` compiles the U-Net's repeated blocks (regional compilation, diffusers'
+  `compile_repeated_blocks`) inside the captured step.
 
 Everything falls back to the plain path (`Trainer._step`) when it does not apply (CPU, text-encoder training,
 gradient accumulation, dropout options, captions that change between epochs, fp16) and to eager steps when
 CUDA graphs do not apply (optimizer other than torch's AdamW/Adam, host-random noise options) or capture fails.
 Switches (sd-scripts style command-line/TOML options, see `SPEED_OPTIONS`): `no_cuda_graphs`,
-`lora_fp32_weights`, `channels_last`; environment `LORA_TUI_FAST_PATH=0` turns the whole fast path off
+`lora_fp32_weights`, `channels_last`, `unet_autocast`, and sd-scripts' own `torch_compile`/`dynamo_backend`;
+environment `LORA_TUI_FAST_PATH=0` turns the whole fast path off
 (`=1` forces it on a CPU, for tests).
 
 This module imports torch only inside functions: `args.py` reads `SPEED_OPTIONS` without torch.
@@ -35,7 +40,16 @@ SPEED_OPTIONS = {
     "lora_fp32_weights": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None,
                           "default": False},
     "channels_last": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
+    "unet_autocast": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
 }
+
+# U-Net block classes compiled by `--torch_compile` (regional compilation). diffusers lists only the transformer
+# block for UNet2DConditionModel; `LORA_TUI_COMPILE_BLOCKS` (comma-separated class names) overrides it, for
+# benchmarks.
+COMPILE_BLOCKS = ("BasicTransformerBlock",)
+# Compiled variants kept per block class (distinct shapes x batch sizes); torch's default of 8 is too few for
+# bucketed data sets, and a block past the limit silently runs eagerly.
+COMPILE_RECOMPILE_LIMIT = 64
 
 # Eager steps per batch shape before its graph is captured (lazy CUDA/cuBLAS set-up must happen outside capture).
 WARMUP_STEPS = 2
@@ -131,34 +145,74 @@ class _CastMemo:
         return self.out
 
 
-def _lora_forward(lora, org_forward, down, up, memo: _CastMemo):
+def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
     """Forward of one wrapped layer: `org(x) + up(down(x)) * multiplier * alpha / rank`, as `LoRAModule.forward`
     without dropout, with `down`/`up` weights already in the compute dtype.
 
     An input in another dtype (under autocast: the fp32 output of a LayerNorm/GroupNorm) is cast once (`memo`)
     and that copy feeds the frozen layer and the LoRA of every layer reading it: the same values autocast would
-    produce by casting at each use; fewer casts and fewer saved copies (their input-gradients are summed in bf16)."""
+    produce by casting at each use; fewer casts and fewer saved copies (their input-gradients are summed in bf16).
+    `memo` None (compiled blocks: the compiler merges the casts itself) casts at each use.
+
+    For a Linear layer the up-projection and the sum are one `addmm` on the frozen output (cuBLAS adds it in
+    the product's epilogue): no separate LoRA output tensor is written and read back."""
+    import torch
     import torch.nn.functional as F
 
     dtype = down.dtype
+
+    def cast(x):
+        if memo is not None:
+            return memo.cast(x, dtype)
+        return x if x.dtype == dtype or not x.is_floating_point() else x.to(dtype)
+
     if lora.lora_down.__class__.__name__ == "Conv2d":
         cd = lora.lora_down
         stride, padding, dilation = cd.stride, cd.padding, cd.dilation
 
         def forward(x):
-            x = memo.cast(x, dtype)
+            x = cast(x)
             base = org_forward(x)
             y = F.conv2d(F.conv2d(x, down, None, stride, padding, dilation), up)
             s = lora.multiplier * lora.scale
             return base + (y * s if s != 1.0 else y)
     else:
         def forward(x):
-            x = memo.cast(x, dtype)
+            x = cast(x)
             base = org_forward(x)
-            y = F.linear(F.linear(x, down), up)
-            s = lora.multiplier * lora.scale
-            return base + (y * s if s != 1.0 else y)
+            h = F.linear(x, down)
+            out = torch.addmm(base.reshape(-1, base.shape[-1]), h.reshape(-1, h.shape[-1]), up.t(),
+                              alpha=lora.multiplier * lora.scale)
+            return out.view(base.shape)
     return forward
+
+
+def compile_unet(trainer) -> str:
+    """sd-scripts' `--torch_compile` with `--dynamo_backend`: compile the U-Net's repeated blocks in place
+    (regional compilation through diffusers' `compile_repeated_blocks`; a whole-U-Net compile took ~9 minutes
+    on an H200, notes/gpu_ceiling.md). Compilation happens at the first steps (the fast path's eager warm-up
+    steps, before any CUDA graph capture). Returns a note for the log.
+
+    Raises OptionError for a backend torch does not have."""
+    import torch
+
+    from .args import OptionError
+
+    backend = trainer.args.dynamo_backend or "inductor"
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise OptionError(f"dynamo_backend {backend!r}: not available in this torch "
+                          f"(available: {', '.join(torch._dynamo.list_backends())})")
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    setattr(cfg, name, max(getattr(cfg, name), COMPILE_RECOMPILE_LIMIT))
+    unet = trainer.model.unet
+    env = os.environ.get("LORA_TUI_COMPILE_BLOCKS", "")
+    blocks = [b for b in env.split(",") if b] if env else list(COMPILE_BLOCKS)
+    unet._repeated_blocks = blocks  # this instance only; diffusers reads the attribute
+    # static shapes: a batch shape compiles once per block shape; dynamic kernels were not measured to pay
+    unet.compile_repeated_blocks(backend=backend, dynamic=False)
+    n = sum(1 for m in unet.modules() if type(m).__name__ in blocks)
+    return f"torch.compile ({backend}) of {n} U-Net blocks ({', '.join(blocks)})"
 
 
 class FastPath:
@@ -209,13 +263,18 @@ class FastPath:
                 w.grad = self.compute_grad[o:o + k].view(p.shape)
                 views.append(w)
                 o += k
-            memo = _CastMemo()
+            memo = None if args.torch_compile else _CastMemo()
             for i, m in enumerate(mods):
                 org = m._org[0]
                 org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1], memo)
             self._compute_views = views
             self.notes.append(f"LoRA weights {str(compute_dtype).replace('torch.', '')} in the step "
                               f"(fp32 master weights and optimizer state)")
+            if not args.unet_autocast and next(unet.parameters()).dtype == compute_dtype:
+                # every input of the frozen U-Net is already in its dtype (see `_lora_forward`): autocast would
+                # only move the norms to fp32 (extra casts, fp32 activations saved for backward)
+                trainer.unet_autocast = False
+                self.notes.append(f"U-Net {str(compute_dtype).replace('torch.', '')} without autocast")
         else:
             self.notes.append("LoRA weights fp32 (cast at each use)")
         self._assign_grads()
@@ -225,6 +284,8 @@ class FastPath:
         if args.channels_last:
             unet.to(memory_format=torch.channels_last)
             self.notes.append("channels_last")
+        if args.torch_compile:
+            self.notes.append(compile_unet(trainer))
 
         self.inner_opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
         opt_ok = type(self.inner_opt) in (torch.optim.AdamW, torch.optim.Adam)

@@ -8,6 +8,7 @@ atomically; unsupported options are refused up front (`unsupported_options.json`
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import json
@@ -225,7 +226,9 @@ class Trainer:
         self.dataset_seed = random.randint(0, 2**32)
 
         mp = args.mixed_precision or "no"
-        if mp in ("fp16", "bf16") and not torch.cuda.is_available():
+        # LORA_TUI_CPU_BF16=1 (tests only): bf16 autocast on the CPU, to check the bf16 fast path's arithmetic
+        cpu_bf16 = mp == "bf16" and os.environ.get("LORA_TUI_CPU_BF16") == "1"
+        if mp in ("fp16", "bf16") and not torch.cuda.is_available() and not cpu_bf16:
             warn(f"mixed_precision {mp} needs a GPU; none found, training in fp32 (mixed_precision no)")
             mp = "no"
         self.mixed_precision = mp
@@ -378,7 +381,11 @@ class Trainer:
             rescale_zero_terminal_snr(self.noise_scheduler)
         from .speed import setup_fast_path
         # the fast path drives networks.lora's own modules
+        self.unet_autocast = True  # the fast path may run the frozen bf16 U-Net without it (speed.FastPath)
         self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" else None
+        if args.torch_compile and self.fast is None:
+            from .speed import compile_unet
+            log(compile_unet(self))
 
         out("running training / 学習開始")
         out(f"  num train images * repeats / 学習画像の数×繰り返し回数: {self.dataset.num_train_images}")
@@ -721,7 +728,7 @@ class Trainer:
                 timesteps)
         else:
             noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        with acc.autocast():
+        with acc.autocast() if self.unet_autocast else contextlib.nullcontext():
             kw = {}
             if self.family == "sdxl":
                 kw["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
