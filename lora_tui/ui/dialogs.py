@@ -14,6 +14,8 @@ from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from lora_tui.ui.inputs import OrderedInput
+
 
 class ChoiceDialog(ModalScreen[str]):
     """A question with a row of buttons; dismisses with the chosen button's key, or `cancel_key` on Escape.
@@ -92,7 +94,7 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
         with Vertical(classes="dialog wide"):
             yield Label("Load a preset or config file (kohya_ss JSON): type to filter, or type a path",
                         classes="dialog-question")
-            yield Input(placeholder="preset name or path to a .json file", id="open-path", compact=True,
+            yield OrderedInput(placeholder="preset name or path to a .json file", id="open-path", compact=True,
                         suggester=PathSuggester())
             yield OptionList(id="open-list")
             yield Label("", id="open-msg", classes="field-msg -error")
@@ -178,7 +180,7 @@ class SaveDialog(ModalScreen["Path | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label("Save the config as JSON (kohya_ss keys) to:", classes="dialog-question")
-            yield Input(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
+            yield OrderedInput(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
             yield Label("", id="save-msg", classes="field-msg -error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

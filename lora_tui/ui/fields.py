@@ -17,6 +17,8 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
 
+from lora_tui.ui.inputs import OrderedInput
+
 EditorKind = Literal["bool", "select", "text"]
 LABEL_WIDTH = 30  # the label column of a row (FieldRow's grid-columns; app.tcss indents messages by it)
 
@@ -181,8 +183,8 @@ class FieldRow(Widget):
         if spec.choices:
             suggester = SuggestFromList([value_to_text(c) for c in spec.choices], case_sensitive=False)
         placeholder = "unset" if spec.optional else ""
-        inp = Input(value_to_text(value), id=wid, compact=True, classes="field-editor", placeholder=placeholder,
-                    suggester=suggester, select_on_focus=False)
+        inp = OrderedInput(value_to_text(value), id=wid, compact=True, classes="field-editor",
+                           placeholder=placeholder, suggester=suggester, select_on_focus=False)
         if self.app.is_headless:
             inp.cursor_blink = False
         return inp

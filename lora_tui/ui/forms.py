@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from lora_tui.ui.inputs import OrderedInput
+
 if TYPE_CHECKING:
     from lora_tui.ui.app import LoraApp
 
@@ -181,7 +183,7 @@ class AdvancedForm(Horizontal):
     def compose(self) -> ComposeResult:
         secs = sections()
         with Vertical(id="adv-nav"):
-            yield Input(placeholder="filter fields…", id="adv-filter", compact=True)
+            yield OrderedInput(placeholder="filter fields…", id="adv-filter", compact=True)
             yield OptionList(*[Option(f"{s} ({len(f)})", id=s) for s, f in secs.items()], id="sections")
         with VerticalScroll(id="adv-body"):
             yield Static("", id="adv-head", classes="form-head")
