@@ -191,7 +191,14 @@ def cmd_app(args: argparse.Namespace) -> int:
 
     from lora_tui.ui.app import run_app
 
-    return run_app(cfg, notes, demo=args.demo, config_path=Path(args.config) if args.config else None)
+    if args.demo:
+        source = "demo"
+    elif args.config:
+        source = Path(args.config).name
+    else:
+        source = f"preset {Path(preset).stem}"  # a name, or a name with .json (find_preset takes both)
+    return run_app(cfg, notes, demo=args.demo, config_path=Path(args.config) if args.config else None,
+                   source=source)
 
 
 # --- job commands (run layer) ---------------------------------------------------------------------------------

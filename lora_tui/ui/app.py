@@ -72,6 +72,9 @@ class LoraApp(App[None]):
         attach_job: a run-layer `Job` (or job id) to follow at once (`lora-tui attach`).
         settings: `AppSettings` (default: `load_app_settings()`).
         config_path: the file the config came from (the default target of ctrl+s).
+        source: what the config is, in words, for the subtitle (e.g. "preset sdxl-face-lora", "demo"); default:
+            `config_path`'s name, else "preset sdxl-face-lora" when `config` is None (the default), else
+            "new config".
     """
 
     TITLE = "lora-tui"
@@ -96,11 +99,19 @@ class LoraApp(App[None]):
     """A job is being followed and has not ended (drives Stop's visibility)."""
 
     def __init__(self, config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,
-                 attach_job: Any = None, settings: Any = None, config_path: Path | None = None) -> None:
+                 attach_job: Any = None, settings: Any = None, config_path: Path | None = None,
+                 source: str | None = None) -> None:
         super().__init__()
         from lora_tui.config.model import TrainingConfig
 
+        if source is None:
+            source = config_path.name if config_path else ("new config" if config is not None else
+                                                          f"preset {DEFAULT_PRESET}")
         self.config: TrainingConfig = config if config is not None else default_config()
+        # What is loaded now (the subtitle) and the config as it was loaded or last saved: an edit since is shown
+        # as unsaved ("modified").
+        self.source = source
+        self.clean_config: TrainingConfig = self.config
         self.notes = list(notes)
         self.demo = demo
         self.settings = settings
@@ -243,6 +254,7 @@ class LoraApp(App[None]):
             row = None if from_widget else self.query_one_optional(f"#row-{name}", FieldRow)
             if row is not None:
                 row.show_value(raw)
+            self._refresh_title()
             self._refresh_messages()
             self._refresh_problems()
             return False
@@ -290,11 +302,18 @@ class LoraApp(App[None]):
                 if target is not None:
                     target.focus()
 
-    def load_config(self, config: TrainingConfig, notes: Iterable[str] = (), source: Path | None = None) -> None:
-        """Replace the whole config (preset or file load); refused edits still pending are dropped."""
+    def load_config(self, config: TrainingConfig, notes: Iterable[str] = (), source: Path | None = None,
+                    label: str | None = None) -> None:
+        """Replace the whole config (preset or file load); refused edits still pending are dropped.
+
+        `source`: the file it came from (the new `config_path`); `label`: what to call it in the subtitle
+        (default: `source`'s name, else "loaded config"). The loaded config counts as unmodified.
+        """
         self.field_errors.clear()
         if source is not None:
             self.config_path = source
+        self.source = label or (source.name if source is not None else "loaded config")
+        self.clean_config = config
         self.set_config(config)
         notes = list(notes)
         if notes:
@@ -494,8 +513,14 @@ class LoraApp(App[None]):
             self.query_one("#log").focus()
         self._refresh_title()
 
+    @property
+    def modified(self) -> bool:
+        """The config differs from the one loaded or last saved, or a refused value is pending (unsaved changes)."""
+        return bool(self.field_errors) or self.config != self.clean_config
+
     def _refresh_title(self) -> None:
-        source = self.config_path.name if self.config_path else "new config"
+        source = self.source + (" · modified" if self.modified else "")
+        self.sub_title = source
         job = ""
         if self.job is not None:
             job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
@@ -866,7 +891,8 @@ class LoraApp(App[None]):
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
             return False
-        self.load_config(result.config, (), source=None if over_current else Path(path))
+        self.load_config(result.config, (), source=None if over_current else Path(path),
+                         label=f"preset {Path(path).stem}" if over_current else None)
         what = "Applied preset" if over_current else "Loaded"
         self.announce_load(f"{what} {Path(path).name}", result.notes)
         return True
@@ -894,6 +920,7 @@ class LoraApp(App[None]):
             self.notify(f"{path}: {exc}", title="Not saved", severity="error", timeout=12)
             return
         self.config_path = self._saved_path = path
+        self.source, self.clean_config = Path(path).name, self.config
         self._refresh_title()
         self.notify(f"Saved {path}", timeout=4)
 
@@ -922,6 +949,10 @@ class LoraApp(App[None]):
             dialog_id="quit-dialog", default="cancel"), chosen)  # a stray Enter must not end a training run
 
 
+DEFAULT_PRESET = "sdxl-face-lora"
+"""The bundled preset a new form opens with (`default_config`)."""
+
+
 def default_config() -> TrainingConfig:
     """The config a new form opens with: the Minimal defaults, i.e. the bundled SDXL face LoRA preset (design.md
     "presets/"); the model's defaults with `sdxl` ticked if that file cannot be read."""
@@ -931,7 +962,7 @@ def default_config() -> TrainingConfig:
         from lora_tui.config.kohya_json import load_config_file
         from lora_tui.config.paths import BUNDLED_PRESETS
 
-        return load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
+        return load_config_file(BUNDLED_PRESETS / f"{DEFAULT_PRESET}.json").config
     except Exception:  # a broken install must still open the app
         return TrainingConfig(sdxl=True)
 
@@ -978,7 +1009,8 @@ def run_attach(job: Any, settings: Any = None) -> int:
 
 
 def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,
-            attach_job: Any = None, settings: Any = None, config_path: Path | None = None) -> int:
+            attach_job: Any = None, settings: Any = None, config_path: Path | None = None,
+            source: str | None = None) -> int:
     """Run the app in this terminal until the user quits; a running job is left running (it is detached).
 
     Args:
@@ -988,10 +1020,12 @@ def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), dem
         attach_job: a `Job` or job id to follow at once (`lora-tui attach`).
         settings: `AppSettings` (default: loaded from the user config dir).
         config_path: where `config` came from (default target of ctrl+s).
+        source: what `config` is, for the subtitle (e.g. "preset sdxl-face-lora"; see `LoraApp`).
 
     Returns:
         0 (the process exit status for the CLI).
     """
-    app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path)
+    app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path,
+                  source=source)
     app.run()
     return 0

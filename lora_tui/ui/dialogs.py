@@ -95,7 +95,7 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
             yield Label("Load a preset or config file (kohya_ss JSON): type to filter, or type a path",
                         classes="dialog-question")
             yield OrderedInput(placeholder="preset name or path to a .json file", id="open-path", compact=True,
-                        suggester=PathSuggester())
+                               suggester=PathSuggester())
             yield OptionList(id="open-list")
             yield Label("", id="open-msg", classes="field-msg -error")
 

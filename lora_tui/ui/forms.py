@@ -123,7 +123,7 @@ class MinimalForm(VerticalScroll):
         cfg = self.app.config
         fam, lora_type = family(cfg), getattr(cfg, "LoRA_type", "")
         self.query_one("#minimal-head", Static).update(
-            f"[b]Minimal[/b] · SDXL face LoRA · {lora_type} · F3: every field")
+            f"[b]Minimal[/b] · SDXL LoRA · {lora_type} · F3: every field")
         locked_out = self.is_locked_out()
         label = FAMILY_NAMES.get(fam, fam)
         self.query_one("#minimal-family", Static).update(
