@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lora_tui.run.jobs import Job, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job
+from lora_tui.run.progress import stop_outcome
 
 
 class PlanRefused(ValueError):
@@ -266,7 +267,10 @@ def jobs(settings: Any = None, out: TextIO | None = None, limit: int = 20) -> in
 def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None = None, escalate: bool = False,
          out: TextIO | None = None) -> int:
     """``lora-tui stop [JOB]``: as the Stop key (SIGINT, then after the grace time SIGTERM/SIGKILL). Without
-    ``JOB``, the running job. Exit 0 when no process of the job is left, 1 otherwise or when none is found."""
+    ``JOB``, the running job. When the job has ended it prints what it left, as the Run view does:
+    ``lora-tui: job <id> <status> · saved <path> | nothing saved · <what was sent>; exit code N[; <hint>]``
+    (``progress.stop_outcome`` over the end of its log). Exit 0 when no process of the job is left, 1 otherwise or
+    when none is found."""
     out = out or sys.stdout
     try:
         settings = _settings(settings)
@@ -285,8 +289,14 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
     if job.is_alive():
         print(f"lora-tui: stopping job {job.id} (SIGINT; escalating after {grace:g} s)", file=out, flush=True)
     result = job.stop(grace_s=grace, escalate=escalate)
-    print(f"lora-tui: job {job.id}: {result.message}; {job.hint()}", file=out)
-    return 0 if result.exited else 1
+    if not result.exited:
+        print(f"lora-tui: job {job.id}: {result.message}; {job.hint()}", file=out)
+        return 1
+    hint = job.hint()
+    # "interrupted (SIGINT); the trainer saved ... if it supports it" is what the saved path already says.
+    note = "" if hint.startswith("interrupted") else f"; {hint}"
+    print(f"lora-tui: job {job.id} {job.status} · {stop_outcome(job.progress())} · {result.message}{note}", file=out)
+    return 0
 
 
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:

@@ -342,3 +342,16 @@ def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool
     if exception:
         return f"failed (exit code {exit_code}): {exception}"
     return f"failed (exit code {exit_code})"
+
+
+def stop_outcome(prog: ProgressState | None) -> str:
+    """What a Stop left behind: "saved <path>" (the last checkpoint the trainer reported: its `LORA_TUI_SAVED` /
+    `saving checkpoint:` lines, or our trainer's `interrupted: saved <path>`) or "nothing saved" (the trainer said
+    so, or reported no file). The Run view's end line and `lora-tui stop` both say it."""
+    saved = None
+    for line in (prog.tail if prog is not None else ()):
+        if line.startswith("interrupted: saved "):
+            saved = line.removeprefix("interrupted: saved ").strip()
+    if saved is None and prog is not None and prog.saved:
+        saved = prog.saved[-1]
+    return f"saved {saved}" if saved else "nothing saved"

@@ -800,7 +800,7 @@ class LoraApp(App[None]):
         code = "unknown" if exit_code is None else str(exit_code)
         status = f" ({message.status})" if message.status else ""
         if stopped and exit_code != 0:
-            from lora_tui.ui.runview import stop_outcome
+            from lora_tui.run.progress import stop_outcome
 
             how = f" ({message.status})" if message.status not in (None, "stopped") else ""  # e.g. killed
             signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so

@@ -257,19 +257,6 @@ class RunLog(Log):
         self.scroll_end(animate=False, immediate=True, x_axis=False)
 
 
-def stop_outcome(prog: ProgressState | None) -> str:
-    """What a Stop left behind, for the status line: "saved <path>" (the last checkpoint the trainer reported:
-    its `LORA_TUI_SAVED` / `saving checkpoint:` lines, or our trainer's `interrupted: saved <path>`) or
-    "nothing saved" (the trainer said so, or reported no file)."""
-    saved = None
-    for line in (prog.tail if prog is not None else ()):
-        if line.startswith("interrupted: saved "):
-            saved = line.removeprefix("interrupted: saved ").strip()
-    if saved is None and prog is not None and prog.saved:
-        saved = prog.saved[-1]
-    return f"saved {saved}" if saved else "nothing saved"
-
-
 class QueueList(OptionList):
     """The queued configs, one option per item (option id = queue item id). Delete or x on the highlighted item
     posts `RemoveRequested`; the app removes it from the queue file (a running item stays: stop it first)."""
