@@ -155,7 +155,9 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
     `memo` None (compiled blocks: the compiler merges the casts itself) casts at each use.
 
     For a Linear layer the up-projection and the sum are one `addmm` on the frozen output (cuBLAS adds it in
-    the product's epilogue): no separate LoRA output tensor is written and read back."""
+    the product's epilogue): no separate LoRA output tensor is written and read back; the backward does the
+    same for the input gradient (`_lora_linear_function`; `LORA_TUI_LORA_FN=0`, for benchmarks, keeps
+    autograd's own backward)."""
     import torch
     import torch.nn.functional as F
 
@@ -176,6 +178,13 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
             y = F.conv2d(F.conv2d(x, down, None, stride, padding, dilation), up)
             s = lora.multiplier * lora.scale
             return base + (y * s if s != 1.0 else y)
+    elif os.environ.get("LORA_TUI_LORA_FN", "1") != "0" \
+            and getattr(org_forward, "__func__", None) is torch.nn.Linear.forward:
+        org = org_forward.__self__
+        fn = _lora_linear_function()
+
+        def forward(x):
+            return fn.apply(cast(x), org.weight, org.bias, down, up, lora.multiplier * lora.scale)
     else:
         def forward(x):
             x = cast(x)
@@ -185,6 +194,59 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
                               alpha=lora.multiplier * lora.scale)
             return out.view(base.shape)
     return forward
+
+
+_LORA_LINEAR = None
+
+
+def _lora_linear_function():
+    """`torch.autograd.Function` for a frozen Linear plus its LoRA, `y = x W^T + b + s (x D^T) U^T`, with both
+    sums inside the matrix products (`addmm`), forward and backward.
+
+    Shapes: x (..., K) in the compute dtype; W (N, K) and b (N,) frozen; D (r, K), U (N, r) the LoRA compute
+    weights; s = multiplier * alpha / r. Saved for backward: x (already kept alive by the caller's graph) and
+    h = x D^T (M x r, small). Backward: gh = s g U; dx = g W + gh D in one `addmm` (autograd would write the
+    LoRA's share of dx and add it in a separate kernel); dD = gh^T x; dU = s g^T h. Same arithmetic as
+    autograd through `_lora_forward`'s unfused form up to the order of bf16 sums."""
+    global _LORA_LINEAR
+    if _LORA_LINEAR is not None:
+        return _LORA_LINEAR
+    import torch
+
+    class LoRALinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight, bias, down, up, scale):
+            shape = x.shape
+            x2 = x.reshape(-1, shape[-1])
+            h = torch.mm(x2, down.t())
+            out = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
+            out.addmm_(h, up.t(), alpha=scale)
+            ctx.save_for_backward(x2, h, weight, down, up)
+            ctx.scale = scale
+            ctx.x_shape = shape
+            return out.view(*shape[:-1], out.shape[-1])
+
+        @staticmethod
+        def backward(ctx, g):
+            x2, h, weight, down, up = ctx.saved_tensors
+            s = ctx.scale
+            g2 = g.reshape(-1, g.shape[-1])
+            gh = torch.mm(g2, up)
+            if s != 1.0:
+                gh = gh * s
+            dx = d_down = d_up = None
+            if ctx.needs_input_grad[0]:
+                dx = torch.mm(g2, weight).addmm_(gh, down).view(ctx.x_shape)
+            if ctx.needs_input_grad[3]:
+                d_down = torch.mm(gh.t(), x2)
+            if ctx.needs_input_grad[4]:
+                d_up = torch.mm(g2.t(), h)
+                if s != 1.0:
+                    d_up = d_up * s
+            return dx, None, None, d_down, d_up, None
+
+    _LORA_LINEAR = LoRALinear
+    return LoRALinear
 
 
 def compile_unet(trainer) -> str:
@@ -297,6 +359,17 @@ class FastPath:
         self.notes.append("CUDA graphs" if self.graphs else f"eager steps ({why_not})")
         if self.fused:
             self.notes.append("fused AdamW")
+        # SDPA backend priority while steps run and are captured (`LORA_TUI_SDPA=cudnn,flash,...`, benchmarks)
+        self.sdpa = [b for b in os.environ.get("LORA_TUI_SDPA", "").split(",") if b]
+        impl = os.environ.get("LORA_TUI_FLASH_IMPL", "")  # e.g. FA3 where torch lists it (benchmarks)
+        if impl:
+            from torch.nn.attention import activate_flash_attention_impl
+
+            activate_flash_attention_impl(impl)
+            self.sdpa = self.sdpa or ["flash", "cudnn", "efficient", "math"]
+            self.notes.append(f"flash attention {impl}")
+        if self.sdpa:
+            self.notes.append("SDPA priority " + ",".join(self.sdpa))
         self._graphs: dict = {}
         self._seen: dict = {}
         self._pool = None
@@ -385,6 +458,16 @@ class FastPath:
 
     def _device_step(self, latents, ctx, pooled, time_ids, weights):
         """One optimizer step from device tensors; no host sync (captured in a CUDA graph)."""
+        if not self.sdpa:
+            return self._device_step_inner(latents, ctx, pooled, time_ids, weights)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+        with sdpa_kernel([names[b] for b in self.sdpa], set_priority=True):
+            return self._device_step_inner(latents, ctx, pooled, time_ids, weights)
+
+    def _device_step_inner(self, latents, ctx, pooled, time_ids, weights):
         import torch
 
         if self.compute is not None:
