@@ -742,6 +742,28 @@ class LoraApp(App[None]):
         message.stop()
         self.run_worker(self.remove_queued(message.item_id), group="queue-remove")
 
+    def on_queue_list_move_requested(self, message: Any) -> None:
+        message.stop()
+        self.run_worker(self.move_queued(message.item_id, message.delta), group="queue-move")
+
+    async def move_queued(self, item_id: str, delta: int) -> bool:
+        """Move queue item `item_id` `delta` places (negative = earlier; shift+up/down or K/J on the queue list),
+        clamped to the list; the queue file is rewritten atomically (`Queue.move`). Returns whether its place
+        changed."""
+        from lora_tui.run.queue import Queue
+
+        queue = Queue(settings=self.settings)
+        try:
+            before = [i.id for i in await asyncio.to_thread(queue.items)]
+            await asyncio.to_thread(queue.move, item_id, delta)
+            items = await asyncio.to_thread(queue.items)
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return False
+        self.queue_items = items
+        self.query_one(RunView).show_queue(items)
+        return [i.id for i in items] != before
+
     async def remove_queued(self, item_id: str) -> bool:
         """Remove queue item `item_id` (Delete/x on the Run view's queue list). A running item is not removed
         (the user is told to stop its job first). Returns whether it was removed."""

@@ -234,7 +234,7 @@ class RunView(Vertical):
 
     def show_queue(self, items: list[Any]) -> None:
         """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty).
-        Delete (or x) on an item removes it (`QueueList.RemoveRequested`)."""
+        Delete (or x) on an item removes it, shift+up/down (or K/J) moves it (`QueueList` keys)."""
         marks = {"pending": "…", "running": "▶", "done": "✔", "stopped": "■"}
         rows = []
         for item in items:
@@ -243,7 +243,7 @@ class RunView(Vertical):
             rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)
-        box.border_title = f"Queue · {len(rows)} · Del/x removes" if rows else ""
+        box.border_title = f"Queue · {len(rows)} · Del/x removes · ⇧↑/⇧↓ or K/J moves" if rows else ""
         if rows != getattr(self, "_queue_rows", None):
             self._queue_rows = rows
             box.set_items(rows)
@@ -258,10 +258,23 @@ class RunLog(Log):
 
 
 class QueueList(OptionList):
-    """The queued configs, one option per item (option id = queue item id). Delete or x on the highlighted item
-    posts `RemoveRequested`; the app removes it from the queue file (a running item stays: stop it first)."""
+    """The queued configs, one option per item (option id = queue item id), in run order.
 
-    BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue")]
+    Keys on the highlighted item:
+
+    | key | action |
+    |---|---|
+    | delete, x | remove it (`RemoveRequested`; a running item stays: stop it first) |
+    | shift+up, K | move it one place earlier (`MoveRequested`, delta -1) |
+    | shift+down, J | move it one place later (`MoveRequested`, delta +1) |
+
+    The app changes the queue file (atomically, `run.queue.Queue`) and redraws the list; the cursor stays on the
+    moved item. K/J are there for terminals that send no distinct shift+arrow.
+    """
+
+    BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue"),
+                Binding("shift+up,K", "move_item(-1)", "Move up", key_display="⇧↑"),
+                Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓")]
 
     class RemoveRequested(Message):
         """The user asked to remove queue item `item_id` (with its shown `label`)."""
@@ -270,6 +283,14 @@ class QueueList(OptionList):
             super().__init__()
             self.item_id = item_id
             self.label = label
+
+    class MoveRequested(Message):
+        """The user asked to move queue item `item_id` `delta` places (negative = earlier)."""
+
+        def __init__(self, item_id: str, delta: int) -> None:
+            super().__init__()
+            self.item_id = item_id
+            self.delta = delta
 
     def set_items(self, rows: list[tuple[str, str]]) -> None:
         """Replace the options by `rows` [(item id, markup)], keeping the cursor on the same item (or row)."""
@@ -287,3 +308,10 @@ class QueueList(OptionList):
         option = self.get_option_at_index(self.highlighted)
         if option.id:
             self.post_message(self.RemoveRequested(option.id, str(option.prompt)))
+
+    def action_move_item(self, delta: int) -> None:
+        if self.highlighted is None or not self.option_count:
+            return
+        option = self.get_option_at_index(self.highlighted)
+        if option.id:
+            self.post_message(self.MoveRequested(option.id, delta))
