@@ -92,9 +92,10 @@ class MinimalForm(VerticalScroll):
         self.call_after_refresh(self._initial_focus)
 
     def _initial_focus(self) -> None:
-        # Textual's auto-focus finds no editor in a locked-out form: put the user on the switch offer (but never
-        # take the focus from a widget someone already chose).
-        if self.app.view == "minimal" and self.is_locked_out() and self.app.focused in (None, self):
+        # Textual's auto-focus picks the form's scroll container, where typed keys go nowhere: start on the first
+        # field, as F2 does (or on the switch offer of a locked-out form), but never take the focus from a widget
+        # someone already chose.
+        if self.app.view == "minimal" and self.app.focused in (None, self):
             self.focus_first()
 
     def is_locked_out(self) -> bool:

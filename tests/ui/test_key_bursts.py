@@ -109,3 +109,15 @@ async def test_keys_after_tab_in_a_burst_go_to_the_next_field(settings):
         assert app.query_one("#f-network_dim").value == "32"
         assert app.focused is lr
         assert app.config.text_encoder_lr == 5e-41
+
+
+async def test_the_app_starts_in_the_first_field_and_a_burst_from_there_lands(settings):
+    # At start the focus is on the first Minimal field (as after F2), not on the form's scroll container, which
+    # would swallow printable keys typed before the first Tab.
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "f-pretrained_model_name_or_path")
+        post_burst(app, *"/m.safetensors", "home", "tab", "end", *"_x", "shift+tab", "end", "backspace")
+        await wait_for(pilot, lambda: app.query_one("#f-train_data_dir").value == "_x", timeout=5)
+        await wait_for(pilot, lambda: app.query_one("#f-pretrained_model_name_or_path").value == "/m.safetensor")
+        assert app.focused.id == "f-pretrained_model_name_or_path"
