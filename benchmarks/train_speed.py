@@ -303,7 +303,6 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b4-nolorafn", batch=4, group="lever", env={"LORA_TUI_LORA_FN": "0"})
     add("sdxl-b4-compile", batch=4, extra=["--torch_compile"], group="lever")
     add("sdxl-b4-chlast", batch=4, extra=["--channels_last"], group="lever")
-    add("sdxl-b4-fa3", batch=4, group="lever", env={"LORA_TUI_FLASH_IMPL": "FA3"})
     add("sdxl-b4-gc-autocast", batch=4, gc=True, extra=["--unet_autocast"], group="lever")
     add("sdxl-b1-autocast", extra=["--unet_autocast"], group="lever")
     add("sdxl-b4-compile-resnet", batch=4, extra=["--torch_compile"], group="lever",

@@ -260,7 +260,9 @@ def compile_unet(trainer) -> str:
 
     from .args import OptionError
 
-    backend = trainer.args.dynamo_backend or "inductor"
+    backend = trainer.args.dynamo_backend
+    if not backend or backend == "no":  # kohya_ss writes accelerate's "no" into the TOML: sd-scripts' default
+        backend = "inductor"
     if backend not in torch._dynamo.list_backends(exclude_tags=()):
         raise OptionError(f"dynamo_backend {backend!r}: not available in this torch "
                           f"(available: {', '.join(torch._dynamo.list_backends())})")
@@ -359,17 +361,6 @@ class FastPath:
         self.notes.append("CUDA graphs" if self.graphs else f"eager steps ({why_not})")
         if self.fused:
             self.notes.append("fused AdamW")
-        # SDPA backend priority while steps run and are captured (`LORA_TUI_SDPA=cudnn,flash,...`, benchmarks)
-        self.sdpa = [b for b in os.environ.get("LORA_TUI_SDPA", "").split(",") if b]
-        impl = os.environ.get("LORA_TUI_FLASH_IMPL", "")  # e.g. FA3 where torch lists it (benchmarks)
-        if impl:
-            from torch.nn.attention import activate_flash_attention_impl
-
-            activate_flash_attention_impl(impl)
-            self.sdpa = self.sdpa or ["flash", "cudnn", "efficient", "math"]
-            self.notes.append(f"flash attention {impl}")
-        if self.sdpa:
-            self.notes.append("SDPA priority " + ",".join(self.sdpa))
         self._graphs: dict = {}
         self._seen: dict = {}
         self._pool = None
@@ -458,16 +449,6 @@ class FastPath:
 
     def _device_step(self, latents, ctx, pooled, time_ids, weights):
         """One optimizer step from device tensors; no host sync (captured in a CUDA graph)."""
-        if not self.sdpa:
-            return self._device_step_inner(latents, ctx, pooled, time_ids, weights)
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
-        with sdpa_kernel([names[b] for b in self.sdpa], set_priority=True):
-            return self._device_step_inner(latents, ctx, pooled, time_ids, weights)
-
-    def _device_step_inner(self, latents, ctx, pooled, time_ids, weights):
         import torch
 
         if self.compute is not None:
