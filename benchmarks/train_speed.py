@@ -304,6 +304,7 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b4-compile", batch=4, extra=["--torch_compile"], group="lever")
     add("sdxl-b4-chlast", batch=4, extra=["--channels_last"], group="lever")
     add("sdxl-b4-gc-autocast", batch=4, gc=True, extra=["--unet_autocast"], group="lever")
+    add("sdxl-b4-gc-compile", batch=4, gc=True, extra=["--torch_compile"], group="lever")
     add("sdxl-b1-autocast", extra=["--unet_autocast"], group="lever")
     add("sdxl-b4-compile-resnet", batch=4, extra=["--torch_compile"], group="lever",
         env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D"})
