@@ -433,17 +433,19 @@ class TrainingConfig(BaseModel):
     unet_autocast: bool = F(
         False, "Advanced", "U-Net under autocast", families=("sd1", "sd2", "sdxl"),
         help=(
-            "Run the frozen bf16 U-Net under autocast as sd-scripts does (norms in fp32) instead of in bf16 "
-            "throughout (measured 10 % slower and 5 GiB more at SDXL batch 4 on an H200; same loss within "
-            "3.5e-4). lora-tui trainer only: --unet_autocast"
+            "With mixed_precision bf16 on a GPU, run the frozen U-Net under autocast as sd-scripts does (norms "
+            "in fp32) instead of in bf16 throughout (measured 10 % slower and 5 GiB more at SDXL batch 4 on an "
+            "H200; same loss within 3.5e-4). No effect in fp32 or on the CPU. lora-tui trainer only: "
+            "--unet_autocast"
         ),
     )
     torch_compile: bool = F(
         False, "Advanced", "torch.compile U-Net",
         help=(
-            "Compile the U-Net with torch.compile, backend dynamo_backend (inductor when 'no'). sd-scripts: "
-            "--torch_compile (the whole U-Net); the lora-tui trainer compiles its transformer blocks only: "
-            "about 18 s more at the start, 1.5 % faster and 2.3 GiB less at SDXL batch 4 on an H200"
+            "Compile the U-Net with torch.compile at the first steps. Backend: the Accelerate section's Dynamo "
+            "backend, or inductor while that is 'no'. sd-scripts: --torch_compile (the whole U-Net); the "
+            "lora-tui trainer compiles its transformer blocks only: about 18 s more at the start on an H200 "
+            "(a minute or more on a CPU), then 1.5 % faster and 2.3 GiB less at SDXL batch 4"
         ),
     )
     fp8_base: bool = F(

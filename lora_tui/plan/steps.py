@@ -227,7 +227,8 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
                           f"this).")
     elif max_steps is not None and epoch is not None and per_epoch and epoch != plan.epochs:
         plan.notes.append(f"max_train_steps {max_steps} sets the length, so 'epoch' {epoch} is not used "
-                          f"({plan.epochs} epochs will run); clear max_train_steps to train by epochs.")
+                          f"({plan.epochs} epoch{'' if plan.epochs == 1 else 's'} will run); clear max_train_steps to train "
+                          f"by epochs.")
 
     plan.lr_warmup_steps = warmup_steps(cfg, plan.max_train_steps, P)
     plan.summary = _summary(plan, scan, cfg)
