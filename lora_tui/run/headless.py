@@ -348,11 +348,14 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
 
 
 def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui queue list``: items in run order with status, job and result."""
-    from lora_tui.run.queue import Queue
+    """``lora-tui queue list``: items in run order with status, job and result (an item whose job ended while
+    nothing drove the queue is settled first, so it is not shown as running)."""
+    from lora_tui.run.queue import Queue, QueueRunner
 
     out = out or sys.stdout
-    items = Queue(_settings(settings)).items()
+    queue = Queue(_settings(settings))
+    QueueRunner(queue).settle()
+    items = queue.items()
     if not items:
         print("queue is empty", file=out)
     for i in items:

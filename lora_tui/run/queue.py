@@ -178,24 +178,31 @@ class QueueRunner:
         except JobError:
             return None
 
+    def settle(self) -> QueueItem | None:
+        """Record the result of the item marked running once its job has ended, starting nothing (what
+        ``lora-tui queue list`` needs when no app or ``queue run`` drives the queue). Returns the item settled,
+        or ``None`` (nothing marked running, or its job still runs)."""
+        running = self.queue.running()
+        if running is None:
+            return None
+        job = self._job_of(running)
+        if job is not None and job.is_alive():
+            self.current = job
+            return None
+        self.current = None
+        if job is None:
+            return self.queue.mark(running.id, "lost", ended=time.time(), message="its job record is gone")
+        from lora_tui.run.progress import exit_hint
+
+        return self.queue.mark(running.id, job.state.get("status", "failed"), exit_code=job.exit_code,
+                               ended=job.state.get("end_time") or time.time(),
+                               message=exit_hint(job.exit_code, job.failure_exception(),
+                                                 stopped=bool(job.stop_signals)))
+
     def tick(self) -> QueueItem | None:
         """Advance the queue; returns the item started or settled by this call (``None`` if nothing changed)."""
-        running = self.queue.running()
-        if running is not None:
-            job = self._job_of(running)
-            if job is not None and job.is_alive():
-                self.current = job
-                return None
-            self.current = None
-            if job is None:
-                return self.queue.mark(running.id, "lost", ended=time.time(),
-                                       message="its job record is gone")
-            from lora_tui.run.progress import exit_hint
-
-            return self.queue.mark(running.id, job.state.get("status", "failed"), exit_code=job.exit_code,
-                                   ended=job.state.get("end_time") or time.time(),
-                                   message=exit_hint(job.exit_code, job.failure_exception(),
-                                                     stopped=bool(job.stop_signals)))
+        if self.queue.running() is not None:
+            return self.settle()
         if self.paused or self.queue.next_pending() is None:
             return None
         # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking.

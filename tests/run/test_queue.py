@@ -101,3 +101,25 @@ def test_two_runners_on_one_queue_never_start_two_items_at_once(state_dir, tmp_p
     assert [i.status for i in q.items()] == ["failed"] * 3
     assert max(overlaps) == 1
     assert len({i.job_id for i in q.items()}) == 3
+
+
+def test_queue_list_settles_an_item_whose_job_ended_with_nothing_driving_the_queue(state_dir, tmp_path):
+    import io
+
+    from lora_tui.run import headless
+    from lora_tui.run.jobs import load_job
+
+    q = Queue(state_dir=state_dir)
+    item = q.add({"fake": ["fail_after.py", "0"]}, label="a")
+    nxt = q.add({"fake": ["fail_after.py", "0"]}, label="b")
+    started = QueueRunner(q, launch=launcher_for(state_dir, tmp_path)).tick()  # then the "app" goes away
+    job = load_job(started.job_id, state_dir=state_dir)
+    deadline = time.time() + 30
+    while job.is_alive() and time.time() < deadline:
+        time.sleep(0.05)
+    assert Queue(state_dir=state_dir).get(item.id).status == "running"  # nobody recorded the end yet
+    buf = io.StringIO()
+    assert headless.queue_list(settings=state_dir, out=buf) == 0  # a state dir stands for the settings
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith(f"{item.id}  failed") and "exit 1" in lines[0], lines
+    assert lines[1].startswith(f"{nxt.id}  pending"), lines  # listing starts nothing
