@@ -1,0 +1,160 @@
+"""The one config and its edits: field rows built from the model, whole-model validation of each edit, and the
+family switch. Mixed into `LoraApp` (`ConfigEditing`); the state it keeps (`config`, `field_errors`) is set up in
+`LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lora_tui.ui.fields import FieldRow, field_spec, value_to_text
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
+
+
+class ConfigEditing:
+    """Model ↔ rows (design.md, "The one invariant"): `apply_edit` validates the whole model with one field changed,
+    `set_config` makes a new model the config and brings the shown rows up to date, `switch_family` sets the
+    family checkboxes.
+
+    Messages handled: `FieldRow.Edited` (a field editor's value, from any form). Bindings: none.
+    """
+
+    def field_applies(self, name: str) -> bool:
+        """The field is used by the chosen model family and LoRA type (otherwise hidden and never written)."""
+        from lora_tui.config.model import applies, field_meta
+
+        return applies(field_meta(name), self.config)
+
+    def family_label(self) -> str:
+        """e.g. `sdxl · Standard`."""
+        from lora_tui.config.model import family
+
+        return f"{family(self.config)} · {getattr(self.config, 'LoRA_type', '')}"
+
+    def make_row(self, name: str) -> FieldRow:
+        """A row showing the model's value of `name` (or the refused text still being edited) and its message."""
+        spec = field_spec(name)
+        if name in self.field_errors and spec.kind == "text":
+            value: Any = self.field_errors[name][0]
+        else:
+            value = getattr(self.config, name)
+        message, severity = self.message_for(name)
+        return FieldRow(spec, value, message, severity)
+
+    def message_for(self, name: str) -> tuple[str, str]:
+        """The inline message of field `name` and its severity ("error", "warning" or "")."""
+        if name in self.field_errors:
+            return self.field_errors[name][1], "error"
+        mine = [p for p in self.plan_problems if p.field == name]
+        if not mine:
+            return "", ""
+        mine.sort(key=lambda p: p.severity != "error")
+        return "\n".join(p.message for p in mine), mine[0].severity
+
+    def on_field_row_edited(self, event: FieldRow.Edited) -> None:
+        event.stop()
+        self.apply_edit(event.name, event.raw, from_widget=True)
+
+    def apply_edit(self, name: str, raw: Any, from_widget: bool = False) -> bool:
+        """Validate the whole model with `name` set to `raw`; on success it becomes the config.
+
+        `from_widget`: the edit comes from the field's own editor, which already shows it (and must keep the
+        user's text, e.g. `1e-4`, rather than the model's `0.0001`). Otherwise the editor, if shown, is updated.
+
+        Returns:
+            True when the model accepted the value (or nothing changed), False when it refused it.
+        """
+        from pydantic import ValidationError
+
+        from lora_tui.config.model import TrainingConfig
+
+        current = getattr(self.config, name)
+        same = value_to_text(current) == raw if isinstance(raw, str) else current == raw and type(current) is type(raw)
+        if same and name not in self.field_errors:
+            return True
+        data = self.config.model_dump()
+        data[name] = raw
+        try:
+            new = TrainingConfig.model_validate(data)
+        except ValidationError as exc:
+            self.field_errors[name] = (raw, _validation_message(exc, name))
+            row = None if from_widget else self.query_one_optional(f"#row-{name}", FieldRow)
+            if row is not None:
+                row.show_value(raw)
+            self._refresh_title()
+            self._refresh_messages()
+            self._refresh_problems()
+            return False
+        had_error = self.field_errors.pop(name, None) is not None
+        self.set_config(new, edited=name if from_widget else None, refresh_problems=had_error)
+        return True
+
+    def set_config(self, new: TrainingConfig, edited: str | None = None, refresh_problems: bool = True) -> None:
+        """Make `new` the config and bring the shown rows up to date (without echoing their Changed events).
+
+        `edited` is the field the user is typing in: its editor already shows the value and is left alone.
+        Problems are redrawn when `refresh_problems` (a keystroke that changes nothing listed skips it; the
+        debounced re-plan redraws them anyway).
+        """
+        from lora_tui.config.model import family
+
+        old = self.config
+        self.config = new
+        visibility_changed = (family(old) != family(new)
+                              or getattr(old, "LoRA_type", None) != getattr(new, "LoRA_type", None))
+        if visibility_changed:
+            self.run_worker(self._repopulate(focus=edited), group="repopulate", exclusive=True)
+        else:
+            old_d, new_d = old.model_dump(), new.model_dump()
+            for key, value in new_d.items():
+                if key == edited or old_d.get(key) == value:
+                    continue
+                if self.field_errors.pop(key, None) is not None:
+                    refresh_problems = True
+                row = self.query_one_optional(f"#row-{key}", FieldRow)
+                if row is not None:
+                    row.show_value(getattr(new, key))
+        self._refresh_title()
+        if refresh_problems or visibility_changed:
+            self._refresh_messages()
+            self._refresh_problems()
+        self.schedule_plan()
+
+    async def _repopulate(self, focus: str | None = None) -> None:
+        form = self._current_form()
+        if form is not None:
+            await form.populate()
+            if focus:
+                target = self.query_one_optional(f"#f-{focus}")
+                if target is not None:
+                    target.focus()
+
+
+    def switch_family(self, target: str) -> bool:
+        """Make the config a `target` family config ("sd1", "sd2", "sdxl", "flux1", "sd3") by setting the family
+        checkboxes (`sdxl`, `v2`, `flux1_checkbox`, `sd3_checkbox`); every other value is kept. Returns False
+        (with a message) when the model refuses it."""
+        from pydantic import ValidationError
+
+        from lora_tui.config.model import TrainingConfig
+
+        data = self.config.model_dump()
+        data.update(sdxl=target == "sdxl", v2=target == "sd2", flux1_checkbox=target == "flux1",
+                    sd3_checkbox=target == "sd3")
+        try:
+            new = TrainingConfig.model_validate(data)
+        except ValidationError as exc:
+            self.notify(f"Family not switched: {exc}", severity="error", timeout=10)
+            return False
+        for name in ("sdxl", "v2", "flux1_checkbox", "sd3_checkbox"):
+            self.field_errors.pop(name, None)
+        self.set_config(new)
+        return True
+
+
+def _validation_message(exc: Any, name: str) -> str:
+    """The message for `name` from a pydantic ValidationError, in a user's words (`fields.validation_message`)."""
+    from lora_tui.ui.fields import validation_message
+
+    return validation_message(exc, name)

@@ -1,0 +1,137 @@
+"""Config files and presets: the config a new form opens with (`DEFAULT_PRESET`, `default_config`), loading a preset
+or kohya_ss / lora-tui JSON file (ctrl+o, `load_file`, `load_config`), the load notes (ctrl+n) and saving as JSON
+(ctrl+s). Mixed into `LoraApp` (`ConfigFiles`); `config_path`, `source`, `clean_config` and `notes` are set up in
+`LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
+
+
+class ConfigFiles:
+    """Loads replace the whole config (presets apply over the form's values, files take defaults for missing keys)
+    and tell the user what they converted in one toast (`announce_load`); saves write kohya_ss keys and make the
+    saved file the default target of the next ctrl+s.
+
+    Bindings served: ctrl+o (`action_open`, `#open-dialog`), ctrl+s (`action_save`, `#save-dialog`), ctrl+n
+    (`action_show_notes`, `#notes-dialog`). Messages handled: none (the dialogs answer through callbacks).
+    """
+
+    def load_config(self, config: TrainingConfig, notes: Iterable[str] = (), source: Path | None = None,
+                    label: str | None = None) -> None:
+        """Replace the whole config (preset or file load); refused edits still pending are dropped.
+
+        `source`: the file it came from (the new `config_path`); `label`: what to call it in the subtitle
+        (default: `source`'s name, else "loaded config"). The loaded config counts as unmodified.
+        """
+        self.field_errors.clear()
+        if source is not None:
+            self.config_path = source
+        self.source = label or (source.name if source is not None else "loaded config")
+        self.clean_config = config
+        self.set_config(config)
+        notes = list(notes)
+        if notes:
+            self.announce_load("Loaded " + (source.name if source is not None else "config"), notes)
+
+    def announce_load(self, title: str, notes: list[Any]) -> None:
+        """One notification summing up a load's notes (`dialogs.summarize_notes`); the notes themselves stay in
+        `app.load_notes` for ctrl+n (`#notes-dialog`). One toast, not one per note: they covered the panel."""
+        from lora_tui.ui.dialogs import summarize_notes
+
+        self.load_notes = (title, [str(n) for n in notes])
+        more = " · ctrl+n: details" if notes else ""
+        self.notify(summarize_notes(title, self.load_notes[1]) + more, title="Loaded", timeout=6)
+
+    def action_show_notes(self) -> None:
+        """ctrl+n: what the last load did (converted values, legacy and ignored keys, defaults), one per line."""
+        from lora_tui.ui.dialogs import NotesDialog
+
+        title, notes = getattr(self, "load_notes", None) or ("No file loaded in this session", [])
+        self.push_screen(NotesDialog(title, notes))
+
+    def action_open(self) -> None:
+        """ctrl+o: presets (ours and the user's) or any JSON path, picked in the terminal."""
+        from lora_tui.config.presets import list_presets
+        from lora_tui.ui.dialogs import OpenDialog
+
+        try:
+            presets = list_presets(self.settings)
+        except Exception as exc:
+            presets = []
+            self.notify(f"Presets could not be listed: {exc}", severity="warning")
+        self.push_screen(OpenDialog(presets), self._open_picked)
+
+    def _open_picked(self, picked: tuple[Path, bool] | None) -> None:
+        if picked is not None:
+            path, is_preset = picked
+            self.load_file(path, over_current=is_preset)
+
+    def load_file(self, path: Path, over_current: bool = False) -> bool:
+        """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised.
+
+        With `over_current` (presets) the keys the file lacks keep the form's values; otherwise they take the
+        defaults (design.md: loading a config sets every field). Either way the user is told which.
+        """
+        from lora_tui.config.kohya_json import load_config_file
+
+        try:
+            result = load_config_file(path, base=self.config if over_current else None)
+        except Exception as exc:
+            self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
+            return False
+        self.load_config(result.config, (), source=None if over_current else Path(path),
+                         label=f"preset {Path(path).stem}" if over_current else None)
+        what = "Applied preset" if over_current else "Loaded"
+        self.announce_load(f"{what} {Path(path).name}", result.notes)
+        return True
+
+    def action_save(self) -> None:
+        """ctrl+s: save the config as JSON (kohya_ss keys) where the user says."""
+        from lora_tui.ui.dialogs import SaveDialog, default_save_path
+
+        # A loaded file or preset is a source, not a target: only a file saved from this session is proposed again.
+        saved = getattr(self, "_saved_path", None)
+        default = default_save_path(self.config, saved if saved is not None and saved == self.config_path else None)
+        self.push_screen(SaveDialog(default), self._save_picked)
+
+    def _save_picked(self, path: Path | None) -> None:
+        if path is None:
+            return
+        from lora_tui.config.kohya_json import save_config_file
+
+        if self.field_errors:
+            names = ", ".join(self.field_errors)
+            self.notify(f"Saved without the refused values of: {names}", severity="warning", timeout=8)
+        try:
+            save_config_file(self.config, path)
+        except Exception as exc:
+            self.notify(f"{path}: {exc}", title="Not saved", severity="error", timeout=12)
+            return
+        self.config_path = self._saved_path = path
+        self.source, self.clean_config = Path(path).name, self.config
+        self._refresh_title()
+        self.notify(f"Saved {path}", timeout=4)
+
+
+DEFAULT_PRESET = "sdxl-face-lora"
+"""The bundled preset a new form opens with (`default_config`)."""
+
+
+def default_config() -> TrainingConfig:
+    """The config a new form opens with: the Minimal defaults, i.e. the bundled SDXL face LoRA preset (design.md
+    "presets/"); the model's defaults with `sdxl` ticked if that file cannot be read."""
+    from lora_tui.config.model import TrainingConfig
+
+    try:
+        from lora_tui.config.kohya_json import load_config_file
+        from lora_tui.config.paths import BUNDLED_PRESETS
+
+        return load_config_file(BUNDLED_PRESETS / f"{DEFAULT_PRESET}.json").config
+    except Exception:  # a broken install must still open the app
+        return TrainingConfig(sdxl=True)
+

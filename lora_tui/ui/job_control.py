@@ -1,0 +1,136 @@
+"""The followed job: attaching to it, what the app shows when it ends, Stop with its SIGINT → SIGTERM → SIGKILL
+escalation, and quitting while it runs. Mixed into `LoraApp` (`JobControl`); `job`, `job_running`, `last_exit`,
+`stop_presses` and `last_stop_message` are set up in `LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lora_tui.ui.runview import RunView
+
+TERM_GRACE_S = 5.0  # SIGTERM → SIGKILL, as `Job.stop` does
+
+
+class JobControl:
+    """A job is followed by the Run view (`RunView.follow`); the app keeps the job and whether it still runs
+    (`job_running`, which drives Stop's visibility) and never ends it on quit unless asked (`#quit-dialog`).
+
+    Bindings served: F9 / ctrl+t (`action_stop`), ctrl+q (`action_quit`). Messages handled: `RunView.Ended`.
+    """
+
+    def attach(self, job: Any) -> None:
+        """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output."""
+        if isinstance(job, str):
+            from lora_tui.run.jobs import load_job
+
+            job = load_job(job, self.settings)
+        self.job = job
+        self.last_exit = None
+        self.stop_presses = 0
+        self._cancel_escalation()
+        self.job_running = True
+        pid = job.state.get("child_pid") or job.state.get("pid") or "?"
+        self.query_one(RunView).follow(job, f"Job {job.id} running · pid {pid} · log {job.log_path}")
+        self.run_worker(self.show_view("run"), group="view")
+        self._refresh_title()
+
+    def on_run_view_ended(self, message: RunView.Ended) -> None:
+        message.stop()
+        from lora_tui.run.progress import exit_hint
+
+        job, exit_code = message.job, message.exit_code
+        self._cancel_escalation()
+        prog = self.query_one(RunView).progress
+        stopped = self.stop_presses > 0 or bool(job.stop_signals)
+        hint = exit_hint(exit_code, prog.exception if prog else None, stopped)
+        self.last_exit = exit_code
+        self.job_running = False
+        # A stopped job is not a failure (its KeyboardInterrupt traceback is expected): no failure box, and the
+        # status says what the Stop left behind rather than what a trainer might do.
+        bad = not stopped and message.status not in ("done", "stopped") and exit_code != 0
+        code = "unknown" if exit_code is None else str(exit_code)
+        status = f" ({message.status})" if message.status else ""
+        if stopped and exit_code != 0:
+            from lora_tui.run.progress import stop_outcome
+
+            how = f" ({message.status})" if message.status not in (None, "stopped") else ""  # e.g. killed
+            signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so
+            headline = f"Job {job.id} stopped{how} · {stop_outcome(prog)} · exit code {code}{signal_note}"
+        else:
+            saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
+            headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
+        self.query_one(RunView).show_end(headline, bad)
+        self._refresh_title()
+        self.notify(headline, severity="error" if bad else "information", timeout=10)
+        if self._exit_after_job:
+            self.exit()
+
+    # ------------------------------------------------------------------ Stop
+    def action_stop(self) -> None:
+        """F9 / ctrl+t: first press SIGINT to the job's process group (the trainer saves and exits); a second
+        press, or no exit within the grace time (`AppSettings.stop_grace_s`), SIGTERM and then SIGKILL."""
+        if not self.job_running or self.job is None:
+            return
+        self.stop_presses += 1
+        self._send_stop(manual=True)
+
+    def _send_stop(self, manual: bool) -> None:
+        job = self.job
+        if job is None or not self.job_running:
+            return
+        try:
+            sent = job.request_stop()
+        except Exception as exc:
+            self.notify(f"Stop failed: {exc}", severity="error", timeout=10)
+            return
+        if sent is None:
+            return  # it ended meanwhile; the follower reports the exit
+        grace = float(getattr(self.settings, "stop_grace_s", 60.0) or 60.0)
+        why = "" if manual else " (no exit within the grace time)"
+        if sent == "SIGINT":
+            text = (f"Stop: SIGINT sent to the process group; the trainer saves and exits. Press F9 again to "
+                    f"force (SIGTERM, then SIGKILL); automatic after {grace:g} s.")
+            self._arm_escalation(grace)
+        elif sent == "SIGTERM":
+            text = f"Stop escalated{why}: SIGTERM sent to the process group; SIGKILL in {TERM_GRACE_S:g} s."
+            self._arm_escalation(TERM_GRACE_S)
+        else:
+            text = f"Stop escalated{why}: SIGKILL sent to every process of the job."
+            self._cancel_escalation()
+        self.last_stop_message = text
+        self.query_one(RunView).set_status(text)
+        self.notify(text, title="Stop", severity="warning" if sent != "SIGINT" else "information", timeout=6)
+
+    def _arm_escalation(self, delay: float) -> None:
+        self._cancel_escalation()
+        self._escalation_timer = self.set_timer(delay, lambda: self._send_stop(manual=False))
+
+    def _cancel_escalation(self) -> None:
+        timer = getattr(self, "_escalation_timer", None)
+        if timer is not None:
+            timer.stop()
+        self._escalation_timer = None
+
+    async def action_quit(self) -> None:
+        """ctrl+q: quit; while a job runs ask whether to stop it, leave it running, or stay."""
+        if not self.job_running:
+            self.exit()
+            return
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        def chosen(choice: str | None) -> None:
+            if choice == "detach":
+                self.exit()
+            elif choice == "stop":
+                self._exit_after_job = True
+                self.action_stop()
+                self.notify("Stopping; the app closes when the trainer has ended. ctrl+q again to detach.")
+
+        if self._exit_after_job:
+            self.exit()  # second ctrl+q while waiting for the stop: leave now, the job is detached
+            return
+        self.push_screen(ChoiceDialog(
+            f"Job {self.job.id} is running. Quit and stop it (the trainer saves first), or leave it running "
+            f"(`lora-tui attach` comes back to it)?",
+            [("stop", "Stop it"), ("detach", "Leave it running (detach)"), ("cancel", "Cancel")],
+            dialog_id="quit-dialog", default="cancel"), chosen)  # a stray Enter must not end a training run

@@ -1,0 +1,174 @@
+"""The plan and the problems panel: the debounced re-plan in a thread worker, its result (`PlanReady`), the
+`#problems` list and the inline field messages, and jumping from a problem to its field. Mixed into `LoraApp`
+(`PlanAndProblems`); the plan state (`plan`, `plan_problems`, `_plan_gen`, ...) is set up in `LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from lora_tui.ui.fields import FieldRow, field_spec
+from lora_tui.ui.forms import AdvancedForm, MinimalForm, section_of
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
+
+PLAN_DEBOUNCE_S = 0.25
+
+
+class PlanReady(Message):
+    """A plan computed in a thread worker for config generation `gen` (or the exception it raised)."""
+
+    def __init__(self, gen: int, plan: Any = None, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.gen = gen
+        self.plan = plan
+        self.error = error
+
+
+class PlanAndProblems:
+    """Steps and problems come from `lora_tui.plan.make_plan`, run in a thread `PLAN_DEBOUNCE_S` after the last edit
+    (one scan at a time; a newer config re-plans once the running scan ends); refused values are listed before the
+    plan's problems.
+
+    Messages handled: `PlanReady` (posted by `_plan_worker`), `OptionList.OptionSelected` from `#problems` (Enter on
+    a problem focuses its field). Bindings: none (Start re-plans itself, see `StartFlow`).
+    """
+
+    def schedule_plan(self, delay: float = PLAN_DEBOUNCE_S) -> None:
+        """Re-plan after `delay` seconds of no further edits (the scan runs in a thread)."""
+        self._plan_gen += 1
+        if self._plan_timer is not None:
+            self._plan_timer.stop()
+        self._plan_timer = self.set_timer(delay, self._launch_plan) if delay > 0 else None
+        if delay <= 0:
+            self._launch_plan()
+
+    def _launch_plan(self) -> None:
+        self._plan_timer = None
+        if self._plan_running:
+            # A thread cannot be cancelled: let the running scan finish, then plan once more for the latest
+            # config (typing during a 50,000-image scan must not pile up scans).
+            self._plan_dirty = True
+            return
+        self._plan_running = True
+        self._plan_worker(self.config, self._plan_gen)
+
+    @work(thread=True, group="plan", exit_on_error=False)
+    def _plan_worker(self, cfg: TrainingConfig, gen: int) -> None:
+        from lora_tui.plan import make_plan
+
+        try:
+            plan = make_plan(cfg, self.settings)
+        except Exception as exc:  # a plan bug must not take the form down; it is shown instead
+            self.post_message(PlanReady(gen, error=exc))
+            return
+        self.post_message(PlanReady(gen, plan=plan))
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self._plan_running = False
+        if self._plan_dirty:
+            self._plan_dirty = False
+            self._launch_plan()
+        if message.gen != self._plan_gen:
+            return  # the config changed again since; a newer plan is on its way
+        if message.error is not None:
+            self.query_one("#plan-summary", Static).update(f"[red]planning failed: {message.error!r}[/]")
+            return
+        self.apply_plan(message.plan)
+
+    def apply_plan(self, plan: Any) -> None:
+        """Show `plan`'s step summary and problems."""
+        self.plan = plan
+        self.plan_problems = list(plan.problems)
+        steps = getattr(plan, "steps", None)
+        summary = getattr(steps, "summary", "") if steps is not None else ""
+        self.query_one("#plan-summary", Static).update(summary or "(no step plan)")
+        self._refresh_messages()
+        self._refresh_problems()
+
+    def all_problems(self) -> list[Any]:
+        """Refused values first, then the plan's problems (errors before warnings, in the plan's order)."""
+        mine = []
+        if self.field_errors:
+            from lora_tui.plan.problems import Problem  # the plan package is imported off the start path
+
+            mine = [Problem(name, "error", msg) for name, (_, msg) in self.field_errors.items()]
+        rest = [p for p in self.plan_problems if p.field not in self.field_errors]
+        rest.sort(key=lambda p: p.severity != "error")
+        return mine + rest
+
+    def _refresh_problems(self) -> None:
+        problems = self.all_problems()
+        panel = self.query_one("#problems", OptionList)
+        highlighted = panel.highlighted
+        panel.clear_options()
+        self._shown_problems = problems
+        if problems:
+            opts = []
+            for i, p in enumerate(problems):
+                mark = "[red]✖[/]" if p.severity == "error" else "[yellow]⚠[/]"
+                label = field_spec(p.field).label if _is_field(p.field) else (p.field or "config")
+                opts.append(Option(f"{mark} [b]{_escape(label)}[/b]: {_escape(p.message)}", id=str(i)))
+            panel.add_options(opts)
+            if highlighted is not None:
+                panel.highlighted = min(highlighted, len(opts) - 1)
+        else:
+            panel.add_option(Option("[green]✔[/] no problems", id="none", disabled=True))
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
+        self.query_one("#problems-title", Static).update(
+            f"Problems · {errors} error{'s' * (errors != 1)} · {warnings} warning{'s' * (warnings != 1)}")
+
+    def _refresh_messages(self) -> None:
+        for row in self.query(FieldRow):
+            row.show_message(*self.message_for(row.spec.name))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "problems" or event.option.id in (None, "none"):
+            return
+        event.stop()
+        problem = self._shown_problems[int(event.option.id)]
+        if _is_field(problem.field):
+            self.run_worker(self.focus_field(problem.field), group="focus-field", exclusive=True)
+        else:
+            self.notify(problem.message, title=problem.field or "config", severity="warning")
+
+    async def focus_field(self, name: str) -> None:
+        """Bring field `name` on screen (Minimal form if it is there, else its Advanced section) and focus it."""
+        in_minimal = name in self.query_one(MinimalForm).shown_fields()
+        if self.view == "minimal" and in_minimal:
+            pass
+        elif self.view == "advanced" and self.query_one_optional(f"#f-{name}") is not None:
+            pass
+        else:
+            target_view = "minimal" if in_minimal else "advanced"
+            await self.show_view(target_view)
+            if target_view == "advanced":
+                await self.query_one(AdvancedForm).show_section(section_of(name))
+        widget = self.query_one_optional(f"#f-{name}")
+        if widget is None:
+            self.notify(f"{field_spec(name).label} ({name}) is not used by {self.family_label()}.",
+                        severity="warning")
+            return
+        widget.focus()
+        widget.scroll_visible(animate=False)
+
+
+def _is_field(name: str | None) -> bool:
+    if not name:
+        return False
+    from lora_tui.config.model import TrainingConfig
+
+    return name in TrainingConfig.model_fields
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+

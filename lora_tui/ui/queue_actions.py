@@ -1,0 +1,130 @@
+"""The job queue seen from the app: the periodic queue runner tick (starts the next item when no job runs), and the
+Run view's queue list actions (remove, move). Mixed into `LoraApp` (`QueueActions`); `queue_launch`,
+`queue_items` and `_queue_busy` are set up in `LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual import work
+from textual.message import Message
+
+from lora_tui.ui.runview import RunView
+
+QUEUE_TICK_S = 1.0
+
+
+class QueueTicked(Message):
+    """The queue runner advanced (`changed`: the item it started or settled, or None) and the queue's items."""
+
+    def __init__(self, changed: Any, items: list[Any], error: BaseException | None = None) -> None:
+        super().__init__()
+        self.changed = changed
+        self.items = items
+        self.error = error
+
+
+class QueueActions:
+    """The queue file lives in the state dir and is shared with `lora-tui queue` and other apps: every action reads
+    it again and rewrites it atomically through `lora_tui.run.queue.Queue`; the runner tick runs in a thread every
+    `QUEUE_TICK_S` (set up in `LoraApp.on_mount`).
+
+    Messages handled: `QueueTicked` (posted by `_queue_worker`), `QueueList.RemoveRequested` (Delete/x on `#queue`),
+    `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`). Bindings: none at app level (the queue list's
+    own, see `runview.QueueList`).
+    """
+
+    def _queue_tick(self) -> None:
+        if self._queue_busy:
+            return
+        from lora_tui.run.jobs import resolve_state_dir
+        from lora_tui.run.queue import QUEUE_FILE
+
+        if not (resolve_state_dir(self.settings) / QUEUE_FILE).exists():
+            return
+        self._queue_busy = True
+        self._queue_worker()
+
+    @work(thread=True, group="queue", exit_on_error=False)
+    def _queue_worker(self) -> None:
+        # A thread: starting an item plans it (a dataset scan) and writes its files.
+        from lora_tui.run.queue import Queue, QueueRunner, launch_item
+
+        launch = self.queue_launch or (lambda item: launch_item(item, settings=self.settings))
+        try:
+            runner = QueueRunner(Queue(settings=self.settings), launch=launch)
+            changed = runner.tick()
+            items = runner.queue.items()
+        except Exception as exc:
+            self.post_message(QueueTicked(None, [], error=exc))
+            return
+        self.post_message(QueueTicked(changed, items))
+
+    def on_queue_ticked(self, message: QueueTicked) -> None:
+        self._queue_busy = False
+        if message.error is not None:
+            self.notify(f"Queue: {message.error}", severity="error", timeout=10)
+            return
+        self.queue_items = message.items
+        self.query_one(RunView).show_queue(message.items)
+        item = message.changed
+        if item is None:
+            return
+        if item.status == "running" and item.job_id and not self.job_running:
+            from lora_tui.run.jobs import load_job
+
+            self.notify(f"Queue: starting “{item.label}”", timeout=5)
+            self.attach(load_job(item.job_id, self.settings))
+        elif item.status == "error":
+            self.notify(f"Queue: “{item.label}” could not start: {item.message}", severity="error", timeout=10)
+
+    def on_queue_list_remove_requested(self, message: Any) -> None:
+        message.stop()
+        self.run_worker(self.remove_queued(message.item_id), group="queue-remove")
+
+    def on_queue_list_move_requested(self, message: Any) -> None:
+        message.stop()
+        self.run_worker(self.move_queued(message.item_id, message.delta), group="queue-move")
+
+    async def move_queued(self, item_id: str, delta: int) -> bool:
+        """Move queue item `item_id` `delta` places (negative = earlier; shift+up/down or K/J on the queue list),
+        clamped to the list; the queue file is rewritten atomically (`Queue.move`). Returns whether its place
+        changed."""
+        from lora_tui.run.queue import Queue
+
+        queue = Queue(settings=self.settings)
+        try:
+            before = [i.id for i in await asyncio.to_thread(queue.items)]
+            await asyncio.to_thread(queue.move, item_id, delta)
+            items = await asyncio.to_thread(queue.items)
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return False
+        self.queue_items = items
+        self.query_one(RunView).show_queue(items)
+        return [i.id for i in items] != before
+
+    async def remove_queued(self, item_id: str) -> bool:
+        """Remove queue item `item_id` (Delete/x on the Run view's queue list). A running item is not removed
+        (the user is told to stop its job first). Returns whether it was removed."""
+        from lora_tui.run.queue import Queue
+
+        queue = Queue(settings=self.settings)
+        try:
+            try:
+                item = await asyncio.to_thread(queue.get, item_id)
+            except KeyError:
+                item = None  # removed meanwhile (another app, `lora-tui queue`): just redraw
+            removed = await asyncio.to_thread(queue.remove, item_id)
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return False
+        label = getattr(item, "label", "") or item_id
+        if removed:
+            self.notify(f"Removed “{label}” from the queue.", timeout=4)
+        elif item is not None and item.status == "running":
+            self.notify(f"“{label}” is running: stop it (F9) before removing it.", severity="warning", timeout=6)
+        self.queue_items = await asyncio.to_thread(queue.items)
+        self.query_one(RunView).show_queue(self.queue_items)
+        return removed

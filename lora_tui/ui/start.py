@@ -1,0 +1,150 @@
+"""The Start flow: re-plan, refuse on errors (focus the problems panel), ask before overwriting an output LoRA,
+offer the queue while a job runs, then launch through the run layer as `lora-tui train` does. Mixed into `LoraApp`
+(`StartFlow`).
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.widgets import OptionList
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
+
+
+class StartFlow:
+    """One Start at a time (`_starting`); nothing is written or launched while the panel lists an error. A started
+    job is followed with `JobControl.attach`; a queued config is picked up by `QueueActions`.
+
+    Bindings served: F5 / ctrl+r (`action_start`). Dialogs: `#overwrite-dialog`, `#queue-dialog`. Messages
+    handled: none.
+    """
+
+    def action_start(self) -> None:
+        """F5 / ctrl+r."""
+        if self._starting:
+            return  # a press while the last one is still planning/launching must not launch twice
+        self._starting = True
+        self.run_worker(self._start_once(), group="start", exit_on_error=False)
+
+    async def _start_once(self) -> None:
+        try:
+            await self._start()
+        finally:
+            self._starting = False
+
+    async def _start(self) -> None:
+        from lora_tui.plan import make_plan
+
+        cfg = self.config
+        if not self.field_errors:
+            self._plan_gen += 1
+            gen = self._plan_gen
+            try:
+                plan = await asyncio.to_thread(make_plan, cfg, self.settings)
+            except Exception as exc:
+                self.notify(f"Not started: planning failed: {exc!r}", severity="error", timeout=10)
+                return
+            if gen == self._plan_gen:
+                self.apply_plan(plan)
+            errors = list(plan.errors)
+        else:
+            errors = []
+        if self.field_errors or errors:
+            # Count what the panel lists (refused values and the last plan's errors), so the two agree.
+            await self._refuse(sum(1 for p in self.all_problems() if p.severity == "error"))
+            return
+        cfg = await self._confirm_output(cfg)
+        if cfg is None:
+            return
+        from lora_tui.run.jobs import running_jobs
+
+        others = [] if self.job_running else await asyncio.to_thread(running_jobs, self.settings)
+        if self.job_running or others:
+            from lora_tui.ui.dialogs import ChoiceDialog
+
+            busy = self.job if self.job_running else others[0]
+            # Two trainers never start on one GPU by accident: offer the queue instead.
+            choice = await self.push_screen_wait(ChoiceDialog(
+                f"Job {busy.id} is still running. Queue this config to run after it?",
+                [("queue", "Queue it"), ("cancel", "Cancel")], dialog_id="queue-dialog"))
+            if choice == "queue":
+                await self._enqueue(cfg)
+            return
+        await self._launch(cfg)
+
+    async def _confirm_output(self, cfg: TrainingConfig) -> TrainingConfig | None:
+        """Never overwrite a LoRA without asking: when `cfg`'s output file (or its epoch/step files) exists, ask
+        Overwrite / Use a new name (the first free `<output_name>_N`, set in the field) / Cancel. Returns the
+        config to launch, or None (cancelled: nothing is launched)."""
+        from lora_tui.plan.rules import existing_outputs, free_output_name
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        found = await asyncio.to_thread(existing_outputs, cfg)
+        if not found:
+            return cfg
+        try:
+            new_name = await asyncio.to_thread(free_output_name, cfg)
+        except ValueError:
+            new_name = None
+        more = f" (and {len(found) - 1} more file{'s' * (len(found) != 2)} of that name)" if len(found) > 1 else ""
+        choices = [("overwrite", "Overwrite")]
+        if new_name:
+            choices.append(("rename", f"Use “{new_name}”"))
+        choices.append(("cancel", "Cancel"))
+        # Enter on the dialog takes the new name: a stray key must not overwrite a finished LoRA.
+        choice = await self.push_screen_wait(ChoiceDialog(
+            f"{found[0]}{more} already exists: training would overwrite it. Overwrite, or train under a new "
+            f"output name?", choices, dialog_id="overwrite-dialog", default="rename" if new_name else "cancel"))
+        if choice == "overwrite":
+            return cfg
+        if choice == "rename" and new_name and self.apply_edit("output_name", new_name):
+            self.notify(f"Output name set to “{new_name}”.", timeout=5)
+            return self.config
+        self.notify("Not started: the output file exists.", severity="warning", timeout=5)
+        return None
+
+    async def _refuse(self, count: int) -> None:
+        if self.view == "run":
+            await self.show_view("minimal")
+        panel = self.query_one("#problems", OptionList)
+        panel.focus()
+        if panel.option_count:
+            panel.highlighted = 0
+        self.notify(f"Not started: {count} error{'s' * (count != 1)}. Enter on a problem jumps to its field.",
+                    severity="error", timeout=8)
+
+    async def _launch(self, cfg: TrainingConfig) -> None:
+        # The same launch as `lora-tui train` (run.headless.launch_config): re-plan (the scan is cached), refuse on
+        # errors, write the TOML and settings JSON (write_launch_files), start the supervised job.
+        from lora_tui.run.headless import PlanRefused, launch_config
+
+        try:
+            job = await asyncio.to_thread(launch_config, cfg, self.settings)
+        except PlanRefused as exc:  # the files changed since the check (a folder deleted meanwhile)
+            self.plan_problems = list(exc.problems)
+            self._refresh_messages()
+            self._refresh_problems()
+            await self._refuse(len(exc.problems))
+            return
+        except Exception as exc:  # a refused launch is reported, never shown as started (kohya_ss §8.6 bug 5)
+            self.notify(f"Not started: {exc}", severity="error", timeout=12)
+            return
+        toml = Path(str((job.state.get("meta") or {}).get("config_toml", ""))).name
+        self.notify(f"Started job {job.id}: {toml}", timeout=5)
+        self.attach(job)
+
+    async def _enqueue(self, cfg: TrainingConfig) -> None:
+        from lora_tui.config.kohya_json import config_to_dict
+        from lora_tui.run.queue import Queue
+
+        try:
+            item = await asyncio.to_thread(Queue(settings=self.settings).add, config=config_to_dict(cfg),
+                                           label=str(cfg.output_name or "config"))
+        except Exception as exc:
+            self.notify(f"Not queued: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Queued “{item.label}”: it starts when the running job ends.", timeout=6)
+        self._queue_tick()

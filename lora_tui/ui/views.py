@@ -1,0 +1,73 @@
+"""Which view is shown (Minimal form, Advanced form, Run view) and the title bar/subtitle that names it. Mixed into
+`LoraApp` (`ViewSwitching`); `view`, `source` and `clean_config` are set up in `LoraApp.__init__`.
+"""
+from __future__ import annotations
+
+from textual.widgets import ContentSwitcher, OptionList, Static
+
+from lora_tui.ui.forms import AdvancedForm, MinimalForm
+from lora_tui.ui.problems import _escape
+
+VIEWS = ("minimal", "advanced", "run")
+
+
+class ViewSwitching:
+    """Views are mounted lazily: the form left behind unmounts its rows, the one shown builds them from the model.
+    `modified` and `_refresh_title` keep `#title-bar` and the subtitle in step with what is loaded and the job.
+
+    Bindings served: F2 / F3 / F4 (`action_view`). Messages handled: none.
+    """
+
+    def _current_form(self) -> MinimalForm | AdvancedForm | None:
+        if self.view == "minimal":
+            return self.query_one(MinimalForm)
+        if self.view == "advanced":
+            return self.query_one(AdvancedForm)
+        return None
+
+    async def action_view(self, name: str) -> None:
+        """F2 / F3 / F4: Minimal form, Advanced form, Run view."""
+        await self.show_view(name)
+
+    async def show_view(self, name: str) -> None:
+        """Switch views; the form left behind unmounts its rows, the one shown mounts them from the model."""
+        if name not in VIEWS:
+            return
+        if name == self.view:
+            return
+        old = self._current_form()
+        self.view = name
+        self.query_one("#views", ContentSwitcher).current = name
+        self.query_one("#side").display = name != "run"
+        if old is not None:
+            await old.clear()
+        new = self._current_form()
+        if new is not None:
+            await new.populate()
+            if isinstance(new, MinimalForm):
+                new.focus_first()
+            else:
+                # The first field of the section, so keys typed right after F3 land in a field.
+                editors = new.query(".field-editor")
+                (editors.first() if editors else self.query_one("#sections", OptionList)).focus()
+        else:
+            self.query_one("#log").focus()
+        self._refresh_title()
+
+    @property
+    def modified(self) -> bool:
+        """The config differs from the one loaded or last saved, or a refused value is pending (unsaved changes)."""
+        return bool(self.field_errors) or self.config != self.clean_config
+
+    def _refresh_title(self) -> None:
+        source = self.source + (" · modified" if self.modified else "")
+        self.sub_title = source
+        job = ""
+        if self.job is not None:
+            job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
+            if not self.job_running and self.last_exit is not None:
+                job += f" (exit {self.last_exit})"
+        text = f"[b]lora-tui[/b] · {_escape(source)} · {self.family_label()} · view: {self.view}{job}"
+        if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke
+            self._title_text = text
+            self.query_one("#title-bar", Static).update(text)
