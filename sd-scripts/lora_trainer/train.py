@@ -4,163 +4,34 @@
 Differences from sd-scripts, on purpose: SIGINT/SIGTERM finish the current step, save `<output_name>` and exit
 130 (sd-scripts saves nothing); an empty dataset is an error (exit 1, sd-scripts exits 0); files are written
 atomically; unsupported options are refused up front (`unsupported_options.json`).
+
+Here: `main` and `Trainer` (set-up, loop, step). Beside it: options.py (checks before loading), optim.py
+(optimizer and LR scheduler), loss.py (noise and loss), saving.py (LoRA files and their metadata), state.py
+(save_state/resume), interrupt.py (signals), console.py (log and output lines).
 """
 from __future__ import annotations
 
-import ast
 import contextlib
-import hashlib
-import importlib
 import json
 import math
 import os
 import random
-import signal
 import sys
 import time
 from pathlib import Path
 
-from .args import OptionError, check_unsupported, parse_args
+from .args import OptionError, parse_args
+from .console import PROGRESS_PREFIX, log, out, streams_merged, warn
 from .dataset import DatasetError, build_dataset, captions_are_static, load_image_tensor, process_caption
+from .interrupt import Interrupt
+from .loss import diffusion_loss, sample_noise
 from .models import FAMILY_LABEL, ModelError, detect_family
+from .optim import make_optimizer, make_scheduler
+from .options import network_args, validate
+from .saving import SavingMixin, dims_from_weights, read_lora
+from .state import StateMixin
 
-PROGRESS_PREFIX = "LORA_TUI_PROGRESS"
-SAVED_PREFIX = "LORA_TUI_SAVED"
 EXIT_INTERRUPTED = 130
-
-
-def _is_main() -> bool:
-    """True in the single process or in rank 0 of a multi-process launch (torchrun sets RANK)."""
-    return os.environ.get("RANK", "0") in ("0", "")
-
-
-def _streams_merged() -> bool:
-    """True when stdout and stderr are the same file (a job log, a terminal): the tqdm bar on stderr then
-    leaves its line open, so our stdout lines must start on a fresh line to stay parseable."""
-    try:
-        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def log(msg: str) -> None:
-    """Log line on stderr (sd-scripts logs through `logging` to stderr); main process only."""
-    if _is_main():
-        print(f"INFO {msg}", file=sys.stderr, flush=True)
-
-
-def warn(msg: str) -> None:
-    if _is_main():
-        print(f"WARNING {msg}", file=sys.stderr, flush=True)
-
-
-def out(msg: str) -> None:
-    """Line on stdout (sd-scripts' `accelerator.print`); main process only."""
-    if _is_main():
-        print(msg, flush=True)
-
-
-def _key_values(option: str, items) -> dict[str, str]:
-    """`key=value` strings of a list option → {key: value} (both stripped); OptionError names `option`."""
-    kv = {}
-    for item in items or []:
-        key, sep, value = str(item).partition("=")
-        if not sep:
-            raise OptionError(f"{option}: {item!r} is not key=value")
-        kv[key.strip()] = value.strip()
-    return kv
-
-
-_LORA_NETWORK_ARGS = {"conv_dim": int, "conv_alpha": float, "rank_dropout": float, "module_dropout": float}
-
-
-def _network_args(args) -> dict[str, str]:
-    kv = _key_values("network_args", args.network_args)
-    if args.network_module == "lycoris.kohya":
-        return kv  # LyCORIS reads its own keys (algo, preset, ...)
-    bad = sorted(set(kv) - set(_LORA_NETWORK_ARGS))
-    if bad:
-        raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
-                          f"(supported: {', '.join(sorted(_LORA_NETWORK_ARGS))})")
-    for key, value in kv.items():
-        try:
-            _LORA_NETWORK_ARGS[key](value)
-        except ValueError:
-            raise OptionError(f"network_args: {key}={value!r} is not a number "
-                              f"({'an integer' if _LORA_NETWORK_ARGS[key] is int else 'e.g. 0.1'})") from None
-    return kv
-
-
-def _optimizer_kwargs(args) -> dict:
-    kw = {}
-    for key, value in _key_values("optimizer_args", args.optimizer_args).items():
-        try:
-            kw[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kw[key] = value
-    return kw
-
-
-def _validate(args, script: str) -> None:
-    msgs = check_unsupported(args, script)
-    from .lycoris_options import lycoris_problems  # other network modules: unsupported_options.json
-    msgs += lycoris_problems(args)
-    for parse in (_network_args, _optimizer_kwargs):  # read again where used; here so a typo fails before loading
-        try:
-            parse(args)
-        except OptionError as e:
-            msgs.append(str(e))
-    if not args.pretrained_model_name_or_path:
-        msgs.append("pretrained_model_name_or_path is not set; give a local .safetensors/.ckpt checkpoint")
-    if not args.output_dir:
-        msgs.append("output_dir is not set; give the folder for the LoRA files")
-    if args.noise_offset is None and args.adaptive_noise_scale is not None:
-        msgs.append("adaptive_noise_scale needs noise_offset")
-    if args.scale_v_pred_loss_like_noise_pred and not args.v_parameterization:
-        msgs.append("scale_v_pred_loss_like_noise_pred needs v_parameterization")
-    if args.v_pred_like_loss and args.v_parameterization:
-        msgs.append("v_pred_like_loss cannot be used with v_parameterization")
-    if script == "sdxl_train_network" and args.v2:
-        msgs.append("v2 is not valid for SDXL (sdxl_train_network.py)")
-    if args.cache_latents and (args.random_crop or args.color_aug):
-        msgs.append("cache_latents cannot be combined with random_crop; turn one off")
-    if args.network_weights and not Path(args.network_weights).is_file():
-        msgs.append(f"network_weights: {args.network_weights} does not exist")
-    if args.resume and not Path(args.resume).is_dir():
-        msgs.append(f"resume: {args.resume} is not a folder (give a <name>-state folder written with save_state)")
-    for name in ("sample_every_n_steps", "sample_every_n_epochs"):
-        v = getattr(args, name)
-        if v is not None and v <= 0:
-            print(f"WARNING {name} {v} <= 0: no samples on that schedule", file=sys.stderr, flush=True)
-            setattr(args, name, None)
-    if (args.lr_scheduler or "constant") == "constant" and args.lr_warmup_steps:
-        msgs.append("lr_warmup_steps must be 0 with lr_scheduler constant; use constant_with_warmup")
-    step_div = 32 if script == "sdxl_train_network" else 64
-    if args.bucket_reso_steps % step_div and args.enable_bucket:
-        msgs.append(f"bucket_reso_steps {args.bucket_reso_steps} must be a multiple of {step_div}")
-    from .precision import full_precision_problems
-    from .tracking import logging_problems
-    msgs += logging_problems(args) + full_precision_problems(args)
-    if msgs:
-        raise OptionError("\n".join(msgs))
-
-
-class Interrupt:
-    """SIGINT/SIGTERM → a flag the loop checks after each optimizer step."""
-
-    def __init__(self):
-        self.signum = None
-
-    def install(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.signum is None and _is_main():
-            print(f"\n{signal.Signals(signum).name} received: finishing the current step, then saving",
-                  file=sys.stderr, flush=True)
-        self.signum = signum
 
 
 def main(script: str, argv: list[str] | None = None) -> int:
@@ -170,7 +41,7 @@ def main(script: str, argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     try:
-        _validate(args, script)
+        validate(args, script)
         family = detect_family(args.pretrained_model_name_or_path)
         expected = "sdxl" if script == "sdxl_train_network" else "sd"
         if (expected == "sdxl") != (family == "sdxl"):
@@ -194,7 +65,7 @@ def main(script: str, argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-class Trainer:
+class Trainer(SavingMixin, StateMixin):
     """One training run; `run()` returns the exit code."""
 
     def __init__(self, args, family: str, dataset):
@@ -269,16 +140,16 @@ class Trainer:
         self.vae_scale = float(vae.config.get("scaling_factor", 0.13025 if self.family == "sdxl" else 0.18215))
 
         # --- network
-        na = _network_args(args)
+        na = network_args(args)
         network_dim = int(args.network_dim) if args.network_dim is not None else 4
         network_alpha = args.network_alpha
         conv_dim = int(na["conv_dim"]) if "conv_dim" in na else None
         conv_alpha = float(na["conv_alpha"]) if "conv_alpha" in na else None
         weights_sd = None
         if args.network_weights:
-            weights_sd = self._read_lora(args.network_weights)
+            weights_sd = read_lora(args.network_weights)
             if args.dim_from_weights:
-                network_dim, network_alpha, conv_dim, conv_alpha = _dims_from_weights(weights_sd)
+                network_dim, network_alpha, conv_dim, conv_alpha = dims_from_weights(weights_sd)
         self.network_dim, self.network_alpha = network_dim, network_alpha
         train_unet = not args.network_train_text_encoder_only
         train_te = not args.network_train_unet_only
@@ -398,125 +269,16 @@ class Trainer:
         out(f"  total optimization steps / 学習ステップ数: {self.max_train_steps}")
         return self._loop()
 
-    def _read_lora(self, path):
-        from safetensors.torch import load_file
-        import torch
-
-        p = Path(path)
-        if not p.is_file():
-            raise OptionError(f"network_weights: {path} does not exist")
-        if p.suffix == ".safetensors":
-            return load_file(str(p))
-        return torch.load(str(p), map_location="cpu", weights_only=True)
-
-    # ---------------------------------------------------------------- optimizer / scheduler
+    # ---------------------------------------------------------------- optimizer / scheduler (optim.py)
     def _make_optimizer(self, groups):
-        import torch
-
-        args = self.args
-        name = (args.optimizer_type or "").strip()
-        if not name:
-            name = "AdamW8bit" if args.use_8bit_adam else ("Lion" if args.use_lion_optimizer else "AdamW")
-        kw = _optimizer_kwargs(args)
-        lr = float(args.learning_rate)
-        low = name.lower()
-        if low == "adamw":
-            cls = torch.optim.AdamW
-        elif low in ("adamw8bit", "pagedadamw8bit", "pagedadamw", "pagedadamw32bit", "lion8bit", "pagedlion8bit",
-                     "sgdnesterov8bit"):
-            try:
-                import bitsandbytes.optim as bnb
-            except Exception as e:
-                raise OptionError(f"optimizer_type {name} needs bitsandbytes, which cannot be imported: {e}") from e
-            cls = {"adamw8bit": bnb.AdamW8bit, "pagedadamw8bit": bnb.PagedAdamW8bit, "pagedadamw": bnb.PagedAdamW,
-                   "pagedadamw32bit": bnb.PagedAdamW32bit, "lion8bit": bnb.Lion8bit,
-                   "pagedlion8bit": bnb.PagedLion8bit, "sgdnesterov8bit": bnb.SGD8bit}[low]
-        elif low == "lion":
-            try:
-                from lion_pytorch import Lion as cls
-            except ImportError as e:
-                raise OptionError("optimizer_type Lion needs the lion-pytorch package (pip install lion-pytorch)") from e
-        elif low == "sgdnesterov":
-            cls = torch.optim.SGD
-        elif low == "prodigy":
-            try:
-                from prodigyopt import Prodigy as cls
-            except ImportError as e:
-                raise OptionError("optimizer_type Prodigy needs prodigyopt (pip install prodigyopt)") from e
-        elif low.startswith("dadapt"):
-            try:
-                import dadaptation
-            except ImportError as e:
-                raise OptionError(f"optimizer_type {name} needs dadaptation (pip install dadaptation)") from e
-            attr = {"dadaptation": "DAdaptAdamPreprint", "dadaptadampreprint": "DAdaptAdamPreprint",
-                    "dadaptadagrad": "DAdaptAdaGrad", "dadaptadam": "DAdaptAdam", "dadaptadan": "DAdaptAdan",
-                    "dadaptadanip": "DAdaptAdanIP", "dadaptlion": "DAdaptLion", "dadaptsgd": "DAdaptSGD"}.get(low)
-            if attr is None:
-                raise OptionError(f"optimizer_type {name}: unknown DAdaptation variant")
-            cls = getattr(dadaptation.experimental if attr in ("DAdaptAdamPreprint", "DAdaptAdanIP") else dadaptation,
-                          attr, None) or getattr(dadaptation, attr)
-        elif low == "adafactor":
-            from transformers.optimization import Adafactor as cls
-            kw.setdefault("relative_step", True)
-            kw.setdefault("scale_parameter", kw["relative_step"])
-            kw.setdefault("warmup_init", False)
-            if kw["relative_step"]:
-                self.adafactor_relative = True
-                for g in groups:
-                    g.pop("lr", None)
-                opt = cls(groups, lr=None, **kw)
-                return opt, self._opt_name(cls, kw)
-        else:
-            if "." in name:
-                mod, _, attr = name.rpartition(".")
-                try:
-                    cls = getattr(importlib.import_module(mod), attr)
-                except (ImportError, AttributeError) as e:
-                    raise OptionError(f"optimizer_type {name}: cannot import it ({e})") from e
-            else:
-                cls = getattr(torch.optim, name, None)
-                if cls is None:
-                    raise OptionError(f"optimizer_type {name}: not a known optimizer (AdamW, AdamW8bit, Adafactor, "
-                                      f"Prodigy, Lion, SGDNesterov, DAdaptation, or a torch.optim class)")
-        if low in ("sgdnesterov", "sgdnesterov8bit"):
-            kw.setdefault("momentum", 0.9)
-            kw["nesterov"] = True
-        try:
-            opt = cls(groups, lr=lr, **kw)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise OptionError(f"optimizer_type {name} with optimizer_args {args.optimizer_args}: {e}") from e
-        return opt, self._opt_name(cls, kw)
-
-    @staticmethod
-    def _opt_name(cls, kw) -> str:
-        s = f"{cls.__module__}.{cls.__name__}"
-        if kw:
-            s += "(" + ",".join(f"{k}={v}" for k, v in kw.items()) + ")"
-        return s
+        """(optimizer, its `ss_optimizer` name) over `groups`; see `optim.make_optimizer`."""
+        opt, name, self.adafactor_relative = make_optimizer(self.args, groups)
+        return opt, name
 
     def _make_scheduler(self, optimizer):
-        from diffusers.optimization import get_scheduler
-
-        args = self.args
-        T = self.max_train_steps * self.acc.num_processes
-        name = args.lr_scheduler or "constant"
-        if getattr(self, "adafactor_relative", False):
-            from transformers.optimization import AdafactorSchedule
-            return AdafactorSchedule(optimizer, initial_lr=float(args.learning_rate))
-        w = args.lr_warmup_steps or 0
-        warmup = int(w * T) if isinstance(w, float) else int(w)
-        kw = {}
-        if name in ("cosine_with_restarts",):
-            kw["num_cycles"] = int(args.lr_scheduler_num_cycles or 1)
-        if name == "polynomial":
-            kw["power"] = float(args.lr_scheduler_power or 1.0)
-        if name == "adafactor" or name.startswith("adafactor:"):
-            raise OptionError("lr_scheduler adafactor needs optimizer_type Adafactor with relative_step")
-        supported = {"constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"}
-        if name not in supported:
-            raise OptionError(f"lr_scheduler {name!r} not supported by this trainer "
-                              f"(supported: {', '.join(sorted(supported))})")
-        return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=T, **kw)
+        """The LR scheduler over max_train_steps × processes steps; see `optim.make_scheduler`."""
+        return make_scheduler(self.args, optimizer, self.max_train_steps * self.acc.num_processes,
+                              getattr(self, "adafactor_relative", False))
 
     # ---------------------------------------------------------------- caching
     def _cache_latents(self, vae, vae_dtype):
@@ -631,78 +393,6 @@ class Trainer:
         return latents, captions, host_to_device(time_ids, torch.float32, dev), \
             host_to_device(weights, torch.float32, dev)
 
-    def _noise(self, latents):
-        import torch
-        args = self.args
-        noise = torch.randn_like(latents)
-        if args.noise_offset:
-            off = float(args.noise_offset)
-            if args.noise_offset_random_strength:
-                off = torch.rand(1, device=latents.device).item() * off
-            if args.adaptive_noise_scale:
-                off = (off + args.adaptive_noise_scale * latents.mean(dim=(2, 3), keepdim=True).abs()).clamp(min=0)
-                noise = noise + off * torch.randn(latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
-            else:
-                noise = noise + off * torch.randn(latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
-        if args.multires_noise_iterations:
-            b, c, h, w = noise.shape
-            up = torch.nn.Upsample(size=(h, w), mode="bilinear")
-            d = float(args.multires_noise_discount)
-            for i in range(int(args.multires_noise_iterations)):
-                r = random.random() * 2 + 2
-                wi, hi = max(1, int(w / (r ** i))), max(1, int(h / (r ** i)))
-                noise = noise + up(torch.randn(b, c, hi, wi, device=noise.device)) * d ** i
-                if wi == 1 or hi == 1:
-                    break
-            noise = noise / noise.std()
-        return noise
-
-    def _loss(self, pred, target, timesteps, weights):
-        import torch
-
-        args = self.args
-        pred, target = pred.float(), target.float()
-        lt = args.loss_type or "l2"
-        if lt == "l2":
-            el = (pred - target) ** 2
-        elif lt == "l1":
-            el = (pred - target).abs()
-        elif lt in ("huber", "smooth_l1"):
-            c = self._huber_c(timesteps).view(-1, 1, 1, 1)
-            d2 = (pred - target) ** 2
-            el = 2 * c * (torch.sqrt(d2 + c ** 2) - c) if lt == "huber" else 2 * (torch.sqrt(d2 + c ** 2) - c)
-        else:
-            raise OptionError(f"loss_type {lt!r}: use l2, l1, huber or smooth_l1")
-        loss = el.mean(dim=(1, 2, 3)) * weights
-        snr = self.snr[timesteps]
-        if args.min_snr_gamma:
-            g = float(args.min_snr_gamma)
-            w = torch.clamp(snr, max=g) / (snr + 1 if args.v_parameterization else snr)
-            loss = loss * w
-        clipped = torch.clamp(snr, max=1000)
-        if args.scale_v_pred_loss_like_noise_pred:
-            loss = loss * (clipped / (clipped + 1))
-        if args.v_pred_like_loss:
-            loss = loss + loss * float(args.v_pred_like_loss) / (clipped / (clipped + 1))
-        if args.debiased_estimation_loss:
-            loss = loss / (clipped + 1 if args.v_parameterization else torch.sqrt(clipped))
-        return loss.mean()
-
-    def _huber_c(self, timesteps):
-        import torch
-
-        args = self.args
-        hc, hs = float(args.huber_c), float(args.huber_scale)
-        sched = args.huber_schedule or "snr"
-        if sched == "constant":
-            return torch.full_like(timesteps, hc * hs, dtype=torch.float32)
-        if sched == "exponential":
-            alpha = -math.log(hc) / 1000
-            return hs * torch.exp(-alpha * timesteps.float())
-        ac = self.noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-        sigma = ((1 - ac) / ac) ** 0.5
-        return (1 - hc) / (1 + sigma) ** 2 + hc
-
     def _step(self, batch, epoch, rng):
         latents, captions, time_ids, weights = self._batch_inputs(batch, epoch, rng)
         ctx, pooled = self._encode(captions)
@@ -714,7 +404,7 @@ class Trainer:
         import torch
 
         args, acc = self.args, self.acc
-        noise = self._noise(latents)
+        noise = sample_noise(args, latents)
         lo = int(args.min_timestep or 0)
         hi = int(args.max_timestep or 1000)
         if lo == hi:
@@ -734,7 +424,7 @@ class Trainer:
                 kw["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
             pred = self.model.unet(noisy.to(self.model.unet.dtype), timesteps, ctx.to(self.model.unet.dtype), **kw).sample
         target = self.noise_scheduler.get_velocity(latents, noise, timesteps) if args.v_parameterization else noise
-        return self._loss(pred, target, timesteps, weights)
+        return diffusion_loss(args, pred, target, timesteps, weights, self.snr, self.noise_scheduler)
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> int:
@@ -743,7 +433,7 @@ class Trainer:
         args, acc = self.args, self.acc
         name_final = args.output_name or "last"
         every = max(1, self.max_train_steps // 500)
-        merged = _streams_merged()
+        merged = streams_merged()
         steps_per_epoch = math.ceil(self.batches_per_epoch / int(args.gradient_accumulation_steps))
         rng = random.Random(args.seed)
         first_epoch, global_step = 0, 0
@@ -862,7 +552,7 @@ class Trainer:
             if acc.is_main_process:
                 # once per stream, and once only when both streams are the same file (a job log)
                 print(f"interrupted: saved {path}", file=sys.stderr, flush=True)
-                if not _streams_merged():
+                if not streams_merged():
                     out(f"interrupted: saved {path}")
             return EXIT_INTERRUPTED
         out("model saved.")
@@ -984,242 +674,3 @@ class Trainer:
                     n = max_norm
                 norms.append(n)
         return scaled, sum(norms) / max(1, len(norms)), max(norms, default=0.0)
-
-    # ---------------------------------------------------------------- state (save_state / resume)
-    def _save_state(self, dirname: str, epoch: int, step: int, rng: random.Random) -> Path:
-        """Training state in a folder, without pickles: network weights and RNG in safetensors, optimizer and
-        scheduler state dicts via `torch.save` (tensors and plain values, loadable with weights_only=True),
-        counters and Python RNG states in `train_state.json`. Written to a temp folder, then renamed."""
-        import shutil
-
-        import torch
-        from safetensors.torch import save_file
-
-        if not self.acc.is_main_process:
-            return Path()
-        od = Path(self.args.output_dir)
-        final = od / dirname
-        tmp = od / f".{dirname}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        net = self.acc.unwrap_model(self.net_prepared)
-        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
-        rng_t = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng_t["cuda"] = torch.cuda.get_rng_state()
-        save_file(rng_t, str(tmp / "rng.safetensors"))
-        st = {"current_epoch": epoch, "current_step": step, "python_rng": _rng_json(rng.getstate()),
-              "random_module": _rng_json(random.getstate())}
-        (tmp / "train_state.json").write_text(json.dumps(st))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        out(f"saving state: {final}")
-        return final
-
-    def _load_state(self, d: Path, rng: random.Random) -> int:
-        """Restore what `_save_state` wrote; returns the saved step count."""
-        import torch
-        from safetensors.torch import load_file
-
-        need = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng.safetensors", "train_state.json"]
-        missing = [n for n in need if not (d / n).is_file()]
-        if missing:
-            raise OptionError(f"resume: {d} is not a state folder written by this trainer "
-                              f"(missing {', '.join(missing)})")
-        net = self.acc.unwrap_model(self.net_prepared)
-        res = net.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
-        if res.missing_keys or res.unexpected_keys:
-            raise OptionError(f"resume: {d} holds a different network (missing {len(res.missing_keys)}, "
-                              f"unexpected {len(res.unexpected_keys)} keys); use the same network options")
-        self.optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True, map_location="cpu"))
-        self.scheduler.load_state_dict(torch.load(d / "scheduler.pt", weights_only=True))
-        rng_t = load_file(str(d / "rng.safetensors"))
-        torch.set_rng_state(rng_t["torch"])
-        if "cuda" in rng_t and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rng_t["cuda"])
-        st = json.loads((d / "train_state.json").read_text())
-        rng.setstate(_rng_state(st["python_rng"]))
-        random.setstate(_rng_state(st["random_module"]))
-        return int(st["current_step"])
-
-    # ---------------------------------------------------------------- saving
-    def _ext(self) -> str:
-        return "." + (self.args.save_model_as or "safetensors")
-
-    def _remove(self, stem: str) -> None:
-        p = Path(self.args.output_dir) / (stem + self._ext())
-        if p.exists():
-            out(f"removing old checkpoint: {p}")
-            p.unlink()
-
-    def _remove_state(self, dirname: str) -> None:
-        """Delete an old state folder (save_last_n_*_state); only a folder this trainer wrote (train_state.json)."""
-        import shutil
-
-        d = Path(self.args.output_dir) / dirname
-        if self.acc.is_main_process and (d / "train_state.json").is_file():
-            out(f"removing old state: {d}")
-            shutil.rmtree(d)
-
-    def _save(self, stem: str, epoch: int, step: int) -> Path:
-        import torch
-        from safetensors.torch import save, save_file
-
-        from .atomic import atomic_path
-
-        if not self.acc.is_main_process:
-            return Path()
-        od = Path(self.args.output_dir)
-        od.mkdir(parents=True, exist_ok=True)
-        path = od / (stem + self._ext())
-        net = self.acc.unwrap_model(self.net_prepared)
-        sd = {}
-        for k, v in net.state_dict().items():
-            v = v.detach().to("cpu")
-            if self.save_dtype is not None:
-                v = v.to(self.save_dtype)
-            sd[k] = v.contiguous()
-        out(f"\nsaving checkpoint: {path}")
-        with atomic_path(path) as tmp:
-            if self._ext() == ".safetensors":
-                meta = self._metadata(epoch, step)
-                ss_only = {k: v for k, v in meta.items() if k.startswith("ss_")}
-                buf = save(sd, metadata=ss_only)
-                n = int.from_bytes(buf[:8], "little")
-                meta["sshs_model_hash"] = hashlib.sha256(buf[8 + n:]).hexdigest()
-                meta["sshs_legacy_hash"] = hashlib.sha256(buf[0x100000:0x110000]).hexdigest()[:8]
-                save_file(sd, str(tmp), metadata=meta)
-            else:
-                torch.save(sd, str(tmp))
-        self.saved.append(path)
-        out(SAVED_PREFIX + " " + json.dumps({"path": str(path), "step": step, "epoch": epoch}))
-        return path
-
-    def _metadata(self, epoch: int, step: int) -> dict[str, str]:
-        args = self.args
-        ds = self.dataset
-        fam = self.family
-        if fam == "sdxl":
-            base = "sdxl_base_v1-0"
-            arch = "stable-diffusion-xl-v1-base/lora"
-        else:
-            base = ("sd_v2" if fam == "sd2" else "sd_v1") + ("_v" if args.v_parameterization else "")
-            arch = "stable-diffusion-v1/lora" if fam == "sd1" else \
-                ("stable-diffusion-v2-768-v/lora" if args.v_parameterization else "stable-diffusion-v2-512/lora")
-        dirs = {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.items)} for s in ds.subsets if not s.is_reg}
-        reg_dirs = {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.items)} for s in ds.subsets if s.is_reg}
-        tags: dict[str, dict[str, int]] = {}
-        for s in ds.subsets:
-            if s.is_reg:
-                continue
-            freq = tags.setdefault(s.dir.name, {})
-            for it in s.items:
-                for t in it.caption.split(","):
-                    t = t.strip().lower()
-                    if t:
-                        freq[t] = freq.get(t, 0) + 1
-        buckets = {str(i): {"resolution": list(k), "count": len(v)} for i, (k, v) in enumerate(sorted(ds.buckets.items()))}
-        te_lr = args.text_encoder_lr[0] if isinstance(args.text_encoder_lr, list) and args.text_encoder_lr \
-            else args.text_encoder_lr
-        model_path = Path(args.pretrained_model_name_or_path)
-        reso = args.resolution
-        md = {
-            "ss_session_id": str(self.session_id), "ss_training_started_at": str(self.started_at),
-            "ss_training_finished_at": str(time.time()), "ss_output_name": str(args.output_name),
-            "ss_learning_rate": str(args.learning_rate), "ss_unet_lr": str(args.unet_lr),
-            "ss_text_encoder_lr": str(te_lr), "ss_num_train_images": str(ds.num_train_images),
-            "ss_num_validation_images": "0", "ss_num_reg_images": str(ds.num_reg_images),
-            "ss_num_batches_per_epoch": str(self.batches_per_epoch), "ss_num_epochs": str(self.num_epochs),
-            "ss_steps": str(step), "ss_epoch": str(epoch), "ss_max_train_steps": str(self.max_train_steps),
-            "ss_gradient_checkpointing": str(args.gradient_checkpointing),
-            "ss_gradient_accumulation_steps": str(args.gradient_accumulation_steps),
-            "ss_lr_warmup_steps": str(args.lr_warmup_steps), "ss_lr_scheduler": str(args.lr_scheduler),
-            "ss_network_module": args.network_module or "networks.lora", "ss_network_dim": str(self.network_dim),
-            "ss_network_alpha": str(self.network_alpha), "ss_network_dropout": str(args.network_dropout),
-            "ss_mixed_precision": str(self.mixed_precision), "ss_full_fp16": str(args.full_fp16),
-            "ss_v2": str(bool(args.v2)), "ss_base_model_version": base, "ss_clip_skip": str(args.clip_skip),
-            "ss_max_token_length": str(args.max_token_length), "ss_cache_latents": str(args.cache_latents),
-            "ss_seed": str(args.seed), "ss_lowram": str(args.lowram), "ss_noise_offset": str(args.noise_offset),
-            "ss_noise_offset_random_strength": str(args.noise_offset_random_strength),
-            "ss_adaptive_noise_scale": str(args.adaptive_noise_scale),
-            "ss_multires_noise_iterations": str(args.multires_noise_iterations),
-            "ss_multires_noise_discount": str(args.multires_noise_discount),
-            "ss_zero_terminal_snr": str(args.zero_terminal_snr), "ss_ip_noise_gamma": str(args.ip_noise_gamma),
-            "ss_ip_noise_gamma_random_strength": str(args.ip_noise_gamma_random_strength),
-            "ss_min_snr_gamma": str(args.min_snr_gamma), "ss_debiased_estimation": str(args.debiased_estimation_loss),
-            "ss_loss_type": str(args.loss_type), "ss_huber_schedule": str(args.huber_schedule),
-            "ss_huber_scale": str(args.huber_scale), "ss_huber_c": str(args.huber_c),
-            "ss_training_comment": str(args.training_comment), "ss_sd_scripts_commit_hash": "lora-tui",
-            "ss_optimizer": self.optimizer_name, "ss_max_grad_norm": str(args.max_grad_norm),
-            "ss_scale_weight_norms": str(args.scale_weight_norms), "ss_prior_loss_weight": str(args.prior_loss_weight),
-            "ss_caption_dropout_rate": str(args.caption_dropout_rate),
-            "ss_caption_dropout_every_n_epochs": str(args.caption_dropout_every_n_epochs),
-            "ss_caption_tag_dropout_rate": str(args.caption_tag_dropout_rate),
-            "ss_face_crop_aug_range": str(args.face_crop_aug_range),
-            "ss_sd_model_name": model_path.name if model_path.exists() else str(args.pretrained_model_name_or_path),
-            "ss_batch_size_per_device": str(args.train_batch_size),
-            "ss_total_batch_size": str(int(args.train_batch_size) * self.acc.num_processes
-                                       * int(args.gradient_accumulation_steps)),
-            "ss_resolution": str(tuple(int(x) for x in str(reso).split(","))) if reso else "None",
-            "ss_color_aug": str(args.color_aug), "ss_flip_aug": str(args.flip_aug),
-            "ss_random_crop": str(args.random_crop), "ss_shuffle_caption": str(args.shuffle_caption),
-            "ss_enable_bucket": str(args.enable_bucket), "ss_bucket_no_upscale": str(args.bucket_no_upscale),
-            "ss_min_bucket_reso": str(args.min_bucket_reso), "ss_max_bucket_reso": str(args.max_bucket_reso),
-            "ss_keep_tokens": str(args.keep_tokens), "ss_dataset_dirs": json.dumps(dirs),
-            "ss_reg_dataset_dirs": json.dumps(reg_dirs), "ss_tag_frequency": json.dumps(tags),
-            "ss_bucket_info": json.dumps({"buckets": buckets}),
-        }
-        if args.network_args:
-            kv = _network_args(args)
-            kv["dropout"] = str(args.network_dropout)
-            md["ss_network_args"] = json.dumps(kv)
-        if args.no_metadata:
-            keep = {"ss_v2", "ss_base_model_version", "ss_network_module", "ss_network_dim", "ss_network_alpha",
-                    "ss_network_args"}
-            md = {k: v for k, v in md.items() if k in keep}
-        res = str(reso).replace(",", "x") if reso and "," in str(reso) else (f"{reso}x{reso}" if reso else
-                                                                            ("1024x1024" if fam == "sdxl" else "512x512"))
-        md.update({
-            "modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": arch,
-            "modelspec.implementation": "https://github.com/Stability-AI/generative-models" if fam == "sdxl"
-            else "diffusers",
-            "modelspec.title": args.metadata_title or args.output_name or f"LoRA@{int(self.started_at)}",
-            "modelspec.resolution": res, "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "modelspec.prediction_type": "v" if args.v_parameterization else "epsilon",
-            "modelspec.implementation_version": "lora-tui",
-        })
-        for k in ("author", "description", "license", "tags"):
-            v = getattr(args, f"metadata_{k}", None)
-            if v:
-                md[f"modelspec.{k}"] = str(v)
-        return md
-
-
-def _rng_json(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _rng_state(j):
-    return (j[0], tuple(j[1]), j[2])
-
-
-def _dims_from_weights(sd):
-    """(network_dim, network_alpha, conv_dim, conv_alpha) read from a kohya LoRA state dict."""
-    dim = alpha = cdim = calpha = None
-    for k, v in sd.items():
-        if not k.endswith(".lora_down.weight"):
-            continue
-        base = k[: -len(".lora_down.weight")]
-        a = sd.get(base + ".alpha")
-        if v.dim() == 4 and v.shape[2] > 1:
-            cdim = cdim or int(v.shape[0])
-            calpha = calpha if calpha is not None else (float(a) if a is not None else cdim)
-        else:
-            dim = dim or int(v.shape[0])
-            alpha = alpha if alpha is not None else (float(a) if a is not None else dim)
-    return dim or 4, alpha, cdim, calpha
