@@ -82,6 +82,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         Binding("f4", "view('run')", "Run", priority=True, id="view-run"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+n", "show_notes", "Notes", id="notes", tooltip="What the last load converted or ignored"),
+        Binding("f1", "field_help", "Help", id="field-help", tooltip="Help for the focused field"),
         Binding("escape", "hide_keys", "Hide keys", show=False),
     ]
 

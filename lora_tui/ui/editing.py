@@ -17,8 +17,24 @@ class ConfigEditing:
     `set_config` makes a new model the config and brings the shown rows up to date, `switch_family` sets the
     family checkboxes.
 
-    Messages handled: `FieldRow.Edited` (a field editor's value, from any form). Bindings: none.
+    Messages handled: `FieldRow.Edited` (a field editor's value, from any form). Bindings: F1 (`field_help`,
+    declared in `LoraApp.BINDINGS`).
     """
+
+    def action_field_help(self) -> None:
+        """F1: the focused field's help (what it does, its sd-scripts key and option) in a dialog that Escape
+        closes; the same text the mouse shows as the editor's tooltip, for keyboard-only users."""
+        from lora_tui.ui.dialogs import NotesDialog
+
+        node = self.focused
+        while node is not None and not isinstance(node, FieldRow):
+            node = node.parent
+        if node is None:
+            self.notify("F1 shows the focused field's help: move to a field first (F2 or F3, then Tab)", timeout=6)
+            return
+        spec = node.spec
+        paragraphs = [p.strip() for p in spec.help.split("\n\n") if p.strip()]
+        self.push_screen(NotesDialog(f"{spec.label} ({spec.name})", paragraphs))
 
     def field_applies(self, name: str) -> bool:
         """The field is used by the chosen model family and LoRA type (otherwise hidden and never written)."""
