@@ -73,6 +73,9 @@ class MinimalForm(VerticalScroll):
     to edit the config as it is in the Advanced form (`#minimal-to-advanced`)."""
 
     app: LoraApp  # type: ignore[assignment]
+    # Not a Tab stop of its own: Tab goes from field to field (each focused field scrolls into view); a focusable
+    # form was an invisible stop that swallowed typed keys.
+    can_focus = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
@@ -92,10 +95,13 @@ class MinimalForm(VerticalScroll):
         self.call_after_refresh(self._initial_focus)
 
     def _initial_focus(self) -> None:
-        # Textual's auto-focus picks the form's scroll container, where typed keys go nowhere: start on the first
-        # field, as F2 does (or on the switch offer of a locked-out form), but never take the focus from a widget
-        # someone already chose.
-        if self.app.view == "minimal" and self.app.focused in (None, self):
+        # Textual's auto-focus picks the first focusable widget, which is not a field (the form itself before,
+        # the locked-out form's button now): start on the first field, as F2 does (or on the switch offer of a
+        # locked-out form), but never take the focus from a field or from a widget outside this form.
+        focused = self.app.focused
+        auto = focused is None or focused is self or (self in focused.ancestors
+                                                       and not focused.has_class("field-editor"))
+        if self.app.view == "minimal" and auto:
             self.focus_first()
 
     def is_locked_out(self) -> bool:
@@ -186,7 +192,7 @@ class AdvancedForm(Horizontal):
         with Vertical(id="adv-nav"):
             yield OrderedInput(placeholder="filter fields…", id="adv-filter", compact=True)
             yield OptionList(*[Option(f"{s} ({len(f)})", id=s) for s, f in secs.items()], id="sections")
-        with VerticalScroll(id="adv-body"):
+        with VerticalScroll(id="adv-body", can_focus=False):  # no invisible Tab stop between filter and fields
             yield Static("", id="adv-head", classes="form-head")
             yield Vertical(id="adv-rows")
 
