@@ -336,7 +336,8 @@ def accelerate_launch(cfg: TrainingConfig) -> AccelerateLaunch:
 
     Order as kohya_ss (spec §5.1): dynamo options, the extra tokens, ``--gpu_ids``, the multi-node options, then
     ``--mixed_precision``, ``--multi_gpu``, ``--num_processes``, ``--num_machines``,
-    ``--num_cpu_threads_per_process``. Where we differ from kohya_ss: ``--dynamo_backend`` is always written (so
+    ``--num_cpu_threads_per_process``, and last ``--quiet``. Where we differ from kohya_ss: ``--quiet`` (no
+    launcher traceback under the trainer's own after a failure or a Stop); ``--dynamo_backend`` is always written (so
     a user-level accelerate config cannot switch torch.compile on behind the form) but its mode/fullgraph/dynamic
     only with a backend; ``--multi_gpu`` is written whenever more than one process is launched (accelerate refuses
     it for one process, and without it a multi-process run is not distributed); ``--gpu_ids`` is written without
@@ -411,6 +412,10 @@ def accelerate_launch(cfg: TrainingConfig) -> AccelerateLaunch:
     for o in own[n_dynamo:]:
         if o.flag not in given:
             out.extend(o.tokens)
+    if not given & {"--quiet", "-q"}:
+        # The launcher adds no CalledProcessError traceback of its own under the trainer's when the trainer
+        # fails or is stopped (it exits 1 instead of re-raising; its output is otherwise the same).
+        out.append("--quiet")
     return AccelerateLaunch(options=out, env=env, own=own, extra=extra, cpu=cpu, processes=processes,
                             machines=machines, notes=notes)
 

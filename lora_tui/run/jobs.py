@@ -9,7 +9,9 @@ stderr, raw). The process tree is::
 
 A pid alone proves nothing after a reboot or pid reuse, so every liveness check also compares psutil's
 ``create_time`` with the recorded one. Stop signals the whole process group (``accelerate launch`` does not
-forward signals to the trainer it starts; ``shared/notes/textual.md`` §2b) plus any descendant that left it.
+forward signals to the trainer it starts; ``shared/notes/textual.md`` §2b) plus any descendant that left it;
+the first SIGINT skips accelerate's launcher once it has started the trainer (interrupted while it waits, the
+launcher printed a KeyboardInterrupt traceback after every Stop; it exits by itself when the trainer has saved).
 """
 from __future__ import annotations
 
@@ -272,6 +274,20 @@ class Job:
                 d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
 
             self.state = update_json(self.state_path, record)
+        if sig == signal.SIGINT:
+            below = self._under_launcher()
+            if below:
+                # The training processes only: accelerate's launcher, interrupted while it waits for them, would
+                # print a KeyboardInterrupt traceback after every Stop; it exits by itself once they have saved.
+                sent = False
+                for p in below:
+                    try:
+                        p.send_signal(sig)
+                        sent = True
+                    except psutil.Error:
+                        pass
+                if sent:
+                    return True
         pgid = self.state.get("pgid")
         supervisor = self._processes()[0]
         targets = self.members()
@@ -293,6 +309,21 @@ class Job:
             except psutil.Error:
                 pass
         return sent
+
+    def _under_launcher(self) -> list[psutil.Process]:
+        """The live processes under the trainer command when that command is accelerate's launcher (``accelerate
+        launch`` or ``python -m accelerate.commands.launch``): the training processes. Empty otherwise, or while
+        the launcher has not started them yet."""
+        child = self._processes()[1]
+        if child is None:
+            return []
+        try:
+            cmd = child.cmdline()
+            if not _is_accelerate_launcher(cmd):
+                return []
+            return [p for p in child.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+        except psutil.Error:
+            return []
 
     def request_stop(self, grace_s: float | None = None) -> str | None:
         """Non-blocking Stop press (safe on an event loop): SIGINT to the group the first time, SIGTERM on the
@@ -317,7 +348,8 @@ class Job:
     def stop(self, grace_s: float = 60.0, escalate: bool = False, term_grace_s: float = 5.0) -> StopResult:
         """Stop the job and return when no process of it is left.
 
-        First SIGINT to the whole process group (our trainer and sd-scripts save on KeyboardInterrupt), then,
+        First SIGINT to the whole process group, or to the processes under accelerate's launcher once there are
+        some (our trainer saves on SIGINT; sd-scripts raises KeyboardInterrupt), then,
         after ``grace_s`` without exit, SIGTERM and ``term_grace_s`` later SIGKILL of every member. With
         ``escalate`` (a second Stop press), or when SIGINT was already sent earlier (by this or another
         process), SIGINT is skipped. Never raises for a job that already ended.
@@ -422,6 +454,17 @@ def _record_killed(d: dict) -> None:
     if d.get("end_time") is None:
         d.update(end_time=time.time(), exit_code=-signal.SIGKILL)
     d["status"] = "killed"
+
+
+def _is_accelerate_launcher(cmdline: list[str]) -> bool:
+    """``cmdline`` runs accelerate's launcher: ``.../accelerate launch ...`` or ``python -m
+    accelerate.commands.launch ...`` (the two forms ``plan.launch.accelerate_command`` builds)."""
+    for i, arg in enumerate(cmdline[:4]):
+        if os.path.basename(arg) == "accelerate" and cmdline[i + 1:i + 2] == ["launch"]:
+            return True
+        if arg == "-m" and cmdline[i + 1:i + 2] == ["accelerate.commands.launch"]:
+            return True
+    return False
 
 
 def _pgid(pid: int) -> int | None:

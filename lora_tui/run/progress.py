@@ -339,6 +339,9 @@ def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool
         except ValueError:
             name = f"signal {sig}"
         return f"killed by {name}"
+    if stopped:
+        # accelerate's launcher (--quiet) exits 1 once a stopped trainer has exited (130); torchrun likewise
+        return f"stopped (exit code {exit_code})" + (f": {exception}" if exception else "")
     if exception:
         return f"failed (exit code {exit_code}): {exception}"
     return f"failed (exit code {exit_code})"

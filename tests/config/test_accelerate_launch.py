@@ -19,7 +19,7 @@ from lora_tui.plan.rules import validate
 from lora_tui.plan.rules_launch import launch_problems
 
 NOW = datetime(2026, 11, 29, 10, 11, 12)
-TAIL = ["--num_machines", "1", "--num_cpu_threads_per_process", "2"]
+TAIL = ["--num_machines", "1", "--num_cpu_threads_per_process", "2", "--quiet"]
 
 
 def cfg(**kw) -> TrainingConfig:
@@ -55,6 +55,13 @@ def test_several_processes_on_gpus_get_multi_gpu_and_the_gpu_ids():
     assert problems(c) == []
 
 
+def test_quiet_is_passed_once():
+    # no launcher traceback under the trainer's own; a user's own -q/--quiet is not doubled
+    assert accelerate_options(cfg()).count("--quiet") == 1
+    opts = accelerate_options(cfg(extra_accelerate_launch_args="-q"))
+    assert "-q" in opts and "--quiet" not in opts
+
+
 def test_multi_gpu_checkbox_alone_is_not_passed_for_one_process():
     c = cfg(multi_gpu=True)
     assert "--multi_gpu" not in accelerate_options(c)
@@ -82,7 +89,7 @@ def test_multi_node_flags():
     assert accelerate_options(c) == [
         "--dynamo_backend", "no", "--gpu_ids", "0,1", "--machine_rank", "1", "--main_process_ip", "10.0.0.1",
         "--main_process_port", "29501", "--mixed_precision", "bf16", "--multi_gpu", "--num_processes", "4",
-        "--num_machines", "2", "--num_cpu_threads_per_process", "2"]
+        "--num_machines", "2", "--num_cpu_threads_per_process", "2", "--quiet"]
     assert problems(c) == []
 
 

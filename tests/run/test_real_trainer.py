@@ -31,10 +31,12 @@ def test_stop_after_a_few_steps_saves_the_lora_and_shows_stopped(tmp_path, tiny_
     while not follower.poll().ended:
         pass
     assert job.state["status"] == "stopped", "\n".join(job.tail())
-    # 130 is the trainer's own status after saving; -2 is accelerate's when it reaped the trainer itself (a save
-    # within its 0.25 s SIGINT wait) and then died of the KeyboardInterrupt
-    assert job.exit_code in (130, -2)
-    assert "interrupted: saved" in job.log_path.read_text()
+    # Stop's SIGINT reached the trainer only: it saved and exited 130, and accelerate's launcher (--quiet) then
+    # exited 1 by itself, with no KeyboardInterrupt or CalledProcessError traceback of its own in the log
+    assert job.exit_code == 1
+    log = job.log_path.read_text()
+    assert "interrupted: saved" in log
+    assert "Traceback" not in log, log[-3000:]
     assert follower.progress.saved, "\n".join(job.tail())
     saved = follower.progress.saved[-1]
     assert saved.startswith(str(files.output_dir)) and (tmp_path / saved).stat().st_size > 1000
