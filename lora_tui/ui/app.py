@@ -130,6 +130,11 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self.queue_items: list[Any] = []
         self.started_at = time.perf_counter()
 
+    def widgets_gone(self) -> bool:
+        """True while the app shuts down and its widgets are already removed: a late message from a worker thread
+        (a plan, a queue tick) is then dropped instead of failing on a widget that is no longer there."""
+        return not self.query("#main")
+
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static("", id="title-bar")

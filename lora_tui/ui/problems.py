@@ -71,6 +71,8 @@ class PlanAndProblems:
 
     def on_plan_ready(self, message: PlanReady) -> None:
         self._plan_running = False
+        if self.widgets_gone():
+            return
         if self._plan_dirty:
             self._plan_dirty = False
             self._launch_plan()

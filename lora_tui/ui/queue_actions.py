@@ -66,11 +66,10 @@ class QueueActions:
         if message.error is not None:
             self.notify(f"Queue: {message.error}", severity="error", timeout=10)
             return
-        views = self.query(RunView)
-        if not views:  # the app is closing (its screen is gone); the queue file already holds the change
+        if self.widgets_gone():  # the queue file already holds the change
             return
         self.queue_items = message.items
-        views.first().show_queue(message.items)
+        self.query_one(RunView).show_queue(message.items)
         item = message.changed
         if item is None:
             return
