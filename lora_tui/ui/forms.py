@@ -95,13 +95,11 @@ class MinimalForm(VerticalScroll):
         self.call_after_refresh(self._initial_focus)
 
     def _initial_focus(self) -> None:
-        # Textual's auto-focus picks the first focusable widget, which is not a field (the form itself before,
-        # the locked-out form's button now): start on the first field, as F2 does (or on the switch offer of a
-        # locked-out form), but never take the focus from a field or from a widget outside this form.
+        # Textual's auto-focus picks the first focusable widget it finds, which is not a field (in a real terminal:
+        # the hidden Run view's queue list, where typed keys go nowhere): start on the first field, as F2 does (or
+        # on the switch offer of a locked-out form). This runs once, after the first frame, before any key.
         focused = self.app.focused
-        auto = focused is None or focused is self or (self in focused.ancestors
-                                                       and not focused.has_class("field-editor"))
-        if self.app.view == "minimal" and auto:
+        if self.app.view == "minimal" and (focused is None or not focused.has_class("field-editor")):
             self.focus_first()
 
     def is_locked_out(self) -> bool:

@@ -27,3 +27,20 @@ async def test_shift_tab_from_the_first_minimal_field_leaves_the_form(settings):
         await pilot.press("shift+tab")
         await pilot.pause()
         assert app.focused is not app.query_one("#minimal")  # the form itself takes no focus
+
+
+async def test_start_up_focus_moves_to_the_first_field_from_wherever_auto_focus_put_it(settings):
+    # In a real terminal Textual's auto-focus ran after the form's first frame and put the focus on the hidden
+    # Run view's queue list, where typed keys went nowhere; the form's start-up focus must win from any
+    # non-field widget.
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.query_one("#queue").focus()
+        await pilot.pause()
+        assert app.focused.id == "queue"
+        app.query_one("#minimal")._initial_focus()
+        await pilot.pause()
+        assert app.focused.id == "f-pretrained_model_name_or_path"
+        await pilot.press(*"xyz")
+        assert app.query_one("#f-pretrained_model_name_or_path").value.endswith("xyz")
