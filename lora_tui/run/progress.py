@@ -340,8 +340,9 @@ def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool
             name = f"signal {sig}"
         return f"killed by {name}"
     if stopped:
-        # accelerate's launcher (--quiet) exits 1 once a stopped trainer has exited (130); torchrun likewise
-        return f"stopped (exit code {exit_code})" + (f": {exception}" if exception else "")
+        # accelerate's launcher (--quiet) exits 1 once a stopped trainer has exited (130); torchrun likewise.
+        # Callers that already name the exit code and what was saved leave this out (it starts "interrupted").
+        return "interrupted by Stop" + (f": {exception}" if exception else "")
     if exception:
         return f"failed (exit code {exit_code}): {exception}"
     return f"failed (exit code {exit_code})"

@@ -68,7 +68,7 @@ def test_exit_hints():
     assert "interrupted" in exit_hint(-2) and "interrupted" in exit_hint(130)
     assert exit_hint(1, "ValueError: no images") == "failed (exit code 1): ValueError: no images"
     assert exit_hint(0) == "finished"
-    assert exit_hint(1, stopped=True) == "stopped (exit code 1)"  # accelerate --quiet after a stopped trainer
+    assert exit_hint(1, stopped=True) == "interrupted by Stop"  # accelerate --quiet after a stopped trainer
     assert "unknown" in exit_hint(None)
 
 
