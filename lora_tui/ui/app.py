@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -129,6 +130,15 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._queue_busy = False
         self.queue_items: list[Any] = []
         self.started_at = time.perf_counter()
+
+    def left_running_note(self) -> str | None:
+        """After the app has exited: what to tell the shell when it left a job running (quit → "leave it running",
+        or an SSH drop), with the commands that come back to it; None when no job runs."""
+        job = self.job
+        if job is None or not job.is_alive():
+            return None
+        return (f"lora-tui: job {job.id} is still running (detached). `lora-tui attach {job.id}` follows it, "
+                f"`lora-tui stop {job.id}` stops it; log: {job.log_path}")
 
     def widgets_gone(self) -> bool:
         """True while the app shuts down and its widgets are already removed: a late message from a worker thread
@@ -263,4 +273,7 @@ def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), dem
     app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path,
                   source=source)
     app.run()
+    note = app.left_running_note()
+    if note:
+        print(note, file=sys.stderr)
     return 0

@@ -97,6 +97,8 @@ async def test_quit_detach_then_a_new_app_attaches_and_stop_works(settings, tmp_
         await wait_for(pilot, lambda: not app.is_running, timeout=5)
     time.sleep(0.3)
     assert load_job(job.id, settings).is_alive(), "detaching must leave the trainer running"
+    note = app.left_running_note()  # what run_app prints to the shell after the app exits
+    assert note and f"lora-tui attach {job.id}" in note and f"lora-tui stop {job.id}" in note
 
     app2 = LoraApp(settings=settings, attach_job=job.id)
     async with app2.run_test(size=SIZE) as pilot:
