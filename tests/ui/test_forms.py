@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from textual.widgets import Checkbox, Input, OptionList, Select
+from textual.widgets import Input, OptionList, Select
 
 from lora_tui.config.kohya_json import load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
