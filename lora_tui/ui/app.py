@@ -141,9 +141,10 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
                 f"`lora-tui stop {job.id}` stops it; log: {job.log_path}")
 
     def widgets_gone(self) -> bool:
-        """True while the app shuts down and its widgets are already removed: a late message from a worker thread
-        (a plan, a queue tick) is then dropped instead of failing on a widget that is no longer there."""
-        return not self.query("#main")
+        """True while the app shuts down (its widgets are being removed): a late message (a plan or a queue tick
+        from a worker thread, an edit or a job end still queued) is then dropped instead of failing on a widget
+        that is no longer there."""
+        return not self.is_running or not self.query("#main")  # Textual clears is_running first when it shuts down
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:

@@ -70,6 +70,8 @@ class ConfigEditing:
 
     def on_field_row_edited(self, event: FieldRow.Edited) -> None:
         event.stop()
+        if self.widgets_gone():  # a key typed as the app closes: nothing is saved on quit anyway
+            return
         self.apply_edit(event.name, event.raw, from_widget=True)
 
     def apply_edit(self, name: str, raw: Any, from_widget: bool = False) -> bool:

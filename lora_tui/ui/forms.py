@@ -92,14 +92,17 @@ class MinimalForm(VerticalScroll):
 
     def on_mount(self) -> None:
         self.refresh_head()
+        self.focus_first()  # before Textual's auto-focus, which only acts while nothing has the focus
         self.call_after_refresh(self._initial_focus)
 
     def _initial_focus(self) -> None:
-        # Textual's auto-focus picks the first focusable widget it finds, which is not a field (in a real terminal:
-        # the hidden Run view's queue list, where typed keys go nowhere): start on the first field, as F2 does (or
-        # on the switch offer of a locked-out form). This runs once, after the first frame, before any key.
+        # Textual's auto-focus takes the first focusable widget, hidden ones included (in a real terminal: the
+        # Run view's queue list, where typed keys went nowhere): start on the first field, as F2 does (or on the
+        # switch offer of a locked-out form), unless the focus is already on a widget that can be seen (a field,
+        # or the problems panel a quick F5 focused).
         focused = self.app.focused
-        if self.app.view == "minimal" and (focused is None or not focused.has_class("field-editor")):
+        hidden = focused is None or not all(n.display for n in (focused, *focused.ancestors_with_self))
+        if self.app.view == "minimal" and (hidden or focused is self):
             self.focus_first()
 
     def is_locked_out(self) -> bool:

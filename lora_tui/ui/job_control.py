@@ -36,6 +36,8 @@ class JobControl:
 
     def on_run_view_ended(self, message: RunView.Ended) -> None:
         message.stop()
+        if self.widgets_gone():  # the app is closing; the supervisor has recorded the end
+            return
         from lora_tui.run.progress import exit_hint
 
         job, exit_code = message.job, message.exit_code
