@@ -8,15 +8,8 @@ import subprocess
 import sys
 import time
 
-from run_helpers import alive, fake
+from run_helpers import alive, cli, fake
 from lora_tui.run.jobs import load_job, start_job
-
-
-def cli(args, env_dirs, timeout=60):
-    env = dict(os.environ, XDG_STATE_HOME=str(env_dirs / "xstate"), XDG_CONFIG_HOME=str(env_dirs / "xconfig"),
-               XDG_CACHE_HOME=str(env_dirs / "xcache"))
-    return subprocess.run([sys.executable, "-m", "lora_tui", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
 
 
 def test_jobs_lists_and_stop_stops_a_running_job(tmp_path):

@@ -3,20 +3,10 @@ saved"), the same words as the Run view (`run.progress.stop_outcome`). Real CLI 
 jobs in a private XDG state dir."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
-from run_helpers import fake
+from run_helpers import cli, fake
 from lora_tui.run.jobs import load_job, start_job
-
-
-def cli(args, env_dirs, timeout=60):
-    env = dict(os.environ, XDG_STATE_HOME=str(env_dirs / "xstate"), XDG_CONFIG_HOME=str(env_dirs / "xconfig"),
-               XDG_CACHE_HOME=str(env_dirs / "xcache"))
-    return subprocess.run([sys.executable, "-m", "lora_tui", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
 
 
 def wait_in_log(job, text: str, timeout: float = 15) -> None:
