@@ -22,6 +22,13 @@ def _app(settings, tmp_path, existing: tuple[str, ...]) -> tuple[LoraApp, Path, 
     return LoraApp(load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config, settings=settings), out, fields
 
 
+async def _fill_and_start(pilot, app, fields: dict) -> None:
+    """Enter `fields` the way the form does (`apply_edit`), then F5 up to the overwrite dialog."""
+    for name, value in fields.items():
+        assert app.apply_edit(name, value)
+    await _press_start(pilot, app)
+
+
 async def _press_start(pilot, app) -> None:
     await pilot.press("f5")
     await wait_for(pilot, lambda: app.screen.id == "overwrite-dialog", timeout=20)
@@ -36,9 +43,7 @@ def _toml_output_name(out: Path) -> str:
 async def test_overwrite_launches_under_the_same_name(settings, tmp_path):
     app, out, fields = _app(settings, tmp_path, ("face.safetensors",))
     async with app.run_test(size=SIZE) as pilot:
-        for name, value in fields.items():
-            assert app.apply_edit(name, value)
-        await _press_start(pilot, app)
+        await _fill_and_start(pilot, app, fields)
         assert "face.safetensors" in str(app.screen.question)
         await pilot.click("#choice-overwrite")
         await wait_for(pilot, lambda: app.job is not None, timeout=20)
@@ -51,9 +56,7 @@ async def test_new_name_is_the_first_free_one_and_is_set_in_the_field(settings, 
     # face_2 is taken by an epoch file, so the proposal is face_3.
     app, out, fields = _app(settings, tmp_path, ("face.safetensors", "face_2-000001.safetensors"))
     async with app.run_test(size=SIZE) as pilot:
-        for name, value in fields.items():
-            assert app.apply_edit(name, value)
-        await _press_start(pilot, app)
+        await _fill_and_start(pilot, app, fields)
         await pilot.press("enter")  # the default button: the new name (a stray Enter must not overwrite)
         await wait_for(pilot, lambda: app.job is not None, timeout=20)
         assert app.config.output_name == "face_3"
@@ -67,9 +70,7 @@ async def test_new_name_is_the_first_free_one_and_is_set_in_the_field(settings, 
 async def test_cancel_and_escape_launch_nothing(settings, tmp_path):
     app, out, fields = _app(settings, tmp_path, ("face-000001.safetensors",))
     async with app.run_test(size=SIZE) as pilot:
-        for name, value in fields.items():
-            assert app.apply_edit(name, value)
-        await _press_start(pilot, app)
+        await _fill_and_start(pilot, app, fields)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen.id != "overwrite-dialog")
         await _press_start(pilot, app)
