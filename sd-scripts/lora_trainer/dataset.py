@@ -83,8 +83,6 @@ def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn,
                 all_lines: bool = False) -> list[Subset]:
     """Subsets of one data root; folders not named `N_name` are skipped with a warning. `all_lines`: keep every
     caption line (`enable_wildcard`)."""
-    from PIL import Image
-
     if not root:
         return []
     rp = Path(root)
@@ -99,18 +97,29 @@ def scan_folder(root: str | None, is_reg: bool, caption_extension: str, warn,
             warn(f"ignore directory without repeats: {d}")
             continue
         repeats, tokens = parsed
-        sub = Subset(d, repeats, tokens, is_reg)
-        # glob("*.png") skips hidden names; the glob results are sorted (§2.3)
-        for img in sorted(p for p in d.iterdir()
-                          if p.is_file() and p.suffix in IMAGE_EXTS and not p.name.startswith(".")):
-            try:
-                with Image.open(img) as im:
-                    size = im.size
-            except Exception as e:
-                raise DatasetError(f"cannot read image {img}: {e}") from e
-            sub.items.append(ImageItem(img, read_caption(img, caption_extension, tokens, all_lines), is_reg, size))
-        subsets.append(sub)
+        subsets.append(scan_subset(d, repeats, tokens, is_reg, caption_extension, all_lines))
     return subsets
+
+
+def scan_subset(d: Path, repeats: int, tokens: str, is_reg: bool, caption_extension: str,
+                all_lines: bool = False, opts=None) -> Subset:
+    """One image folder as a `Subset`: its images (sorted; hidden names skipped, as sd-scripts' glob does, §2.3)
+    with their captions (`tokens` where a caption file is missing) and sizes; `opts` goes on every item.
+
+    Raises DatasetError for an image PIL cannot open, or a bad caption file (`read_caption`)."""
+    from PIL import Image
+
+    sub = Subset(d, repeats, tokens, is_reg)
+    for img in sorted(p for p in d.iterdir()
+                      if p.is_file() and p.suffix in IMAGE_EXTS and not p.name.startswith(".")):
+        try:
+            with Image.open(img) as im:
+                size = im.size
+        except Exception as e:
+            raise DatasetError(f"cannot read image {img}: {e}") from e
+        sub.items.append(ImageItem(img, read_caption(img, caption_extension, tokens, all_lines), is_reg, size,
+                                   opts=opts))
+    return sub
 
 
 def make_bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, step: int) -> list[tuple[int, int]]:

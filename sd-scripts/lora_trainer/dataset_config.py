@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
-from .dataset import DatasetError, DatasetGroup, _assemble, parse_resolution, read_caption, IMAGE_EXTS, ImageItem, Subset
+from .dataset import DatasetError, DatasetGroup, _assemble, parse_resolution, scan_subset
 
 DATASET_KEYS = {"batch_size", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
                 "bucket_reso_steps", "bucket_no_upscale", "network_multiplier", "validation_split",
@@ -109,13 +109,7 @@ def build_from_config(args, warn):
                 tokens = ""
             repeats = int(pick("num_repeats", sub, ds, general, default=1))
             is_reg = bool(sub.get("is_reg", False))
-            s = Subset(d, repeats, tokens, is_reg)
-            from PIL import Image
-            for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix in IMAGE_EXTS):
-                with Image.open(img) as im:
-                    size = im.size
-                s.items.append(ImageItem(img, read_caption(img, ext, tokens, bool(opts.enable_wildcard)), is_reg, size,
-                                         opts=opts))
+            s = scan_subset(d, repeats, tokens, is_reg, ext, bool(opts.enable_wildcard), opts)
             (reg if is_reg else train).append(s)
         parts.append(_assemble(train, reg, reso, int(pick("batch_size", ds, general, default=1)), bucket, warn,
                                f"dataset_config {path} {where}"))

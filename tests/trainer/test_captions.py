@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "sd-scripts"))
-from lora_trainer.dataset import build_dataset, captions_are_static, process_caption  # noqa: E402
+from lora_trainer.dataset import DatasetError, build_dataset, captions_are_static, process_caption  # noqa: E402
 
 sys.path.pop(0)
 
@@ -101,3 +102,20 @@ resolution = 64
     assert {"second 1", "second 2"} <= outs
     assert all(o.startswith("x, y, ") for o in outs if not o.startswith("second"))
     assert args.enable_wildcard  # read globally: text-encoder outputs are not cached
+
+
+def test_dataset_config_subsets_read_images_like_train_data_dir(tmp_path):
+    sub = tmp_path / "imgs"
+    sub.mkdir()
+    Image.new("RGB", (64, 64)).save(sub / "a.png")
+    Image.new("RGB", (64, 64)).save(sub / ".hidden.png")  # skipped, as in a train_data_dir folder
+    cfg = tmp_path / "ds.toml"
+    cfg.write_text(f'[[datasets]]\nresolution = 64\n  [[datasets.subsets]]\n  image_dir = "{sub}"\n')
+    args = SimpleNamespace(**vars(_opts()), dataset_config=str(cfg), caption_extension=None, caption_extention=None,
+                           train_data_dir=None, reg_data_dir=None, resolution=None, train_batch_size=1,
+                           enable_bucket=False, bucket_no_upscale=False, bucket_reso_steps=64, min_bucket_reso=256,
+                           max_bucket_reso=1024, flip_aug=False, random_crop=False, dataset_repeats=1)
+    assert [it.path.name for it in build_dataset(args, lambda _m: None).samples] == ["a.png"]
+    (sub / "b.png").write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=r"cannot read image .*b\.png"):
+        build_dataset(args, lambda _m: None)
