@@ -66,7 +66,7 @@ def validate(args, script: str) -> None:
         msgs.append("v_pred_like_loss cannot be used with v_parameterization")
     if script == "sdxl_train_network" and args.v2:
         msgs.append("v2 is not valid for SDXL (sdxl_train_network.py)")
-    if args.cache_latents and (args.random_crop or args.color_aug):
+    if args.cache_latents and args.random_crop:  # color_aug is refused outright (unsupported_options.json)
         msgs.append("cache_latents cannot be combined with random_crop; turn one off")
     if args.network_weights and not Path(args.network_weights).is_file():
         msgs.append(f"network_weights: {args.network_weights} does not exist")
