@@ -185,8 +185,10 @@ def cmd_app(args: argparse.Namespace) -> int:
         if args.set:
             cfg, notes = apply_sets(cfg, args.set)
     else:
+        from lora_tui.ui.files import DEFAULT_PRESET
+
         # Nothing named: the form opens on the Minimal defaults (the SDXL face LoRA preset), as the app does.
-        preset = args.preset or (None if args.config else "sdxl-face-lora")
+        preset = args.preset or (None if args.config else DEFAULT_PRESET)
         cfg, notes = load_input(args.config, preset=preset, sets=args.set)
 
     from lora_tui.ui.app import run_app
