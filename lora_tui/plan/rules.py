@@ -303,21 +303,8 @@ def existing_outputs(cfg: Any) -> list[str]:
     files ``<output_name>-000001.<ext>`` / ``<output_name>-step00000010.<ext>`` (sd-scripts' names), final file
     first, then the others sorted. ``ext`` is ``save_model_as`` (default safetensors), the name defaults to
     sd-scripts' ``last``. An unset, missing or unreadable ``output_dir`` gives ``[]``; never raises."""
-    od = _s(cfg, "output_dir")
-    if not od:
-        return []
-    ext = _s(cfg, "save_model_as") or "safetensors"
-    name = _s(cfg, "output_name") or "last"
-    try:
-        folder = resolve_path(od)
-        names = os.listdir(folder) if os.path.isdir(folder) else []
-    except (OSError, ValueError):
-        return []
-    found = [os.path.join(folder, f"{name}.{ext}")] if f"{name}.{ext}" in names else []
-    found += [os.path.join(folder, n) for n in sorted(names)
-              if n.startswith(f"{name}-") and n.endswith(f".{ext}")
-              and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit()]
-    return [p for p in found if os.path.isfile(p)]
+    folder, names = _output_listing(cfg)
+    return _outputs_named(folder, names, _s(cfg, "output_name") or "last", _s(cfg, "save_model_as") or "safetensors")
 
 
 def free_output_name(cfg: Any, limit: int = 10000) -> str:
@@ -326,21 +313,33 @@ def free_output_name(cfg: Any, limit: int = 10000) -> str:
     base = _s(cfg, "output_name") or "last"
     m = re.fullmatch(r"(.*\S)_(\d+)", base)
     stem, n = (m.group(1), int(m.group(2)) + 1) if m else (base, 2)
+    folder, names = _output_listing(cfg)  # once: the candidates are checked against the same listing
+    ext = _s(cfg, "save_model_as") or "safetensors"
     for i in range(n, n + limit):
         candidate = f"{stem}_{i}"
-        if not existing_outputs(_Renamed(cfg, candidate)):
+        if not _outputs_named(folder, names, candidate, ext):
             return candidate
     raise ValueError(f"output_name: no free name from {stem}_{n} to {stem}_{n + limit - 1}")
 
 
-class _Renamed:
-    """``cfg`` seen with another ``output_name`` (no model validation needed to look at file names)."""
+def _output_listing(cfg: Any) -> tuple[str, list[str]]:
+    """``(output_dir resolved, its entries sorted)``; ``("", [])`` where it is unset, missing or unreadable."""
+    od = _s(cfg, "output_dir")
+    if not od:
+        return "", []
+    try:
+        folder = resolve_path(od)
+        return folder, sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    except (OSError, ValueError):
+        return "", []
 
-    def __init__(self, cfg: Any, name: str) -> None:
-        self._cfg, self.output_name = cfg, name
 
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._cfg, attr)
+def _outputs_named(folder: str, names: list[str], name: str, ext: str) -> list[str]:
+    found = [os.path.join(folder, f"{name}.{ext}")] if f"{name}.{ext}" in names else []
+    found += [os.path.join(folder, n) for n in names
+              if n.startswith(f"{name}-") and n.endswith(f".{ext}")
+              and n[len(name) + 1:-len(ext) - 1].replace("step", "").isdigit()]
+    return [p for p in found if os.path.isfile(p)]
 
 
 def _check_existing_output(out: _Out, cfg: Any) -> None:
