@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from lora_tui.run.statefile import read_json, update_json, write_json_atomic
-from lora_tui.run.supervise import final_status, live_members
+from lora_tui.run.supervise import live_members
 
 SUPERVISOR = Path(__file__).with_name("supervise.py")
 STATE_FILE = "state.json"
@@ -274,27 +274,20 @@ class Job:
                 d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
 
             self.state = update_json(self.state_path, record)
-        if sig == signal.SIGINT:
-            below = self._under_launcher()
-            if below:
-                # The training processes only: accelerate's launcher, interrupted while it waits for them, would
-                # print a KeyboardInterrupt traceback after every Stop; it exits by itself once they have saved.
-                sent = False
-                for p in below:
-                    try:
-                        p.send_signal(sig)
-                        sent = True
-                    except psutil.Error:
-                        pass
-                if sent:
-                    return True
         pgid = self.state.get("pgid")
-        supervisor = self._processes()[0]
-        targets = self.members()
-        if not include_supervisor and supervisor is not None:
-            targets = [p for p in targets if p.pid != supervisor.pid]
+        below = self._under_launcher() if sig == signal.SIGINT else []
+        if below:
+            # The training processes only: accelerate's launcher, interrupted while it waits for them, would print
+            # a KeyboardInterrupt traceback after every Stop; it exits by itself once they have saved.
+            targets, use_group = below, False
+        else:
+            supervisor = self._processes()[0]
+            targets = self.members()
+            if not include_supervisor and supervisor is not None:
+                targets = [p for p in targets if p.pid != supervisor.pid]
+            use_group = bool(pgid) and include_supervisor
         sent = grouped = False
-        if pgid and include_supervisor:
+        if use_group:
             try:
                 os.killpg(pgid, sig)
                 sent = grouped = True
@@ -315,12 +308,9 @@ class Job:
         launch`` or ``python -m accelerate.commands.launch``): the training processes. Empty otherwise, or while
         the launcher has not started them yet."""
         child = self._processes()[1]
-        if child is None:
+        if child is None or not _is_accelerate_launcher(self.state.get("argv") or []):
             return []
         try:
-            cmd = child.cmdline()
-            if not _is_accelerate_launcher(cmd):
-                return []
             return [p for p in child.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
         except psutil.Error:
             return []

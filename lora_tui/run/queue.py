@@ -183,8 +183,9 @@ class QueueRunner:
         ``lora-tui queue list`` needs when no app or ``queue run`` drives the queue). Returns the item settled,
         or ``None`` (nothing marked running, or its job still runs)."""
         running = self.queue.running()
-        if running is None:
-            return None
+        return None if running is None else self._settle(running)
+
+    def _settle(self, running: QueueItem) -> QueueItem | None:
         job = self._job_of(running)
         if job is not None and job.is_alive():
             self.current = job
@@ -201,8 +202,9 @@ class QueueRunner:
 
     def tick(self) -> QueueItem | None:
         """Advance the queue; returns the item started or settled by this call (``None`` if nothing changed)."""
-        if self.queue.running() is not None:
-            return self.settle()
+        running = self.queue.running()
+        if running is not None:
+            return self._settle(running)
         if self.paused or self.queue.next_pending() is None:
             return None
         # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking.
