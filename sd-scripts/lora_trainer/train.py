@@ -34,6 +34,13 @@ from .state import StateMixin
 EXIT_INTERRUPTED = 130
 
 
+def _stale_step(step: int, keep, every) -> int:
+    """The step of the save that falls out of the last `keep` steps once step `step` is saved (saves every `every`
+    steps); <= 0 when there is none. sd-scripts' rule for save_last_n_steps(_state)."""
+    old = step - int(keep) - 1
+    return old - old % int(every)
+
+
 def main(script: str, argv: list[str] | None = None) -> int:
     """Entry point for `train_network.py` ("train_network") and `sdxl_train_network.py`; returns the exit code."""
     try:
@@ -502,14 +509,11 @@ class Trainer(SavingMixin, StateMixin):
                             self._save_state(f"{name}-step{global_step:08d}-state", epoch, global_step, rng)
                             keep = args.save_last_n_steps_state or args.save_last_n_steps  # sd-scripts' fallback
                             if keep:
-                                old = global_step - int(keep) - 1
-                                old -= old % int(args.save_every_n_steps)
+                                old = _stale_step(global_step, keep, args.save_every_n_steps)
                                 if old > 0:
                                     self._remove_state(f"{name}-step{old:08d}-state")
                         if args.save_last_n_steps:
-                            n = int(args.save_every_n_steps)
-                            old = global_step - int(args.save_last_n_steps) - 1
-                            old -= old % n
+                            old = _stale_step(global_step, args.save_last_n_steps, args.save_every_n_steps)
                             if old > 0:
                                 self._remove(f"{name}-step{old:08d}")
                     if args.sample_every_n_steps and not args.sample_every_n_epochs and args.sample_prompts \

@@ -686,3 +686,17 @@ def test_save_last_n_epochs_state_prunes_old_states(tmp_path, tiny_sd15_ckpt, da
     assert {p.name for p in out.iterdir()} == {"st-000002.safetensors", "st-000003.safetensors",
                                                "st-000003-state", "st-state", "st.safetensors"}
     assert r.stdout.count("removing old state:") == 2
+
+
+def test_save_last_n_steps_prunes_old_files_and_states(tmp_path, tiny_sd15_ckpt, dataset):
+    out = tmp_path / "out"
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", out, "--output_name", "st", "--max_train_steps", "8", "--save_every_n_steps", "2",
+              "--save_state", "--save_last_n_steps", "3", "--network_train_unet_only", "--learning_rate", "1e-3"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    # saves at steps 2, 4, 6 (8 is the final file); at step 6 the last 3 steps are 4..6, so step 2 goes, and the
+    # states follow save_last_n_steps (sd-scripts' fallback when save_last_n_steps_state is unset)
+    assert {p.name for p in out.iterdir()} == {"st-step00000004.safetensors", "st-step00000006.safetensors",
+                                               "st-step00000004-state", "st-step00000006-state", "st-state",
+                                               "st.safetensors"}
