@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
-from lora_tui.config.model import all_field_meta, family, script_name
+from lora_tui.config.model import all_field_meta, family, field_meta, script_name
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
@@ -106,8 +106,6 @@ _OPTIMIZER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)
 
 def _input_rules(out: _Out, cfg: Any) -> None:
     """Values a form accepts as text that the trainer cannot use, and a learning rate that does not apply."""
-    from lora_tui.config.model import field_meta
-
     name = _s(cfg, "output_name")
     if name and (any(c in name for c in "/\\\0") or name in (".", "..")):
         out.err("output_name", f"output_name '{name}' is a path: it must be a file name without '/' or '\\' "
