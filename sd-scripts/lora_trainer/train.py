@@ -163,8 +163,13 @@ class Trainer(SavingMixin, StateMixin):
         from .network import LoRANetwork
         if args.network_module == "lycoris.kohya":
             from .lycoris_network import LycorisNetwork
-            net = LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                                 train_te=train_te, network_args=na, dropout=args.network_dropout)
+            try:
+                net = LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
+                                     train_te=train_te, network_args=na, dropout=args.network_dropout)
+            except (KeyError, ValueError, TypeError) as e:  # LyCORIS checks its keys only here (algo=typo: KeyError)
+                raise OptionError(f"network_args {' '.join(args.network_args or [])}: lycoris.kohya cannot build "
+                                  f"the network ({type(e).__name__}: {e}); check algo, preset and the other "
+                                  f"keys") from None
         else:
             net = LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
                               train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha,

@@ -672,6 +672,11 @@ def test_lycoris_loha_sd15_keys(tmp_path, tiny_sd15_ckpt, dataset):
               "--train_data_dir", dataset, "--output_dir", tmp_path / "o2", "--network_module", "lycoris.kohya",
               "--scale_weight_norms", "1"])
     _assert_clean_failure(r, tmp_path / "o2", "scale_weight_norms is not supported with lycoris.kohya")
+    r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt",
+              "--output_dir", tmp_path / "o3", "--network_module", "lycoris.kohya", "--network_args", "algo=lohaa"])
+    _assert_clean_failure(r, tmp_path / "o3", "network_args algo=lohaa: lycoris.kohya cannot build the network")
+    assert "Traceback" not in r.stderr
 
 
 def test_save_last_n_epochs_state_prunes_old_states(tmp_path, tiny_sd15_ckpt, dataset):
