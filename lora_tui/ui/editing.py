@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lora_tui.ui.fields import FieldRow, field_spec, value_to_text
+from lora_tui.ui.fields import FieldRow, field_spec, validation_message, value_to_text
 
 if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
@@ -96,7 +96,7 @@ class ConfigEditing:
         try:
             new = TrainingConfig.model_validate(data)
         except ValidationError as exc:
-            self.field_errors[name] = (raw, _validation_message(exc, name))
+            self.field_errors[name] = (raw, validation_message(exc, name))
             row = None if from_widget else self.query_one_optional(f"#row-{name}", FieldRow)
             if row is not None:
                 row.show_value(raw)
@@ -148,7 +148,6 @@ class ConfigEditing:
                 if target is not None:
                     target.focus()
 
-
     def switch_family(self, target: str) -> bool:
         """Make the config a `target` family config ("sd1", "sd2", "sdxl", "flux1", "sd3") by setting the family
         checkboxes (`sdxl`, `v2`, `flux1_checkbox`, `sd3_checkbox`); every other value is kept. Returns False
@@ -169,10 +168,3 @@ class ConfigEditing:
             self.field_errors.pop(name, None)
         self.set_config(new)
         return True
-
-
-def _validation_message(exc: Any, name: str) -> str:
-    """The message for `name` from a pydantic ValidationError, in a user's words (`fields.validation_message`)."""
-    from lora_tui.ui.fields import validation_message
-
-    return validation_message(exc, name)
