@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import work
 from textual.message import Message
 from textual.widgets import OptionList, Static
@@ -115,7 +116,7 @@ class PlanAndProblems:
             for i, p in enumerate(problems):
                 mark = "[red]✖[/]" if p.severity == "error" else "[yellow]⚠[/]"
                 label = field_spec(p.field).label if _is_field(p.field) else (p.field or "config")
-                opts.append(Option(f"{mark} [b]{_escape(label)}[/b]: {_escape(p.message)}", id=str(i)))
+                opts.append(Option(f"{mark} [b]{escape(label)}[/b]: {escape(str(p.message))}", id=str(i)))
             panel.add_options(opts)
             if highlighted is not None:
                 panel.highlighted = min(highlighted, len(opts) - 1)
@@ -167,10 +168,3 @@ def _is_field(name: str | None) -> bool:
     from lora_tui.config.model import TrainingConfig
 
     return name in TrainingConfig.model_fields
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))
-

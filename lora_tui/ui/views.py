@@ -3,10 +3,10 @@
 """
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.widgets import ContentSwitcher, OptionList, Static
 
 from lora_tui.ui.forms import AdvancedForm, MinimalForm
-from lora_tui.ui.problems import _escape
 
 VIEWS = ("minimal", "advanced", "run")
 
@@ -67,7 +67,7 @@ class ViewSwitching:
             job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
             if not self.job_running and self.last_exit is not None:
                 job += f" (exit {self.last_exit})"
-        text = f"[b]lora-tui[/b] · {_escape(source)} · {self.family_label()} · view: {self.view}{job}"
+        text = f"[b]lora-tui[/b] · {escape(source)} · {self.family_label()} · view: {self.view}{job}"
         if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke
             self._title_text = text
             self.query_one("#title-bar", Static).update(text)
