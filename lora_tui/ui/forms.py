@@ -101,8 +101,8 @@ class MinimalForm(VerticalScroll):
         # switch offer of a locked-out form), unless the focus is already on a widget that can be seen (a field,
         # or the problems panel a quick F5 focused).
         focused = self.app.focused
-        hidden = focused is None or not all(n.display for n in (focused, *focused.ancestors_with_self))
-        if self.app.view == "minimal" and (hidden or focused is self):
+        hidden = focused is None or not all(n.display for n in focused.ancestors_with_self)
+        if self.app.view == "minimal" and hidden:
             self.focus_first()
 
     def is_locked_out(self) -> bool:
