@@ -23,9 +23,7 @@ def sample_noise(args, latents):
             off = torch.rand(1, device=latents.device).item() * off
         if args.adaptive_noise_scale:
             off = (off + args.adaptive_noise_scale * latents.mean(dim=(2, 3), keepdim=True).abs()).clamp(min=0)
-            noise = noise + off * torch.randn(latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
-        else:
-            noise = noise + off * torch.randn(latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
+        noise = noise + off * torch.randn(latents.shape[0], latents.shape[1], 1, 1, device=latents.device)
     if args.multires_noise_iterations:
         b, c, h, w = noise.shape
         up = torch.nn.Upsample(size=(h, w), mode="bilinear")
