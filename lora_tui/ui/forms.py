@@ -177,6 +177,11 @@ class AdvancedForm(Horizontal):
     BINDINGS = [Binding("ctrl+f", "focus_filter", "Filter fields", tooltip="Find a field by name, label or key"),
                 Binding("slash", "focus_filter", "Filter", show=False)]
 
+    def focus_first(self) -> None:
+        """Focus the shown section's first editor, or the section list when the section shows none."""
+        editors = self.query(".field-editor")
+        (editors.first() if editors else self.query_one("#sections", OptionList)).focus()
+
     def action_focus_filter(self) -> None:
         filt = self.query_one("#adv-filter", Input)
         filt.focus()

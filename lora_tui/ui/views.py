@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from rich.markup import escape
-from textual.widgets import ContentSwitcher, OptionList, Static
+from textual.widgets import ContentSwitcher, Static
 
 from lora_tui.ui.forms import AdvancedForm, MinimalForm
 
@@ -44,12 +44,7 @@ class ViewSwitching:
         new = self._current_form()
         if new is not None:
             await new.populate()
-            if isinstance(new, MinimalForm):
-                new.focus_first()
-            else:
-                # The first field of the section, so keys typed right after F3 land in a field.
-                editors = new.query(".field-editor")
-                (editors.first() if editors else self.query_one("#sections", OptionList)).focus()
+            new.focus_first()  # keys typed right after F2/F3 land in a field
         else:
             self.query_one("#log").focus()
         self._refresh_title()
