@@ -145,7 +145,7 @@ class _CastMemo:
         return self.out
 
 
-def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
+def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None", compiled: bool = False):
     """Forward of one wrapped layer: `org(x) + up(down(x)) * multiplier * alpha / rank`, as `LoRAModule.forward`
     without dropout, with `down`/`up` weights already in the compute dtype.
 
@@ -157,7 +157,9 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
     For a Linear layer the up-projection and the sum are one `addmm` on the frozen output (cuBLAS adds it in
     the product's epilogue): no separate LoRA output tensor is written and read back; the backward does the
     same for the input gradient (`_lora_linear_function`; `LORA_TUI_LORA_FN=0`, for benchmarks, keeps
-    autograd's own backward)."""
+    autograd's own backward). `compiled` (the layer runs inside a `torch.compile`d block): the same sums as
+    opaque custom ops (`_lora_linear_op`), because the compiler rewrites the in-place `addmm_` out of place,
+    which costs a full copy of the output first."""
     import torch
     import torch.nn.functional as F
 
@@ -181,10 +183,19 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None"):
     elif os.environ.get("LORA_TUI_LORA_FN", "1") != "0" \
             and getattr(org_forward, "__func__", None) is torch.nn.Linear.forward:
         org = org_forward.__self__
-        fn = _lora_linear_function()
+        if compiled:
+            op = _lora_linear_op()
 
-        def forward(x):
-            return fn.apply(cast(x), org.weight, org.bias, down, up, lora.multiplier * lora.scale)
+            def forward(x):
+                x = cast(x)
+                out, _ = op(x.reshape(-1, x.shape[-1]), org.weight, org.bias, down, up,
+                            lora.multiplier * lora.scale)
+                return out.view(*x.shape[:-1], out.shape[-1])
+        else:
+            fn = _lora_linear_function()
+
+            def forward(x):
+                return fn.apply(cast(x), org.weight, org.bias, down, up, lora.multiplier * lora.scale)
     else:
         def forward(x):
             x = cast(x)
@@ -247,6 +258,71 @@ def _lora_linear_function():
 
     _LORA_LINEAR = LoRALinear
     return LoRALinear
+
+
+_LORA_OP = None
+
+
+def _lora_linear_op():
+    """The fused LoRA Linear of `_lora_linear_function` as custom operators (`torch.library.custom_op`), for
+    layers inside `torch.compile`d blocks: `lora_tui::lora_linear(x2, W, b, D, U, s) -> (y, h)` and, in its
+    backward, `lora_tui::lora_linear_dx(g2, W, gh, D) -> dx`. Shapes as there, with x2 (M, K) and g2 (M, N) 2-D.
+
+    Why opaque: AOTAutograd functionalizes the in-place `addmm_` into an out-of-place `addmm` with a full (M, N)
+    input, and ATen's `addmm` then first copies that input into its output: a device-to-device copy of every
+    LoRA layer's output and input gradient (11 ms a step at SDXL batch 4 on an H200, docs/performance.md).
+    Inside an operator the product accumulates in place, as in eager mode. The LoRA weight gradients stay
+    plain products in the compiled backward. Created once per process (operator names are global)."""
+    global _LORA_OP
+    if _LORA_OP is not None:
+        return _LORA_OP
+    import torch
+
+    # explicit schemas: this module's postponed annotations are strings, which torch cannot infer from
+    @torch.library.custom_op("lora_tui::lora_linear", mutates_args=(), schema=(
+        "(Tensor x2, Tensor weight, Tensor? bias, Tensor down, Tensor up, float scale) -> (Tensor, Tensor)"))
+    def lora_linear(x2, weight, bias, down, up, scale):
+        h = torch.mm(x2, down.t())
+        out = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
+        out.addmm_(h, up.t(), alpha=scale)
+        return out, h
+
+    @lora_linear.register_fake
+    def _(x2, weight, bias, down, up, scale):
+        return x2.new_empty(x2.shape[0], weight.shape[0]), x2.new_empty(x2.shape[0], down.shape[0])
+
+    @torch.library.custom_op("lora_tui::lora_linear_dx", mutates_args=(),
+                             schema="(Tensor g2, Tensor weight, Tensor gh, Tensor down) -> Tensor")
+    def lora_linear_dx(g2, weight, gh, down):
+        return torch.mm(g2, weight).addmm_(gh, down)
+
+    @lora_linear_dx.register_fake
+    def _(g2, weight, gh, down):
+        return g2.new_empty(g2.shape[0], weight.shape[1])
+
+    def setup_context(ctx, inputs, output):
+        x2, weight, _bias, down, up, scale = inputs
+        ctx.save_for_backward(x2, output[1], weight, down, up)
+        ctx.scale = scale
+
+    def backward(ctx, g, _gh_out):
+        x2, h, weight, down, up = ctx.saved_tensors
+        s = ctx.scale
+        gh = torch.mm(g, up)
+        if s != 1.0:
+            gh = gh * s
+        dx = lora_linear_dx(g, weight, gh, down) if ctx.needs_input_grad[0] else None
+        d_down = torch.mm(gh.t(), x2) if ctx.needs_input_grad[3] else None
+        d_up = None
+        if ctx.needs_input_grad[4]:
+            d_up = torch.mm(g.t(), h)
+            if s != 1.0:
+                d_up = d_up * s
+        return dx, None, None, d_down, d_up, None
+
+    lora_linear.register_autograd(backward, setup_context=setup_context)
+    _LORA_OP = lora_linear
+    return lora_linear
 
 
 def compile_unet(trainer) -> str:
@@ -330,7 +406,8 @@ class FastPath:
             memo = None if args.torch_compile else _CastMemo()
             for i, m in enumerate(mods):
                 org = m._org[0]
-                org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1], memo)
+                org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1], memo,
+                                            compiled=bool(args.torch_compile))
             self._compute_views = views
             self.notes.append(f"LoRA weights {str(compute_dtype).replace('torch.', '')} in the step "
                               f"(fp32 master weights and optimizer state)")
