@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from lora_tui.config.atomic import atomic_write_text
 from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, field_meta, normalise_resolution
+from lora_tui.config.unused import unused_value_notes
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,27 @@ IGNORED_KEYS: frozenset[str] = frozenset({
     "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox",
 })
 _IGNORED_PREFIXES = ("hunyuan_", "anima_", "lumina_")
+#: Why a known-but-ignored key's value is not carried over, for a file that sets it (empty/false values and GUI
+#: bookkeeping (save_as_bool, training_preset, file_path) go in the one grouped "ignored" note instead).
+_IGNORED_WHY: dict[str, str] = {
+    "conv_dims": "legacy key that kohya_ss ignores too; set conv_dim (a LoCon/LyCORIS LoRA type) instead",
+    "conv_alphas": "legacy key that kohya_ss ignores too; set conv_alpha (a LoCon/LyCORIS LoRA type) instead",
+    "no_token_padding": "legacy key that kohya_ss ignores too; the LoRA scripts have no such option",
+    "stop_text_encoder_training_pct": "legacy key that kohya_ss ignores too; LoRA training cannot stop the text "
+                                      "encoder early (train the U-Net only with text_encoder_lr 0)",
+    "use_8bit_adam": "legacy key; the file's optimizer setting is used instead",
+    "use_wandb": "legacy key; the file's log_with setting is used instead",
+    "network_module": "lora-tui derives the network module from LoRA_type and the model family; set those",
+    "network_args": "lora-tui builds network_args from LoRA_type and the network fields (conv_dim, "
+                    "rank_dropout, block_dims, ...); set those",
+    "train_inpainting": "an upstream kohya_ss option lora-tui does not support",
+    "show_timesteps": "an upstream kohya_ss display option lora-tui does not have",
+    "show_timesteps_resolution": "an upstream kohya_ss display option lora-tui does not have",
+    "hunyuan_image_checkbox": "lora-tui does not train HunyuanImage models",
+    "anima_checkbox": "lora-tui does not train Anima models",
+    "lumina_checkbox": "lora-tui does not train Lumina models",
+}
+_EMPTY_TEXT = {"", "false", "0", "none"}
 
 # kohya_ss's fallback for an unreadable/empty value of these integer settings (update_my_data).
 _KOHYA_INT_FALLBACK: dict[str, int] = {
@@ -143,6 +165,17 @@ def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
     return float(num), note
 
 
+def _has_value(raw: Any) -> bool:
+    """Whether an ignored key's value says something (kohya_ss writes ``false``, ``""`` or 0 for unused ones)."""
+    if raw is None or raw is False:
+        return False
+    if isinstance(raw, str):
+        return raw.strip().lower() not in _EMPTY_TEXT
+    if isinstance(raw, (int, float)):
+        return raw != 0
+    return bool(raw)
+
+
 def _legacy(d: dict[str, Any], notes: list[str]) -> None:
     """kohya_ss's own legacy fixes (update_my_data, spec §7.2), each reported."""
     if "optimizer" not in d and "use_8bit_adam" in d:
@@ -191,7 +224,10 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
 
     Every field is set: keys present in ``data`` are coerced (see :func:`coerce_value`); missing keys take
     ``base``'s value when given (applying a preset over the current form) or our defaults, and a note lists them.
-    Unknown keys are reported in the notes, never fatal. Raises :class:`ConfigError` naming the field for a value
+    Unknown keys are reported in the notes, never fatal; so is an ignored key's value that says something
+    (``"<key>: <value> not carried over: <why>"``), and a value the file sets for a field its LoRA type, family or
+    noise type does not use (kept in the config, ``"<field>: <value> kept, not used: <why>"``, see
+    :mod:`lora_tui.config.unused`). Raises :class:`ConfigError` naming the field for a value
     that cannot be read.
     """
     if not isinstance(data, Mapping):
@@ -199,6 +235,10 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
     d = dict(data)
     notes: list[str] = []
     _legacy(d, notes)
+    # _legacy consumed these when it used them (the optimizer/log_with it set is noted there).
+    used = {k for k, used_if in (("use_8bit_adam", "optimizer" not in data),
+                                 ("use_wandb", d.get("log_with") == "wandb" and not data.get("log_with")))
+            if used_if}
     values: dict[str, Any] = {}
     unknown: list[str] = []
     ignored: list[str] = []
@@ -207,7 +247,10 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
             meta = field_meta(key)
         except KeyError:
             if key in IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
-                ignored.append(key)
+                if key in _IGNORED_WHY and key not in used and _has_value(raw):
+                    notes.append(f"{key}: {raw!r} not carried over: {_IGNORED_WHY[key]}")
+                else:
+                    ignored.append(key)
             else:
                 unknown.append(key)
             continue
@@ -243,6 +286,8 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         loc = str(err["loc"][0]) if err.get("loc") else ""
         msg = err.get("msg", str(exc)).removeprefix("Value error, ")
         raise ConfigError(loc, f"{msg} (value {err.get('input')!r})") from None
+    # Values the file sets for another LoRA type, family or noise type: kept, but the user is told.
+    notes.extend(unused_value_notes(cfg, [k for k in d if k in values]))
     return LoadResult(cfg, notes, missing)
 
 

@@ -38,6 +38,7 @@ from lora_tui.config.model import (
     script_name,
 )
 from lora_tui.config.sd_scripts import script_options
+from lora_tui.config.unused import NOISE_TYPE_FIELDS
 
 
 class LaunchError(RuntimeError):
@@ -73,8 +74,8 @@ _SPECIAL = {
     "max_train_epochs", "sample_prompts", "optimizer_args", "lr_scheduler_args", "max_resolution",
     "max_token_length",
 }
-_NOISE_ORIGINAL = {"noise_offset", "noise_offset_random_strength", "adaptive_noise_scale"}
-_NOISE_MULTIRES = {"multires_noise_iterations", "multires_noise_discount"}
+_NOISE_ORIGINAL = NOISE_TYPE_FIELDS["Original"]
+_NOISE_MULTIRES = NOISE_TYPE_FIELDS["Multires"]
 
 
 def split_args(text: str, field_name: str) -> list[str]:

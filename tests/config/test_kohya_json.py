@@ -30,10 +30,11 @@ def test_fixture_loads_and_round_trips(path):
         assert cfg.network_weights == raw["lora_network_weights"]
     if raw.get("LoRA_type") and raw["LoRA_type"] != "LoCon":
         assert cfg.LoRA_type == raw["LoRA_type"]
-    # JSON -> model -> JSON is stable, and our own JSON loads without a single coercion
+    # JSON -> model -> JSON is stable, and our own JSON loads without a single coercion; the only notes are the
+    # values kept for another LoRA type/family/noise type, the same ones the kohya_ss file gave
     first = config_to_dict(cfg)
     again = config_from_dict(first)
-    assert again.notes == []
+    assert sorted(again.notes) == sorted(n for n in result.notes if " kept, not used: " in n)
     assert config_to_dict(again.config) == first
     assert list(first) == sorted(first) and len(first) == len(all_field_meta())
 
@@ -115,7 +116,7 @@ def test_every_field_non_default_survives_save_and_load(tmp_path):
         assert getattr(cfg, name) != getattr(defaults, name), name
     path = save_config_file(cfg, tmp_path / "all.json")
     loaded = load_config_file(path)
-    assert loaded.notes == []
+    assert all(" kept, not used: " in n for n in loaded.notes), loaded.notes  # no coercion, nothing dropped
     assert loaded.config == cfg
     assert [p.name for p in tmp_path.iterdir()] == ["all.json"]  # no temp file left behind
 

@@ -1,0 +1,70 @@
+"""Values a config holds that its command will not carry: fields of another LoRA type or model family, and the
+noise settings of the other ``noise_offset_type``.
+
+The model keeps such values (a user who switches the LoRA type back gets them again, and a save writes them), as
+the kohya_ss GUI keeps hidden fields; the launch leaves them out (``applies`` for the TOML and ``network_args``,
+``NOISE_TYPE_FIELDS`` for the noise options). Loading a file reports each one so no typed value vanishes silently.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from lora_tui.config.model import FieldMeta, TrainingConfig, family, field_meta
+
+#: The noise options each ``noise_offset_type`` uses; the launch leaves the other type's options out (kohya_ss
+#: passes noise_offset/adaptive_noise_scale only for "Original" and multires_* only for "Multires").
+NOISE_TYPE_FIELDS: dict[str, frozenset[str]] = {
+    "Original": frozenset({"noise_offset", "noise_offset_random_strength", "adaptive_noise_scale"}),
+    "Multires": frozenset({"multires_noise_iterations", "multires_noise_discount"}),
+}
+
+_FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "flux1": "Flux.1", "sd3": "SD3"}
+_FAMILY_SWITCH = {"sd1": "untick SDXL/v2/Flux.1/SD3", "sd2": "tick v2", "sdxl": "tick SDXL",
+                  "flux1": "tick Flux.1", "sd3": "tick SD3"}
+_TYPES_SHOWN = 4
+
+
+def is_unset(meta: FieldMeta, value: Any) -> bool:
+    """Whether ``value`` is the field's default or an empty/unset form of it (None, "", or the 0 that kohya_ss
+    writes where our default is None): such a value carries nothing a user typed."""
+    if value is None or value == "" or value == meta.default:
+        return True
+    return meta.default is None and meta.kind in ("int", "float") and value == 0
+
+
+def unused_reason(meta: FieldMeta, cfg: TrainingConfig) -> str | None:
+    """Why ``cfg``'s launch leaves ``meta``'s field out, or None when the field is used. The reason names the
+    setting to change to use it, e.g. "LoRA_type 'Standard' does not use it (it applies to Kohya LoCon, ...)"."""
+    if meta.lora_types is not None and cfg.LoRA_type not in meta.lora_types:
+        types = sorted(meta.lora_types)
+        shown = ", ".join(types[:_TYPES_SHOWN]) + (
+            f" and {len(types) - _TYPES_SHOWN} more" if len(types) > _TYPES_SHOWN else "")
+        return f"LoRA_type '{cfg.LoRA_type}' does not use it (it applies to {shown}; pick one of those to use it)"
+    fam = family(cfg)
+    if meta.families is not None and fam not in meta.families:
+        wanted = "/".join(_FAMILY_LABELS.get(f, f) for f in meta.families)
+        return (f"it applies to {wanted} models only and this config is {_FAMILY_LABELS.get(fam, fam)} "
+                f"({_FAMILY_SWITCH.get(meta.families[0], 'change the model family')} to use it)")
+    for kind, names in NOISE_TYPE_FIELDS.items():
+        if meta.name in names and cfg.noise_offset_type != kind:
+            return f"noise_offset_type is '{cfg.noise_offset_type}' (set it to '{kind}' to use it)"
+    return None
+
+
+def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
+    """One note per field in ``names`` whose value in ``cfg`` is set (see :func:`is_unset`) but not used by
+    ``cfg``'s command (see :func:`unused_reason`), in ``names`` order, worded
+    ``"<field>: <value> kept, not used: <reason>"``. Names that are not fields are skipped."""
+    notes: list[str] = []
+    for name in names:
+        try:
+            meta = field_meta(name)
+        except KeyError:
+            continue
+        value = getattr(cfg, name)
+        if is_unset(meta, value):
+            continue
+        why = unused_reason(meta, cfg)
+        if why:
+            notes.append(f"{name}: {value!r} kept, not used: {why}")
+    return notes
