@@ -16,6 +16,10 @@ from dataclasses import dataclass
 FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL", "flux1": "Flux.1", "sd3": "SD3"}
 
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors itself refuses headers above 100 MB
+# A VAE file's keys: original layout (optionally under the checkpoint's first_stage_model.) or Diffusers layout.
+_VAE_PREFIXES = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "first_stage_model.")
+# Textual-inversion embeddings: A1111/kohya SD1 (emb_params), SDXL (clip_l, clip_g), old string_to_param.*.
+_EMBEDDING_KEYS = frozenset({"emb_params", "clip_l", "clip_g"})
 
 
 class ModelFileError(ValueError):
@@ -25,7 +29,10 @@ class ModelFileError(ValueError):
 @dataclass(frozen=True)
 class ModelInfo:
     """``family``: one of FAMILY_LABELS' keys or None when unknown; ``kind``: ``"checkpoint"``, ``"diffusers"``,
-    ``"lora"`` (a LoRA file, not a base model), ``"unet"`` (UNet/transformer only); ``detail``: why we think so."""
+    ``"unet"`` (UNet/transformer only), or a file that is no base model: ``"lora"``, ``"vae"`` (VAE weights
+    only), ``"embedding"`` (a textual-inversion embedding), ``"empty"`` (no tensors), ``"unknown"`` (a
+    safetensors file with no key layout of a Stable Diffusion, Flux.1 or SD3 model); ``detail``: why we think
+    so."""
 
     family: str | None
     kind: str
@@ -60,7 +67,7 @@ def read_safetensors_header(path: str) -> dict:
 def family_from_keys(keys: list[str] | set[str], shapes: dict[str, list[int]] | None = None) -> ModelInfo:
     """Family from tensor names (single-file layouts of sd-scripts §3.2/§3.3, Flux/SD3 originals, or their
     ComfyUI ``model.diffusion_model.`` prefixed forms)."""
-    ks = list(keys)
+    ks = [k for k in keys if k != "__metadata__"]
 
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in ks)
@@ -68,8 +75,15 @@ def family_from_keys(keys: list[str] | set[str], shapes: dict[str, list[int]] | 
     def contains(part: str) -> bool:
         return any(part in k for k in ks)
 
-    if has("lora_unet_") or has("lora_te") or contains(".lora_down.") or contains(".lora_A."):
-        return ModelInfo(None, "lora", "the keys are LoRA weights (lora_unet_*/lora_down), not a base model")
+    if not ks:
+        return ModelInfo(None, "empty", "its header lists none: an unfinished save or download?")
+    if has("lora_unet_") or has("lora_te") or contains(".lora_down.") or contains(".lora_A.") \
+            or contains(".lora.down."):
+        return ModelInfo(None, "lora", "lora_unet_*/lora_te*/lora_down keys")
+    if all(k in _EMBEDDING_KEYS or k.startswith("string_to_param.") for k in ks):
+        return ModelInfo(None, "embedding", f"textual-inversion vectors ({', '.join(sorted(ks)[:3])})")
+    if all(k.startswith(_VAE_PREFIXES) for k in ks):
+        return ModelInfo(None, "vae", "encoder.*/decoder.* keys only")
     if contains("double_blocks.") and contains("single_blocks."):
         return ModelInfo("flux1", "checkpoint", "double_blocks/single_blocks keys (Flux.1 transformer)")
     if contains("joint_blocks."):
@@ -92,7 +106,8 @@ def family_from_keys(keys: list[str] | set[str], shapes: dict[str, list[int]] | 
         return ModelInfo("sdxl", "unet", "Diffusers UNet with add_embedding (SDXL)")
     if has("transformer_blocks.") and has("single_transformer_blocks."):
         return ModelInfo("flux1", "unet", "Diffusers Flux transformer keys")
-    return ModelInfo(None, "checkpoint", "no known key layout")
+    shown = ", ".join(sorted(ks)[:3]) + (f" and {len(ks) - 3} more" if len(ks) > 3 else "")
+    return ModelInfo(None, "unknown", f"keys: {shown}")
 
 
 _cache: dict[str, tuple[int, int, ModelInfo]] = {}

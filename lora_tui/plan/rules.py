@@ -261,6 +261,21 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
                                  "(1e-4 is usual)")
 
 
+# A .safetensors file that is no base model (model_family.ModelInfo.kind): sd-scripts would fail only after
+# loading it (its checkpoint loader needs the UNet and text encoder keys), so the plan names it first.
+_NOT_A_BASE_MODEL = {
+    "lora": "is a LoRA file, not a base model",
+    "vae": "holds a VAE only, not a base model",
+    "embedding": "holds a textual-inversion embedding, not a base model",
+    "empty": "holds no tensors, not a base model",
+    "unknown": "holds no Stable Diffusion, Flux.1 or SD3 model keys, not a base model",
+}
+_WHERE_IT_GOES = {
+    "lora": "; a LoRA to continue from goes in network_weights",
+    "vae": "; a separate VAE goes in 'vae'",
+}
+
+
 def _check_model(out: _Out, cfg: Any) -> None:
     name = "pretrained_model_name_or_path"
     v = _s(cfg, name)
@@ -284,9 +299,10 @@ def _check_model(out: _Out, cfg: Any) -> None:
     except (OSError, ValueError) as exc:
         out.err(name, f"cannot read base model '{v}': {exc}")
         return
-    if info.kind == "lora":
-        out.err(name, f"'{v}' is a LoRA file, not a base model ({info.detail}): pick the checkpoint you train on "
-                      f"(a LoRA to continue from goes in network_weights)")
+    if info.kind in _NOT_A_BASE_MODEL:
+        out.err(name, f"{name} '{v}' {_NOT_A_BASE_MODEL[info.kind]} ({info.detail}): pick the checkpoint you "
+                      f"train on (the model's .safetensors file or Diffusers folder)"
+                      f"{_WHERE_IT_GOES.get(info.kind, '')}")
         return
     chosen = family(cfg)
     if info.family is not None and info.family != chosen:
