@@ -34,12 +34,15 @@ def is_unset(meta: FieldMeta, value: Any) -> bool:
 
 def unused_reason(meta: FieldMeta, cfg: TrainingConfig) -> str | None:
     """Why ``cfg``'s launch leaves ``meta``'s field out, or None when the field is used. The reason names the
-    setting to change to use it, e.g. "LoRA_type 'Standard' does not use it (it applies to Kohya LoCon, ...)"."""
+    setting to change to use it, e.g. "LoRA_type 'Standard' does not use it (it applies to Kohya DyLoRA, ...)"."""
     if meta.lora_types is not None and cfg.LoRA_type not in meta.lora_types:
         types = sorted(meta.lora_types)
-        shown = ", ".join(types[:_TYPES_SHOWN]) + (
-            f" and {len(types) - _TYPES_SHOWN} more" if len(types) > _TYPES_SHOWN else "")
-        return f"LoRA_type '{cfg.LoRA_type}' does not use it (it applies to {shown}; pick one of those to use it)"
+        if len(types) == 1:
+            shown = f"{types[0]} only"
+        else:
+            shown = ", ".join(types[:_TYPES_SHOWN]) + (
+                f" and {len(types) - _TYPES_SHOWN} more" if len(types) > _TYPES_SHOWN else "")
+        return f"LoRA_type '{cfg.LoRA_type}' does not use it (it applies to {shown})"
     fam = family(cfg)
     if meta.families is not None and fam not in meta.families:
         wanted = "/".join(_FAMILY_LABELS.get(f, f) for f in meta.families)

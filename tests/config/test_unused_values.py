@@ -99,3 +99,13 @@ def test_own_json_round_trip_repeats_only_the_unused_notes():
     again = config_from_dict(config_to_dict(first.config))
     assert again.notes and all(" not used: " in n for n in again.notes), again.notes
     assert again.config == first.config
+
+
+def test_preset_over_the_form_reports_only_what_the_preset_sets():
+    from lora_tui.config.model import TrainingConfig
+
+    form = TrainingConfig(LoRA_type="Standard", use_cp=True)  # the form's own hidden value: not the import's news
+    result = config_from_dict({"conv_dim": 16}, base=form)
+    assert result.config.conv_dim == 16 and result.config.use_cp is True
+    assert "'Standard'" in _note(result.notes, "conv_dim")
+    assert not [n for n in result.notes if n.startswith("use_cp: ")]
