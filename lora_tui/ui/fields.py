@@ -6,7 +6,6 @@ The editor inside a row always has the id `f-<field>` (tests and the validation 
 """
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -159,14 +158,17 @@ class FieldRow(Widget):
         # Textual's grid sizes an auto-height row from one column's width even for a cell spanning both
         # (layouts/grid.py, 8.2.8), so the message under the editor would get height 0 or be cut: we size it
         # from the row's width ourselves, and indent it less when the row is too narrow to keep the label column.
+        # The height comes from the label's own wrapping (get_content_height), not an estimate: textwrap folds
+        # paths and hyphens differently, and one line short cut the end of a message ("pick the checkpoint
+        # file or" without "Diffusers folder").
         label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
         width = self.size.width
         if label is None or width <= 0:
             return
         indent = LABEL_WIDTH if width - LABEL_WIDTH >= 30 else 2
-        lines = textwrap.wrap(self._message, max(1, width - indent), break_long_words=True) or [""]
+        text_width = max(1, width - indent)
         label.styles.padding = (0, 0, 0, indent)
-        label.styles.height = len(lines)
+        label.styles.height = max(1, label.get_content_height(self.size, self.app.size, text_width))
 
     def _make_editor(self) -> Input | Select | Checkbox:
         spec, value = self.spec, self._value
