@@ -28,6 +28,7 @@ from .loss import diffusion_loss, sample_noise
 from .models import FAMILY_LABEL, ModelError, detect_family
 from .optim import make_optimizer, make_scheduler
 from .options import network_args, validate
+from .pending import LrSnapshot, StepRecord, loss_lag_enabled
 from .saving import SavingMixin, dims_from_weights, read_lora
 from .state import StateMixin
 
@@ -465,10 +466,70 @@ class Trainer(SavingMixin, StateMixin):
         self.network.train()
         if args.sample_at_first and args.sample_prompts:
             self._sample(0, global_step)
+        # The fast path finishes a step's bookkeeping after launching the next step (see pending.py); a step
+        # whose bookkeeping reads or writes the weights or may end the run is finished before the next launch.
+        lag = self.fast is not None and loss_lag_enabled()
+        pending: StepRecord | None = None
+        launched = global_step  # optimizer steps launched (fast path: one per micro-batch)
+        avr = 0.0
+
+        def finish(rec: StepRecord) -> None:
+            """Step `rec`'s bookkeeping, in step order: loss window, bar, logs, progress line, saves, samples."""
+            nonlocal global_step, avr
+            last_loss = rec.loss()
+            # avr_loss: mean over the first epoch so far, then a window of one epoch's micro-batches (§6.4)
+            if len(loss_window) < self.batches_per_epoch:
+                loss_window.append(last_loss)
+            else:
+                loss_window[rec.bi % len(loss_window)] = last_loss
+            avr = sum(loss_window) / len(loss_window)
+            if not rec.sync:
+                return
+            global_step += 1
+            postfix = {"avr_loss": avr}
+            if args.scale_weight_norms:
+                scaled, mean_norm, max_norm = self._scale_weight_norms(float(args.scale_weight_norms))
+                postfix.update({"Keys Scaled": scaled, "Average key norm": mean_norm})
+            bar.update(1)
+            self.trainlog.step(global_step, last_loss, avr, rec.lrs)
+            bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
+            if global_step % every == 0 or global_step == self.max_train_steps:
+                el = time.time() - t0
+                out(("\n" if merged else "") + PROGRESS_PREFIX + " " + json.dumps({
+                    "step": global_step, "total": self.max_train_steps, "epoch": rec.epoch + 1,
+                    "epochs": self.num_epochs, "loss": round(last_loss, 6), "avr_loss": round(avr, 6),
+                    "lr": rec.lr, "it_per_s": round((global_step - s0) / el, 4) if el > 0 else None,
+                    **self._gpu_memory()}))
+            if args.save_every_n_steps and global_step % int(args.save_every_n_steps) == 0 \
+                    and global_step < self.max_train_steps:
+                name = args.output_name or "at"
+                self._save(f"{name}-step{global_step:08d}", rec.epoch, global_step)
+                if args.save_state:
+                    self._save_state(f"{name}-step{global_step:08d}-state", rec.epoch, global_step, rng)
+                    keep = args.save_last_n_steps_state or args.save_last_n_steps  # sd-scripts' fallback
+                    if keep:
+                        old = _stale_step(global_step, keep, args.save_every_n_steps)
+                        if old > 0:
+                            self._remove_state(f"{name}-step{old:08d}-state")
+                if args.save_last_n_steps:
+                    old = _stale_step(global_step, args.save_last_n_steps, args.save_every_n_steps)
+                    if old > 0:
+                        self._remove(f"{name}-step{old:08d}")
+            if args.sample_every_n_steps and not args.sample_every_n_epochs and args.sample_prompts \
+                    and global_step % int(args.sample_every_n_steps) == 0:
+                self._sample(None, global_step)
+
         for epoch in range(first_epoch, self.num_epochs):
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
             batches = self._my_batches(self.dataset.batches(epoch, self.dataset_seed))
             for bi, batch in enumerate(batches):
+                if pending is not None and self._stop_requested():
+                    # the stop flag is host-side: seen before launching another step, the run ends on the
+                    # weights of the step in flight
+                    finish(pending)
+                    pending = None
+                    interrupted = True
+                    break
                 if self.fast is not None:
                     loss = self.fast.step(batch, epoch, rng)
                 else:
@@ -482,51 +543,24 @@ class Trainer(SavingMixin, StateMixin):
                         self.optimizer.step()
                         self.scheduler.step()
                         self.optimizer.zero_grad(set_to_none=True)
-                last_loss = self._mean_loss(loss)
-                # avr_loss: mean over the first epoch so far, then a window of one epoch's micro-batches (§6.4)
-                if len(loss_window) < self.batches_per_epoch:
-                    loss_window.append(last_loss)
+                # what the bookkeeping reads that the next launch changes (the scheduler steps inside it)
+                where = {"epoch": epoch, "bi": bi, "sync": acc.sync_gradients, "lrs": LrSnapshot.of(self.optimizer),
+                         "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None}
+                launched += where["sync"]
+                if not lag:
+                    rec = StepRecord.done(self._mean_loss(loss), **where)
                 else:
-                    loss_window[bi % len(loss_window)] = last_loss
-                avr = sum(loss_window) / len(loss_window)
-                if acc.sync_gradients:
-                    global_step += 1
-                    postfix = {"avr_loss": avr}
-                    if args.scale_weight_norms:
-                        scaled, mean_norm, max_norm = self._scale_weight_norms(float(args.scale_weight_norms))
-                        postfix.update({"Keys Scaled": scaled, "Average key norm": mean_norm})
-                    bar.update(1)
-                    self.trainlog.step(global_step, last_loss, avr, self.optimizer)
-                    bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
-                    if global_step % every == 0 or global_step == self.max_train_steps:
-                        el = time.time() - t0
-                        out(("\n" if merged else "") + PROGRESS_PREFIX + " " + json.dumps({
-                            "step": global_step, "total": self.max_train_steps, "epoch": epoch + 1,
-                            "epochs": self.num_epochs, "loss": round(last_loss, 6), "avr_loss": round(avr, 6),
-                            "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None,
-                            "it_per_s": round((global_step - s0) / el, 4) if el > 0 else None,
-                            **self._gpu_memory()}))
-                    if args.save_every_n_steps and global_step % int(args.save_every_n_steps) == 0 \
-                            and global_step < self.max_train_steps:
-                        name = args.output_name or "at"
-                        self._save(f"{name}-step{global_step:08d}", epoch, global_step)
-                        if args.save_state:
-                            self._save_state(f"{name}-step{global_step:08d}-state", epoch, global_step, rng)
-                            keep = args.save_last_n_steps_state or args.save_last_n_steps  # sd-scripts' fallback
-                            if keep:
-                                old = _stale_step(global_step, keep, args.save_every_n_steps)
-                                if old > 0:
-                                    self._remove_state(f"{name}-step{old:08d}-state")
-                        if args.save_last_n_steps:
-                            old = _stale_step(global_step, args.save_last_n_steps, args.save_every_n_steps)
-                            if old > 0:
-                                self._remove(f"{name}-step{old:08d}")
-                    if args.sample_every_n_steps and not args.sample_every_n_epochs and args.sample_prompts \
-                            and global_step % int(args.sample_every_n_steps) == 0:
-                        self._sample(None, global_step)
-                    if self._stop_requested():
-                        interrupted = True
-                        break
+                    rec = StepRecord.deferred(loss, **where)
+                if pending is not None:
+                    finish(pending)  # the previous step, while this one runs on the device
+                    pending = None
+                if lag and not self._finish_now(launched, bi, len(batches)):
+                    pending = rec
+                    continue
+                finish(rec)
+                if rec.sync and self._stop_requested():
+                    interrupted = True
+                    break
                 if global_step >= self.max_train_steps:
                     break
             if interrupted or global_step >= self.max_train_steps and epoch + 1 < self.num_epochs:
@@ -599,6 +633,15 @@ class Trainer(SavingMixin, StateMixin):
             n = p.numel()
             p.grad.copy_(flat[i:i + n].view_as(p.grad))
             i += n
+
+    def _finish_now(self, step: int, bi: int, n_batches: int) -> bool:
+        """Whether optimizer step `step` (1-based; micro-batch `bi` of the epoch's `n_batches`) must have its
+        bookkeeping finished before the next step is launched: it saves or samples (its weights exactly),
+        scales weight norms (writes the weights), or ends the epoch or the run."""
+        args = self.args
+        return bool(args.scale_weight_norms or step >= self.max_train_steps or bi == n_batches - 1
+                    or args.save_every_n_steps and step % int(args.save_every_n_steps) == 0
+                    or args.sample_every_n_steps and step % int(args.sample_every_n_steps) == 0)
 
     def _mean_loss(self, loss) -> float:
         """The micro-batch loss as reported (progress lines, avr_loss): averaged over the processes, so it is

@@ -6,8 +6,9 @@ checks those, see docs/performance.md). What is checked
 here: flat master weights and pre-assigned gradients, the fused clip + optimizer step, the scheduler, cached
 conditioning with the text encoders moved off, the `_forward_loss` split, the speed options' parsing, and the
 refusal when captions change between epochs; in bf16: the compute weights, the U-Net without autocast, the
-addmm LoRA sums and `--torch_compile` of the transformer blocks. One helper process runs all trainings (one torch
-import).
+addmm LoRA sums and `--torch_compile` of the transformer blocks; and the loop that finishes a fast-path step's
+bookkeeping after launching the next (`lora_trainer/pending.py`), with saves, an epoch end and a real SIGINT.
+One helper process runs all trainings (one torch import).
 """
 from __future__ import annotations
 
@@ -24,22 +25,33 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED
 
 
 @pytest.fixture(scope="module")
-def speed_runs(tiny_sdxl_ckpt, tmp_path_factory):
+def check_output(tiny_sdxl_ckpt, tmp_path_factory):
     import numpy as np
     from PIL import Image
 
     root = tmp_path_factory.mktemp("speed")
-    sub = root / "img" / "10_name"
-    sub.mkdir(parents=True)
     rs = np.random.RandomState(0)
-    for i in range(4):
-        Image.fromarray((rs.rand(8, 8, 3) * 255).astype("uint8")).resize((64, 64)).save(sub / f"i{i}.png")
-        (sub / f"i{i}.txt").write_text(f"name, photo {i}, detailed")
+    for sub in (root / "img" / "10_name", root / "short" / "1_name"):  # 20 batches of 2 / 4 batches of 1
+        sub.mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((rs.rand(8, 8, 3) * 255).astype("uint8")).resize((64, 64)).save(sub / f"i{i}.png")
+            (sub / f"i{i}.txt").write_text(f"name, photo {i}, detailed")
     r = subprocess.run([sys.executable, str(HERE / "speed_check.py"), str(tiny_sdxl_ckpt), str(root / "img"),
-                        str(root / "out")], capture_output=True, text=True, env=ENV, timeout=300)
+                        str(root / "out"), str(root / "short")], capture_output=True, text=True, env=ENV,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def speed_runs(check_output):
+    return {k: v for k, v in check_output.items() if k != "stop"}
+
+
+@pytest.fixture(scope="module")
+def stop_runs(check_output):
+    return check_output["stop"]
 
 
 def test_fast_path_used_and_refused_when_it_must_be(speed_runs):
@@ -90,3 +102,43 @@ def test_torch_compile_compiles_each_block_shape_once(speed_runs):
     # dynamo + AOTAutograd without code generation: the same arithmetic as the eager bf16 fast path
     for a, b in zip(fast["losses"], comp["losses"], strict=True):
         assert abs(a - b) <= 1e-4 * abs(a), (fast["losses"], comp["losses"])
+
+
+def test_fast_path_bookkeeping_one_step_late_matches_step_order(stop_runs):
+    # 8 steps, 4 a epoch, saves every 3 steps and every epoch, SIGINT during step 7 (see speed_check.stop_runs)
+    lag, nolag, plain = stop_runs["stop_fast"], stop_runs["stop_fast_nolag"], stop_runs["stop_plain"]
+    for r in (lag, nolag, plain):
+        assert r["rc"] == 130, r["err_tail"]
+    assert "fast path:" in " ".join(lag["fast_lines"])
+
+    def launch(k):
+        return ["launch", k]
+
+    def progress(k):
+        return ["progress", k]
+    saves = {3: ["saved", "s-step00000003.safetensors", 3, 0], 6: ["saved", "s-step00000006.safetensors", 6, 1],
+             "e1": ["saved", "s-000001.safetensors", 4, 1], 7: ["saved", "s.safetensors", 7, 2]}
+    # unlagged (plain path, LORA_TUI_LOSS_LAG=0): each step's bookkeeping before the next launch
+    in_order = [launch(1), progress(1), launch(2), progress(2), launch(3), progress(3), saves[3],
+                launch(4), progress(4), saves["e1"], launch(5), progress(5), launch(6), progress(6), saves[6],
+                launch(7), progress(7), saves[7]]
+    assert plain["events"] == nolag["events"] == in_order
+    # lagged: step k's bookkeeping after step k+1's launch, except where it saves (3, 6), ends the epoch (4)
+    # or sees the stop request before launching step 8 (7): those finish before any later launch
+    assert lag["events"] == [launch(1), launch(2), progress(1), launch(3), progress(2), progress(3), saves[3],
+                             launch(4), progress(4), saves["e1"], launch(5), launch(6), progress(5), progress(6),
+                             saves[6], launch(7), progress(7), saves[7]]
+    # every step's progress line (step, epoch, loss, avr_loss window, lr after its scheduler step) is the
+    # unlagged one to the bit (same CPU arithmetic), and follows the plain path's to float32 rounding
+    assert [p["step"] for p in lag["progress"]] == list(range(1, 8))
+    assert lag["progress"] == nolag["progress"]
+    assert len({p["lr"] for p in lag["progress"]}) == 7  # cosine: a wrong step's lr would show
+    for a, b in zip(plain["progress"], lag["progress"], strict=True):
+        assert {k: v for k, v in a.items() if "loss" not in k} == {k: v for k, v in b.items() if "loss" not in k}
+        for k in ("loss", "avr_loss"):
+            assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(a[k])), (plain["progress"], lag["progress"])
+    # every save holds the weights after exactly its step: bit-equal to the unlagged run's
+    assert sorted(lag["max_diff"]) == sorted(x[1] for x in saves.values())
+    assert lag["max_diff"] == {k: 0.0 for k in lag["max_diff"]}
+    assert sorted(plain["max_diff"]) == sorted(lag["max_diff"])
+    assert max(plain["max_diff"].values()) < 2e-3, plain["max_diff"]  # AdamW's last-bit effect, as above
