@@ -325,6 +325,101 @@ def _lora_linear_op():
     return lora_linear
 
 
+def _geglu_forward(geglu, lora, down, up, memo: "_CastMemo | None"):
+    """Forward of a diffusers `GEGLU` whose `proj` Linear carries a LoRA: `a * gelu(b)` where `[a, b]` is the
+    LoRA-wrapped projection of x, as `GEGLU.forward` computes it, but with the two halves produced as two
+    separate contiguous products (`_geglu_proj_op`) instead of one (M, 2I) output split by `chunk`.
+
+    Why: `chunk` leaves two strided halves, so the GELU and the product run as non-vectorized strided kernels,
+    and their backward writes both gradients into one (M, 2I) tensor (a concatenation). Two contiguous halves
+    make every one of those elementwise passes a plain contiguous one (or one fused kernel under
+    `torch.compile`). Same arithmetic as `_lora_forward` then `GEGLU.forward`: each half is its rows of the
+    frozen weight, bias and LoRA up-projection, with the LoRA down-projection h = x D^T computed once."""
+    op = _geglu_proj_op()
+
+    def forward(hidden_states, *args, **kwargs):
+        x = hidden_states
+        if memo is not None:
+            x = memo.cast(x, down.dtype)
+        elif x.dtype != down.dtype and x.is_floating_point():
+            x = x.to(down.dtype)
+        p = geglu.proj
+        a, b, _ = op(x.reshape(-1, x.shape[-1]), p.weight, p.bias, down, up, lora.multiplier * lora.scale)
+        shape = (*x.shape[:-1], a.shape[-1])
+        return a.view(shape) * geglu.gelu(b.view(shape))
+    return forward
+
+
+_GEGLU_OP = None
+
+
+def _geglu_proj_op():
+    """Custom operator `lora_tui::lora_geglu_proj(x2, W, b, D, U, s) -> (a, g, h)`: the two halves of a
+    LoRA-wrapped GEGLU projection, `a = x2 W[:I]^T + b[:I] + s h U[:I]^T` and `g` the same with rows `I:`,
+    and `h = x2 D^T`. Shapes: x2 (M, K), W (2I, K), b (2I,) or None, D (r, K), U (2I, r); a, g (M, I), h (M, r).
+    Each sum happens inside its `addmm`, in place (an operator, so `torch.compile` keeps it in place too: see
+    `_lora_linear_op`). Backward: gh = s (ga U[:I] + gg U[I:]); dx = ga W[:I] + gg W[I:] + gh D (one
+    accumulating operator); dD = gh^T x2; dU = s [ga^T h; gg^T h]."""
+    global _GEGLU_OP
+    if _GEGLU_OP is not None:
+        return _GEGLU_OP
+    import torch
+
+    @torch.library.custom_op("lora_tui::lora_geglu_proj", mutates_args=(), schema=(
+        "(Tensor x2, Tensor weight, Tensor? bias, Tensor down, Tensor up, float scale) -> (Tensor, Tensor, Tensor)"))
+    def geglu_proj(x2, weight, bias, down, up, scale):
+        n = weight.shape[0] // 2
+        h = torch.mm(x2, down.t())
+        outs = []
+        for sl in (slice(0, n), slice(n, 2 * n)):
+            w = weight[sl]
+            o = torch.addmm(bias[sl], x2, w.t()) if bias is not None else torch.mm(x2, w.t())
+            outs.append(o.addmm_(h, up[sl].t(), alpha=scale))
+        return outs[0], outs[1], h
+
+    @geglu_proj.register_fake
+    def _(x2, weight, bias, down, up, scale):
+        n = weight.shape[0] // 2
+        return x2.new_empty(x2.shape[0], n), x2.new_empty(x2.shape[0], n), x2.new_empty(x2.shape[0], down.shape[0])
+
+    @torch.library.custom_op("lora_tui::lora_geglu_dx", mutates_args=(),
+                             schema="(Tensor ga, Tensor gg, Tensor weight, Tensor gh, Tensor down) -> Tensor")
+    def geglu_dx(ga, gg, weight, gh, down):
+        n = weight.shape[0] // 2
+        return torch.mm(ga, weight[:n]).addmm_(gg, weight[n:]).addmm_(gh, down)
+
+    @geglu_dx.register_fake
+    def _(ga, gg, weight, gh, down):
+        return ga.new_empty(ga.shape[0], weight.shape[1])
+
+    def setup_context(ctx, inputs, output):
+        x2, weight, _bias, down, up, scale = inputs
+        ctx.save_for_backward(x2, output[2], weight, down, up)
+        ctx.scale = scale
+
+    def backward(ctx, ga, gg, _gh_out):
+        x2, h, weight, down, up = ctx.saved_tensors
+        s = ctx.scale
+        n = weight.shape[0] // 2
+        ga = ga if ga is not None else torch.zeros_like(gg)
+        gg = gg if gg is not None else torch.zeros_like(ga)
+        gh = torch.mm(ga, up[:n]).addmm_(gg, up[n:])
+        if s != 1.0:
+            gh = gh * s
+        dx = geglu_dx(ga, gg, weight, gh, down) if ctx.needs_input_grad[0] else None
+        d_down = torch.mm(gh.t(), x2) if ctx.needs_input_grad[3] else None
+        d_up = None
+        if ctx.needs_input_grad[4]:
+            d_up = torch.cat([torch.mm(ga.t(), h), torch.mm(gg.t(), h)])
+            if s != 1.0:
+                d_up = d_up * s
+        return dx, None, None, d_down, d_up, None
+
+    geglu_proj.register_autograd(backward, setup_context=setup_context)
+    _GEGLU_OP = geglu_proj
+    return geglu_proj
+
+
 def compile_unet(trainer) -> str:
     """sd-scripts' `--torch_compile` with `--dynamo_backend`: compile the U-Net's repeated blocks in place
     (regional compilation through diffusers' `compile_repeated_blocks`; a whole-U-Net compile took ~9 minutes
@@ -347,12 +442,20 @@ def compile_unet(trainer) -> str:
     setattr(cfg, name, max(getattr(cfg, name), COMPILE_RECOMPILE_LIMIT))
     unet = trainer.model.unet
     env = os.environ.get("LORA_TUI_COMPILE_BLOCKS", "")
-    blocks = [b for b in env.split(",") if b] if env else list(COMPILE_BLOCKS)
-    unet._repeated_blocks = blocks  # this instance only; diffusers reads the attribute
-    # static shapes: a batch shape compiles once per block shape; dynamic kernels were not measured to pay
-    unet.compile_repeated_blocks(backend=backend, dynamic=False)
-    n = sum(1 for m in unet.modules() if type(m).__name__ in blocks)
-    return f"torch.compile ({backend}) of {n} U-Net blocks ({', '.join(blocks)})"
+    specs = [b for b in env.split(",") if b] if env else list(COMPILE_BLOCKS)
+    static = [b for b in specs if not b.endswith(":dynamic")]
+    dynamic = [b[:-len(":dynamic")] for b in specs if b.endswith(":dynamic")]
+    if static:
+        unet._repeated_blocks = static  # this instance only; diffusers reads the attribute
+        # static shapes: a batch shape compiles once per block shape (SDXL: two transformer-block shapes)
+        unet.compile_repeated_blocks(backend=backend, dynamic=False)
+    for m in unet.modules():
+        # symbolic shapes: one compile serves every channel count and resolution of the class (SDXL has 12
+        # ResnetBlock2D shapes; static compiles of them all took ~50 s)
+        if type(m).__name__ in dynamic:
+            m.compile(backend=backend, dynamic=True)
+    n = sum(1 for m in unet.modules() if type(m).__name__ in static + dynamic)
+    return f"torch.compile ({backend}) of {n} U-Net blocks ({', '.join(specs)})"
 
 
 class FastPath:
@@ -404,10 +507,19 @@ class FastPath:
                 views.append(w)
                 o += k
             memo = None if args.torch_compile else _CastMemo()
+            gegl = {id(g.proj): g for g in unet.modules() if type(g).__name__ == "GEGLU"} \
+                if os.environ.get("LORA_TUI_GEGLU_SPLIT", "1") != "0" else {}
+            n_split = 0
             for i, m in enumerate(mods):
                 org = m._org[0]
                 org.forward = _lora_forward(m, m._org_forward, views[2 * i], views[2 * i + 1], memo,
                                             compiled=bool(args.torch_compile))
+                g = gegl.get(id(org))
+                if g is not None and getattr(m._org_forward, "__func__", None) is torch.nn.Linear.forward:
+                    g.forward = _geglu_forward(g, m, views[2 * i], views[2 * i + 1], memo)
+                    n_split += 1
+            if n_split:
+                self.notes.append(f"GEGLU halves computed apart ({n_split} layers)")
             self._compute_views = views
             self.notes.append(f"LoRA weights {str(compute_dtype).replace('torch.', '')} in the step "
                               f"(fp32 master weights and optimizer state)")
