@@ -310,6 +310,8 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b4-compile-resdyn", batch=4, extra=["--torch_compile"], group="lever",
         env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D:dynamic"})
     add("sdxl-b4-nogeglu", batch=4, group="lever", env={"LORA_TUI_GEGLU_SPLIT": "0"})
+    add("sdxl-b4-nolag", batch=4, group="lever", env={"LORA_TUI_LOSS_LAG": "0"})
+    add("sdxl-b1-nolag", group="lever", env={"LORA_TUI_LOSS_LAG": "0"})
     add("sdxl-b4-autocast", batch=4, extra=["--unet_autocast"], group="lever")
     add("sdxl-b4-nolorafn", batch=4, group="lever", env={"LORA_TUI_LORA_FN": "0"})
     add("sdxl-b4-chlast", batch=4, extra=["--channels_last"], group="lever")
