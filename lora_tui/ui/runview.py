@@ -2,18 +2,24 @@
 
 The view only displays. A 12 Hz timer polls the run layer's `LogFollower` (which tails the job's log file, splits
 `\r` progress and parses figures) and moves what accumulated onto the screen in one batch: one `Log.write_lines`
-per tick (per-line writes start a thread each, notes/textual.md §2a).
+per tick (per-line writes start a thread each, notes/textual.md §2a). The log pane and the failure tail fold long
+lines at their width (`WrapLog`): a traceback or a path is read whole in an 80-column terminal.
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from bisect import bisect_right
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, Iterable, Self
 
+from rich.cells import cell_len
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import Log, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
@@ -75,7 +81,7 @@ class RunView(Vertical):
             yield SamplePane(id="samples")
             with Vertical(id="failure"):
                 yield Static("", id="failure-hint")
-                yield Log(id="failure-tail", max_lines=200, highlight=False)
+                yield WrapLog(id="failure-tail", max_lines=200, highlight=False)
         yield RunLog(id="log", max_lines=LOG_MAX_LINES, highlight=False)
         yield Static("", id="live")
 
@@ -249,9 +255,103 @@ class RunView(Vertical):
             box.set_items(rows)
 
 
-class RunLog(Log):
-    """The run's log pane. End jumps to the end at once (the default animation lands on the end as it was when
-    End was pressed, which new lines have moved on by then, so following would not resume)."""
+class WrapLog(Log):
+    """A `Log` that folds each line at the pane's width instead of cutting it (no horizontal scrolling): a
+    traceback or a path in a training log is read whole. `lines` stays one entry per log line; scrolling and
+    `virtual_size` count screen rows.
+
+    Folding is by cells, as a terminal does, and costs one `cell_len` per new line (kept in `_cells`, so a
+    resize re-folds with arithmetic only); the row of each line is a prefix sum rebuilt lazily after a change.
+    Only `write_lines`, `clear` and `write` add or remove lines here; Log's background width worker is not used.
+    """
+
+    DEFAULT_CSS = """
+    WrapLog {
+        overflow-x: hidden;
+        scrollbar-gutter: stable;  /* a fixed fold width: a scrollbar appearing would re-fold every line */
+    }
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cells: list[int] = []  # cell width of each entry of _lines
+        self._starts: list[int] | None = [0]  # first screen row of each line, then the total (None: rebuild)
+        self._fold = 0  # the width the rows were counted at
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
+        return  # the widest line means nothing when lines fold; _cells is kept in write_lines instead
+
+    def _prune_max_lines(self) -> None:
+        before = len(self._lines)
+        super()._prune_max_lines()
+        del self._cells[:before - len(self._lines)]
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        """Append `lines` (each may hold several lines); see `Log.write_lines`."""
+        lines = [part for line in lines for part in line.splitlines()]
+        process = self._process_line
+        self._cells.extend(cell_len(process(line)) for line in lines)
+        self._starts = None
+        at_end = self.is_vertical_scroll_end
+        super().write_lines(lines, scroll_end=False)
+        self._set_rows()
+        auto = self.auto_scroll if scroll_end is None else scroll_end
+        if auto and at_end and not self.is_vertical_scrollbar_grabbed:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        return self
+
+    def write(self, data: str, scroll_end: bool | None = None) -> Self:
+        """Append raw text (a partial line continues the last one); see `Log.write`."""
+        super().write(data, scroll_end=scroll_end)
+        self._cells = [cell_len(self._process_line(line)) for line in self._lines]
+        self._starts = None
+        self._set_rows()
+        return self
+
+    def clear(self) -> Self:
+        """Remove every line."""
+        super().clear()
+        self._cells.clear()
+        self._starts = None
+        self._set_rows()
+        return self
+
+    def on_resize(self) -> None:
+        self._starts = None
+        self._set_rows()
+
+    @property
+    def _fold_width(self) -> int:
+        return max(1, self.scrollable_content_region.width)  # size.width would count the scrollbar's gutter
+
+    def _rows(self) -> list[int]:
+        width = self._fold_width
+        if self._starts is None or width != self._fold:
+            self._fold = width
+            self._starts = [0, *accumulate(max(1, -(-cells // width)) for cells in self._cells)]
+        return self._starts
+
+    def _set_rows(self) -> None:
+        self.virtual_size = Size(self._fold_width, self._rows()[-1])
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self._fold_width
+        starts = self._rows()
+        row = self.scroll_offset.y + y
+        index = bisect_right(starts, row) - 1
+        rich_style = self.rich_style
+        if row >= starts[-1] or index >= len(self._lines):
+            return Strip.blank(width, rich_style)
+        start = (row - starts[index]) * width
+        strip = self._render_line_strip(index, rich_style)
+        return strip.crop_extend(start, start + width, rich_style).apply_offsets(start, index)
+
+
+class RunLog(WrapLog):
+    """The run's log pane (folded lines, see `WrapLog`). End jumps to the end at once (the default animation
+    lands on the end as it was when End was pressed, which new lines have moved on by then, so following would
+    not resume)."""
 
     def action_scroll_end(self) -> None:
         self.scroll_end(animate=False, immediate=True, x_axis=False)

@@ -3,6 +3,8 @@ the Minimal and Advanced forms, the failure box and the run's log pane. Each tes
 the widget's region of the screen, so a line cut by the widget's height or width fails it."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lora_tui.ui.app import LoraApp
@@ -39,3 +41,42 @@ async def test_a_long_field_message_is_painted_whole(settings, tmp_path, view, s
         assert shown.startswith("base model '")
         assert shown.endswith("pick the checkpoint file or Diffusers folder")
         assert "".join(shown.split()) == "".join(str(label.render()).split())  # nothing in between is lost
+
+
+LONG_TRAINER = '''
+import sys
+print("loading model from /home/user/models/checkpoints/stable-diffusion-xl/some_long_model_name_v1.safetensors"
+      " with the VAE from /home/user/models/vae/sdxl_vae_fp16_fix.safetensors END-OF-PATH-LINE", flush=True)
+raise FileNotFoundError("no such file: /home/user/datasets/subject/10_subject/captions/missing_caption_file.txt"
+                        " (check train_data_dir) END-OF-ERROR")
+'''
+
+
+async def test_a_failed_run_shows_long_lines_whole_in_log_and_failure_box(settings, tmp_path):
+    from lora_tui.run.jobs import start_job
+
+    script = tmp_path / "long_lines.py"
+    script.write_text(LONG_TRAINER)
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=(80, 30)) as pilot:
+        job = start_job([sys.executable, str(script)], settings=settings)
+        app.attach(job)
+        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=15)
+        await pilot.pause(0.3)
+        status = painted(app, app.query_one("#run-status"))
+        assert "exit code 1" in status and status.endswith("END-OF-ERROR"), status
+        hint = painted(app, app.query_one("#failure-hint"))
+        assert hint.startswith("Job ") and "END-OF-ERROR" in hint, hint
+        tail = painted(app, app.query_one("#failure-tail"))
+        assert ("FileNotFoundError:nosuchfile:/home/user/datasets/subject/10_subject/captions/missing_caption_file"
+                ".txt(checktrain_data_dir)END-OF-ERROR") in "".join(tail.split()), tail
+        log = app.query_one("#log")
+        log.scroll_home(animate=False, immediate=True)
+        await pilot.pause(0.1)
+        shown = "".join(painted(app, log).split())
+        assert "loadingmodelfrom/home/user/models/checkpoints/" in shown and "END-OF-PATH-LINE" in shown, shown
+        log.scroll_end(animate=False, immediate=True)
+        await pilot.pause(0.1)
+        shown = "".join(painted(app, log).split())
+        assert "FileNotFoundError:nosuchfile:/home/user/datasets/subject/10_subject/captions/" in shown, shown
+        assert shown.endswith("(checktrain_data_dir)END-OF-ERROR"), shown
