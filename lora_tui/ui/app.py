@@ -71,6 +71,9 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
     TITLE = "lora-tui"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     ENABLE_COMMAND_PALETTE = True
+    # Below 120 columns (an SSH window of 80-119) the side panel and the Advanced form's section list narrow,
+    # so the form keeps room for its editors and messages (app.tcss `Screen.-narrow`).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
         Binding("f5,ctrl+r", "start", "Start", priority=True, id="start", tooltip="Validate, then launch training"),

@@ -20,6 +20,7 @@ from lora_tui.ui.inputs import OrderedInput
 
 EditorKind = Literal["bool", "select", "text"]
 LABEL_WIDTH = 30  # the label column of a row (FieldRow's grid-columns; app.tcss indents messages by it)
+STACK_BELOW = LABEL_WIDTH + 30  # a narrower row stacks label, editor and message (app.tcss FieldRow.-stacked)
 
 
 @dataclass(frozen=True)
@@ -157,15 +158,21 @@ class FieldRow(Widget):
     def _fit_message(self) -> None:
         # Textual's grid sizes an auto-height row from one column's width even for a cell spanning both
         # (layouts/grid.py, 8.2.8), so the message under the editor would get height 0 or be cut: we size it
-        # from the row's width ourselves, and indent it less when the row is too narrow to keep the label column.
+        # from the row's width ourselves.
         # The height comes from the label's own wrapping (get_content_height), not an estimate: textwrap folds
         # paths and hyphens differently, and one line short cut the end of a message ("pick the checkpoint
         # file or" without "Diffusers folder").
-        label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
         width = self.size.width
-        if label is None or width <= 0:
+        if width <= 0:
             return
-        indent = LABEL_WIDTH if width - LABEL_WIDTH >= 30 else 2
+        # Under STACK_BELOW cells the label column would leave the editor too little (none at all in an 80-column
+        # terminal): label, editor and message go one under the other, full width.
+        stacked = width < STACK_BELOW
+        self.set_class(stacked, "-stacked")
+        label = self.query_one_optional(f"#msg-{self.spec.name}", Label)
+        if label is None:
+            return
+        indent = 0 if stacked else LABEL_WIDTH
         text_width = max(1, width - indent)
         label.styles.padding = (0, 0, 0, indent)
         label.styles.height = max(1, label.get_content_height(self.size, self.app.size, text_width))

@@ -20,7 +20,8 @@ def painted(app, widget) -> str:
     return " ".join(" ".join(line[r.x:r.right] for line in lines).split())
 
 
-@pytest.mark.parametrize("view, size", [("minimal", (100, 30)), ("advanced", (120, 30))])
+@pytest.mark.parametrize("view, size", [("minimal", (100, 30)), ("advanced", (120, 30)), ("minimal", (80, 30)),
+                                        ("advanced", (80, 30)), ("advanced", (100, 30))])
 async def test_a_long_field_message_is_painted_whole(settings, tmp_path, view, size):
     # A trial saw "pick the checkpoint file or" and no more: the message's height was one line short.
     name = "pretrained_model_name_or_path"
@@ -35,6 +36,8 @@ async def test_a_long_field_message_is_painted_whole(settings, tmp_path, view, s
         await wait_for(pilot, lambda: app.query_one_optional(f"#msg-{name}") is not None
                        and "does not exist" in str(app.query_one(f"#msg-{name}").render()))
         label = app.query_one(f"#msg-{name}")
+        editor = app.query_one(f"#f-{name}")
+        assert editor.region.width >= 20  # the label column never squeezes the editor out (it stacks instead)
         label.scroll_visible(animate=False)
         await pilot.pause(0.1)
         shown = painted(app, label)
@@ -80,3 +83,32 @@ async def test_a_failed_run_shows_long_lines_whole_in_log_and_failure_box(settin
         shown = "".join(painted(app, log).split())
         assert "FileNotFoundError:nosuchfile:/home/user/datasets/subject/10_subject/captions/" in shown, shown
         assert shown.endswith("(checktrain_data_dir)END-OF-ERROR"), shown
+
+
+async def test_wraplog_refolds_on_resize_and_keeps_rows_in_step_when_pruning():
+    from textual.app import App
+
+    from lora_tui.ui.runview import WrapLog
+
+    class One(App):
+        def compose(self):
+            yield WrapLog(id="w", max_lines=50)
+
+    app = One()
+    async with app.run_test(size=(40, 10)) as pilot:
+        log = app.query_one(WrapLog)
+        lines = [f"{i:03d} " + "x" * (i % 90) + f" END{i:03d}" for i in range(120)]
+        log.write_lines(lines[:70])
+        log.write_lines(lines[70:])  # 120 lines into max_lines=50: the first 70 are dropped
+        await pilot.pause()
+        assert list(log.lines) == lines[70:]
+        for width in (40, 80, 23):
+            await pilot.resize_terminal(width, 10)
+            await pilot.pause()
+            fold = log.scrollable_content_region.width
+            assert log.virtual_size.height == sum(-(-len(line) // fold) for line in lines[70:])
+            assert log.max_scroll_x == 0  # folded, never scrolled sideways
+            log.scroll_end(animate=False, immediate=True)
+            await pilot.pause()
+            painted_rows = [line[:fold] for line in screen_text(app).split("\n")[:10]]
+            assert "".join(painted_rows).rstrip().endswith(lines[-1]), painted_rows
