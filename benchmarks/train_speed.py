@@ -305,6 +305,8 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b4-compile-warm", batch=4, extra=["--torch_compile"], group="lever")
     add("sdxl-b4-compile-resnet", batch=4, extra=["--torch_compile"], group="lever",
         env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D"})
+    add("sdxl-b4-compile-resnet-warm", batch=4, extra=["--torch_compile"], group="lever",
+        env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D"})
     add("loss-fast", steps=200, group="loss")
     add("loss-plain", env=plain, steps=200, group="loss")
     add("sdxl-b1-compile", extra=["--torch_compile"], group="lever")
