@@ -15,9 +15,16 @@ from ui_helpers import screen_text, type_into, wait_for
 
 def painted(app, widget) -> str:
     """The words painted inside `widget`'s content region, lines joined by single spaces."""
-    r = widget.content_region
+    r = widget.scrollable_content_region  # without a scrollbar's gutter
     lines = screen_text(app).split("\n")[r.y:r.bottom]
     return " ".join(" ".join(line[r.x:r.right] for line in lines).split())
+
+
+async def test_the_locked_family_row_is_painted_whole_at_80_columns(settings):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert painted(app, app.query_one("#minimal-family")) == "SDXL · sdxl_train_network.py · locked"
 
 
 @pytest.mark.parametrize("view, size", [("minimal", (100, 30)), ("advanced", (120, 30)), ("minimal", (80, 30)),
@@ -112,3 +119,29 @@ async def test_wraplog_refolds_on_resize_and_keeps_rows_in_step_when_pruning():
             await pilot.pause()
             painted_rows = [line[:fold] for line in screen_text(app).split("\n")[:10]]
             assert "".join(painted_rows).rstrip().endswith(lines[-1]), painted_rows
+
+
+PLOTTED_TRAINER = '''
+import sys, time
+for step in range(1, 6):
+    print("steps: %3d%%| | %d/50 [00:01<00:10, 4.00it/s, avr_loss=%.3f]" % (step * 2, step, 1 / step), flush=True)
+    time.sleep(0.05)
+raise RuntimeError("CUDA out of memory while caching latents for /home/user/datasets/subject/10_subject:"
+                   " lower train_batch_size END-OF-ERROR")
+'''
+
+
+async def test_failure_box_beside_the_loss_plot_shows_the_error_whole(settings, tmp_path):
+    from lora_tui.run.jobs import start_job
+
+    script = tmp_path / "plotted.py"
+    script.write_text(PLOTTED_TRAINER)
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=(80, 30)) as pilot:
+        app.attach(start_job([sys.executable, str(script)], settings=settings))
+        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=15)
+        await pilot.pause(0.3)
+        assert app.query_one("#plot-box").display and app.query_one("#failure").display
+        tail = "".join(painted(app, app.query_one("#failure-tail")).split())
+        assert ("RuntimeError:CUDAoutofmemorywhilecachinglatentsfor/home/user/datasets/subject/10_subject:"
+                "lowertrain_batch_sizeEND-OF-ERROR") in tail, screen_text(app)
