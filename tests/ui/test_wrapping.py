@@ -142,6 +142,9 @@ async def test_failure_box_beside_the_loss_plot_shows_the_error_whole(settings, 
         await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=15)
         await pilot.pause(0.3)
         assert app.query_one("#plot-box").display and app.query_one("#failure").display
+        summary = app.query_one("#run").progress.summary()
+        assert summary.startswith("step 5/50 · loss 0.2 · ")
+        assert painted(app, app.query_one("#run-stats")) == summary
         tail = "".join(painted(app, app.query_one("#failure-tail")).split())
         assert ("RuntimeError:CUDAoutofmemorywhilecachinglatentsfor/home/user/datasets/subject/10_subject:"
                 "lowertrain_batch_sizeEND-OF-ERROR") in tail, screen_text(app)
