@@ -35,5 +35,6 @@ def script_options(script: str) -> dict[str, ScriptOption]:
 
 #: Options only our bundled trainer knows (its speed switches). Upstream sd-scripts ignores unknown TOML keys, so
 #: writing them is harmless there; validation warns that they have no effect with an upstream checkout.
-BUNDLED_ONLY_OPTIONS: tuple[str, ...] = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast")
+BUNDLED_ONLY_OPTIONS: tuple[str, ...] = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast",
+                                          "torch_compile_resnets")
 BUNDLED_ONLY_SCRIPTS: tuple[str, ...] = ("train_network.py", "sdxl_train_network.py")

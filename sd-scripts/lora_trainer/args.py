@@ -64,7 +64,7 @@ def parse_args(script: str, argv: list[str] | None = None) -> argparse.Namespace
     parser = build_parser(script)
     args = parser.parse_args(argv)
     if not args.config_file:
-        return args
+        return _implied(args)
     path = Path(args.config_file)
     if path.suffix != ".toml":
         path = Path(str(path) + ".toml")
@@ -90,6 +90,13 @@ def parse_args(script: str, argv: list[str] | None = None) -> argparse.Namespace
     args.config_file = str(path.with_suffix(""))
     if getattr(args, "output_config", False):
         _warn("output_config is not supported by this trainer; training proceeds")
+    return _implied(args)
+
+
+def _implied(args: argparse.Namespace) -> argparse.Namespace:
+    """Options that switch on another: `torch_compile_resnets` compiles more than `torch_compile` does."""
+    if getattr(args, "torch_compile_resnets", False):
+        args.torch_compile = True
     return args
 
 

@@ -23,7 +23,8 @@ Everything falls back to the plain path (`Trainer._step`) when it does not apply
 gradient accumulation, dropout options, captions that change between epochs, fp16) and to eager steps when
 CUDA graphs do not apply (optimizer other than torch's AdamW/Adam, host-random noise options) or capture fails.
 Switches (sd-scripts style command-line/TOML options, see `SPEED_OPTIONS`): `no_cuda_graphs`,
-`lora_fp32_weights`, `channels_last`, `unet_autocast`, and sd-scripts' own `torch_compile`/`dynamo_backend`;
+`lora_fp32_weights`, `channels_last`, `unet_autocast`, `torch_compile_resnets`, and sd-scripts' own
+`torch_compile`/`dynamo_backend`;
 environment `LORA_TUI_FAST_PATH=0` turns the whole fast path off
 (`=1` forces it on a CPU, for tests).
 
@@ -41,12 +42,16 @@ SPEED_OPTIONS = {
                           "default": False},
     "channels_last": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
     "unet_autocast": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None, "default": False},
+    # --torch_compile plus the ResNet blocks (implies --torch_compile): faster steps, a longer cold compile
+    "torch_compile_resnets": {"action": "_StoreTrueAction", "type": None, "nargs": 0, "choices": None,
+                              "default": False},
 }
 
 # U-Net block classes compiled by `--torch_compile` (regional compilation). diffusers lists only the transformer
-# block for UNet2DConditionModel; `LORA_TUI_COMPILE_BLOCKS` (comma-separated class names) overrides it, for
-# benchmarks.
+# block for UNet2DConditionModel; `--torch_compile_resnets` adds the ResNet blocks; `LORA_TUI_COMPILE_BLOCKS`
+# (comma-separated class names, `Name:dynamic` for symbolic shapes) overrides both, for benchmarks.
 COMPILE_BLOCKS = ("BasicTransformerBlock",)
+COMPILE_RESNET_BLOCKS = ("ResnetBlock2D",)
 # Compiled variants kept per block class (distinct shapes x batch sizes); torch's default of 8 is too few for
 # bucketed data sets, and a block past the limit silently runs eagerly.
 COMPILE_RECOMPILE_LIMIT = 64
@@ -442,7 +447,8 @@ def compile_unet(trainer) -> str:
     setattr(cfg, name, max(getattr(cfg, name), COMPILE_RECOMPILE_LIMIT))
     unet = trainer.model.unet
     env = os.environ.get("LORA_TUI_COMPILE_BLOCKS", "")
-    specs = [b for b in env.split(",") if b] if env else list(COMPILE_BLOCKS)
+    specs = [b for b in env.split(",") if b] if env else \
+        list(COMPILE_BLOCKS) + (list(COMPILE_RESNET_BLOCKS) if trainer.args.torch_compile_resnets else [])
     static = [b for b in specs if not b.endswith(":dynamic")]
     dynamic = [b[:-len(":dynamic")] for b in specs if b.endswith(":dynamic")]
     if static:

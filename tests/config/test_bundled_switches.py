@@ -10,7 +10,7 @@ from lora_tui.plan.launch import toml_text
 from lora_tui.plan.rules import validate
 from lora_tui.plan.dataset import scan_dataset
 
-SWITCHES = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast")
+SWITCHES = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast", "torch_compile_resnets")
 
 
 def test_switches_are_advanced_fields_written_only_when_on():

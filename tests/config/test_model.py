@@ -26,7 +26,7 @@ UPSTREAM_ONLY = {"train_inpainting", "show_timesteps", "show_timesteps_resolutio
 # Ours, not kohya_ss's: the multi-node accelerate settings (kohya_ss users type them as extra launch args), the
 # bundled trainer's speed switches, and sd-scripts' --torch_compile, which kohya_ss's GUI does not offer.
 OURS = ("machine_rank", "main_process_ip", "no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast",
-        "torch_compile")
+        "torch_compile", "torch_compile_resnets")
 
 
 def test_every_catalogue_parameter_is_a_field_with_the_catalogue_type():

@@ -128,7 +128,11 @@ def main() -> int:
                                    ["--mixed_precision", "bf16", "--unet_autocast"]),
             "fast_bf16_compiled": ({"LORA_TUI_FAST_PATH": "1", "LORA_TUI_CPU_BF16": "1"},
                                    ["--mixed_precision", "bf16", "--torch_compile", "--dynamo_backend",
-                                    "aot_eager"])}
+                                    "aot_eager"]),
+            # --torch_compile_resnets alone (it implies --torch_compile): the ResNet blocks compiled too
+            "fast_bf16_compiled_resnets": ({"LORA_TUI_FAST_PATH": "1", "LORA_TUI_CPU_BF16": "1"},
+                                           ["--mixed_precision", "bf16", "--torch_compile_resnets",
+                                            "--dynamo_backend", "aot_eager"])}
     res = {}
     first = None
     for name, (env, extra) in runs.items():
