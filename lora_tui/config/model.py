@@ -445,7 +445,8 @@ class TrainingConfig(BaseModel):
             "Compile the U-Net with torch.compile at the first steps. Backend: the Accelerate section's Dynamo "
             "backend, or inductor while that is 'no'. sd-scripts: --torch_compile (the whole U-Net); the "
             "lora-tui trainer compiles its transformer blocks only: on an H200 about 13 s more at the start "
-            "the first time (under 1 s once inductor's cache in /tmp holds them; a minute or more on a CPU), "
+            "the first time (under 1 s once inductor's cache holds them: lora-tui keeps it in its cache dir; a "
+            "minute or more on a CPU), "
             "then 4 % faster and 2.7 GiB less at SDXL batch 4"
         ),
     )

@@ -451,7 +451,8 @@ def build_launch(cfg: TrainingConfig, settings: Optional[AppSettings] = None,
     """The launch for ``cfg``: argv ``[accelerate, "launch", <options>, <sd_scripts_dir>/<script>,
     "--config_file", <toml>, <additional_parameters>...]``, the TOML text, the file names
     ``<output_dir>/config_lora-<YYYYMMDD-HHMMSS>.toml`` and ``<output_dir>/<output_name>_<ts>.json`` (a suffix
-    ``-1``, ``-2``… when the name exists), the child env and cwd. Writes nothing.
+    ``-1``, ``-2``… when the name exists), the child env and cwd (with ``torch_compile``: inductor's cache in
+    ``<cache_dir>/torchinductor`` unless the environment names one). Writes nothing.
     Raises :class:`LaunchError` for an argument string that does not split."""
     settings = settings or AppSettings()
     cwd = Path(cwd) if cwd is not None else Path.cwd()
@@ -475,6 +476,10 @@ def build_launch(cfg: TrainingConfig, settings: Optional[AppSettings] = None,
         sp = cwd / sp
     env = child_env()
     env.update(accel.env)
+    if (cfg.torch_compile or cfg.torch_compile_resnets) and "TORCHINDUCTOR_CACHE_DIR" not in env:
+        # inductor keeps compiled kernels in /tmp by default, which a reboot (or a fresh container) empties;
+        # from this cache a compile takes seconds instead of up to a minute (docs/performance.md)
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(settings.cache_dir) / "torchinductor")
     return Launch(argv=argv, toml_text=text, toml_path=toml_path, json_path=json_path, env=env,
                   cwd=cwd, notes=notes, sample_prompts_path=sp, sample_prompts_text=cfg.sample_prompts)
 

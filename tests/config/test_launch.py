@@ -225,6 +225,19 @@ def test_accelerate_found_next_to_the_interpreter_without_activation(tmp_path):
     assert launch.argv[:2] == [str(bindir / "accelerate"), "launch"]
 
 
+def test_compile_keeps_inductor_cache_in_the_app_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    settings = AppSettings(cache_dir=tmp_path / "cache")
+    plain = build_launch(TrainingConfig(output_dir=str(tmp_path)), settings, now=NOW)
+    assert "TORCHINDUCTOR_CACHE_DIR" not in plain.env
+    for field in ("torch_compile", "torch_compile_resnets"):
+        launch = build_launch(TrainingConfig(output_dir=str(tmp_path), **{field: True}), settings, now=NOW)
+        assert launch.env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "torchinductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")  # the user's own choice stays
+    mine = build_launch(TrainingConfig(output_dir=str(tmp_path), torch_compile=True), settings, now=NOW)
+    assert mine.env["TORCHINDUCTOR_CACHE_DIR"] == "/elsewhere"
+
+
 def test_child_env():
     env = child_env({"PATH": "/bin", "TEXTUAL_DRIVER": "x", "TEXTUAL": "1", "HOME": "/h"})
     assert env["PYTHONUNBUFFERED"] == "1" and env["NO_COLOR"] == "1" and env["COLUMNS"] == "200"
