@@ -429,7 +429,9 @@ def compile_unet(trainer) -> str:
     """sd-scripts' `--torch_compile` with `--dynamo_backend`: compile the U-Net's repeated blocks in place
     (regional compilation through diffusers' `compile_repeated_blocks`; a whole-U-Net compile took ~9 minutes
     on an H200, notes/gpu_ceiling.md). Compilation happens at the first steps (the fast path's eager warm-up
-    steps, before any CUDA graph capture). Returns a note for the log.
+    steps, before any CUDA graph capture). The blocks: the transformer blocks, plus the ResNet blocks with
+    `--torch_compile_resnets` (SDXL batch 4 on an H200: +4 % and +8.5 % images/s; ~13 s and ~55 s more start-up
+    on a cold inductor cache, docs/performance.md). Returns a note for the log.
 
     Raises OptionError for a backend torch does not have."""
     import torch
@@ -456,8 +458,8 @@ def compile_unet(trainer) -> str:
         # static shapes: a batch shape compiles once per block shape (SDXL: two transformer-block shapes)
         unet.compile_repeated_blocks(backend=backend, dynamic=False)
     for m in unet.modules():
-        # symbolic shapes: one compile serves every channel count and resolution of the class (SDXL has 12
-        # ResnetBlock2D shapes; static compiles of them all took ~50 s)
+        # symbolic shapes (benchmarks only): one graph for every channel count of the class; for SDXL's 12
+        # ResnetBlock2D shapes it compiled for 160 s and ran no faster than static shapes (run 11)
         if type(m).__name__ in dynamic:
             m.compile(backend=backend, dynamic=True)
     n = sum(1 for m in unet.modules() if type(m).__name__ in static + dynamic)
