@@ -16,8 +16,11 @@ weights are cast to bf16 in every forward and backward, and `loss.item()` drains
 - AdamW runs fused (one multi-tensor kernel).
 - The frozen bf16 U-Net runs without autocast (its norms read and write bf16, as every other layer does), and a
   LoRA's up-projection is added to the frozen layer's output inside one matrix product (`addmm`).
+- A LoRA-wrapped GEGLU projection (the transformer blocks' widest layer) produces its two halves as two
+  contiguous products instead of one output split by `chunk` (`_geglu_forward`).
 - `--torch_compile` compiles the U-Net's repeated blocks (regional compilation, diffusers'
-  `compile_repeated_blocks`) inside the captured step.
+  `compile_repeated_blocks`) inside the captured step; the fused LoRA sums stay in place there as custom
+  operators.
 
 Everything falls back to the plain path (`Trainer._step`) when it does not apply (CPU, text-encoder training,
 gradient accumulation, dropout options, captions that change between epochs, fp16) and to eager steps when
