@@ -249,6 +249,10 @@ def cmd_queue(args: argparse.Namespace) -> int:
         return headless.queue_add(args.file, cfg=cfg)
     if args.action == "run":
         return headless.run_queue()
+    if args.action == "pause":
+        return headless.queue_pause()
+    if args.action == "resume":
+        return headless.queue_resume()
     return headless.queue_list()
 
 
@@ -276,8 +280,9 @@ def _add_job_commands(sub: Any) -> None:
     p.add_argument("--now", action="store_true", help="skip SIGINT: SIGTERM, then SIGKILL")
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("queue", help="the run queue: list (default), add FILE, run")
-    p.add_argument("action", nargs="?", choices=["list", "add", "run"], default="list")
+    p = sub.add_parser("queue", help="the run queue: list (default), add FILE, run, pause, resume")
+    p.add_argument("action", nargs="?", choices=["list", "add", "run", "pause", "resume"], default="list",
+                   help="pause: nothing more starts (a running item goes on) until resume")
     p.add_argument("file", nargs="?", metavar="FILE", help="config to queue (for add)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
     p.set_defaults(func=cmd_queue)

@@ -287,6 +287,14 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
         return 1
     grace = float(grace_s if grace_s is not None else getattr(settings, "stop_grace_s", 60.0))
     if job.is_alive():
+        # As the Stop key: the queue waits (paused before the signal, so no runner starts the next item as soon
+        # as this one ends).
+        from lora_tui.run.queue import Queue
+
+        waiting = Queue(settings).pause_for_stop()
+        if waiting:
+            print(f"lora-tui: queue paused ({waiting} waiting); `lora-tui queue resume` lets it go on",
+                  file=out, flush=True)
         print(f"lora-tui: stopping job {job.id} (SIGINT; escalating after {grace:g} s)", file=out, flush=True)
     result = job.stop(grace_s=grace, escalate=escalate)
     if not result.exited:
@@ -300,7 +308,8 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
 
 
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui queue run``: run every pending queue item in order; exit 1 if any item did not finish ``done``."""
+    """``lora-tui queue run``: run every pending queue item in order; exit 1 if any item did not finish ``done``.
+    While the queue is paused it says so and waits for ``lora-tui queue resume`` (from any terminal)."""
     from lora_tui.run.queue import Queue, QueueRunner, launch_item
 
     out = out or sys.stdout
@@ -312,9 +321,55 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
         print(f"lora-tui: queue item {item.label or item.id}: {item.status}{extra} {item.message}".rstrip(),
               file=out, flush=True)
 
+    def paused(now: bool) -> None:
+        if now:
+            print(f"lora-tui: queue paused{_pause_text(queue.pause_info())}; waiting for `lora-tui queue resume` "
+                  "(a running item goes on; Ctrl-C leaves, the queue is kept)", file=out, flush=True)
+        else:
+            print("lora-tui: queue resumed", file=out, flush=True)
+
     runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
-    items = runner.run_all(on_event=event)
+    items = runner.run_all(on_event=event, on_pause=paused)
     return 0 if all(i.status == "done" for i in items) else 1
+
+
+def _pause_text(info: dict | None) -> str:
+    """`` since 14:02 (stopped by the user)`` for a pause (``Queue.pause_info``); empty when not paused."""
+    if info is None:
+        return ""
+    since = f" since {time.strftime('%Y-%m-%d %H:%M', time.localtime(info['since']))}" if info.get("since") else ""
+    reason = f" ({info['reason']})" if info.get("reason") else ""
+    return since + reason
+
+
+def queue_pause(settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue pause``: no queued item starts until ``queue resume`` (a running one goes on). Exit 0."""
+    from lora_tui.run.queue import Queue
+
+    out = out or sys.stdout
+    queue = Queue(_settings(settings))
+    if queue.pause("paused from the command line"):
+        print("lora-tui: queue paused: nothing more starts until `lora-tui queue resume`"
+              + ("; the running item goes on" if queue.running() else ""), file=out)
+    else:
+        print(f"lora-tui: queue already paused{_pause_text(queue.pause_info())}", file=out)
+    return 0
+
+
+def queue_resume(settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue resume``: let a paused queue go on (the app or ``queue run`` starts the next item when no
+    job runs). Exit 0."""
+    from lora_tui.run.queue import Queue
+
+    out = out or sys.stdout
+    queue = Queue(_settings(settings))
+    if queue.resume():
+        pending = sum(i.status == "pending" for i in queue.items())
+        print(f"lora-tui: queue resumed ({pending} waiting; they run while the app or `lora-tui queue run` is "
+              "open)", file=out)
+    else:
+        print("lora-tui: queue was not paused", file=out)
+    return 0
 
 
 def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None) -> int:
@@ -342,20 +397,25 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
 
     out = out or sys.stdout
     cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
-    item = Queue(_settings(settings)).add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name)
-    print(f"lora-tui: queued {item.label} as {item.id}", file=out)
+    queue = Queue(_settings(settings))
+    item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name)
+    note = "; the queue is paused: `lora-tui queue resume` lets it run" if queue.paused else ""
+    print(f"lora-tui: queued {item.label} as {item.id}{note}", file=out)
     return 0
 
 
 def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
     """``lora-tui queue list``: items in run order with status, job and result (an item whose job ended while
-    nothing drove the queue is settled first, so it is not shown as running)."""
+    nothing drove the queue is settled first, so it is not shown as running); a paused queue says so first
+    (``queue paused since <time> (<reason>): ...``)."""
     from lora_tui.run.queue import Queue, QueueRunner
 
     out = out or sys.stdout
     queue = Queue(_settings(settings))
     QueueRunner(queue).settle()
-    items = queue.items()
+    items, pause = queue.snapshot()
+    if pause is not None:
+        print(f"queue paused{_pause_text(pause)}: nothing starts until `lora-tui queue resume`", file=out)
     if not items:
         print("queue is empty", file=out)
     for i in items:

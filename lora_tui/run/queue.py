@@ -5,6 +5,10 @@ kohya-key dict (what ``config_to_dict`` gives; later form edits do not change a 
 from, plus its status and result. Items run one after another; a failed item does not stop the queue; the queue
 survives an app restart (an item left ``running`` is settled from its job's state on the next ``tick``).
 
+The file also holds the queue's ``paused`` flag (with when and why it was set): while it is set no item starts,
+in any process driving the queue; an item already running is left running. Stop pauses the queue when items wait
+in it (``pause_for_stop``), so stopping a run to fix something does not start the next one at once.
+
 Who drives it: the UI calls ``QueueRunner.tick()`` from a timer; ``lora-tui`` headless calls ``run_all``. Both
 start items through a ``launch(item) -> Job`` function (``launch_item`` builds the real launch through the
 config and plan layers; tests may pass their own).
@@ -57,10 +61,58 @@ class Queue:
         self.state_dir = resolve_state_dir(settings, state_dir)
         self.path = Path(path) if path else self.state_dir / QUEUE_FILE
 
+    def _data(self) -> dict:
+        return read_json(self.path, default={}) or {}
+
     def items(self) -> list[QueueItem]:
         """All items in run order."""
-        data = read_json(self.path, default={}) or {}
-        return [QueueItem.from_dict(d) for d in data.get("items", [])]
+        return [QueueItem.from_dict(d) for d in self._data().get("items", [])]
+
+    def snapshot(self) -> tuple[list[QueueItem], dict | None]:
+        """The items and the pause (``pause_info``) from ONE read of the file, so a list and its title agree."""
+        data = self._data()
+        return [QueueItem.from_dict(d) for d in data.get("items", [])], _pause_of(data)
+
+    @property
+    def paused(self) -> bool:
+        """True while the queue is paused: no runner starts an item (a running one goes on)."""
+        return _pause_of(self._data()) is not None
+
+    def pause_info(self) -> dict | None:
+        """``{"since": epoch seconds, "reason": str}`` while paused, else ``None``."""
+        return _pause_of(self._data())
+
+    def pause(self, reason: str = "") -> bool:
+        """Pause the queue: no item starts until ``resume``; a running item is not stopped. The flag is kept in
+        the queue file, so every app and ``lora-tui queue run`` sharing the state dir honours it, across restarts.
+        Returns False when it was already paused (its time and reason are then kept)."""
+        def change(data: dict) -> bool:
+            if data.get("paused"):
+                return False
+            data["paused"] = {"since": time.time(), "reason": reason}
+            return True
+
+        return self._update(change)
+
+    def resume(self) -> bool:
+        """Let the queue run again (the next pending item starts when no job runs). Returns False when it was not
+        paused."""
+        def change(data: dict) -> bool:
+            return bool(data.pop("paused", None))
+
+        return self._update(change)
+
+    def pause_for_stop(self, reason: str = "stopped by the user") -> int:
+        """What Stop does to the queue: pause it when items wait in it, so the next one does not start as soon as
+        the stopped job ends. Returns how many items wait (0: nothing to hold back, the queue is left as it is;
+        an already paused queue keeps its first reason)."""
+        def change(data: dict) -> int:
+            waiting = sum(d.get("status") == "pending" for d in data.get("items", []))
+            if waiting and not data.get("paused"):
+                data["paused"] = {"since": time.time(), "reason": reason}
+            return waiting
+
+        return self._update(change)
 
     def get(self, item_id: str) -> QueueItem:
         """The item with that id; ``KeyError`` if none."""
@@ -69,15 +121,19 @@ class Queue:
                 return item
         raise KeyError(f"no queue item {item_id!r}")
 
-    def _edit(self, change: Callable[[list[dict]], Any]) -> Any:
+    def _update(self, change: Callable[[dict], Any]) -> Any:
+        # One locked read-modify-write of the whole file (temp file + rename): the other processes sharing the
+        # queue never see half of it, and two edits never overwrite each other.
         box: list[Any] = []
 
         def apply(data: dict) -> None:
-            items = data.setdefault("items", [])
-            box.append(change(items))
+            box.append(change(data))
 
         update_json(self.path, apply)
         return box[0]
+
+    def _edit(self, change: Callable[[list[dict]], Any]) -> Any:
+        return self._update(lambda data: change(data.setdefault("items", [])))
 
     def add(self, config: dict | None = None, config_path: str | Path | None = None, label: str = "",
             meta: dict | None = None) -> QueueItem:
@@ -150,6 +206,15 @@ class Queue:
         return QueueItem.from_dict(d)
 
 
+def _pause_of(data: dict) -> dict | None:
+    paused = data.get("paused")
+    if not paused:
+        return None
+    if not isinstance(paused, dict):  # a hand-edited ``"paused": true``
+        return {"since": None, "reason": ""}
+    return {"since": paused.get("since"), "reason": str(paused.get("reason") or "")}
+
+
 Launch = Callable[[QueueItem], Job]
 
 
@@ -158,7 +223,8 @@ class QueueRunner:
 
     ``tick()`` is cheap and idempotent: it settles a finished running item, and when nothing runs starts the next
     pending one. It never starts an item while another job of the state dir is running (two trainers on one GPU
-    by accident), unless ``exclusive=False``.
+    by accident), unless ``exclusive=False``, nor while the queue is paused (``Queue.pause``; read from the file
+    at every tick, so a pause from another process counts).
     """
 
     def __init__(self, queue: Queue, launch: Launch | None = None, exclusive: bool = True) -> None:
@@ -166,7 +232,11 @@ class QueueRunner:
         self.launch = launch or (lambda item: launch_item(item, state_dir=queue.state_dir))
         self.exclusive = exclusive
         self.current: Job | None = None
-        self.paused = False
+
+    @property
+    def paused(self) -> bool:
+        """The queue's persisted pause flag (``Queue.paused``)."""
+        return self.queue.paused
 
     def _job_of(self, item: QueueItem) -> Job | None:
         if self.current is not None and self.current.id == item.job_id:
@@ -205,11 +275,12 @@ class QueueRunner:
         running = self.queue.running()
         if running is not None:
             return self._settle(running)
-        if self.paused or self.queue.next_pending() is None:
+        if self.queue.paused or self.queue.next_pending() is None:
             return None
-        # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking.
+        # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking
+        # (a pause written meanwhile included).
         with try_locked(self.queue.path.with_name(QUEUE_FILE + ".start")) as mine:
-            if not mine or self.queue.running() is not None:
+            if not mine or self.queue.running() is not None or self.queue.paused:
                 return None
             item = self.queue.next_pending()
             if item is None:
@@ -224,17 +295,27 @@ class QueueRunner:
             self.current = job
             return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
 
-    def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None) -> list[QueueItem]:
+    def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None,
+                on_pause: Callable[[bool], None] | None = None) -> list[QueueItem]:
         """Block until no pending or running item is left; returns the final item list. ``on_event`` is called
-        with every item this runner starts or settles."""
+        with every item this runner starts or settles. While the queue is paused it waits (a running item is
+        still settled) until it is resumed, from this process or another (``lora-tui queue resume``);
+        ``on_pause(paused)`` is called when it sees the queue paused (also at the start) and when it sees it
+        resumed."""
+        seen_paused = False
         while True:
+            items, pause = self.queue.snapshot()
+            if not any(i.status in ("pending", "running") for i in items):
+                return items
+            if (pause is not None) != seen_paused:
+                seen_paused = pause is not None
+                if on_pause is not None:
+                    on_pause(seen_paused)
             changed = self.tick()
             if changed is not None and on_event is not None:
                 on_event(changed)
             if changed is not None and changed.status != "running":
                 continue  # settled one: start the next without waiting
-            if self.queue.running() is None and (self.queue.next_pending() is None or self.paused):
-                return self.queue.items()
             time.sleep(poll_s)
 
 

@@ -123,3 +123,56 @@ def test_machine_lines_are_left_out_of_terminal_output_byte_for_byte_otherwise()
         out = b"".join(f.feed(raw[i:i + size]) for i in range(0, len(raw), size))
         assert out == want
         assert f.flush() == b"LORA_TUI_PROG"  # an unfinished line at the end of the stream is not lost
+
+
+def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    bad = tmp_path / "bad.json"  # plan errors: each item ends `error` at once, no trainer is started
+    bad.write_text(json.dumps({"pretrained_model_name_or_path": str(tmp_path / "missing.safetensors"),
+                               "train_data_dir": str(tmp_path / "no_such_dir"), "output_dir": str(tmp_path / "out"),
+                               "output_name": "x", "sdxl": True}))
+    paused = cli(["queue", "pause"], tmp_path)
+    assert paused.returncode == 0 and "queue paused" in paused.stdout
+    assert "already paused" in cli(["queue", "pause"], tmp_path).stdout
+    added = cli(["queue", "add", str(bad)], tmp_path)
+    assert added.returncode == 0 and "the queue is paused" in added.stdout
+    cli(["queue", "add", str(bad)], tmp_path)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"))
+    runner = subprocess.Popen([sys.executable, "-m", "lora_tui", "queue", "run"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        first = runner.stdout.readline()
+        assert first.startswith("lora-tui: queue paused since ") and "queue resume" in first, first
+        time.sleep(1.0)
+        assert runner.poll() is None  # still waiting, and nothing started
+        data = json.loads((state / "queue.json").read_text())
+        assert [d["status"] for d in data["items"]] == ["pending", "pending"]
+        resumed = cli(["queue", "resume"], tmp_path)
+        assert resumed.returncode == 0 and "queue resumed (2 waiting" in resumed.stdout
+        rest, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 1  # the items could not start
+    assert "queue resumed" in rest and rest.count(": error ") == 2, rest
+    assert "was not paused" in cli(["queue", "resume"], tmp_path).stdout
+    listed = cli(["queue"], tmp_path).stdout
+    assert "paused" not in listed and listed.count(" error ") == 2
+
+
+def test_stop_pauses_the_queue_when_items_wait(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.02), state_dir=state)
+    cfg = tmp_path / "a.json"
+    cfg.write_text(json.dumps({"output_name": "qa"}))
+    try:
+        assert cli(["queue", "add", str(cfg)], tmp_path).returncode == 0
+        stopped = cli(["stop", "--grace", "10", job.id], tmp_path)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "queue paused (1 waiting); `lora-tui queue resume` lets it go on" in stopped.stdout
+        listed = cli(["queue"], tmp_path).stdout
+        assert "(stopped by the user)" in listed and " pending " in listed, listed
+    finally:
+        for p in job.members():
+            p.kill()

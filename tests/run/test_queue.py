@@ -123,3 +123,78 @@ def test_queue_list_settles_an_item_whose_job_ended_with_nothing_driving_the_que
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith(f"{item.id}  failed") and "exit 1" in lines[0], lines
     assert lines[1].startswith(f"{nxt.id}  pending"), lines  # listing starts nothing
+
+
+def test_pause_is_kept_in_the_queue_file_and_holds_back_the_next_item_but_not_the_running_one(tmp_path):
+    import json
+
+    from run_helpers import cli
+    from lora_tui.run.jobs import load_job
+    from lora_tui.run.queue import QUEUE_FILE
+
+    state_dir = tmp_path / "xstate" / "lora-tui"  # the state dir `lora-tui` uses under cli()'s XDG dirs
+    q = Queue(state_dir=state_dir)
+    first = q.add({"fake": ["fail_after.py", "0.5"]}, label="first")
+    second = q.add({"fake": ["fail_after.py", "0"]}, label="second")
+    runner = QueueRunner(q, launch=launcher_for(state_dir, tmp_path))
+    assert runner.tick().id == first.id
+    # Paused from another process while the first runs: the running item goes on.
+    out = cli(["queue", "pause"], tmp_path)
+    assert out.returncode == 0 and "queue paused" in out.stdout and "running item goes on" in out.stdout
+    data = json.loads((state_dir / QUEUE_FILE).read_text())
+    assert data["paused"]["reason"] == "paused from the command line" and len(data["items"]) == 2
+    assert q.paused and runner.paused
+    job = load_job(q.get(first.id).job_id, state_dir=state_dir)
+    assert job.is_alive()
+    job.wait(timeout=30)
+    settled = runner.tick()  # the end is recorded while paused...
+    assert settled.id == first.id and settled.status == "failed"
+    for _ in range(3):  # ...but nothing starts, however often the runner (or a restarted one) ticks
+        assert runner.tick() is None
+        assert QueueRunner(Queue(state_dir=state_dir), launch=launcher_for(state_dir, tmp_path)).tick() is None
+    assert Queue(state_dir=state_dir).get(second.id).status == "pending"
+    listed = cli(["queue", "list"], tmp_path)
+    assert listed.stdout.splitlines()[0].startswith("queue paused since "), listed.stdout
+    assert "(paused from the command line)" in listed.stdout and "queue resume" in listed.stdout
+    assert not q.pause("again")  # already paused: the first reason stays
+    assert q.pause_info()["reason"] == "paused from the command line"
+    assert q.resume() and not q.paused and not q.resume()
+    assert "paused" not in json.loads((state_dir / QUEUE_FILE).read_text())
+    started = runner.tick()
+    assert started.id == second.id and started.status == "running"
+
+
+def test_run_all_waits_while_paused_and_goes_on_when_another_process_resumes(state_dir, tmp_path):
+    import threading
+
+    q = Queue(state_dir=state_dir)
+    a = q.add({"fake": ["fail_after.py", "0"]}, label="a")
+    b = q.add({"fake": ["fail_after.py", "0"]}, label="b")
+    q.pause("testing")
+    seen, pauses, result = [], [], []
+    runner = QueueRunner(Queue(state_dir=state_dir), launch=launcher_for(state_dir, tmp_path))
+    thread = threading.Thread(target=lambda: result.append(
+        runner.run_all(poll_s=0.02, on_event=seen.append, on_pause=pauses.append)))
+    thread.start()
+    try:
+        time.sleep(1.0)
+        assert thread.is_alive() and seen == [] and pauses == [True]  # it waits; it starts nothing
+        assert [i.status for i in q.items()] == ["pending", "pending"]
+        Queue(state_dir=state_dir).resume()
+        thread.join(timeout=60)
+    finally:
+        Queue(state_dir=state_dir).resume()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert pauses == [True, False]
+    assert [(i.id, i.status) for i in result[0]] == [(a.id, "failed"), (b.id, "failed")]
+
+
+def test_pause_for_stop_pauses_only_when_items_wait(state_dir):
+    q = Queue(state_dir=state_dir)
+    assert q.pause_for_stop() == 0 and not q.paused  # an empty queue is not left paused
+    item = q.add({"output_name": "x"})
+    q.mark(item.id, "running")
+    assert q.pause_for_stop() == 0 and not q.paused  # the stopped run was the last: nothing to hold back
+    q.add({"output_name": "y"})
+    assert q.pause_for_stop() == 1 and q.paused and q.pause_info()["reason"] == "stopped by the user"
