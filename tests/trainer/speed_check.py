@@ -104,6 +104,40 @@ def stop_runs(ckpt: str, data: str, work: Path) -> dict:
     return res
 
 
+def op_gradients() -> dict:
+    """Largest differences (float64, CPU) between the fused LoRA operators' outputs and gradients and plain
+    autograd through the unfused formula `x W^T + b + s (x D^T) U^T` (then GEGLU's halves)."""
+    import torch
+
+    from lora_trainer import speed
+
+    g = torch.Generator().manual_seed(0)
+    M, K, N, r, s = 6, 5, 8, 3, 0.75
+    x = torch.randn(M, K, generator=g, dtype=torch.float64, requires_grad=True)
+    w, b = torch.randn(N, K, generator=g, dtype=torch.float64), torch.randn(N, generator=g, dtype=torch.float64)
+    d = torch.randn(r, K, generator=g, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(N, r, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def diffs(outs, refs, seed):
+        go = [torch.randn(o.shape, generator=torch.Generator().manual_seed(seed + i), dtype=torch.float64)
+              for i, o in enumerate(outs)]
+        got = torch.autograd.grad(outs, (x, d, u), go)
+        want = torch.autograd.grad(refs, (x, d, u), go)
+        return max([float((a - c).detach().abs().max()) for a, c in zip(outs, refs)]
+                   + [float((a - c).abs().max()) for a, c in zip(got, want)])
+
+    def ref():
+        return x @ w.t() + b + s * (x @ d.t()) @ u.t()
+
+    n = N // 2
+    y, _h = speed._lora_linear_op()(x, w, b, d, u, s)
+    fn = speed._lora_linear_function().apply(x, w, b, d, u, s)
+    a, gate, _h = speed._geglu_proj_op()(x, w, b, d, u, s)
+    r = ref()
+    return {"linear_op": diffs([y], [ref()], 1), "linear_function": diffs([fn], [ref()], 1),
+            "geglu_op": diffs([a, gate], [r[:, :n], r[:, n:]], 3)}
+
+
 def main() -> int:
     ckpt, data, work, short = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
     import torch
@@ -153,6 +187,7 @@ def main() -> int:
             r["max_up"] = max(float(v.abs().max()) for k, v in sd.items() if "lora_up" in k)
         res[name] = r
     res["stop"] = stop_runs(ckpt, short, work)
+    res["op_gradients"] = op_gradients()
     print("RESULT " + json.dumps(res))
     return 0
 
