@@ -132,6 +132,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self.queue_launch: Any = None
         self._queue_busy = False
         self.queue_items: list[Any] = []
+        self.queue_paused = False  # the queue file's pause flag, as of the last tick or queue action
         self.started_at = time.perf_counter()
 
     def left_running_note(self) -> str | None:

@@ -70,25 +70,49 @@ class JobControl:
     # ------------------------------------------------------------------ Stop
     def action_stop(self) -> None:
         """F9 / ctrl+t: first press SIGINT to the job's process group (the trainer saves and exits); a second
-        press, or no exit within the grace time (`AppSettings.stop_grace_s`), SIGTERM and then SIGKILL."""
+        press, or no exit within the grace time (`AppSettings.stop_grace_s`), SIGTERM and then SIGKILL.
+        The first press also pauses the queue when items wait in it (`Queue.pause_for_stop`): whoever stops a
+        run most likely wants to fix something before the next starts; p on the queue list resumes it."""
         if not self.job_running or self.job is None:
             return
         self.stop_presses += 1
-        self._send_stop(manual=True)
+        self._send_stop(manual=True, pause_queue=self.stop_presses == 1)
 
-    def _send_stop(self, manual: bool) -> None:
+    def _pause_queue_for_stop(self) -> tuple[int, bool]:
+        # Before the signal: the job may end at once, and the queue tick must not start the next item first.
+        # Returns (items waiting, whether this call paused the queue).
+        from lora_tui.run.queue import Queue
+
+        try:
+            queue = Queue(settings=self.settings)
+            was_paused = queue.paused
+            waiting = queue.pause_for_stop()
+        except Exception as exc:  # a broken queue file must not keep Stop from stopping
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return 0, False
+        return waiting, bool(waiting) and not was_paused
+
+    def _send_stop(self, manual: bool, pause_queue: bool = False) -> None:
         job = self.job
         if job is None or not self.job_running:
             return
+        waiting, paused_now = self._pause_queue_for_stop() if pause_queue else (0, False)
         try:
             sent = job.request_stop()
         except Exception as exc:
             self.notify(f"Stop failed: {exc}", severity="error", timeout=10)
+            sent = None
+        if sent is None:  # it ended meanwhile (the follower reports the exit) or could not be stopped
+            if paused_now:
+                self._resume_queue_quietly()
             return
-        if sent is None:
-            return  # it ended meanwhile; the follower reports the exit
+        if waiting:
+            self.queue_paused = True
+            self.query_one(RunView).show_queue(self.queue_items, True)
         grace = float(getattr(self.settings, "stop_grace_s", 60.0) or 60.0)
         why = "" if manual else " (no exit within the grace time)"
+        queue_note = (f" The queue is paused ({waiting} waiting): p on the queue list resumes it."
+                      if waiting else "")  # also when it was paused before: the user learns why nothing starts
         if sent == "SIGINT":
             text = (f"Stop: SIGINT sent to the process group; the trainer saves and exits. Press F9 again to "
                     f"force (SIGTERM, then SIGKILL); automatic after {grace:g} s.")
@@ -99,9 +123,18 @@ class JobControl:
         else:
             text = f"Stop escalated{why}: SIGKILL sent to every process of the job."
             self._cancel_escalation()
+        text += queue_note
         self.last_stop_message = text
         self.query_one(RunView).set_status(text)
         self.notify(text, title="Stop", severity="warning" if sent != "SIGINT" else "information", timeout=6)
+
+    def _resume_queue_quietly(self) -> None:
+        from lora_tui.run.queue import Queue
+
+        try:
+            Queue(settings=self.settings).resume()
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
 
     def _arm_escalation(self, delay: float) -> None:
         self._cancel_escalation()

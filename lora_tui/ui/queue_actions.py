@@ -1,6 +1,6 @@
-"""The job queue seen from the app: the periodic queue runner tick (starts the next item when no job runs), and the
-Run view's queue list actions (remove, move). Mixed into `LoraApp` (`QueueActions`); `queue_launch`,
-`queue_items` and `_queue_busy` are set up in `LoraApp.__init__`.
+"""The job queue seen from the app: the periodic queue runner tick (starts the next item when no job runs and the
+queue is not paused), and the Run view's queue list actions (remove, move, pause/resume). Mixed into `LoraApp`
+(`QueueActions`); `queue_launch`, `queue_items`, `queue_paused` and `_queue_busy` are set up in `LoraApp.__init__`.
 """
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ QUEUE_TICK_S = 1.0
 
 
 class QueueTicked(Message):
-    """The queue runner advanced (`changed`: the item it started or settled, or None) and the queue's items."""
+    """The queue runner advanced (`changed`: the item it started or settled, or None), the queue's items and
+    whether it is paused."""
 
-    def __init__(self, changed: Any, items: list[Any], error: BaseException | None = None) -> None:
+    def __init__(self, changed: Any, items: list[Any], error: BaseException | None = None,
+                 paused: bool = False) -> None:
         super().__init__()
         self.changed = changed
         self.items = items
         self.error = error
+        self.paused = paused
 
 
 class QueueActions:
@@ -30,9 +33,12 @@ class QueueActions:
     it again and rewrites it atomically through `lora_tui.run.queue.Queue`; the runner tick runs in a thread every
     `QUEUE_TICK_S` (set up in `LoraApp.on_mount`).
 
+    The queue's pause is kept in the queue file too (`Queue.pause`), so a pause from `lora-tui queue pause` shows
+    here at the next tick and one from here holds back `lora-tui queue run`. `queue_paused` mirrors it.
+
     Messages handled: `QueueTicked` (posted by `_queue_worker`), `QueueList.RemoveRequested` (Delete/x on `#queue`),
-    `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`). Bindings: none at app level (the queue list's
-    own, see `runview.QueueList`).
+    `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`), `QueueList.PauseRequested` (p on `#queue`).
+    Bindings: none at app level (the queue list's own, see `runview.QueueList`).
     """
 
     def _queue_tick(self) -> None:
@@ -55,11 +61,11 @@ class QueueActions:
         try:
             runner = QueueRunner(Queue(settings=self.settings), launch=launch)
             changed = runner.tick()
-            items = runner.queue.items()
+            items, pause = runner.queue.snapshot()
         except Exception as exc:
             self.post_message(QueueTicked(None, [], error=exc))
             return
-        self.post_message(QueueTicked(changed, items))
+        self.post_message(QueueTicked(changed, items, paused=pause is not None))
 
     def on_queue_ticked(self, message: QueueTicked) -> None:
         self._queue_busy = False
@@ -69,7 +75,8 @@ class QueueActions:
         if self.widgets_gone():  # the queue file already holds the change
             return
         self.queue_items = message.items
-        self.query_one(RunView).show_queue(message.items)
+        self.queue_paused = message.paused
+        self.query_one(RunView).show_queue(message.items, message.paused)
         item = message.changed
         if item is None:
             return
@@ -89,6 +96,42 @@ class QueueActions:
         message.stop()
         self.run_worker(self.move_queued(message.item_id, message.delta), group="queue-move")
 
+    def on_queue_list_pause_requested(self, message: Any) -> None:
+        message.stop()
+        self.run_worker(self.toggle_queue_pause(), group="queue-pause")
+
+    async def toggle_queue_pause(self) -> bool:
+        """p on the Run view's queue list: pause the queue (no item starts, here or in `lora-tui queue run`,
+        until it is resumed; a running item goes on) or, when paused, resume it. Written to the queue file
+        atomically (`Queue.pause` / `Queue.resume`). Returns whether the queue is paused now."""
+        from lora_tui.run.queue import Queue
+
+        queue = Queue(settings=self.settings)
+        try:
+            if await asyncio.to_thread(lambda: queue.paused):
+                await asyncio.to_thread(queue.resume)
+            else:
+                await asyncio.to_thread(queue.pause, "paused in the app")
+            items, pause = await asyncio.to_thread(queue.snapshot)
+        except Exception as exc:
+            self.notify(f"Queue: {exc}", severity="error", timeout=10)
+            return bool(self.queue_paused)
+        self._show_queue(items, pause is not None)
+        running = any(i.status == "running" for i in items)
+        if pause is not None:
+            self.notify("Queue paused: nothing more starts until you press p again (or `lora-tui queue resume`)"
+                        + ("; the running item goes on (F9 stops it)." if running else "."), timeout=6)
+        else:
+            waiting = sum(i.status == "pending" for i in items)
+            self.notify(f"Queue resumed: {waiting} waiting; the next starts when no job runs.", timeout=5)
+            self._queue_tick()
+        return pause is not None
+
+    def _show_queue(self, items: list[Any], paused: bool) -> None:
+        self.queue_items = items
+        self.queue_paused = paused
+        self.query_one(RunView).show_queue(items, paused)
+
     async def move_queued(self, item_id: str, delta: int) -> bool:
         """Move queue item `item_id` `delta` places (negative = earlier; shift+up/down or K/J on the queue list),
         clamped to the list; the queue file is rewritten atomically (`Queue.move`). Returns whether its place
@@ -99,12 +142,11 @@ class QueueActions:
         try:
             before = [i.id for i in await asyncio.to_thread(queue.items)]
             await asyncio.to_thread(queue.move, item_id, delta)
-            items = await asyncio.to_thread(queue.items)
+            items, pause = await asyncio.to_thread(queue.snapshot)
         except Exception as exc:
             self.notify(f"Queue: {exc}", severity="error", timeout=10)
             return False
-        self.queue_items = items
-        self.query_one(RunView).show_queue(items)
+        self._show_queue(items, pause is not None)
         return [i.id for i in items] != before
 
     async def remove_queued(self, item_id: str) -> bool:
@@ -127,6 +169,6 @@ class QueueActions:
             self.notify(f"Removed “{label}” from the queue.", timeout=4)
         elif item is not None and item.status == "running":
             self.notify(f"“{label}” is running: stop it (F9) before removing it.", severity="warning", timeout=6)
-        self.queue_items = await asyncio.to_thread(queue.items)
-        self.query_one(RunView).show_queue(self.queue_items)
+        items, pause = await asyncio.to_thread(queue.snapshot)
+        self._show_queue(items, pause is not None)
         return removed

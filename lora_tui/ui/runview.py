@@ -238,9 +238,10 @@ class RunView(Vertical):
         else:
             box.display = False
 
-    def show_queue(self, items: list[Any]) -> None:
-        """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty).
-        Delete (or x) on an item removes it, shift+up/down (or K/J) moves it (`QueueList` keys)."""
+    def show_queue(self, items: list[Any], paused: bool = False) -> None:
+        """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty), its
+        title saying when the queue is `paused`. Delete (or x) on an item removes it, shift+up/down (or K/J)
+        moves it, p pauses or resumes the queue (`QueueList` keys)."""
         marks = {"pending": "…", "running": "▶", "done": "✔", "stopped": "■"}
         rows = []
         for item in items:
@@ -249,7 +250,8 @@ class RunView(Vertical):
             rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)
-        box.border_title = f"Queue · {len(rows)} · Del/x removes · ⇧↑/⇧↓ or K/J moves" if rows else ""
+        keys = f"{'PAUSED · p resumes' if paused else 'p pauses'} · Del/x removes · ⇧↑/⇧↓ or K/J moves"
+        box.border_title = f"Queue · {len(rows)} · {keys}" if rows else ""
         if rows != getattr(self, "_queue_rows", None):
             self._queue_rows = rows
             box.set_items(rows)
@@ -367,6 +369,7 @@ class QueueList(OptionList):
     | delete, x | remove it (`RemoveRequested`; a running item stays: stop it first) |
     | shift+up, K | move it one place earlier (`MoveRequested`, delta -1) |
     | shift+down, J | move it one place later (`MoveRequested`, delta +1) |
+    | p | pause the whole queue, or resume it (`PauseRequested`; a running item is not stopped) |
 
     The app changes the queue file (atomically, `run.queue.Queue`) and redraws the list; the cursor stays on the
     moved item. K/J are there for terminals that send no distinct shift+arrow.
@@ -374,7 +377,11 @@ class QueueList(OptionList):
 
     BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue"),
                 Binding("shift+up,K", "move_item(-1)", "Move up", key_display="⇧↑"),
-                Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓")]
+                Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓"),
+                Binding("p", "pause_queue", "Pause/resume queue")]
+
+    class PauseRequested(Message):
+        """The user asked to pause the queue, or to resume it when it is paused."""
 
     class RemoveRequested(Message):
         """The user asked to remove queue item `item_id` (with its shown `label`)."""
@@ -408,6 +415,9 @@ class QueueList(OptionList):
         option = self.get_option_at_index(self.highlighted)
         if option.id:
             self.post_message(self.RemoveRequested(option.id, str(option.prompt)))
+
+    def action_pause_queue(self) -> None:
+        self.post_message(self.PauseRequested())
 
     def action_move_item(self, delta: int) -> None:
         if self.highlighted is None or not self.option_count:

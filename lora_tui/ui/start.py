@@ -140,11 +140,15 @@ class StartFlow:
         from lora_tui.config.kohya_json import config_to_dict
         from lora_tui.run.queue import Queue
 
+        queue = Queue(settings=self.settings)
         try:
-            item = await asyncio.to_thread(Queue(settings=self.settings).add, config=config_to_dict(cfg),
+            item = await asyncio.to_thread(queue.add, config=config_to_dict(cfg),
                                            label=str(cfg.output_name or "config"))
+            paused = await asyncio.to_thread(lambda: queue.paused)
         except Exception as exc:
             self.notify(f"Not queued: {exc}", severity="error", timeout=10)
             return
-        self.notify(f"Queued “{item.label}”: it starts when the running job ends.", timeout=6)
+        when = ("the queue is paused: p on the Run view's queue list resumes it" if paused
+                else "it starts when the running job ends")
+        self.notify(f"Queued “{item.label}”: {when}.", timeout=6)
         self._queue_tick()

@@ -66,7 +66,11 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         # The file on disk holds the order (valid JSON, every item kept) and the runner follows it.
         data = json.loads((settings.state_dir / QUEUE_FILE).read_text())
         assert [d["label"] for d in data["items"]] == ["first", "second", "fourth", "third"]
-        await pilot.press("f9")
+        await pilot.press("f9")  # Stop pauses the queue (items wait); p on the list lets it go on
+        await wait_for(pilot, lambda: not app.job_running, timeout=30)
+        assert Queue(settings=settings).paused and launched == []
+        lst.focus()
+        await pilot.press("p")
         await wait_for(pilot, lambda: len(launched) == 4 and not app.job_running, timeout=60)
         assert launched == ["first", "second", "fourth", "third"]
 
