@@ -47,10 +47,13 @@ async def test_p_on_the_queue_list_pauses_and_resumes_the_queue(settings, tmp_pa
         await pilot.pause(2.5)  # two queue ticks
         assert launched == [] and labels_and_status(settings) == [("first", "pending"), ("second", "pending")]
 
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Resume queue" in titles and "Pause queue" not in titles  # in the command palette too
         await pilot.press("p")  # resume: the queue runs, one item after another
         await wait_for(pilot, lambda: not Queue(settings=settings).paused)
         await wait_for(pilot, lambda: launched == ["first"], timeout=10)
         assert "p pauses" in str(lst.border_title) and "PAUSED" not in str(lst.border_title)
+        assert "Pause queue" in [c.title for c in app.get_system_commands(app.screen)]
         await pilot.press("p")  # pause while "first" runs: it goes on, "second" waits
         await wait_for(pilot, lambda: Queue(settings=settings).paused)
         data = json.loads((settings.state_dir / QUEUE_FILE).read_text())
