@@ -96,10 +96,11 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     """What Start would do, as the ``lora-tui print --json`` object: ``argv``, ``config_toml``, ``settings``,
     ``steps`` (``StepPlan.as_dict()`` plus its ``summary``), ``problems`` (``{field, severity, message}``),
     ``notes``, ``env`` (the variables the launch sets beyond the usual output settings, e.g.
-    ``ACCELERATE_USE_CPU`` for CPU processes). Writes nothing."""
+    ``ACCELERATE_USE_CPU`` for CPU processes, ``TORCHINDUCTOR_CACHE_DIR`` with ``torch_compile``). Writes
+    nothing."""
     from lora_tui.config.kohya_json import config_to_dict
     from lora_tui.plan import make_plan
-    from lora_tui.plan.launch import LaunchError, accelerate_launch, build_launch
+    from lora_tui.plan.launch import LaunchError, build_launch, child_env
 
     plan = make_plan(cfg, settings)
     probs = [{"field": p.field, "severity": p.severity, "message": p.message} for p in plan.problems]
@@ -110,7 +111,8 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     try:
         launch = build_launch(cfg, settings)
         argv, toml, notes = launch.argv, launch.toml_text, launch.notes
-        env = accelerate_launch(cfg).env
+        usual = child_env()
+        env = {k: v for k, v in launch.env.items() if usual.get(k) != v}
     except LaunchError as exc:
         probs.append({"field": exc.field, "severity": "error", "message": exc.message})
     steps_obj: dict[str, Any] = plan.steps.as_dict()

@@ -453,10 +453,11 @@ class TrainingConfig(BaseModel):
     torch_compile_resnets: bool = F(
         False, "Advanced", "torch.compile ResNet blocks too", families=("sd1", "sd2", "sdxl"),
         help=(
-            "torch_compile plus the U-Net's ResNet blocks (turns torch_compile on): on an H200 about 55 s more "
-            "at the start the first time (2-5 s from inductor's cache), then 8.5 % faster than without "
-            "compiling at SDXL batch 4. Pays back after about 4,500 steps the first time, 300 from the cache. "
-            "lora-tui trainer only: --torch_compile_resnets"
+            "Compile the U-Net's ResNet blocks as well as its transformer blocks (the trainer compiles both "
+            "whether or not torch_compile is ticked). On an H200 about 55 s more at the start the first time "
+            "(2-5 s from inductor's cache), then 8.5 % faster than without compiling at SDXL batch 4: pays "
+            "back after about 4,500 steps the first time, 300 from the cache. On a CPU the first compile takes "
+            "minutes. lora-tui trainer only: --torch_compile_resnets"
         ),
     )
     fp8_base: bool = F(

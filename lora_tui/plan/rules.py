@@ -300,7 +300,7 @@ def _check_model(out: _Out, cfg: Any) -> None:
         out.err(name, f"cannot read base model '{v}': {exc}")
         return
     if info.kind in _NOT_A_BASE_MODEL:
-        out.err(name, f"{name} '{v}' {_NOT_A_BASE_MODEL[info.kind]} ({info.detail}): pick the checkpoint you "
+        out.err(name, f"'{v}' {_NOT_A_BASE_MODEL[info.kind]} ({info.detail}): pick the checkpoint you "
                       f"train on (the model's .safetensors file or Diffusers folder)"
                       f"{_WHERE_IT_GOES.get(info.kind, '')}")
         return
@@ -366,7 +366,7 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
     steps = len(found) - final
     more = f" (and {steps} epoch/step files '{name}-*.{ext}')" if steps and final else ""
     out.warn("output_name", f"'{found[0]}'{more} already exists and training would overwrite it: change output_name "
-                            f"to keep it, or confirm the overwrite at Start")
+                            f"to keep it, or confirm the overwrite at Start (lora-tui train: --overwrite)")
 
 
 # --- sd-scripts start-up assertions (§1.4) and scheduler/optimizer pairs (§4.14, §4.15) -------------------------------

@@ -202,7 +202,8 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
 
             found = existing_outputs(cfg)
             if found:
-                more = f" and {len(found) - 1} more file(s) of that name" if len(found) > 1 else ""
+                n = len(found) - 1
+                more = f" and {n} more file{'s' if n > 1 else ''} of that name" if n else ""
                 print(f"lora-tui: {found[0]}{more} already exists and training would overwrite it; nothing was "
                       f"started. Pass --overwrite to replace it, or choose another output_name "
                       f"(--set output_name=NAME)", file=out)

@@ -233,6 +233,9 @@ def test_compile_keeps_inductor_cache_in_the_app_cache_dir(tmp_path, monkeypatch
     for field in ("torch_compile", "torch_compile_resnets"):
         launch = build_launch(TrainingConfig(output_dir=str(tmp_path), **{field: True}), settings, now=NOW)
         assert launch.env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "torchinductor")
+    from lora_tui.cli import describe  # what `lora-tui print` shows: the same variable
+    shown = describe(TrainingConfig(output_dir=str(tmp_path), torch_compile_resnets=True), settings)["env"]
+    assert shown == {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache" / "torchinductor")}
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")  # the user's own choice stays
     mine = build_launch(TrainingConfig(output_dir=str(tmp_path), torch_compile=True), settings, now=NOW)
     assert mine.env["TORCHINDUCTOR_CACHE_DIR"] == "/elsewhere"
