@@ -55,7 +55,8 @@ class ConfigFiles:
         self.push_screen(NotesDialog(title, notes))
 
     def action_open(self) -> None:
-        """ctrl+o: presets (ours and the user's) or any JSON path, picked in the terminal."""
+        """ctrl+o: presets (ours and the user's) or any JSON path, picked in the terminal. While the form has
+        unsaved edits (`modified`), the pick is confirmed first (`#discard-edits-dialog`, Cancel by default)."""
         from lora_tui.config.presets import list_presets
         from lora_tui.ui.dialogs import OpenDialog
 
@@ -67,9 +68,25 @@ class ConfigFiles:
         self.push_screen(OpenDialog(presets), self._open_picked)
 
     def _open_picked(self, picked: tuple[Path, bool] | None) -> None:
-        if picked is not None:
-            path, is_preset = picked
+        if picked is None:
+            return
+        path, is_preset = picked
+        if not self.modified:
             self.load_file(path, over_current=is_preset)
+            return
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        def chosen(choice: str | None) -> None:
+            if choice == "load":
+                self.load_file(path, over_current=is_preset)
+
+        # A load replaces the form's values (a preset those it sets): edits not saved would be lost unasked.
+        what = f"preset {Path(path).stem}" if is_preset else str(path)
+        self.push_screen(ChoiceDialog(
+            f"The form has unsaved edits ({self.source} · modified). Load {what} and discard them? "
+            f"(ctrl+s saves them first)",
+            [("load", "Load and discard edits"), ("cancel", "Cancel")],
+            dialog_id="discard-edits-dialog", default="cancel"), chosen)  # a stray Enter must not lose edits
 
     def load_file(self, path: Path, over_current: bool = False) -> bool:
         """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised.

@@ -47,6 +47,10 @@ async def test_subtitle_follows_presets_and_files_and_edits(settings, tmp_path):
         assert "modified" in title_bar(app)
 
         await open_with_picker(pilot, app, str(kohya))
+        assert app.screen.id == "discard-edits-dialog"  # over unsaved edits the load asks first
+        await pilot.press("left", "enter")  # Load and discard edits
+        await wait_for(pilot, lambda: app.config_path == kohya)
+        await pilot.pause()
         assert app.config_path == kohya
         assert app.sub_title == KOHYA.name  # loaded: not modified
         assert KOHYA.name in title_bar(app) and "sdxl-style-lora" not in title_bar(app)
