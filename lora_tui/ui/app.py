@@ -238,8 +238,12 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
             self.show_view("advanced")))
         yield SystemCommand("Run view", "Progress, loss plot and log (F4)", lambda: self.run_worker(
             self.show_view("run")))
+        yield SystemCommand("Load notes", "What the last load converted or ignored (ctrl+n)", self.action_show_notes)
+        yield SystemCommand("Field help", "Help for the focused field or section list (F1)", self.action_field_help)
         yield SystemCommand("Quit", "Ask first while a job runs (ctrl+q)", self.action_quit)
-        yield from super().get_system_commands(screen)
+        # Textual's own entries (Theme, Keys, Maximize, Screenshot) stay; its "Quit" runs our action_quit too,
+        # so it would only be listed twice.
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Quit")
 
 
 def run_attach(job: Any, settings: Any = None) -> int:
