@@ -23,13 +23,23 @@ class ConfigEditing:
 
     def action_field_help(self) -> None:
         """F1: the focused field's help (what it does, its sd-scripts key and option) in a dialog that Escape
-        closes; the same text the mouse shows as the editor's tooltip, for keyboard-only users."""
+        closes; the same text the mouse shows as the editor's tooltip, for keyboard-only users. On the Advanced
+        form's section list (or its filter): the list's keys and each field of the highlighted section."""
         from lora_tui.ui.dialogs import NotesDialog
 
         node = self.focused
         while node is not None and not isinstance(node, FieldRow):
             node = node.parent
         if node is None:
+            from lora_tui.ui.forms import AdvancedForm
+
+            # The Advanced form's first Tab stop is its section list: F1 there explains the list and what the
+            # highlighted section holds, rather than sending the user elsewhere.
+            form = self.query_one(AdvancedForm)
+            if self.view == "advanced" and self.focused is not None \
+                    and form.query_one("#adv-nav") in self.focused.ancestors_with_self:
+                self.push_screen(NotesDialog(*form.section_help()))
+                return
             self.notify("F1 shows the focused field's help: move to a field first (F2 or F3, then Tab)", timeout=6)
             return
         spec = node.spec

@@ -182,6 +182,27 @@ class AdvancedForm(Horizontal):
         editors = self.query(".field-editor")
         (editors.first() if editors else self.query_one("#sections", OptionList)).focus()
 
+    def section_help(self) -> tuple[str, list[str]]:
+        """F1 on the section list or its filter: (title, paragraphs) for `NotesDialog`: how the list is used,
+        then each field the highlighted section shows, as "label (name): what it does" (the first paragraph of
+        the field's help; F1 on the field gives all of it)."""
+        from lora_tui.ui.fields import field_spec
+
+        secs = sections()
+        option = self.query_one("#sections", OptionList).highlighted_option
+        section = option.id if option is not None and option.id in secs else self.current or next(iter(secs))
+        names = [n for n in secs[section] if self.app.field_applies(n)]
+        hidden = len(secs[section]) - len(names)
+        paragraphs = ["Section list: ↑/↓ shows a section, Enter or Tab goes to its fields, ctrl+f (or /) finds a "
+                      "field by name, label or key. F1 on a field shows all of its help."]
+        if hidden:
+            paragraphs.append(f"{hidden} field{'s' * (hidden != 1)} of this section not used by "
+                              f"{self.app.family_label()} {'are' if hidden != 1 else 'is'} hidden.")
+        for name in names:
+            spec = field_spec(name)
+            paragraphs.append(f"{spec.label} ({name}): {spec.help.split(chr(10) * 2)[0].strip()}")
+        return f"{section} · {len(names)} field{'s' * (len(names) != 1)}", paragraphs
+
     def action_focus_filter(self) -> None:
         filt = self.query_one("#adv-filter", Input)
         filt.focus()

@@ -44,3 +44,31 @@ async def test_f1_without_a_focused_field_says_how_to_get_one(settings):
         await pilot.pause()
         assert app.screen.id != "notes-dialog"
         assert any("F1 shows the focused field's help" in str(n.message) for n in app._notifications)
+
+
+async def test_f1_on_the_advanced_section_list_explains_it_and_the_highlighted_section(settings):
+    from textual.widgets import OptionList
+
+    from lora_tui.ui.fields import field_spec
+    from lora_tui.ui.forms import sections
+
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.has_class("field-editor"))
+        nav = app.query_one("#sections", OptionList)
+        nav.focus()
+        await pilot.press("down")
+        await wait_for(pilot, lambda: nav.highlighted == 1)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: app.screen.id == "notes-dialog")
+        section = list(sections())[1]
+        assert app.screen.title_text.startswith(f"{section} · ")
+        text = dialog_text(app)
+        assert text.startswith("Section list: ↑/↓ shows a section, Enter or Tab goes to its fields")
+        first = next(n for n in sections()[section] if app.field_applies(n))
+        assert f"{field_spec(first).label} ({first}): " in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen.id != "notes-dialog")
+        assert app.focused is nav
+        assert not any("move to a field first" in str(n.message) for n in app._notifications)
