@@ -148,3 +148,42 @@ async def test_failure_box_beside_the_loss_plot_shows_the_error_whole(settings, 
         tail = "".join(painted(app, app.query_one("#failure-tail")).split())
         assert ("RuntimeError:CUDAoutofmemorywhilecachinglatentsfor/home/user/datasets/subject/10_subject:"
                 "lowertrain_batch_sizeEND-OF-ERROR") in tail, screen_text(app)
+
+
+DEMO_LIKE_TRAINER = '''
+import json, sys, time
+print("running training / 学習開始", flush=True)
+print("  num train images * repeats / 学習画像の数×繰り返し回数: 50", flush=True)
+for i in range(12):
+    print(f"INFO loading /home/user/models/checkpoints/sdxl/some_long_model_name_v1.safetensors part {i}", flush=True)
+w = sys.stderr.write
+for step in range(1, 51):
+    bar = f"steps: {2 * step:3d}%|{'█' * (step // 5):10s}| {step}/50 [00:06<00:00,  7.35it/s, avr_loss=1.12]"
+    w("\\r" + bar)
+    w(("\\n" if step % 2 else "") + "LORA_TUI_PROGRESS " + json.dumps({"step": step, "total": 50, "loss": 1 / step})
+      + "\\n")
+    sys.stderr.flush()
+    time.sleep(0.01 if step < 45 else 0.08)
+w("\\r" + bar + "\\n\\nsaving checkpoint: /home/user/outputs/demo_lora.safetensors\\n")
+w('LORA_TUI_SAVED {"path": "/home/user/outputs/demo_lora.safetensors", "step": 50}\\nmodel saved.\\n')
+sys.stderr.flush()
+time.sleep(0.5)
+'''
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_the_log_pane_shows_the_last_lines_when_a_run_ends(settings, tmp_path, size):
+    # A trial saw the pane stay on the "46/50" bar line at the end of the demo run until the terminal was resized.
+    from lora_tui.run.jobs import start_job
+
+    script = tmp_path / "demo_like.py"
+    script.write_text(DEMO_LIKE_TRAINER, encoding="utf-8")
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=size) as pilot:
+        app.attach(start_job([sys.executable, str(script)], settings=settings))
+        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=20)
+        await pilot.pause(0.3)
+        log = app.query_one("#log")
+        assert log.lines[-1] == "model saved." and log.is_vertical_scroll_end
+        shown = painted(app, log)
+        assert shown.endswith("model saved."), shown
