@@ -147,11 +147,25 @@ class JobControl:
         self._escalation_timer = None
 
     async def action_quit(self) -> None:
-        """ctrl+q: quit; while a job runs ask whether to stop it, leave it running, or stay."""
-        if not self.job_running:
-            self.exit()
-            return
+        """ctrl+q: quit; while a job runs ask whether to stop it, leave it running, or stay; with unsaved edits
+        (`modified`) and no job, ask whether to discard them (`#quit-unsaved-dialog`, Cancel by default)."""
         from lora_tui.ui.dialogs import ChoiceDialog
+
+        if not self.job_running:
+            if not self.modified:
+                self.exit()
+                return
+
+            def discard(choice: str | None) -> None:
+                if choice == "quit":
+                    self.exit()
+
+            self.push_screen(ChoiceDialog(
+                f"The form has unsaved edits ({self.source} · modified). Quit and discard them? "
+                f"(ctrl+s saves them first)",
+                [("quit", "Quit and discard edits"), ("cancel", "Cancel")],
+                dialog_id="quit-unsaved-dialog", default="cancel"), discard)  # a stray Enter must not lose edits
+            return
 
         def chosen(choice: str | None) -> None:
             if choice == "detach":
@@ -166,6 +180,8 @@ class JobControl:
             return
         self.push_screen(ChoiceDialog(
             f"Job {self.job.id} is running. Quit and stop it (the trainer saves first), or leave it running "
-            f"(`lora-tui attach` comes back to it)?",
+            f"(`lora-tui attach` comes back to it)?"
+            + (" The form's unsaved edits are discarded either way (Cancel, then ctrl+s, keeps them)."
+               if self.modified else ""),
             [("stop", "Stop it"), ("detach", "Leave it running (detach)"), ("cancel", "Cancel")],
             dialog_id="quit-dialog", default="cancel"), chosen)  # a stray Enter must not end a training run

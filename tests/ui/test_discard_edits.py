@@ -66,3 +66,27 @@ async def test_a_refused_value_pending_counts_as_an_edit(settings):
         assert "learning_rate" in app.field_errors
         await pick(pilot, app, "sd15-char")
         assert app.screen.id == "discard-edits-dialog"
+
+
+async def test_quit_over_edits_asks_and_cancel_keeps_the_app(settings):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, app, "network_dim", "48")
+        assert app.modified
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.screen.id == "quit-unsaved-dialog")
+        await pilot.press("enter")  # Cancel has the focus
+        await wait_for(pilot, lambda: app.screen.id != "quit-unsaved-dialog")
+        assert app.is_running and app.config.network_dim == 48
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.screen.id == "quit-unsaved-dialog")
+        await pilot.press("left", "enter")  # Quit and discard edits
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_quit_without_edits_asks_nothing(settings):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        assert not app.modified
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running)
