@@ -74,6 +74,9 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
     # Below 120 columns (an SSH window of 80-119) the side panel and the Advanced form's section list narrow,
     # so the form keeps room for its editors and messages (app.tcss `Screen.-narrow`).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    # Under 30 rows (80x24 over SSH) the Run view drops spacer lines and shortens the queue list, so the log and
+    # the failure tail keep rows (app.tcss `Screen.-short`).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     BINDINGS = [
         Binding("f5,ctrl+r", "start", "Start", priority=True, id="start", tooltip="Validate, then launch training"),
@@ -180,6 +183,29 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         if self._attach_on_mount is not None:
             job, self._attach_on_mount = self._attach_on_mount, None
             self.attach(job)
+        else:
+            self.call_after_refresh(self._show_last_job)
+
+    def _show_last_job(self) -> None:
+        """At start without `attach`: the newest job of the state dir, so a restart does not say "No run yet" over
+        earlier runs. A running one is attached (as `lora-tui attach` would); an ended one is shown as it ended
+        (`RunView.show_earlier`) without switching views."""
+        from lora_tui.run.jobs import list_jobs
+
+        if self.job is not None or self.widgets_gone():
+            return
+        try:
+            # Newest first by start time: ids only order by the second they were started in.
+            jobs = sorted(list_jobs(self.settings), key=lambda job: float(job.state.get("start_time") or 0),
+                          reverse=True)
+            running = next((job for job in jobs if job.is_alive()), None)
+        except Exception:  # an unreadable state dir: `lora-tui jobs` says why; the forms work without it
+            return
+        if running is not None:
+            self.notify(f"Job {running.id} is still running: following it (F2 goes back to the form).", timeout=8)
+            self.attach(running)
+        elif jobs:
+            self.query_one(RunView).show_earlier(jobs[0], len(jobs))
 
     def _install_signal_handlers(self) -> None:
         # An SSH drop sends SIGHUP: leave the job running (it has its own session and log file) and exit cleanly.
@@ -224,6 +250,8 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Start training", "Validate, write the TOML and JSON, launch (F5)", self.action_start)
+        yield SystemCommand("Queue this config", "Validate, then add it to the queue: it runs after the items "
+                            "before it, at once when nothing runs", self.action_queue_config)
         if self.job_running:
             yield SystemCommand("Stop training", "SIGINT first; again to force (F9)", self.action_stop)
         if self.queue_items or self.queue_paused:

@@ -29,13 +29,21 @@ class StartFlow:
         self._starting = True
         self.run_worker(self._start_once(), group="start", exit_on_error=False)
 
-    async def _start_once(self) -> None:
+    def action_queue_config(self) -> None:
+        """Command palette "Queue this config": the checks of Start, then the config joins the queue instead of
+        launching (it starts when the jobs and items before it are done, at once when nothing runs)."""
+        if self._starting:
+            return
+        self._starting = True
+        self.run_worker(self._start_once(queue_only=True), group="start", exit_on_error=False)
+
+    async def _start_once(self, queue_only: bool = False) -> None:
         try:
-            await self._start()
+            await self._start(queue_only)
         finally:
             self._starting = False
 
-    async def _start(self) -> None:
+    async def _start(self, queue_only: bool = False) -> None:
         from lora_tui.plan import make_plan
 
         cfg = self.config
@@ -58,6 +66,9 @@ class StartFlow:
             return
         cfg = await self._confirm_output(cfg)
         if cfg is None:
+            return
+        if queue_only:
+            await self._enqueue(cfg)
             return
         from lora_tui.run.jobs import running_jobs
 

@@ -148,3 +148,25 @@ async def test_start_while_running_on_a_paused_queue_says_the_queue_is_paused(se
         await pilot.pause(1.5)
         assert [i.status for i in Queue(settings=settings).items()] == ["pending"]
         assert Queue(settings=settings).pause_info()["reason"] == ""  # the first pause is kept
+
+
+async def test_queue_this_config_from_the_palette_checks_then_queues(settings, tmp_path):
+    from lora_tui.config.kohya_json import load_config_file
+    from lora_tui.config.presets import BUNDLED_PRESETS
+    from ui_helpers import stand_ins, valid_sdxl_setup
+
+    stand_ins(tmp_path, settings)
+    app = LoraApp(load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        Queue(settings=settings).pause("set up by the test")  # so the queued item waits instead of starting
+        assert "Queue this config" in [c.title for c in app.get_system_commands(app.screen)]
+        app.action_queue_config()  # the default preset has no data set: refused like Start
+        await wait_for(pilot, lambda: not app._starting, timeout=20)
+        assert labels_and_status(settings) == []
+        for name, value in {**valid_sdxl_setup(tmp_path), "output_name": "queued_face"}.items():
+            assert app.apply_edit(name, value)
+        app.action_queue_config()
+        await wait_for(pilot, lambda: labels_and_status(settings) == [("queued_face", "pending")], timeout=20)
+        assert not app.job_running  # queued, not launched
+        config = Queue(settings=settings).items()[0].config
+        assert config["output_name"] == "queued_face" and config["train_data_dir"].endswith("img")
