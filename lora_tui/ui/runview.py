@@ -72,7 +72,8 @@ class RunView(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="run-head"):
-            yield ProgressBar(total=None, show_eta=False, id="progress")
+            # A known total at 0 until a job is followed: an unknown total animates, as if something ran.
+            yield ProgressBar(total=100, show_eta=False, id="progress")
             yield Static("", id="run-stats")
         yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status")
         yield QueueList(id="queue")
@@ -81,7 +82,7 @@ class RunView(Vertical):
             yield SamplePane(id="samples")
             with Vertical(id="failure"):
                 yield Static("", id="failure-hint")
-                yield WrapLog(id="failure-tail", max_lines=200, highlight=False)
+                yield FailureTail(id="failure-tail", max_lines=200, highlight=False)
         yield RunLog(id="log", max_lines=LOG_MAX_LINES, highlight=False)
         yield Static("", id="live")
 
@@ -216,8 +217,9 @@ class RunView(Vertical):
         plt.plot([s for s, _ in prog.loss_history], [v for _, v in prog.loss_history], marker="braille")
         self._plot.refresh()
 
-    def show_end(self, headline: str, bad: bool) -> None:
-        """The run ended: show `headline`; when it ended badly, also the last lines of its output."""
+    def show_end(self, headline: str, bad: bool, tail: list[str] | None = None) -> None:
+        """The run ended: show `headline`; when it ended badly, also the last lines of its output (`tail`, default:
+        the followed job's)."""
         self.query_one("#live", Static).update("")
         self.set_status(headline)
         prog = self.progress
@@ -228,15 +230,45 @@ class RunView(Vertical):
             self.query_one("#run-stats", Static).update(prog.summary())
         box = self.query_one("#failure")
         if bad:
-            tail = list(prog.tail) if prog is not None else []
+            if tail is None:
+                tail = list(prog.tail) if prog is not None else []
             self.query_one("#run-mid").display = True
             box.display = True
             self.query_one("#failure-hint", Static).update(f"[b]{escape(headline)}[/b]\nLast lines of output:")
             tail_log = self.query_one("#failure-tail", Log)
             tail_log.clear()
             tail_log.write_lines(tail or ["(no output)"])
+            # The box has just appeared and shrunk the layout: its end (the error) is scrolled to once it has a
+            # size, or a short terminal would show the traceback's first lines and not the error.
+            self.call_after_refresh(tail_log.scroll_end, animate=False, immediate=True, x_axis=False)
         else:
             box.display = False
+
+    def show_earlier(self, job: Any, count: int) -> None:
+        """At app start with no job to follow: the newest (ended) `job` of the state dir, as its run ended (outcome,
+        figures, last log lines; a failure also in the failure box), and where the `count` jobs there are listed.
+        Nothing is followed: the app's `job` stays None, so Stop and the title are unchanged."""
+        from lora_tui.run.progress import exit_hint
+
+        prog = job.progress()  # the last 256 KiB of its log: figures, exception and last lines
+        prog.eta_s = None
+        status, exit_code, stopped = job.status, job.exit_code, bool(job.stop_signals)
+        code = "unknown" if exit_code is None else str(exit_code)
+        saved = f" · saved {prog.saved[-1]}" if prog.saved else ""
+        headline = (f"Last run: job {job.id} ended ({status}) · exit code {code} · "
+                    f"{exit_hint(exit_code, prog.exception, stopped)}{saved}")
+        bad = not stopped and status not in ("done", "stopped") and exit_code != 0  # as JobControl decides
+        tail = list(prog.tail)
+        self.show_end(headline, bad, tail)
+        reopen = (f"`lora-tui jobs` lists all {count} jobs, `lora-tui attach ID` reopens one" if count > 1
+                  else "`lora-tui attach` reopens it")
+        self.set_status(f"{escape(headline)}\nF5 starts a new run · {reopen}")
+        if prog.total:
+            self.query_one("#progress", ProgressBar).update(total=prog.total, progress=prog.step or 0)
+        self.query_one("#run-stats", Static).update(prog.summary())
+        log = self.query_one("#log", Log)
+        log.clear()
+        log.write_lines(tail or ["(no output)"])
 
     def show_queue(self, items: list[Any], paused: bool = False) -> None:
         """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty), its
@@ -357,6 +389,16 @@ class RunLog(WrapLog):
 
     def action_scroll_end(self) -> None:
         self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+
+class FailureTail(WrapLog):
+    """The failure box's last lines of output (folded, see `WrapLog`). It shows its end, the error, after every
+    resize: the box shrinks when the queue list or the terminal changes, which would otherwise leave the
+    traceback's first lines on screen and the error below them."""
+
+    def on_resize(self) -> None:
+        super().on_resize()
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
 
 class QueueList(OptionList):
