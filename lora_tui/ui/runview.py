@@ -311,6 +311,11 @@ class WrapLog(Log):
         self._cells: list[int] = []  # cell width of each entry of _lines
         self._starts: list[int] | None = [0]  # first screen row of each line, then the total (None: rebuild)
         self._fold = 0  # the width the rows were counted at
+        # Following the end: new lines scroll into view. Set by where the user scrolled to (watch_scroll_y), not
+        # by the position alone: when the pane shrinks (a status line wrapping to two rows, the plot or the
+        # failure box appearing) its end moves below the view without a scroll, and Log's own check would then
+        # stop following for good.
+        self._following = True
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         return  # the widest line means nothing when lines fold; _cells is kept in write_lines instead
@@ -326,7 +331,7 @@ class WrapLog(Log):
         process = self._process_line
         self._cells.extend(cell_len(process(line)) for line in lines)
         self._starts = None
-        at_end = self.is_vertical_scroll_end
+        at_end = self._following or self.is_vertical_scroll_end
         super().write_lines(lines, scroll_end=False)
         self._set_rows()
         auto = self.auto_scroll if scroll_end is None else scroll_end
@@ -353,6 +358,12 @@ class WrapLog(Log):
     def on_resize(self) -> None:
         self._starts = None
         self._set_rows()
+        if self._following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = self.is_vertical_scroll_end
 
     @property
     def _fold_width(self) -> int:
