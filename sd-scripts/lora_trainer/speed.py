@@ -35,6 +35,7 @@ This module imports torch only inside functions: `args.py` reads `SPEED_OPTIONS`
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -215,9 +216,45 @@ def _lora_forward(lora, org_forward, down, up, memo: "_CastMemo | None", compile
     return forward
 
 
-_LORA_LINEAR = None
+def _frozen_plus_lora(x2, weight, bias, h, up, scale):
+    """`x2 W^T + b + scale h U^T` (2-D, (M, N)), the LoRA sum added in place into the frozen product's output
+    (cuBLAS accumulates it in the second product's epilogue: no separate LoRA output is written)."""
+    import torch
+
+    out = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
+    return out.addmm_(h, up.t(), alpha=scale)
 
 
+def _dx_in_place(g2, weight, gh, down):
+    """The input gradient of a LoRA-wrapped Linear, `g W + gh D` (2-D), the LoRA share summed in place."""
+    import torch
+
+    return torch.mm(g2, weight).addmm_(gh, down)
+
+
+def _lora_linear_backward(ctx, g2, dx_of):
+    """The backward shared by `_lora_linear_function` and `_lora_linear_op`, from `ctx.saved_tensors` = (x2, h,
+    W, D, U), `ctx.scale` and `ctx.needs_input_grad` (inputs x, W, b, D, U, scale): gh = s g U; dx =
+    `dx_of(g2, W, gh, D)` (2-D); dD = gh^T x2; dU = s g^T h. Returns the six input gradients."""
+    import torch
+
+    x2, h, weight, down, up = ctx.saved_tensors
+    s = ctx.scale
+    gh = torch.mm(g2, up)
+    if s != 1.0:
+        gh = gh * s
+    needs = ctx.needs_input_grad
+    dx = dx_of(g2, weight, gh, down) if needs[0] else None
+    d_down = torch.mm(gh.t(), x2) if needs[3] else None
+    d_up = None
+    if needs[4]:
+        d_up = torch.mm(g2.t(), h)
+        if s != 1.0:
+            d_up = d_up * s
+    return dx, None, None, d_down, d_up, None
+
+
+@functools.cache
 def _lora_linear_function():
     """`torch.autograd.Function` for a frozen Linear plus its LoRA, `y = x W^T + b + s (x D^T) U^T`, with both
     sums inside the matrix products (`addmm`), forward and backward.
@@ -227,9 +264,6 @@ def _lora_linear_function():
     h = x D^T (M x r, small). Backward: gh = s g U; dx = g W + gh D in one `addmm` (autograd would write the
     LoRA's share of dx and add it in a separate kernel); dD = gh^T x; dU = s g^T h. Same arithmetic as
     autograd through `_lora_forward`'s unfused form up to the order of bf16 sums."""
-    global _LORA_LINEAR
-    if _LORA_LINEAR is not None:
-        return _LORA_LINEAR
     import torch
 
     class LoRALinear(torch.autograd.Function):
@@ -238,8 +272,7 @@ def _lora_linear_function():
             shape = x.shape
             x2 = x.reshape(-1, shape[-1])
             h = torch.mm(x2, down.t())
-            out = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
-            out.addmm_(h, up.t(), alpha=scale)
+            out = _frozen_plus_lora(x2, weight, bias, h, up, scale)
             ctx.save_for_backward(x2, h, weight, down, up)
             ctx.scale = scale
             ctx.x_shape = shape
@@ -247,30 +280,14 @@ def _lora_linear_function():
 
         @staticmethod
         def backward(ctx, g):
-            x2, h, weight, down, up = ctx.saved_tensors
-            s = ctx.scale
-            g2 = g.reshape(-1, g.shape[-1])
-            gh = torch.mm(g2, up)
-            if s != 1.0:
-                gh = gh * s
-            dx = d_down = d_up = None
-            if ctx.needs_input_grad[0]:
-                dx = torch.mm(g2, weight).addmm_(gh, down).view(ctx.x_shape)
-            if ctx.needs_input_grad[3]:
-                d_down = torch.mm(gh.t(), x2)
-            if ctx.needs_input_grad[4]:
-                d_up = torch.mm(g2.t(), h)
-                if s != 1.0:
-                    d_up = d_up * s
-            return dx, None, None, d_down, d_up, None
+            grads = _lora_linear_backward(ctx, g.reshape(-1, g.shape[-1]), _dx_in_place)
+            dx = grads[0].view(ctx.x_shape) if grads[0] is not None else None
+            return (dx, *grads[1:])
 
-    _LORA_LINEAR = LoRALinear
     return LoRALinear
 
 
-_LORA_OP = None
-
-
+@functools.cache
 def _lora_linear_op():
     """The fused LoRA Linear of `_lora_linear_function` as custom operators (`torch.library.custom_op`), for
     layers inside `torch.compile`d blocks: `lora_tui::lora_linear(x2, W, b, D, U, s) -> (y, h)` and, in its
@@ -281,9 +298,6 @@ def _lora_linear_op():
     LoRA layer's output and input gradient (11 ms a step at SDXL batch 4 on an H200, docs/performance.md).
     Inside an operator the product accumulates in place, as in eager mode. The LoRA weight gradients stay
     plain products in the compiled backward. Created once per process (operator names are global)."""
-    global _LORA_OP
-    if _LORA_OP is not None:
-        return _LORA_OP
     import torch
 
     # explicit schemas: this module's postponed annotations are strings, which torch cannot infer from
@@ -291,9 +305,7 @@ def _lora_linear_op():
         "(Tensor x2, Tensor weight, Tensor? bias, Tensor down, Tensor up, float scale) -> (Tensor, Tensor)"))
     def lora_linear(x2, weight, bias, down, up, scale):
         h = torch.mm(x2, down.t())
-        out = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
-        out.addmm_(h, up.t(), alpha=scale)
-        return out, h
+        return _frozen_plus_lora(x2, weight, bias, h, up, scale), h
 
     @lora_linear.register_fake
     def _(x2, weight, bias, down, up, scale):
@@ -302,7 +314,7 @@ def _lora_linear_op():
     @torch.library.custom_op("lora_tui::lora_linear_dx", mutates_args=(),
                              schema="(Tensor g2, Tensor weight, Tensor gh, Tensor down) -> Tensor")
     def lora_linear_dx(g2, weight, gh, down):
-        return torch.mm(g2, weight).addmm_(gh, down)
+        return _dx_in_place(g2, weight, gh, down)
 
     @lora_linear_dx.register_fake
     def _(g2, weight, gh, down):
@@ -314,22 +326,9 @@ def _lora_linear_op():
         ctx.scale = scale
 
     def backward(ctx, g, _gh_out):
-        x2, h, weight, down, up = ctx.saved_tensors
-        s = ctx.scale
-        gh = torch.mm(g, up)
-        if s != 1.0:
-            gh = gh * s
-        dx = lora_linear_dx(g, weight, gh, down) if ctx.needs_input_grad[0] else None
-        d_down = torch.mm(gh.t(), x2) if ctx.needs_input_grad[3] else None
-        d_up = None
-        if ctx.needs_input_grad[4]:
-            d_up = torch.mm(g.t(), h)
-            if s != 1.0:
-                d_up = d_up * s
-        return dx, None, None, d_down, d_up, None
+        return _lora_linear_backward(ctx, g, lora_linear_dx)
 
     lora_linear.register_autograd(backward, setup_context=setup_context)
-    _LORA_OP = lora_linear
     return lora_linear
 
 
@@ -358,9 +357,7 @@ def _geglu_forward(geglu, lora, down, up, memo: "_CastMemo | None"):
     return forward
 
 
-_GEGLU_OP = None
-
-
+@functools.cache
 def _geglu_proj_op():
     """Custom operator `lora_tui::lora_geglu_proj(x2, W, b, D, U, s) -> (a, g, h)`: the two halves of a
     LoRA-wrapped GEGLU projection, `a = x2 W[:I]^T + b[:I] + s h U[:I]^T` and `g` the same with rows `I:`,
@@ -368,9 +365,6 @@ def _geglu_proj_op():
     Each sum happens inside its `addmm`, in place (an operator, so `torch.compile` keeps it in place too: see
     `_lora_linear_op`). Backward: gh = s (ga U[:I] + gg U[I:]); dx = ga W[:I] + gg W[I:] + gh D (one
     accumulating operator); dD = gh^T x2; dU = s [ga^T h; gg^T h]."""
-    global _GEGLU_OP
-    if _GEGLU_OP is not None:
-        return _GEGLU_OP
     import torch
 
     @torch.library.custom_op("lora_tui::lora_geglu_proj", mutates_args=(), schema=(
@@ -378,12 +372,9 @@ def _geglu_proj_op():
     def geglu_proj(x2, weight, bias, down, up, scale):
         n = weight.shape[0] // 2
         h = torch.mm(x2, down.t())
-        outs = []
-        for sl in (slice(0, n), slice(n, 2 * n)):
-            w = weight[sl]
-            o = torch.addmm(bias[sl], x2, w.t()) if bias is not None else torch.mm(x2, w.t())
-            outs.append(o.addmm_(h, up[sl].t(), alpha=scale))
-        return outs[0], outs[1], h
+        a, g = (_frozen_plus_lora(x2, weight[sl], bias[sl] if bias is not None else None, h, up[sl], scale)
+                for sl in (slice(0, n), slice(n, 2 * n)))
+        return a, g, h
 
     @geglu_proj.register_fake
     def _(x2, weight, bias, down, up, scale):
@@ -424,7 +415,6 @@ def _geglu_proj_op():
         return dx, None, None, d_down, d_up, None
 
     geglu_proj.register_autograd(backward, setup_context=setup_context)
-    _GEGLU_OP = geglu_proj
     return geglu_proj
 
 
