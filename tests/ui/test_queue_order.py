@@ -9,7 +9,7 @@ from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.run.jobs import start_job
 from lora_tui.run.queue import QUEUE_FILE, Queue
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, fake, wait_for
+from ui_helpers import SIZE, fake, record_launches, wait_for
 
 
 def labels(settings) -> list[str]:
@@ -24,13 +24,7 @@ def shown(app) -> list[str]:
 async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path):
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
     app = LoraApp(cfg, settings=settings)
-    launched = []
-
-    def launch(item):
-        launched.append(item.label)
-        return start_job(fake("saving_trainer.py", tmp_path, 2, 0.01), settings=settings)
-
-    app.queue_launch = launch
+    launched = record_launches(app, settings, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         running = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02), settings=settings)
         app.attach(running)  # a running job: the queue waits, so the items stay pending while they are moved

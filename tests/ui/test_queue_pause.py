@@ -11,7 +11,7 @@ import sys
 from lora_tui.run.jobs import load_job, start_job
 from lora_tui.run.queue import QUEUE_FILE, Queue
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, fake, wait_for
+from ui_helpers import SIZE, fake, record_launches, wait_for
 
 
 def labels_and_status(settings) -> list[tuple[str, str]]:
@@ -25,13 +25,7 @@ def footer_keys(app) -> dict[str, str]:
 
 async def test_p_on_the_queue_list_pauses_and_resumes_the_queue(settings, tmp_path):
     app = LoraApp(settings=settings)
-    launched = []
-
-    def launch(item):
-        launched.append(item.label)
-        return start_job(fake("saving_trainer.py", tmp_path, 2, 0.01), settings=settings)
-
-    app.queue_launch = launch
+    launched = record_launches(app, settings, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         queue = Queue(settings=settings)
         for label in ("first", "second"):
@@ -81,14 +75,7 @@ async def test_p_on_the_queue_list_pauses_and_resumes_the_queue(settings, tmp_pa
 
 async def test_stop_on_a_queued_run_pauses_the_queue_and_says_so(settings, tmp_path):
     app = LoraApp(settings=settings)
-    launched = []
-
-    def launch(item):
-        launched.append(item.label)
-        return start_job(fake("saving_trainer.py", tmp_path, 100000 if item.label == "long" else 2, 0.02),
-                         settings=settings)
-
-    app.queue_launch = launch
+    launched = record_launches(app, settings, tmp_path, lambda item: 100000 if item.label == "long" else 2, 0.02)
     async with app.run_test(size=SIZE) as pilot:
         queue = Queue(settings=settings)
         for label in ("long", "next"):

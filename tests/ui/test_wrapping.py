@@ -3,14 +3,13 @@ the Minimal and Advanced forms, the failure box and the run's log pane. Each tes
 the widget's region of the screen, so a line cut by the widget's height or width fails it."""
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.forms import AdvancedForm, section_of
 
-from ui_helpers import screen_text, type_into, wait_for
+from ui_helpers import run_script_to_end, screen_text, type_into, wait_for
 
 
 def painted(app, widget) -> str:
@@ -62,15 +61,9 @@ raise FileNotFoundError("no such file: /home/user/datasets/subject/10_subject/ca
 
 
 async def test_a_failed_run_shows_long_lines_whole_in_log_and_failure_box(settings, tmp_path):
-    from lora_tui.run.jobs import start_job
-
-    script = tmp_path / "long_lines.py"
-    script.write_text(LONG_TRAINER)
     app = LoraApp(settings=settings)
     async with app.run_test(size=(80, 30)) as pilot:
-        job = start_job([sys.executable, str(script)], settings=settings)
-        app.attach(job)
-        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=15)
+        await run_script_to_end(pilot, app, settings, tmp_path / "long_lines.py", LONG_TRAINER)
         await pilot.pause(0.3)
         status = painted(app, app.query_one("#run-status"))
         assert "exit code 1" in status and status.endswith("END-OF-ERROR"), status
@@ -166,14 +159,9 @@ raise RuntimeError("CUDA out of memory while caching latents for /home/user/data
 
 
 async def test_failure_box_beside_the_loss_plot_shows_the_error_whole(settings, tmp_path):
-    from lora_tui.run.jobs import start_job
-
-    script = tmp_path / "plotted.py"
-    script.write_text(PLOTTED_TRAINER)
     app = LoraApp(settings=settings)
     async with app.run_test(size=(80, 30)) as pilot:
-        app.attach(start_job([sys.executable, str(script)], settings=settings))
-        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=15)
+        await run_script_to_end(pilot, app, settings, tmp_path / "plotted.py", PLOTTED_TRAINER)
         await pilot.pause(0.3)
         assert app.query_one("#plot-box").display and app.query_one("#failure").display
         summary = app.query_one("#run").progress.summary()
@@ -208,14 +196,9 @@ time.sleep(0.5)
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)])
 async def test_the_log_pane_shows_the_last_lines_when_a_run_ends(settings, tmp_path, size):
     # A trial saw the pane stay on the "46/50" bar line at the end of the demo run until the terminal was resized.
-    from lora_tui.run.jobs import start_job
-
-    script = tmp_path / "demo_like.py"
-    script.write_text(DEMO_LIKE_TRAINER, encoding="utf-8")
     app = LoraApp(settings=settings)
     async with app.run_test(size=size) as pilot:
-        app.attach(start_job([sys.executable, str(script)], settings=settings))
-        await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=20)
+        await run_script_to_end(pilot, app, settings, tmp_path / "demo_like.py", DEMO_LIKE_TRAINER, timeout=20)
         await pilot.pause(0.3)
         log = app.query_one("#log")
         assert log.lines[-1] == "model saved." and log.is_vertical_scroll_end

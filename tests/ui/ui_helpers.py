@@ -14,6 +14,30 @@ def fake(name: str, *args: object) -> list[str]:
     return [sys.executable, str(FAKE / name), *map(str, args)]
 
 
+def record_launches(app, settings, out_dir: Path, steps=lambda item: 2, delay: float = 0.01) -> list[str]:
+    """Make ``app``'s queue start the fake saving trainer for each item (``steps(item)`` steps of ``delay`` s,
+    saving into ``out_dir``); returns the list each started item's label is appended to."""
+    from lora_tui.run.jobs import start_job
+
+    launched: list[str] = []
+
+    def launch(item):
+        launched.append(item.label)
+        return start_job(fake("saving_trainer.py", out_dir, steps(item), delay), settings=settings)
+
+    app.queue_launch = launch
+    return launched
+
+
+async def run_script_to_end(pilot, app, settings, script: Path, text: str, timeout: float = 15) -> None:
+    """Write ``text`` as a Python ``script``, run it as a job the app follows, and wait until it has ended."""
+    from lora_tui.run.jobs import start_job
+
+    script.write_text(text, encoding="utf-8")
+    app.attach(start_job([sys.executable, str(script)], settings=settings))
+    await wait_for(pilot, lambda: app.job is not None and not app.job_running, timeout=timeout)
+
+
 async def wait_for(pilot, condition, timeout: float = 10.0, step: float = 0.05) -> float:
     """Pump the app until ``condition()`` is true; return the seconds it took. Fails the test on timeout."""
     start = time.monotonic()
