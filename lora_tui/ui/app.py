@@ -184,23 +184,28 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
             job, self._attach_on_mount = self._attach_on_mount, None
             self.attach(job)
         else:
-            self.call_after_refresh(self._show_last_job)
+            self.call_after_refresh(lambda: self.run_worker(self._show_last_job(), group="last-job",
+                                                            exit_on_error=False))
 
-    def _show_last_job(self) -> None:
+    async def _show_last_job(self) -> None:
         """At start without `attach`: the newest job of the state dir, so a restart does not say "No run yet" over
         earlier runs. A running one is attached (as `lora-tui attach` would); an ended one is shown as it ended
         (`RunView.show_earlier`) without switching views."""
         from lora_tui.run.jobs import list_jobs
 
-        if self.job is not None or self.widgets_gone():
-            return
-        try:
+        def newest() -> tuple[list, Any]:
             # Newest first by start time: ids only order by the second they were started in.
             jobs = sorted(list_jobs(self.settings), key=lambda job: float(job.state.get("start_time") or 0),
                           reverse=True)
-            running = next((job for job in jobs if job.is_alive()), None)
+            return jobs, next((job for job in jobs if job.is_alive()), None)
+
+        try:
+            # every job's state file and a process check each: off the event loop, as the queue's file reads are
+            jobs, running = await asyncio.to_thread(newest)
         except Exception:  # an unreadable state dir: `lora-tui jobs` says why; the forms work without it
             return
+        if self.job is not None or self.widgets_gone():
+            return  # a Start or an attach came first
         if running is not None:
             self.notify(f"Job {running.id} is still running: following it (F2 goes back to the form).", timeout=8)
             self.attach(running)
