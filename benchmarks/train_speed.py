@@ -329,9 +329,6 @@ def run_specs(tiny: bool) -> list[dict]:
     add("sdxl-b1-plain", env=plain, group="lever")
     add("sdxl-b4-gc-plain", batch=4, gc=True, env=plain, group="lever")
     add("sd15-b4-plain", family="sd1", batch=4, env=plain, res=512, group="lever")
-    # symbolic-shape compile of the ResNet blocks: 160 s of compiling and no gain over static (run 11)
-    add("sdxl-b4-compile-resdyn", batch=4, extra=["--torch_compile"], group="lever",
-        env={"LORA_TUI_COMPILE_BLOCKS": "BasicTransformerBlock,ResnetBlock2D:dynamic"})
     return R
 
 

@@ -53,7 +53,7 @@ SPEED_OPTIONS = {
 
 # U-Net block classes compiled by `--torch_compile` (regional compilation). diffusers lists only the transformer
 # block for UNet2DConditionModel; `--torch_compile_resnets` adds the ResNet blocks; `LORA_TUI_COMPILE_BLOCKS`
-# (comma-separated class names, `Name:dynamic` for symbolic shapes) overrides both, for benchmarks.
+# (comma-separated class names) overrides both, for benchmarks.
 COMPILE_BLOCKS = ("BasicTransformerBlock",)
 COMPILE_RESNET_BLOCKS = ("ResnetBlock2D",)
 # Compiled variants kept per block class (distinct shapes x batch sizes); torch's default of 8 is too few for
@@ -442,21 +442,14 @@ def compile_unet(trainer) -> str:
     setattr(cfg, name, max(getattr(cfg, name), COMPILE_RECOMPILE_LIMIT))
     unet = trainer.model.unet
     env = os.environ.get("LORA_TUI_COMPILE_BLOCKS", "")
-    specs = [b for b in env.split(",") if b] if env else \
+    blocks = [b for b in env.split(",") if b] if env else \
         list(COMPILE_BLOCKS) + (list(COMPILE_RESNET_BLOCKS) if trainer.args.torch_compile_resnets else [])
-    static = [b for b in specs if not b.endswith(":dynamic")]
-    dynamic = [b[:-len(":dynamic")] for b in specs if b.endswith(":dynamic")]
-    if static:
-        unet._repeated_blocks = static  # this instance only; diffusers reads the attribute
-        # static shapes: a batch shape compiles once per block shape (SDXL: two transformer-block shapes)
-        unet.compile_repeated_blocks(backend=backend, dynamic=False)
-    for m in unet.modules():
-        # symbolic shapes (benchmarks only): one graph for every channel count of the class; for SDXL's 12
-        # ResnetBlock2D shapes it compiled for 160 s and ran no faster than static shapes (run 11)
-        if type(m).__name__ in dynamic:
-            m.compile(backend=backend, dynamic=True)
-    n = sum(1 for m in unet.modules() if type(m).__name__ in static + dynamic)
-    return f"torch.compile ({backend}) of {n} U-Net blocks ({', '.join(specs)})"
+    unet._repeated_blocks = blocks  # this instance only; diffusers reads the attribute
+    # Static shapes: a batch shape compiles once per block shape (SDXL: 2 transformer-block shapes, 12 ResNet
+    # ones). Symbolic shapes for the ResNet blocks compiled for 160 s and ran no faster (run 11).
+    unet.compile_repeated_blocks(backend=backend, dynamic=False)
+    n = sum(1 for m in unet.modules() if type(m).__name__ in blocks)
+    return f"torch.compile ({backend}) of {n} U-Net blocks ({', '.join(blocks)})"
 
 
 class FastPath:
