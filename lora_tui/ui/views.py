@@ -41,9 +41,13 @@ class ViewSwitching:
         self.query_one("#side").display = name != "run"
         if old is not None:
             await old.clear()
+        if self.widgets_gone():  # the app began to close while the old form's rows were removed
+            return
         new = self._current_form()
         if new is not None:
             await new.populate()
+            if self.widgets_gone():
+                return
             new.focus_first()  # keys typed right after F2/F3 land in a field
         else:
             self.query_one("#log").focus()
@@ -55,6 +59,8 @@ class ViewSwitching:
         return bool(self.field_errors) or self.config != self.clean_config
 
     def _refresh_title(self) -> None:
+        if self.widgets_gone():  # a late caller (a view switch or a job end) while the app closes
+            return
         source = self.source + (" · modified" if self.modified else "")
         self.sub_title = source
         job = ""
