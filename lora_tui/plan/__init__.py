@@ -28,11 +28,6 @@ class Plan:
         """The problems that block Start."""
         return [p for p in self.problems if p.severity == "error"]
 
-    @property
-    def warnings(self) -> list[Problem]:
-        """The problems that do not block Start."""
-        return [p for p in self.problems if p.severity == "warning"]
-
 
 _last_scan: DatasetScan | None = None
 _lock = threading.Lock()
