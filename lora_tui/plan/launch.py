@@ -428,9 +428,12 @@ def accelerate_options(cfg: TrainingConfig) -> list[str]:
 
 
 def child_env(base: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """Environment for the trainer: ``base`` (default ``os.environ``) without Textual's variables, with
-    unbuffered UTF-8 Python output, no colour codes and a wide terminal for tqdm."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("TEXTUAL")}
+    """Environment for the trainer: ``base`` (default ``os.environ``) without Textual's variables and the
+    terminal's ``LINES``, with unbuffered UTF-8 Python output (piped output is block-buffered otherwise), no
+    colour codes and ``COLUMNS=200`` (Rich logging and tqdm wrap at 80 without a terminal). The one place that
+    filters the child's environment: ``run.jobs.child_environment`` starts from it."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if not k.startswith("TEXTUAL") and k != "LINES"}
     env.update({"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1", "COLUMNS": "200"})
     return env
 

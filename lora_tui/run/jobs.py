@@ -469,11 +469,12 @@ def _new_job_id() -> str:
 
 
 def child_environment(env: dict[str, str] | None) -> dict[str, str]:
-    """The trainer's environment: ours, minus Textual's variables, plus ``env``; ``PYTHONUNBUFFERED=1`` (piped
-    output is block-buffered otherwise), ``NO_COLOR=1`` and ``COLUMNS=200`` (Rich logging wraps at 80 without a
-    terminal) unless ``env`` sets them."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith("TEXTUAL") and k not in ("COLUMNS", "LINES")}
-    out.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"})
+    """The trainer's environment: ``plan.launch.child_env()`` (ours minus Textual's variables, with unbuffered
+    UTF-8 output, ``NO_COLOR=1``, ``COLUMNS=200``) with ``env`` on top (``env`` wins)."""
+    # imported here: the queue and the job list load this module without needing the plan layer
+    from lora_tui.plan.launch import child_env
+
+    out = child_env()
     out.update({str(k): str(v) for k, v in (env or {}).items()})
     return out
 

@@ -242,8 +242,10 @@ def test_compile_keeps_inductor_cache_in_the_app_cache_dir(tmp_path, monkeypatch
 
 
 def test_child_env():
-    env = child_env({"PATH": "/bin", "TEXTUAL_DRIVER": "x", "TEXTUAL": "1", "HOME": "/h"})
+    env = child_env({"PATH": "/bin", "TEXTUAL_DRIVER": "x", "TEXTUAL": "1", "HOME": "/h", "LINES": "24",
+                     "COLUMNS": "80"})
     assert env["PYTHONUNBUFFERED"] == "1" and env["NO_COLOR"] == "1" and env["COLUMNS"] == "200"
+    assert "LINES" not in env
     assert not [k for k in env if k.startswith("TEXTUAL")] and env["HOME"] == "/h"
 
 

@@ -1,6 +1,7 @@
 """Real processes, real signals: fake trainers in tests/fake_trainers run under the real supervisor."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -156,6 +157,20 @@ def test_missing_trainer_executable_is_a_failed_job_with_the_reason(state_dir):
     assert job.wait(timeout=10) == 127
     assert job.state["status"] == "failed"
     assert "cannot start the trainer" in job.log_path.read_text()
+
+
+def test_trainer_does_not_inherit_textuals_variables_and_gets_the_launch_env(state_dir, monkeypatch):
+    # the app runs under Textual: its driver variables and the terminal's size must not reach the trainer
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.linux_driver:LinuxDriver")
+    monkeypatch.setenv("TEXTUAL_FPS", "30")
+    monkeypatch.setenv("LINES", "24")
+    monkeypatch.setenv("COLUMNS", "80")
+    show = ("import json, os; print(json.dumps({k: v for k, v in os.environ.items() "
+            "if k.startswith('TEXTUAL') or k in ('LINES', 'COLUMNS', 'NO_COLOR', 'PYTHONUNBUFFERED', 'EXTRA')}))")
+    job = start_job([sys.executable, "-c", show], env={"EXTRA": "1", "NO_COLOR": "0"}, state_dir=state_dir)
+    assert job.wait(timeout=10) == 0
+    seen = json.loads(job.log_path.read_text().strip().splitlines()[-1])
+    assert seen == {"COLUMNS": "200", "PYTHONUNBUFFERED": "1", "NO_COLOR": "0", "EXTRA": "1"}
 
 
 def test_run_layer_imports_neither_textual_nor_torch():
