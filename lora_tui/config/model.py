@@ -50,6 +50,8 @@ class FieldMeta:
     ``network_args`` key it becomes (``conv_dim=4``). ``launch``: the ``accelerate launch`` option it feeds.
     ``families``/``lora_types``: where it applies (None = everywhere). ``zero_unset``: 0 means "off" and is not
     written. ``kind``: "bool" | "str" | "int" | "float"; ``optional``: None (empty) is allowed.
+    ``bundled_only``: a switch (bool, written under its own name) that only lora-tui's bundled trainer knows;
+    upstream sd-scripts ignores it (``config.sd_scripts.BUNDLED_ONLY_OPTIONS`` lists these fields).
     """
 
     name: str
@@ -68,6 +70,7 @@ class FieldMeta:
     choices: Optional[tuple[Any, ...]] = None
     strict_choices: bool = True
     zero_unset: bool = False
+    bundled_only: bool = False
 
 
 def F(
@@ -85,6 +88,7 @@ def F(
     choices: Optional[tuple[Any, ...]] = None,
     strict: bool = True,
     zero_unset: bool = False,
+    bundled_only: bool = False,
 ) -> Any:
     """Declare one field: its default and its metadata (see :class:`FieldMeta`). ``toml`` defaults to the name."""
     extra = {
@@ -92,7 +96,7 @@ def F(
         "toml": "__same__" if toml is _SAME else toml, "net_arg": net_arg, "launch": launch,
         "families": list(families) if families else None, "lora_types": list(lora_types) if lora_types else None,
         "minimal": minimal, "choices": list(choices) if choices else None, "strict": strict,
-        "zero_unset": zero_unset,
+        "zero_unset": zero_unset, "bundled_only": bundled_only,
     }
     return Field(default, description=help, json_schema_extra={"lora_tui": extra})
 
@@ -412,26 +416,26 @@ class TrainingConfig(BaseModel):
     )
     # Speed switches of the bundled trainer (docs/performance.md, "Levers"); upstream sd-scripts has none of them.
     no_cuda_graphs: bool = F(
-        False, "Advanced", "No CUDA graphs", families=("sd1", "sd2", "sdxl"),
+        False, "Advanced", "No CUDA graphs", families=("sd1", "sd2", "sdxl"), bundled_only=True,
         help=(
             "Run every training step eagerly instead of replaying it as one CUDA graph (slower; for debugging). "
             "lora-tui trainer only: --no_cuda_graphs"
         ),
     )
     lora_fp32_weights: bool = F(
-        False, "Advanced", "fp32 LoRA weights", families=("sd1", "sd2", "sdxl"),
+        False, "Advanced", "fp32 LoRA weights", families=("sd1", "sd2", "sdxl"), bundled_only=True,
         help=(
             "Cast the fp32 LoRA weights at each use as sd-scripts does, instead of one bf16 copy per step "
             "(slower, same loss within 1e-3). lora-tui trainer only: --lora_fp32_weights"
         ),
     )
     channels_last: bool = F(
-        False, "Advanced", "Channels-last U-Net", families=("sd1", "sd2", "sdxl"),
+        False, "Advanced", "Channels-last U-Net", families=("sd1", "sd2", "sdxl"), bundled_only=True,
         help="Store the U-Net in NHWC memory format (measured 6 % slower on an H200). lora-tui trainer only: "
              "--channels_last",
     )
     unet_autocast: bool = F(
-        False, "Advanced", "U-Net under autocast", families=("sd1", "sd2", "sdxl"),
+        False, "Advanced", "U-Net under autocast", families=("sd1", "sd2", "sdxl"), bundled_only=True,
         help=(
             "With mixed_precision bf16 on a GPU, run the frozen U-Net under autocast as sd-scripts does (norms "
             "in fp32) instead of in bf16 throughout (measured 10 % slower and 5 GiB more at SDXL batch 4 on an "
@@ -451,7 +455,7 @@ class TrainingConfig(BaseModel):
         ),
     )
     torch_compile_resnets: bool = F(
-        False, "Advanced", "torch.compile ResNet blocks too", families=("sd1", "sd2", "sdxl"),
+        False, "Advanced", "torch.compile ResNet blocks too", families=("sd1", "sd2", "sdxl"), bundled_only=True,
         help=(
             "Compile the U-Net's ResNet blocks as well as its transformer blocks (the trainer compiles both "
             "whether or not torch_compile is ticked). On an H200 about 55 s more at the start the first time "
@@ -1457,7 +1461,7 @@ def _meta_from_field(name: str, info: Any) -> FieldMeta:
         families=tuple(extra["families"]) if extra["families"] else None,
         lora_types=tuple(extra["lora_types"]) if extra["lora_types"] else None,
         minimal=extra["minimal"], choices=tuple(extra["choices"]) if extra["choices"] else None,
-        strict_choices=extra["strict"], zero_unset=extra["zero_unset"],
+        strict_choices=extra["strict"], zero_unset=extra["zero_unset"], bundled_only=extra["bundled_only"],
     )
 
 

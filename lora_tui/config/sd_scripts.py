@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from lora_tui.config.model import all_field_meta
+
 
 @dataclass(frozen=True)
 class ScriptOption:
@@ -33,8 +35,8 @@ def script_options(script: str) -> dict[str, ScriptOption]:
     return opts
 
 
-#: Options only our bundled trainer knows (its speed switches). Upstream sd-scripts ignores unknown TOML keys, so
+#: Options only our bundled trainer knows (its speed switches): the ``TrainingConfig`` fields declared with
+#: ``bundled_only=True``, each a flag under its field name. Upstream sd-scripts ignores unknown TOML keys, so
 #: writing them is harmless there; validation warns that they have no effect with an upstream checkout.
-BUNDLED_ONLY_OPTIONS: tuple[str, ...] = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast",
-                                          "torch_compile_resnets")
+BUNDLED_ONLY_OPTIONS: tuple[str, ...] = tuple(m.name for m in all_field_meta() if m.bundled_only)
 BUNDLED_ONLY_SCRIPTS: tuple[str, ...] = ("train_network.py", "sdxl_train_network.py")

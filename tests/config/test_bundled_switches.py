@@ -5,12 +5,26 @@ from __future__ import annotations
 import tomllib
 
 from lora_tui.config.app_settings import AppSettings
-from lora_tui.config.model import TrainingConfig, field_meta
+from lora_tui.config.model import TrainingConfig, all_field_meta, field_meta
+from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS, BUNDLED_ONLY_SCRIPTS, script_options
 from lora_tui.plan.launch import toml_text
 from lora_tui.plan.rules import validate
 from lora_tui.plan.dataset import scan_dataset
 
-SWITCHES = ("no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast", "torch_compile_resnets")
+SWITCHES = BUNDLED_ONLY_OPTIONS
+
+
+def test_the_switches_are_the_fields_marked_bundled_only():
+    # one source of truth: the field's bundled_only flag; its help says the same in words
+    assert {"no_cuda_graphs", "unet_autocast", "torch_compile_resnets"} <= set(SWITCHES)
+    said = {m.name for m in all_field_meta() if "lora-tui trainer only" in m.help}
+    assert said == set(SWITCHES)
+    for name in SWITCHES:
+        meta = field_meta(name)
+        assert meta.kind == "bool" and meta.toml_key == name
+        for script in BUNDLED_ONLY_SCRIPTS:
+            assert script_options(script)[name].type == "flag"
+        assert name not in script_options("flux_train_network.py")
 
 
 def test_switches_are_advanced_fields_written_only_when_on():
@@ -39,8 +53,6 @@ def test_the_bundled_scripts_accept_the_switches():
     import subprocess
     import sys
     from pathlib import Path
-
-    from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS, BUNDLED_ONLY_SCRIPTS
 
     sd = Path(__file__).resolve().parents[2] / "sd-scripts"
     for script in BUNDLED_ONLY_SCRIPTS:
