@@ -8,6 +8,7 @@ process address and port required). Pure apart from reading that config file; ne
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Mapping, Optional
 
@@ -27,11 +28,15 @@ _CONFIG_FIX = ("edit or delete it (accelerate reads it at every launch), or name
 _NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
 
 
+# Cached: validate runs this at every keystroke in the app, and GPUs do not come and go while it runs.
+@functools.cache
 def nvidia_gpu_count(path: str = _NVIDIA_GPUS) -> Optional[int]:
     """NVIDIA GPUs the driver lists (one folder each under ``/proc/driver/nvidia/gpus``); None where that is
-    unknown (no NVIDIA driver, not Linux). Read without torch; a container may see more than it may use."""
+    unknown (no NVIDIA driver, not Linux, unreadable). Read once per ``path`` per process (``cache_clear()``
+    reads again), without torch; a container may see more than it may use. Never raises."""
     try:
-        return sum(1 for _ in os.scandir(path))
+        with os.scandir(path) as entries:
+            return sum(1 for _ in entries)
     except OSError:
         return None
 

@@ -179,9 +179,20 @@ def test_nvidia_gpu_count_reads_the_driver_folder(tmp_path):
     from lora_tui.plan.rules_launch import nvidia_gpu_count
 
     assert nvidia_gpu_count(str(tmp_path / "absent")) is None
+    (tmp_path / "a-file").write_text("")
+    assert nvidia_gpu_count(str(tmp_path / "a-file")) is None
+    gpus = tmp_path / "gpus"
+    gpus.mkdir()
     for bus in ("0000:17:00.0", "0000:65:00.0"):
-        (tmp_path / bus).mkdir()
-    assert nvidia_gpu_count(str(tmp_path)) == 2
+        (gpus / bus).mkdir()
+    assert nvidia_gpu_count(str(gpus)) == 2
+    # read once per process: validation at each keystroke does not touch /proc again
+    (gpus / "0000:b3:00.0").mkdir()
+    assert nvidia_gpu_count(str(gpus)) == 2
+    nvidia_gpu_count.cache_clear()
+    assert nvidia_gpu_count(str(gpus)) == 3
+    # this machine (no NVIDIA driver on CI): an answer, never an exception
+    assert nvidia_gpu_count() is None or nvidia_gpu_count() >= 0
 
 
 def test_cpu_run_warnings():
