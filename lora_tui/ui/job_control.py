@@ -72,7 +72,7 @@ class JobControl:
         """F9 / ctrl+t: first press SIGINT to the job's process group (the trainer saves and exits); a second
         press, or no exit within the grace time (`AppSettings.stop_grace_s`), SIGTERM and then SIGKILL.
         The first press also pauses the queue when items wait in it (`Queue.pause_for_stop`): whoever stops a
-        run most likely wants to fix something before the next starts; p on the queue list resumes it."""
+        run most likely wants to fix something before the next starts; p on the Run view resumes it."""
         if not self.job_running or self.job is None:
             return
         self.stop_presses += 1
@@ -111,7 +111,7 @@ class JobControl:
             self.query_one(RunView).show_queue(self.queue_items, True)
         grace = float(getattr(self.settings, "stop_grace_s", 60.0) or 60.0)
         why = "" if manual else " (no exit within the grace time)"
-        queue_note = (f" The queue is paused ({waiting} waiting): p on the queue list resumes it."
+        queue_note = (f" The queue is paused ({waiting} waiting): p on the Run view resumes it."
                       if waiting else "")  # also when it was paused before: the user learns why nothing starts
         if sent == "SIGINT":
             text = (f"Stop: SIGINT sent to the process group; the trainer saves and exits. Press F9 again to "

@@ -37,8 +37,9 @@ class QueueActions:
     here at the next tick and one from here holds back `lora-tui queue run`. `queue_paused` mirrors it.
 
     Messages handled: `QueueTicked` (posted by `_queue_worker`), `QueueList.RemoveRequested` (Delete/x on `#queue`),
-    `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`), `QueueList.PauseRequested` (p on `#queue`).
-    Bindings: none at app level (the queue list's own, see `runview.QueueList`).
+    `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`), `RunView.PauseRequested` (p anywhere on the Run
+    view). Bindings served: none at app level (the Run view's and the queue list's own, see `runview.RunView` and
+    `runview.QueueList`).
     """
 
     def _queue_tick(self) -> None:
@@ -96,12 +97,12 @@ class QueueActions:
         message.stop()
         self.run_worker(self.move_queued(message.item_id, message.delta), group="queue-move")
 
-    def on_queue_list_pause_requested(self, message: Any) -> None:
+    def on_run_view_pause_requested(self, message: Any) -> None:
         message.stop()
         self.run_worker(self.toggle_queue_pause(), group="queue-pause")
 
     async def toggle_queue_pause(self) -> bool:
-        """p on the Run view's queue list: pause the queue (no item starts, here or in `lora-tui queue run`,
+        """p on the Run view: pause the queue (no item starts, here or in `lora-tui queue run`,
         until it is resumed; a running item goes on) or, when paused, resume it. Written to the queue file
         atomically (`Queue.pause` / `Queue.resume`). Returns whether the queue is paused now."""
         from lora_tui.run.queue import Queue

@@ -45,7 +45,27 @@ SAMPLE_POLL_S = 2.0  # a new sample takes the trainer seconds to minutes; a list
 class RunView(Vertical):
     """Progress `#progress`, figures `#run-stats`, status `#run-status`, loss plot, the newest sample image
     `#samples` (`#sample-caption`, `#sample-image`), log pane `#log`, live line `#live`, and the failure box
-    `#failure` (hint + last lines) shown when a run ends badly."""
+    `#failure` (hint + last lines) shown when a run ends badly.
+
+    Bindings served, wherever the focus is on the Run view (it has no text inputs):
+
+    | key | action |
+    |---|---|
+    | p | pause the queue, or resume it (`PauseRequested`; offered while the queue has items or is paused) |
+    | tab | to the queue list; in the footer while Tab lands there (`#log` focused, queue not empty) |
+    | delete, x, shift+up/K, shift+down/J | off the queue list: a notice to Tab to it first (see `QueueList`) |
+
+    Item keys stay on the focused list, as in lazygit's panels: an item is removed or moved only where its
+    highlight is the focus, never from the log pane.
+    """
+
+    BINDINGS = [Binding("p", "pause_queue", "Pause queue"),
+                Binding("p", "resume_queue", "Resume queue"),
+                Binding("tab", "focus_queue", "To queue list"),
+                Binding("delete,x,shift+up,K,shift+down,J", "queue_key_hint", show=False)]
+
+    class PauseRequested(Message):
+        """The user asked to pause the queue, or to resume it when it is paused (p on the Run view)."""
 
     class Ended(Message):
         """The followed job has exited and its whole log has been shown."""
@@ -69,6 +89,8 @@ class RunView(Vertical):
         # moves the end away from the unchanged scroll position: we remember where we last pinned it instead.
         self._log_following = True
         self._log_pinned_y = 0.0
+        self._queue_rows: list[tuple[str, str]] = []
+        self._queue_paused = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="run-head"):
@@ -94,6 +116,38 @@ class RunView(Vertical):
         self.query_one("#samples").display = False
         self.set_interval(1 / FLUSH_HZ, self.flush_feed, name="run-flush")
         self.set_interval(SAMPLE_POLL_S, self.poll_samples, name="run-samples")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause_queue":
+            return bool(self._queue_rows) and not self._queue_paused
+        if action == "resume_queue":
+            return self._queue_paused
+        if action == "focus_queue":
+            return self._tab_reaches_queue()
+        if action == "queue_key_hint":
+            return bool(self._queue_rows) and not self.query_one("#queue", QueueList).has_focus
+        return True
+
+    def _tab_reaches_queue(self) -> bool:
+        queue = self.query_one("#queue", QueueList)
+        focused = self.screen.focused
+        if not self._queue_rows or not queue.display or focused is None or focused is queue:
+            return False
+        chain = self.screen.focus_chain
+        return focused in chain and chain[(chain.index(focused) + 1) % len(chain)] is queue
+
+    def action_pause_queue(self) -> None:
+        self.post_message(self.PauseRequested())
+
+    def action_resume_queue(self) -> None:
+        self.post_message(self.PauseRequested())
+
+    def action_focus_queue(self) -> None:
+        self.query_one("#queue", QueueList).focus()
+
+    def action_queue_key_hint(self) -> None:
+        self.notify("Del/x, ⇧↑/⇧↓ and K/J act on the highlighted queue item: Tab to the queue list first.",
+                    timeout=5)
 
     @property
     def progress(self) -> ProgressState | None:
@@ -273,7 +327,7 @@ class RunView(Vertical):
     def show_queue(self, items: list[Any], paused: bool = False) -> None:
         """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty), its
         title saying when the queue is `paused`. Delete (or x) on an item removes it, shift+up/down (or K/J)
-        moves it, p pauses or resumes the queue (`QueueList` keys)."""
+        moves it (`QueueList` keys); p anywhere on the Run view pauses or resumes the queue."""
         marks = {"pending": "…", "running": "▶", "done": "✔", "stopped": "■"}
         rows = []
         for item in items:
@@ -284,7 +338,10 @@ class RunView(Vertical):
         box.display = bool(rows)
         keys = f"{'PAUSED · p resumes' if paused else 'p pauses'} · Del/x removes · ⇧↑/⇧↓ or K/J moves"
         box.border_title = f"Queue · {len(rows)} · {keys}" if rows else ""
-        if rows != getattr(self, "_queue_rows", None):
+        if bool(rows) != bool(self._queue_rows) or paused != self._queue_paused:
+            self.refresh_bindings()  # p's footer entry (Pause / Resume) and the Tab hint
+        self._queue_paused = paused
+        if rows != self._queue_rows:
             self._queue_rows = rows
             box.set_items(rows)
 
@@ -422,19 +479,15 @@ class QueueList(OptionList):
     | delete, x | remove it (`RemoveRequested`; a running item stays: stop it first) |
     | shift+up, K | move it one place earlier (`MoveRequested`, delta -1) |
     | shift+down, J | move it one place later (`MoveRequested`, delta +1) |
-    | p | pause the whole queue, or resume it (`PauseRequested`; a running item is not stopped) |
 
-    The app changes the queue file (atomically, `run.queue.Queue`) and redraws the list; the cursor stays on the
+    p (pause/resume the whole queue) is the Run view's, so it works here and from the log pane alike. The app
+    changes the queue file (atomically, `run.queue.Queue`) and redraws the list; the cursor stays on the
     moved item. K/J are there for terminals that send no distinct shift+arrow.
     """
 
     BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue"),
                 Binding("shift+up,K", "move_item(-1)", "Move up", key_display="⇧↑"),
-                Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓"),
-                Binding("p", "pause_queue", "Pause/resume queue")]
-
-    class PauseRequested(Message):
-        """The user asked to pause the queue, or to resume it when it is paused."""
+                Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓")]
 
     class RemoveRequested(Message):
         """The user asked to remove queue item `item_id` (with its shown `label`)."""
@@ -468,9 +521,6 @@ class QueueList(OptionList):
         option = self.get_option_at_index(self.highlighted)
         if option.id:
             self.post_message(self.RemoveRequested(option.id, str(option.prompt)))
-
-    def action_pause_queue(self) -> None:
-        self.post_message(self.PauseRequested())
 
     def action_move_item(self, delta: int) -> None:
         if self.highlighted is None or not self.option_count:

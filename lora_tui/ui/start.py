@@ -159,7 +159,7 @@ class StartFlow:
         except Exception as exc:
             self.notify(f"Not queued: {exc}", severity="error", timeout=10)
             return
-        when = ("the queue is paused: p on the Run view's queue list resumes it" if paused
+        when = ("the queue is paused: p on the Run view resumes it" if paused
                 else "it starts when the running job ends")
         self.notify(f"Queued “{item.label}”: {when}.", timeout=6)
         self._queue_tick()

@@ -1,6 +1,6 @@
-"""Pausing the queue from the Run view's queue list (p), and what Stop does to it: the pause is the queue file's
-flag (shared with `lora-tui queue`), nothing starts while it is set, a running item is not stopped by it, and
-Stop on a run with items waiting pauses the queue so the next does not start at once."""
+"""Pausing the queue from the Run view (p, from the log pane or the queue list), and what Stop does to it: the
+pause is the queue file's flag (shared with `lora-tui queue`), nothing starts while it is set, a running item is
+not stopped by it, and Stop on a run with items waiting pauses the queue so the next does not start at once."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,7 @@ def footer_keys(app) -> dict[str, str]:
     return {b.key: b.description for _, b, enabled, _ in app.active_bindings.values() if enabled}
 
 
-async def test_p_on_the_queue_list_pauses_and_resumes_the_queue(settings, tmp_path):
+async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path):
     app = LoraApp(settings=settings)
     launched = record_launches(app, settings, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -35,20 +35,30 @@ async def test_p_on_the_queue_list_pauses_and_resumes_the_queue(settings, tmp_pa
         lst = app.query_one("#queue")
         await wait_for(pilot, lambda: lst.option_count == 2 and "PAUSED" in str(lst.border_title), timeout=10)
         assert "p resumes" in str(lst.border_title)
-        lst.focus()
-        await pilot.pause()
-        assert footer_keys(app).get("p") == "Pause/resume queue"  # offered in the footer / keys panel
+        # The Run view opens on the log pane: p works from there, and the footer offers it and the way to the
+        # list whose highlighted item Del/x and K/J act on.
+        assert app.focused is app.query_one("#log")
+        await wait_for(pilot, lambda: footer_keys(app).get("p") == "Resume queue", timeout=5)
+        assert footer_keys(app).get("tab") == "To queue list"
         await pilot.pause(2.5)  # two queue ticks
         assert launched == [] and labels_and_status(settings) == [("first", "pending"), ("second", "pending")]
+        await pilot.press("x", "J")  # item keys off the list: nothing removed or moved, and the user is told why
+        await wait_for(pilot, lambda: any("Tab to the queue list first" in str(n.message)
+                                          for n in app._notifications), timeout=5)
+        assert labels_and_status(settings) == [("first", "pending"), ("second", "pending")]
 
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Resume queue" in titles and "Pause queue" not in titles  # in the command palette too
-        await pilot.press("p")  # resume: the queue runs, one item after another
+        await pilot.press("p")  # resume, from the log pane: the queue runs, one item after another
         await wait_for(pilot, lambda: not Queue(settings=settings).paused)
         await wait_for(pilot, lambda: launched == ["first"], timeout=10)
         assert "p pauses" in str(lst.border_title) and "PAUSED" not in str(lst.border_title)
         assert "Pause queue" in [c.title for c in app.get_system_commands(app.screen)]
-        await pilot.press("p")  # pause while "first" runs: it goes on, "second" waits
+        assert footer_keys(app).get("p") == "Pause queue"
+        await pilot.press("tab")
+        assert app.focused is lst and footer_keys(app).get("tab") != "To queue list"  # the item keys instead:
+        assert footer_keys(app).get("x") == "Remove from queue"
+        await pilot.press("p")  # on the list too; pause while "first" runs: it goes on, "second" waits
         await wait_for(pilot, lambda: Queue(settings=settings).paused)
         data = json.loads((settings.state_dir / QUEUE_FILE).read_text())
         assert data["paused"]["reason"] == "paused in the app" and len(data["items"]) == 2
@@ -85,7 +95,7 @@ async def test_stop_on_a_queued_run_pauses_the_queue_and_says_so(settings, tmp_p
         assert app.job.id == running.job_id
 
         await pilot.press("f9")
-        assert "The queue is paused (1 waiting): p on the queue list resumes it." in app.last_stop_message
+        assert "The queue is paused (1 waiting): p on the Run view resumes it." in app.last_stop_message
         assert Queue(settings=settings).pause_info()["reason"] == "stopped by the user"
         await wait_for(pilot, lambda: not app.job_running, timeout=30)
         assert load_job(running.job_id, settings).state["status"] == "stopped"
@@ -125,7 +135,7 @@ async def test_start_while_running_on_a_paused_queue_says_the_queue_is_paused(se
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.screen.id == "queue-dialog", timeout=15)
         await pilot.press("enter")  # "Queue it"
-        await wait_for(pilot, lambda: any("the queue is paused: p on the Run view's queue list resumes it"
+        await wait_for(pilot, lambda: any("the queue is paused: p on the Run view resumes it"
                                           in str(n.message) for n in app._notifications), timeout=10)
         assert [i.status for i in Queue(settings=settings).items()] == ["pending"]
         await wait_for(pilot, lambda: "LORA_TUI_PROGRESS" in running.log_path.read_text(), timeout=15)
