@@ -30,11 +30,12 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 # The mixins' public names are re-exported: `lora_tui.ui.app` stays the one import for callers and tests.
 from lora_tui.ui.editing import ConfigEditing
 from lora_tui.ui.files import DEFAULT_PRESET, ConfigFiles, default_config
+from lora_tui.ui.footer import KeyFooter
 from lora_tui.ui.forms import AdvancedForm, MinimalForm, ProblemsPanel
 from lora_tui.ui.job_control import TERM_GRACE_S, JobControl
 from lora_tui.ui.problems import PLAN_DEBOUNCE_S, PlanAndProblems, PlanReady
@@ -162,7 +163,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
                 yield AdvancedForm(id="advanced")
                 yield RunView(id="run")
             yield ProblemsPanel(id="side")
-        yield Footer()
+        yield KeyFooter()  # hides whole keys, least used first, and ends in "…" when they do not fit
 
     async def on_mount(self) -> None:
         if self.settings is None:

@@ -37,6 +37,10 @@ class FieldSpec:
         optional: None is a valid value (an empty input means unset).
         choices: allowed values for "select", suggestions for "text" (may be empty).
         number: "int" / "float" when the field is numeric (only for display hints).
+        placeholder: what an empty text box shows (dim), so an empty field is visible and says what leaving it
+            empty means ("unset · random", "path to a folder", ...); see `placeholder_for`.
+        zero_unset: an optional number whose 0 means unset, as kohya_ss and sd-scripts read it
+            (`max_train_steps`, `seed`, ...): 0 is shown, and a typed 0 stored, as unset (None).
     """
 
     name: str
@@ -48,6 +52,37 @@ class FieldSpec:
     optional: bool
     choices: tuple[Any, ...]
     number: str | None
+    placeholder: str = ""
+    zero_unset: bool = False
+
+
+# What leaving a text box empty means, where "unset" alone would not say it (the Minimal form's fields first).
+PLACEHOLDERS = {
+    "pretrained_model_name_or_path": "path to .safetensors or Diffusers folder",
+    "train_data_dir": "path to a folder of <repeats>_<name> folders",
+    "output_dir": "path to a folder for the LoRA files",
+    "dataset_config": "unset · path to a dataset .toml",
+    "resume": "unset · path to a saved state folder",
+    "network_weights": "unset · path to a LoRA file",
+    "vae": "unset · the checkpoint's own VAE",
+    "max_train_steps": "unset · Epochs set the steps",
+    "max_train_epochs": "unset · Epochs is used",
+    "seed": "unset · random",
+}
+
+
+def placeholder_for(name: str, kind: str, optional: bool, label: str) -> str:
+    """The dim text an empty text box of field `name` shows: `PLACEHOLDERS[name]`, else "path to a folder" /
+    "path to a file" for a field named `*_dir` / labelled "... path", else "unset" for a text field or an
+    optional number (empty = unset, nothing written), else "" (a required number: empty is refused with a message).
+    """
+    if name in PLACEHOLDERS:
+        return PLACEHOLDERS[name]
+    if kind == "str" and name.endswith("_dir"):
+        return "unset · path to a folder"
+    if kind == "str" and "path" in label.lower().split():
+        return "unset · path to a file"
+    return "unset" if kind == "str" or optional else ""
 
 
 @lru_cache(maxsize=None)
@@ -81,9 +116,11 @@ def field_spec(name: str) -> FieldSpec:
         hint = "not written to the TOML"
     help_text = (meta.help or "").strip()
     help_text = f"{help_text}\n\n{name} · {hint}" if help_text else f"{name} · {hint}"
-    return FieldSpec(name=name, label=meta.label or name, help=help_text, toml_key=key,
+    label = meta.label or name
+    return FieldSpec(name=name, label=label, help=help_text, toml_key=key,
                      section=meta.section or "Other", kind=kind, optional=meta.optional, choices=choices,
-                     number=number)
+                     number=number, placeholder=placeholder_for(name, meta.kind, meta.optional, label),
+                     zero_unset=bool(number and meta.optional and meta.zero_unset))
 
 
 def _onoff(value: bool) -> str:
@@ -101,12 +138,32 @@ def value_to_text(value: Any) -> str:
     return str(value)
 
 
+def editor_text(spec: FieldSpec, value: Any) -> str:
+    """The text field `spec`'s editor shows for model value `value`: `value_to_text`, except that an unset-meaning
+    0 of a `zero_unset` field shows as empty (its placeholder says what unset does), as a None does: a kohya_ss file
+    spells "unset" 0 and loads as None, and one meaning must have one face."""
+    if spec.zero_unset and not isinstance(value, bool) and value == 0:
+        return ""
+    return value_to_text(value)
+
+
 def text_to_value(spec: FieldSpec, text: str) -> Any:
-    """The raw value handed to pydantic for what the user typed: empty means unset where None is allowed,
-    everything else goes to the model unchanged (the model owns coercion and its error messages)."""
-    if text.strip() == "" and spec.optional:
+    """The raw value handed to pydantic for what the user typed: empty means unset where None is allowed (and so
+    does 0 for a `zero_unset` field, as when a kohya_ss file is loaded), everything else goes to the model
+    unchanged (the model owns coercion and its error messages)."""
+    stripped = text.strip()
+    if stripped == "" and spec.optional:
+        return None
+    if spec.zero_unset and _is_zero(stripped):
         return None
     return text
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
 
 
 class FieldRow(Widget):
@@ -191,9 +248,8 @@ class FieldRow(Widget):
         suggester = None
         if spec.choices:
             suggester = SuggestFromList([value_to_text(c) for c in spec.choices], case_sensitive=False)
-        placeholder = "unset" if spec.optional else ""
-        inp = OrderedInput(value_to_text(value), id=wid, compact=True, classes="field-editor",
-                           placeholder=placeholder, suggester=suggester, select_on_focus=False)
+        inp = OrderedInput(editor_text(spec, value), id=wid, compact=True, classes="field-editor",
+                           placeholder=spec.placeholder, suggester=suggester, select_on_focus=False)
         if self.app.is_headless:
             inp.cursor_blink = False
         return inp
@@ -222,7 +278,7 @@ class FieldRow(Widget):
                         editor.set_options(_select_options(self.spec, value))
                     editor.value = value
         else:
-            text = value_to_text(value)
+            text = editor_text(self.spec, value)
             if editor.value != text:
                 with editor.prevent(Input.Changed):
                     editor.value = text

@@ -16,15 +16,33 @@ are still run by the App before a key is forwarded to the focused widget.
 """
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual import events
+from textual.strip import Strip
 from textual.widgets import Input
 
 
 class OrderedInput(Input):
     """An `Input` whose keys take effect in typing order, also when they arrive in one burst (see module doc).
 
-    Same constructor, messages and bindings as `textual.widgets.Input`; CSS rules for `Input` apply to it.
+    Same constructor, messages and bindings as `textual.widgets.Input`; CSS rules for `Input` apply to it. A
+    placeholder wider than the box ends in "…" (Input cuts it bare: a user could not tell text is missing).
     """
+
+    def render_line(self, y: int) -> Strip:
+        full = self.placeholder
+        width = self.scrollable_content_region.width
+        if y != 0 or self.value or not full or cell_len(full) <= width or width < 2:
+            return super().render_line(y)
+        cut = Text(full)
+        cut.truncate(width, overflow="ellipsis")
+        # Input renders `self.placeholder`: swap the cut text in for this one line without a refresh or watcher.
+        self.set_reactive(Input.placeholder, cut.plain)
+        try:
+            return super().render_line(y)
+        finally:
+            self.set_reactive(Input.placeholder, full)
 
     async def _on_key(self, event: events.Key) -> None:
         app = self.app

@@ -124,8 +124,17 @@ class PlanAndProblems:
             panel.add_option(Option("[green]✔[/] no problems", id="none", disabled=True))
         errors = sum(p.severity == "error" for p in problems)
         warnings = len(problems) - errors
-        self.query_one("#problems-title", Static).update(
-            f"Problems · {errors} error{'s' * (errors != 1)} · {warnings} warning{'s' * (warnings != 1)}")
+        counts = [f"{n} {word}{'s' * (n != 1)}" for n, word in ((errors, "error"), (warnings, "warning")) if n]
+        self.query_one("#problems-title", Static).update(" · ".join(["Problems", *counts]) if counts
+                                                          else "Problems · none")
+        # Shown instead of the list on short screens (app.tcss `Screen.-short`): the fields carry the messages.
+        if errors:
+            summary = "[red]✖[/] F5 is refused until they are fixed. Tab to this panel for the list."
+        elif warnings:
+            summary = "[yellow]⚠[/] F5 still starts. Tab to this panel for the list."
+        else:
+            summary = "[green]✔[/] F5 starts training."
+        self.query_one("#problems-summary", Static).update(summary)
 
     def _refresh_messages(self) -> None:
         for row in self.query(FieldRow):

@@ -1,0 +1,82 @@
+"""`KeyFooter`: Textual's `Footer` that never cuts a key silently.
+
+Why: Textual 8.2.8's `Footer` lays its keys out in one row and lets the ones that do not fit run off the right
+edge (it is a scroll container with no scrollbar), so at 80 columns "f4 Run" became "f4 Ru" and the keys after it
+were gone without a trace. Here the keys that do not fit are hidden whole, the least used first, and a "…" marks
+that more exist (ctrl+p → "Keys" lists them all). Under 120 columns (the app's `-narrow` screen class) the footer
+is also compact (one space between key and description), so the run keys fit at 80 columns.
+"""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Footer, Label
+from textual.widgets._footer import FooterKey  # Footer's own key widget: the one class Footer.compose yields
+
+# Actions whose keys stay visible longest (design.md "Keys": run control, views, quit); the others are hidden
+# first, from the end of the row, when the width runs out.
+KEEP_ACTIONS = frozenset({"start", "stop", "view('minimal')", "view('advanced')", "view('run')", "quit"})
+
+
+class KeyFooter(Footer):
+    """A `Footer` that hides whole keys (least used first) when they do not fit, and then ends with "…"
+    (`#footer-more`). Compact under the screen class `-narrow`. Same constructor as `textual.widgets.Footer`."""
+
+    DEFAULT_CSS = """
+    KeyFooter #footer-more {
+        width: auto;
+        height: 1;
+        margin: 0 1 0 0;
+        color: $footer-description-foreground;
+        background: $footer-description-background;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        more = Label("…", id="footer-more")
+        more.tooltip = "More keys: ctrl+p, then Keys, lists them all"
+        more.display = False
+        yield more
+
+    async def recompose(self) -> None:
+        # Footer recomposes on every change of the active bindings (focus moves, a job starts or ends).
+        await super().recompose()
+        self._fit()
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        narrow = self.screen.has_class("-narrow")
+        if self.compact != narrow:
+            self.compact = narrow  # the keys re-render; their widths change
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        if not self.is_attached or self.size.width <= 0:
+            return
+        more = self.query_one_optional("#footer-more", Label)
+        keys = [k for k in self.query_children(FooterKey) if not k.has_class("-command-palette")]
+        if more is None or not keys:
+            return
+        palette = [k for k in self.query_children(FooterKey) if k.has_class("-command-palette")]
+        widths = {id(k): _cells(k) for k in keys}
+        room = self.size.width - sum(_cells(p) for p in palette)
+        shown = {id(k) for k in keys}
+        if sum(widths.values()) > room:
+            room -= _cells(more)
+            drop_order = ([k for k in reversed(keys) if k.action not in KEEP_ACTIONS]
+                          + [k for k in reversed(keys) if k.action in KEEP_ACTIONS])
+            for key in drop_order:
+                if sum(widths[i] for i in shown) <= room:
+                    break
+                shown.discard(id(key))
+        for key in keys:
+            key.display = id(key) in shown
+        more.display = len(shown) < len(keys)
+
+
+def _cells(widget: Widget) -> int:
+    """Cells `widget` takes in the footer row: its rendered text, padding, border and margin."""
+    styles = widget.styles
+    content = widget.get_content_width(widget.app.size, widget.app.size)
+    return content + styles.gutter.width + styles.margin.width
