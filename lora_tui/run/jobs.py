@@ -541,6 +541,42 @@ def running_jobs(settings: Any = None, state_dir: str | os.PathLike | None = Non
     return [j for j in list_jobs(settings, state_dir) if j.is_alive()]
 
 
+class JobWatch:
+    """Notices jobs that start after its first ``poll``, whoever starts them (this process, ``lora-tui train
+    --detach`` or ``lora-tui queue run`` in another shell).
+
+    A poll lists ``<state_dir>/jobs`` (one directory listing) and reads only the folders that are new since the
+    previous poll (their ``state.json`` and a process check), so it stays cheap however many jobs the state dir
+    keeps. The first poll only records what is there. A folder whose ``state.json`` is not written yet is looked
+    at again at the next poll; every other new job is reported at most once.
+    """
+
+    def __init__(self, settings: Any = None, state_dir: str | os.PathLike | None = None) -> None:
+        self.jobs_dir = resolve_state_dir(settings, state_dir) / "jobs"
+        self._known: set[str] | None = None
+
+    def poll(self) -> list[Job]:
+        """Jobs new since the previous poll that run now (``Job.is_alive``; a job still ``starting`` counts),
+        newest start first. Raises ``OSError`` when the jobs folder exists but cannot be listed."""
+        try:
+            names = {entry.name for entry in os.scandir(self.jobs_dir) if entry.is_dir()}
+        except FileNotFoundError:
+            names = set()
+        if self._known is None:
+            self._known = names
+            return []
+        found = []
+        for name in names - self._known:
+            job_dir = self.jobs_dir / name
+            if not (job_dir / STATE_FILE).is_file():
+                continue  # ``start_job`` makes the folder a moment before its state: next poll
+            self._known.add(name)
+            job = Job(job_dir)
+            if job.is_alive():
+                found.append(job)
+        return sorted(found, key=lambda job: float(job.state.get("start_time") or 0), reverse=True)
+
+
 def load_job(job_id: str | None = None, settings: Any = None, state_dir: str | os.PathLike | None = None) -> Job:
     """A job by id, unique id prefix, or job folder path; ``None`` = the newest running job, else the newest.
     Raises ``JobError`` when none or several match."""

@@ -18,8 +18,10 @@ class JobControl:
     Bindings served: F9 / ctrl+t (`action_stop`), ctrl+q (`action_quit`). Messages handled: `RunView.Ended`.
     """
 
-    def attach(self, job: Any) -> None:
-        """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output."""
+    def attach(self, job: Any, show: bool = True) -> None:
+        """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output. With `show`
+        the Run view is shown; without, the view stays (a job noticed in the background must not take the
+        form from under the user's typing)."""
         if isinstance(job, str):
             from lora_tui.run.jobs import load_job
 
@@ -31,7 +33,8 @@ class JobControl:
         self.job_running = True
         pid = job.state.get("child_pid") or job.state.get("pid") or "?"
         self.query_one(RunView).follow(job, f"Job {job.id} running · pid {pid} · log {job.log_path}")
-        self.run_worker(self.show_view("run"), group="view")
+        if show:
+            self.run_worker(self.show_view("run"), group="view")
         self._refresh_title()
 
     def on_run_view_ended(self, message: RunView.Ended) -> None:

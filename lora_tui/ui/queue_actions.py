@@ -16,16 +16,18 @@ QUEUE_TICK_S = 1.0
 
 
 class QueueTicked(Message):
-    """The queue runner advanced (`changed`: the item it started or settled, or None), the queue's items and
-    whether it is paused."""
+    """The queue runner advanced (`changed`: the item it started or settled, or None), the queue's items (None:
+    there is no queue file) and whether it is paused; `new_job`: the newest job that started since the previous
+    tick and runs, other than one this tick launched (started by another process, or by this app's Start)."""
 
-    def __init__(self, changed: Any, items: list[Any], error: BaseException | None = None,
-                 paused: bool = False) -> None:
+    def __init__(self, changed: Any, items: list[Any] | None, error: BaseException | None = None,
+                 paused: bool = False, new_job: Any = None) -> None:
         super().__init__()
         self.changed = changed
         self.items = items
         self.error = error
         self.paused = paused
+        self.new_job = new_job
 
 
 class QueueActions:
@@ -36,58 +38,81 @@ class QueueActions:
     The queue's pause is kept in the queue file too (`Queue.pause`), so a pause from `lora-tui queue pause` shows
     here at the next tick and one from here holds back `lora-tui queue run`. `queue_paused` mirrors it.
 
+    The same tick watches the state dir for jobs started elsewhere (`run.jobs.JobWatch`: `lora-tui train
+    --detach`, `lora-tui queue run` in another shell): while the app follows no running job and no Start is
+    under way, a new one is attached (log and progress; the view stays where the user is) with a notice. A job
+    the app follows is never replaced.
+
     Messages handled: `QueueTicked` (posted by `_queue_worker`), `QueueList.RemoveRequested` (Delete/x on `#queue`),
     `QueueList.MoveRequested` (shift+up/down or K/J on `#queue`), `RunView.PauseRequested` (p anywhere on the Run
     view). Bindings served: none at app level (the Run view's and the queue list's own, see `runview.RunView` and
     `runview.QueueList`).
     """
 
+    _job_watch: Any = None  # run.jobs.JobWatch, made in the first tick's thread (it resolves the state dir)
+
     def _queue_tick(self) -> None:
         if self._queue_busy:
-            return
-        from lora_tui.run.jobs import resolve_state_dir
-        from lora_tui.run.queue import QUEUE_FILE
-
-        if not (resolve_state_dir(self.settings) / QUEUE_FILE).exists():
             return
         self._queue_busy = True
         self._queue_worker()
 
     @work(thread=True, group="queue", exit_on_error=False)
     def _queue_worker(self) -> None:
-        # A thread: starting an item plans it (a dataset scan) and writes its files.
-        from lora_tui.run.queue import Queue, QueueRunner, launch_item
+        # A thread: starting an item plans it (a dataset scan) and writes its files; the job watch reads state
+        # files and checks processes.
+        from lora_tui.run.jobs import JobWatch, resolve_state_dir
+        from lora_tui.run.queue import QUEUE_FILE, Queue, QueueRunner, launch_item
 
-        launch = self.queue_launch or (lambda item: launch_item(item, settings=self.settings))
+        changed = items = error = None
+        paused = False
         try:
-            runner = QueueRunner(Queue(settings=self.settings), launch=launch)
-            changed = runner.tick()
-            items, pause = runner.queue.snapshot()
+            if (resolve_state_dir(self.settings) / QUEUE_FILE).exists():
+                launch = self.queue_launch or (lambda item: launch_item(item, settings=self.settings))
+                runner = QueueRunner(Queue(settings=self.settings), launch=launch)
+                changed = runner.tick()
+                items, pause = runner.queue.snapshot()
+                paused = pause is not None
         except Exception as exc:
-            self.post_message(QueueTicked(None, [], error=exc))
-            return
-        self.post_message(QueueTicked(changed, items, paused=pause is not None))
+            error = exc
+        new_job = None
+        try:
+            if self._job_watch is None:
+                self._job_watch = JobWatch(self.settings)
+            launched = changed.job_id if changed is not None and changed.status == "running" else None
+            new_job = next((job for job in self._job_watch.poll() if job.id != launched), None)
+        except OSError:
+            pass  # an unreadable state dir: `lora-tui jobs` says why; the queue and the forms work without it
+        self.post_message(QueueTicked(changed, items, error=error, paused=paused, new_job=new_job))
 
     def on_queue_ticked(self, message: QueueTicked) -> None:
         self._queue_busy = False
         if message.error is not None:
             self.notify(f"Queue: {message.error}", severity="error", timeout=10)
-            return
         if self.widgets_gone():  # the queue file already holds the change
             return
-        self.queue_items = message.items
-        self.queue_paused = message.paused
-        self.query_one(RunView).show_queue(message.items, message.paused)
+        if message.items is not None:
+            self.queue_items = message.items
+            self.queue_paused = message.paused
+            self.query_one(RunView).show_queue(message.items, message.paused)
         item = message.changed
-        if item is None:
-            return
-        if item.status == "running" and item.job_id and not self.job_running:
+        if item is not None and item.status == "running" and item.job_id and not self.job_running:
             from lora_tui.run.jobs import load_job
 
             self.notify(f"Queue: starting “{item.label}”", timeout=5)
             self.attach(load_job(item.job_id, self.settings))
-        elif item.status == "error":
+        elif item is not None and item.status == "error":
             self.notify(f"Queue: “{item.label}” could not start: {item.message}", severity="error", timeout=10)
+        self._follow_new_job(message.new_job)
+
+    def _follow_new_job(self, job: Any) -> None:
+        # Never over a job the app follows, nor over a Start under way (the job it launches shows up here first).
+        if job is None or self.job_running or self._starting or (self.job is not None and self.job.id == job.id):
+            return
+        on_run = self.view == "run"
+        self.notify(f"Job {job.id} started by another process: following it"
+                    + ("." if on_run else " (F4 shows it)."), timeout=8)
+        self.attach(job, show=on_run)
 
     def on_queue_list_remove_requested(self, message: Any) -> None:
         message.stop()

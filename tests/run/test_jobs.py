@@ -11,7 +11,7 @@ import time
 import psutil
 
 from run_helpers import alive, fake, wait_for
-from lora_tui.run.jobs import Job, list_jobs, load_job, start_job
+from lora_tui.run.jobs import Job, JobWatch, list_jobs, load_job, start_job
 from lora_tui.run.statefile import write_json_atomic
 
 
@@ -140,16 +140,24 @@ def test_launcher_like_parent_stopped_child_gets_sigint_and_saves(state_dir, tmp
     assert job.exit_code == 130 and job.state["launcher_exit_code"] == -signal.SIGINT
 
 
-def test_job_survives_the_starting_process_and_is_found_by_list_and_load(state_dir):
+def test_job_survives_the_starting_process_and_is_found_by_list_load_and_a_watch(state_dir):
+    watch = JobWatch(state_dir=state_dir)
+    assert watch.poll() == []  # the first poll records what is there (no jobs folder yet)
     code = ("import sys; from lora_tui.run.jobs import start_job; "
             f"j = start_job({fake('fail_after.py', 1)!r}, state_dir={str(state_dir)!r}); print(j.id)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     job_id = out.stdout.strip()
+    (state_dir / "jobs" / "half-made").mkdir()  # a folder whose state.json is not written yet: no job
+    assert [j.id for j in watch.poll()] == [job_id]  # started by another process, seen by the next poll
+    assert watch.poll() == []  # reported once
     job = load_job(job_id[:17], state_dir=state_dir)
     assert job.id == job_id
     assert job.is_alive()  # the app that started it is gone; the job is not
     assert job.wait(timeout=10) == 1 and job.state["status"] == "failed"
     assert load_job(None, state_dir=state_dir).id == job_id
+    ended = start_job(fake("fail_after.py", 0), state_dir=state_dir)
+    assert ended.wait(timeout=10) == 1
+    assert watch.poll() == []  # new, but ended before the poll: nothing to follow
 
 
 def test_missing_trainer_executable_is_a_failed_job_with_the_reason(state_dir):

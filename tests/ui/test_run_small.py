@@ -1,12 +1,13 @@
 """The Run view at 80x24 (a common SSH window): after a run fails with a full queue, the error, the failure box's
 last lines and the log pane's last lines are all on screen; at 120x40 the plot keeps its 14 rows. Without a job
-the progress bar stands still; after a restart the Run view shows the newest earlier job instead of "No run yet".
-Each test reads the text painted on the screen."""
+the progress bar stands still; after a restart the Run view shows the newest earlier job instead of "No run yet",
+and a job started later by another process in its place. Each test reads the text painted on the screen."""
 from __future__ import annotations
 
+import subprocess
 import sys
 
-from lora_tui.run.jobs import start_job
+from lora_tui.run.jobs import load_job, start_job
 from lora_tui.run.queue import Queue
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.runview import RunView
@@ -28,6 +29,16 @@ def painted(app, widget) -> str:
     r = widget.scrollable_content_region
     lines = screen_text(app).split("\n")[r.y:r.bottom]
     return " ".join(" ".join(line[r.x:r.right] for line in lines).split())
+
+
+def start_elsewhere(settings, argv: list[str]) -> str:
+    """Start `argv` as a job from another process (as `lora-tui train --detach` does); returns the job id."""
+    code = ("import sys; from lora_tui.run.jobs import start_job; "
+            "print(start_job(sys.argv[2:], state_dir=sys.argv[1]).id)")
+    done = subprocess.run([sys.executable, "-c", code, str(settings.state_dir), *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def flat(text: str) -> str:
@@ -115,6 +126,31 @@ async def test_after_a_restart_the_run_view_shows_the_last_ended_job(settings, t
             flat("ValueError: fake failure: train_data_dir has no images"))
         assert "ValueError: fake failure" in painted(app, app.query_one("#log"))
         assert app.job is None and not app.job_running  # shown, not followed: no Stop, F5 starts anew
+
+        # A job started by another process while the app follows none is followed (the form stays in front);
+        # a second one does not take the view from it.
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: app.view == "minimal")
+        started: list[str] = []
+        try:
+            started.append(start_elsewhere(settings, fake("saving_trainer.py", tmp_path, 100000, 0.02)))
+            other = started[0]
+            await wait_for(pilot, lambda: app.job is not None and app.job.id == other and app.job_running,
+                           timeout=10)
+            assert app.view == "minimal"
+            assert any(f"Job {other} started by another process: following it" in str(n.message)
+                       for n in app._notifications)
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: app.view == "run")
+            await wait_for(pilot, lambda: "step " in painted(app, app.query_one("#run-stats")), timeout=10)
+            assert f"Job {other} running" in painted(app, app.query_one("#run-status"))
+            assert "Last run" not in painted(app, app.query_one("#run-status"))
+            started.append(start_elsewhere(settings, fake("saving_trainer.py", tmp_path, 100000, 0.02)))
+            await pilot.pause(2.5)  # two queue ticks
+            assert app.job.id == other and app.job_running
+        finally:
+            for job_id in started:
+                load_job(job_id, settings).stop(grace_s=5, escalate=True)
 
 
 async def test_after_a_restart_a_running_job_is_attached(settings, tmp_path):
