@@ -11,7 +11,6 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Footer, Label
-from textual.widgets._footer import FooterKey  # Footer's own key widget: the one class Footer.compose yields
 
 # Actions whose keys stay visible longest (design.md "Keys": run control, views, quit); the others are hidden
 # first, from the end of the row, when the width runs out.
@@ -55,10 +54,12 @@ class KeyFooter(Footer):
         if not self.is_attached or self.size.width <= 0:
             return
         more = self.query_one_optional("#footer-more", Label)
-        keys = [k for k in self.query_children(FooterKey) if not k.has_class("-command-palette")]
+        # Footer's key widget (FooterKey) is not public: a key is a child with the binding's `action`.
+        all_keys = [child for child in self.children if isinstance(getattr(child, "action", None), str)]
+        keys = [k for k in all_keys if not k.has_class("-command-palette")]
         if more is None or not keys:
             return
-        palette = [k for k in self.query_children(FooterKey) if k.has_class("-command-palette")]
+        palette = [k for k in all_keys if k.has_class("-command-palette")]
         widths = {id(k): _cells(k) for k in keys}
         room = self.size.width - sum(_cells(p) for p in palette)
         shown = {id(k) for k in keys}

@@ -1,5 +1,5 @@
-"""Start refuses while an error stands: the problem is listed, the panel is focused, nothing is launched (no job,
-no TOML, no JSON)."""
+"""Start refuses while an error stands: the problem is listed, the panel is focused (and, folded on a short screen,
+unfolded), nothing is launched (no job, no TOML, no JSON)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +9,17 @@ from textual.widgets import OptionList
 from lora_tui.config.kohya_json import load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, type_into, wait_for
+from ui_helpers import SIZE, painted, type_into, wait_for
 
 
 def problems_text(app) -> list[str]:
     panel = app.query_one("#problems", OptionList)
     return [str(panel.get_option_at_index(i).prompt) for i in range(panel.option_count)]
+
+
+def side_words(app) -> str:
+    """The side panel's painted words, wrapped lines joined."""
+    return " ".join(" ".join(painted(app, "#side")).split())
 
 
 def nothing_launched(settings, out: Path) -> bool:
@@ -33,12 +38,17 @@ async def test_start_with_empty_checkpoint_path_is_refused(settings, tmp_path):
     out.mkdir()
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
     app = LoraApp(cfg, settings=settings)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:  # SSH size: the list is folded to a summary until focused
         assert app.apply_edit("output_dir", str(out))
         assert app.config.pretrained_model_name_or_path == ""
+        await wait_for(pilot, lambda: app.plan is not None, timeout=15)
+        await pilot.pause(0.2)
+        assert "F5 is refused" in side_words(app) and "✖ Checkpoint" not in side_words(app)
         await refused_start(pilot, app)
         texts = problems_text(app)
         assert any("Checkpoint" in t and "✖" in t for t in texts), texts
+        # The refusal unfolds the list (painted, not only present) and drops the summary line.
+        assert "✖ Checkpoint" in side_words(app) and "F5 is refused" not in side_words(app)
         # The field carries its own message, and Enter on the problem goes there.
         assert "checkpoint" in str(app.query_one("#msg-pretrained_model_name_or_path").render())
         panel = app.query_one("#problems", OptionList)

@@ -54,6 +54,15 @@ def screen_text(app) -> str:
     return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
+def painted(app, widget) -> list[str]:
+    """The screen rows inside ``widget``'s border and padding (a widget or a selector), as painted, right-stripped."""
+    if isinstance(widget, str):
+        widget = app.query_one(widget)
+    region = widget.content_region
+    rows = screen_text(app).split("\n")[region.y:region.bottom]
+    return [row[region.x:region.right].rstrip() for row in rows]
+
+
 def static_text(widget) -> str:
     """The plain text a Static/Label currently shows (markup removed)."""
     return str(widget.render())

@@ -1,0 +1,109 @@
+"""An 80x24 terminal (SSH) as a new user's trial saw it: nothing is cut without a "…" (title bar, problems title,
+footer, a long placeholder), the run keys stay in the footer, the problems list folds to a summary line (the
+fields carry the messages), empty inputs say what empty means, and "Max train steps" shows one face for unset
+whether the config holds 0 (the demo) or None (the same JSON reloaded). At 120x40 the full list and every key
+come back."""
+from __future__ import annotations
+
+import json
+
+from lora_tui.config.kohya_json import config_to_dict
+from lora_tui.config.model import TrainingConfig
+from lora_tui.ui.app import LoraApp
+from lora_tui.ui.files import default_config
+
+from ui_helpers import painted, screen_text, type_into, wait_for
+
+LONG_SOURCE = "a-config-file-with-a-long-name-from-the-shared-drive.json"
+
+
+def words(app, widget) -> str:
+    """What ``widget`` paints, as one line of words (wrapped lines joined)."""
+    return " ".join(" ".join(painted(app, widget)).split())
+
+
+def footer_row(app) -> str:
+    return screen_text(app).split("\n")[-1]
+
+
+async def test_80x24_cuts_nothing_bare_and_folds_the_problem_list(settings, tmp_path):
+    data = default_config().model_dump()
+    data.update(max_train_steps=0, lr_scheduler="constant", lr_warmup=10)  # the demo's 0; one plan warning
+    app = LoraApp(TrainingConfig.model_validate(data), settings=settings, source=LONG_SOURCE)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.plan is not None, timeout=15)
+        await pilot.pause(0.3)
+        assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
+
+        # Title bar: cut with an ellipsis, its start intact.
+        title = painted(app, "#title-bar")[0]
+        assert title.startswith("lora-tui · a-config-file-with") and title.endswith("…"), title
+
+        # Problems title: 3 errors (no checkpoint, images, output folder) and the warm-up warning do not fit.
+        side_title = painted(app, "#problems-title")[-1]
+        assert side_title.startswith("Problems · 3 errors") and side_title.endswith("…"), side_title
+
+        # Footer: compact, the most used keys whole, the rest behind a "…".
+        footer = footer_row(app)
+        for key in ("^q Quit", "f5 Start", "f2 Minimal", "f3 Advanced", "f4 Run", "^p palette"):
+            assert key in footer, footer
+        assert "…" in footer and "Help" not in footer, footer
+        # While a job runs, Stop joins them (check_action shows it) and still nothing is cut.
+        app.job_running = True
+        await wait_for(pilot, lambda: "f9 Stop" in footer_row(app), timeout=5)
+        footer = footer_row(app)
+        assert all(key in footer for key in ("f5 Start", "f9 Stop", "f4 Run", "^q Quit", "^p palette")), footer
+        app.job_running = False
+        await wait_for(pilot, lambda: "f9 Stop" not in footer_row(app), timeout=5)
+
+        # Problems: a summary line instead of a second copy of each field message.
+        side = words(app, "#side")
+        assert "F5 is refused" in side and "Tab to this panel" in side, side
+        assert "✖ Checkpoint" not in side and app.query_one("#problems").size.height == 0
+        # The messages stay under the fields.
+        assert app.query_one_optional("#msg-pretrained_model_name_or_path") is not None
+
+        # Empty inputs show what empty means.
+        app.query_one("#f-pretrained_model_name_or_path").scroll_visible(animate=False)
+        await pilot.pause(0.2)
+        assert "path to .safetensors or Diffusers folder" in painted(app, "#f-pretrained_model_name_or_path")[0]
+
+        # Max train steps: the demo's 0 shows as unset, with what unset does.
+        editor = app.query_one("#f-max_train_steps")
+        assert app.config.max_train_steps == 0 and editor.value == ""
+        editor.scroll_visible(animate=False)
+        await pilot.pause(0.2)
+        assert painted(app, editor)[0] == "unset · Epochs set the steps"
+
+        # The same config saved as kohya_ss JSON and loaded back (0 → None) looks the same.
+        path = tmp_path / "same.json"
+        path.write_text(json.dumps(config_to_dict(app.config)), encoding="utf-8")
+        assert app.load_file(path)
+        await pilot.pause(0.3)
+        assert app.config.max_train_steps is None
+        editor = app.query_one("#f-max_train_steps")
+        editor.scroll_visible(animate=False)
+        await pilot.pause(0.2)
+        assert editor.value == "" and painted(app, editor)[0] == "unset · Epochs set the steps"
+        # Typing 0 means unset too: the model holds None, as a kohya_ss file's 0 loads.
+        await type_into(pilot, app, "max_train_steps", "0")
+        assert app.config.max_train_steps is None and not app.field_errors
+        await type_into(pilot, app, "max_train_steps", "120")
+        assert app.config.max_train_steps == 120
+
+        # The Advanced form's narrow editors: a placeholder too long for the box ends in "…".
+        await pilot.press("f3")
+        await pilot.pause(0.3)
+        await app.query_one("AdvancedForm").show_section("Folders")
+        await pilot.pause(0.3)
+        shown = painted(app, "#f-dataset_config")[0]
+        assert shown.startswith("unset · path") and shown.endswith("…"), shown
+
+        # At 120x40 the full list comes back, and every key fits without a "…".
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.5)
+        assert not app.screen.has_class("-short")
+        side = words(app, "#side")
+        assert "✖ Checkpoint" in side and "F5 is refused" not in side, side
+        footer = footer_row(app)
+        assert "Help" in footer and "Notes" in footer and "…" not in footer, footer
