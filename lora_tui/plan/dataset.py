@@ -17,6 +17,7 @@ from typing import Any, Literal
 from lora_tui.plan.dataset_toml import parse_dataset_config
 from lora_tui.plan.imagefiles import IMAGE_EXTS, FolderListing, ImageEntry, list_folder
 from lora_tui.plan.problems import Problem
+from lora_tui.plan.wording import agree, counted
 
 _REPEAT_FOLDER = re.compile(r"^\d+_.+$")  # kohya_ss' pre-flight pattern (gui §2 #22)
 
@@ -278,7 +279,7 @@ def _layout_problems(root: RootScan) -> list[Problem]:
     if not root.subsets:
         nested = _count_nested_images(root.path, listing.subdirs) if not direct else []
         if own_parse is not None and (direct or nested):
-            where = f"{direct} images" if direct else f"images in '{nested[0][0]}/'"
+            where = counted(direct, "image") if direct else f"images in '{nested[0][0]}/'"
             msg = (f"'{root.path}' is itself a repeats folder ({where}); {f} must be its parent: set it to "
                    f"'{parent}'")
             if not direct:
@@ -287,28 +288,29 @@ def _layout_problems(root: RootScan) -> list[Problem]:
             return [Problem(f, "error", msg)]
         if direct:
             return [Problem(f, "error",
-                            f"'{root.path}' holds {direct} images directly, but the trainer only reads folders "
-                            f"named <repeats>_<name> inside it: move them into '{root.path}{os.sep}10_{base}' "
-                            f"(10 = repeats per epoch) and keep {f} = '{root.path}'")]
+                            f"'{root.path}' holds {counted(direct, 'image')} directly, but the trainer only reads "
+                            f"folders named <repeats>_<name> inside it: move {agree(direct, 'it', 'them')} into "
+                            f"'{root.path}{os.sep}10_{base}' (10 = repeats per epoch) and keep {f} = '{root.path}'")]
         with_pics = [(n, c) for n, c in root.skipped if c]
         if with_pics:
-            for name, count in with_pics:
+            for name, pics in with_pics:
                 out.append(Problem(f, "error",
-                                   f"folder '{name}' ({count} images) has no repeats prefix, so the trainer skips "
-                                   f"it: rename it to '10_{name}' (10 = repeats per epoch)"))
+                                   f"folder '{name}' ({counted(pics, 'image')}) has no repeats prefix, so the "
+                                   f"trainer skips it: rename it to '10_{name}' (10 = repeats per epoch)"))
             return out
         return [Problem(f, "error",
                         f"no <repeats>_<name> folders with images in '{root.path}': expected "
                         f"'{root.path}{os.sep}10_name{os.sep}<image>.png'")]
-    for name, count in root.skipped:
-        what = f"holds {count} images but " if count else ""
+    for name, pics in root.skipped:
+        what = f"holds {counted(pics, 'image')} but " if pics else ""
         out.append(Problem(f, "warning",
                            f"folder '{name}' {what}is ignored by the trainer (no <repeats>_ prefix): rename it to "
                            f"'10_{name}' to train on it, or move it out of '{root.path}'"))
     if direct:
         out.append(Problem(f, "warning",
-                           f"{direct} images lie directly in '{root.path}' and are not used: only images inside "
-                           f"<repeats>_<name> folders are read; move them into one"))
+                           f"{counted(direct, 'image')} {agree(direct, 'lies', 'lie')} directly in '{root.path}' and "
+                           f"{agree(direct, 'is', 'are')} not used: only images inside "
+                           f"<repeats>_<name> folders are read; move {agree(direct, 'it', 'them')} into one"))
     for sub in root.subsets:
         sl = sub.listing
         if sl.error:
@@ -319,7 +321,8 @@ def _layout_problems(root: RootScan) -> list[Problem]:
             if nested:
                 inner, n = nested[0]
                 out.append(Problem(f, "error",
-                                   f"'{sub.name}' holds no images directly; its {n} images are in "
+                                   f"'{sub.name}' holds no images directly; its {counted(n, 'image')} "
+                                   f"{agree(n, 'is', 'are')} in "
                                    f"'{sub.name}/{inner}/', which the trainer does not read. Expected "
                                    f"'{root.path}{os.sep}{sub.name}{os.sep}<image>.png': move them up one level"))
             elif sl.unused_pictures:
@@ -345,19 +348,23 @@ def _layout_problems(root: RootScan) -> list[Problem]:
 def _folder_file_problems(f: str, name: str, sl: FolderListing) -> list[Problem]:
     out = []
     if sl.unreadable:
+        n = len(sl.unreadable)
+        them = agree(n, "it", "them")
         out.append(Problem(f, "error",
-                           f"{len(sl.unreadable)} images in '{name}' cannot be read ({_names(sl.unreadable)}): "
-                           f"the trainer stops on them; re-save or remove them"))
+                           f"{counted(n, 'image')} in '{name}' cannot be read ({_names(sl.unreadable)}): "
+                           f"the trainer stops on {them}; re-save or remove {them}"))
     if sl.unused_pictures:
+        n = len(sl.unused_pictures)
         out.append(Problem(f, "warning",
-                           f"{len(sl.unused_pictures)} pictures in '{name}' are not used by the trainer "
+                           f"{counted(n, 'picture')} in '{name}' {agree(n, 'is', 'are')} not used by the trainer "
                            f"({_names(sl.unused_pictures)}): it reads .png .jpg .jpeg .webp .bmp in lower or "
-                           f"upper case only; convert or rename them"))
+                           f"upper case only; convert or rename {agree(n, 'it', 'them')}"))
     stray = sl.stray_files()
     if stray:
+        n = len(stray)
         out.append(Problem(f, "warning",
-                           f"{len(stray)} files in '{name}' are neither images nor their captions "
-                           f"({_names(stray)}); the trainer ignores them"))
+                           f"{counted(n, 'file')} in '{name}' {agree(n, 'is', 'are')} neither images nor their "
+                           f"captions ({_names(stray)}); the trainer ignores {agree(n, 'it', 'them')}"))
     return out
 
 

@@ -22,6 +22,7 @@ from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_fam
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_launch import launch_problems
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
+from lora_tui.plan.wording import agree, counted
 
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
 # A Hub repo id (owner/name); kohya_ss' validate_model_path uses [\w-] only, which rejects ids with dots.
@@ -490,15 +491,17 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
         n = len(sub.images)
         have, missing, empty = sub.listing.captions(ext)
         if empty:
-            out.err(data_field, f"{len(empty)} caption files in {where} are empty ({', '.join(empty[:5])}): the "
+            out.err(data_field, f"{counted(len(empty), 'caption file')} in {where} {agree(len(empty), 'is', 'are')} "
+                                f"empty ({', '.join(empty[:5])}): the "
                                 f"trainer stops on an empty caption; write a caption or delete the file")
         if have == n or sub.metadata_file:
             continue
         others = {e: c for e, c in sub.listing.sidecar_counts().items() if e != ext and c}
         fallback = f"the class token '{sub.class_tokens}'" if sub.class_tokens else "an empty caption"
         if others:
-            best, count = max(others.items(), key=lambda kv: kv[1])
-            out.warn(field, f"{have}/{n} images in {where} have {ext} captions, {count} have {best}: set "
+            best, with_best = max(others.items(), key=lambda kv: kv[1])
+            out.warn(field, f"{have}/{n} images in {where} have {ext} captions, {with_best} "
+                            f"{agree(with_best, 'has', 'have')} {best}: set "
                             f"caption_extension to {best} (images without a caption are trained with {fallback})")
         elif not sub.is_reg:
             out.warn(data_field, f"{n - have}/{n} images in {where} have no {ext} caption "
@@ -520,7 +523,7 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
                             f"{n} or dataset_config")
     if plan.source == "trainer_default" and plan.repeats_images:
         out.warn("epoch", f"neither epoch, max_train_epochs nor max_train_steps is set, so the trainer runs its "
-                          f"default {plan.max_train_steps} steps (≈ {plan.epochs} epochs): set epoch")
+                          f"default {plan.max_train_steps} steps (≈ {counted(plan.epochs, 'epoch')}): set epoch")
     epoch = _g(cfg, "epoch")
     if isinstance(epoch, int) and epoch > 1:
         for note in plan.notes:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from lora_tui.config.model import normalise_resolution
 from lora_tui.plan.buckets import BucketChooser, adjust_min_max
 from lora_tui.plan.dataset import DatasetGroup, DatasetScan
+from lora_tui.plan.wording import counted
 
 TRAINER_DEFAULT_STEPS = 1600
 
@@ -259,10 +260,6 @@ def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
     return 0
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _summary(plan: StepPlan, scan: DatasetScan, cfg: Any) -> str:
     if not plan.batches_per_epoch:
         if scan.mode == "none":
@@ -270,12 +267,12 @@ def _summary(plan: StepPlan, scan: DatasetScan, cfg: Any) -> str:
         return "No training images found, so the trainer would not train."
     reps = sorted({s.repeats(cfg) for s in scan.subsets if not s.is_reg and s.images})
     if len(reps) == 1:
-        head = f"{_plural(plan.images, 'image')} × {_plural(reps[0], 'repeat')} = {plan.repeats_images} per epoch"
+        head = f"{counted(plan.images, 'image')} × {counted(reps[0], 'repeat')} = {plan.repeats_images} per epoch"
     else:
-        head = f"{_plural(plan.images, 'image')} × {reps[0]}–{reps[-1]} repeats = {plan.repeats_images} per epoch"
+        head = f"{counted(plan.images, 'image')} × {reps[0]}–{reps[-1]} repeats = {plan.repeats_images} per epoch"
     if plan.reg_samples:
         head += f" + {plan.reg_samples} reg"
-    batches = _plural(plan.batches_per_epoch, "batch").replace("batchs", "batches")
+    batches = counted(plan.batches_per_epoch, "batch", "batches")
     if plan.gradient_accumulation_steps > 1 or plan.num_processes > 1:
         parts = []
         if plan.num_processes > 1:
@@ -284,8 +281,8 @@ def _summary(plan: StepPlan, scan: DatasetScan, cfg: Any) -> str:
             parts.append(f"accumulating {plan.gradient_accumulation_steps}")
         batches += f" ({', '.join(parts)}: {plan.steps_per_epoch} steps each)"
     if plan.source in ("max_train_epochs", "epoch"):
-        tail = f"{batches} × {_plural(plan.epochs, 'epoch')} = {plan.max_train_steps} steps"
+        tail = f"{batches} × {counted(plan.epochs, 'epoch')} = {plan.max_train_steps} steps"
     else:
         origin = "trainer default" if plan.source == "trainer_default" else "max_train_steps"
-        tail = f"{batches} per epoch; {plan.max_train_steps} steps ({origin}) ≈ {_plural(plan.epochs, 'epoch')}"
+        tail = f"{batches} per epoch; {plan.max_train_steps} steps ({origin}) ≈ {counted(plan.epochs, 'epoch')}"
     return f"{head} → {tail}"

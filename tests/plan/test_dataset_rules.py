@@ -31,12 +31,16 @@ def test_unprefixed_sibling_is_a_warning(tmp_path, settings):
     img = tmp_path / "data" / "img"
     write_images(img / "10_girl", 3, (64, 64), caption_ext=".txt")
     write_images(img / "CROP", 2, (64, 64))
+    write_images(img, 1, (64, 64))  # one picture straight in the parent: unused
     cfg = make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "out"), max_resolution="64,64",
                    min_bucket_reso=64, epoch=1)
     plan = make_plan(cfg, settings)
     warns = [p for p in _by(plan.problems, "train_data_dir") if "CROP" in p.message]
     assert len(warns) == 1 and warns[0].severity == "warning"
-    assert "10_CROP" in warns[0].message
+    assert "10_CROP" in warns[0].message and "holds 2 images but" in warns[0].message
+    direct = [p.message for p in _by(plan.problems, "train_data_dir") if "directly" in p.message]
+    assert len(direct) == 1 and direct[0].startswith(f"1 image lies directly in '{img}' and is not used"), direct
+    assert direct[0].endswith("move it into one")
     assert plan.errors == []
     assert plan.steps.repeats_images == 30
 
@@ -58,9 +62,12 @@ def test_images_one_level_too_deep(tmp_path, settings):
 def test_folder_without_prefix_suggests_name(tmp_path, settings):
     img = tmp_path / "img"
     write_images(img / "goth", 3, (64, 64))
+    write_images(img / "solo", 1, (64, 64))
     plan = make_plan(make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "o")), settings)
     errs = _by(plan.problems, "train_data_dir", "error")
-    assert any("'10_goth'" in p.message for p in errs), errs
+    assert any("folder 'goth' (3 images) has no repeats prefix" in p.message and "'10_goth'" in p.message
+               for p in errs), errs
+    assert any("folder 'solo' (1 image) has no repeats prefix" in p.message for p in errs), errs
 
 
 def test_captions_in_another_extension(tmp_path, settings):
@@ -71,7 +78,7 @@ def test_captions_in_another_extension(tmp_path, settings):
     plan = make_plan(cfg, settings)
     warns = _by(plan.problems, "caption_extension", "warning")
     assert len(warns) == 1
-    assert "0/1 images in '10_a' have .caption captions, 1 have .txt" in warns[0].message
+    assert "0/1 images in '10_a' have .caption captions, 1 has .txt" in warns[0].message
     # Setting the extension it suggests clears it, without a re-scan.
     cfg.caption_extension = ".txt"
     plan2 = make_plan(cfg, settings, scan=plan.scan)
@@ -88,10 +95,12 @@ def test_missing_and_empty_captions(tmp_path, settings):
     (img / "10_a" / "odd.Jpg").write_bytes(b"")
     plan = make_plan(make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "o")), settings)
     msgs = [p.message for p in _by(plan.problems, "train_data_dir")]
-    assert any("empty" in m and "0000.txt" in m for m in msgs), msgs
+    assert any("1 caption file in '10_a' is empty (0000.txt)" in m for m in msgs), msgs
     assert any("1/3 images in '10_a' have no .txt caption" in m and "class token 'a'" in m for m in msgs), msgs
-    assert any("notes.doc" in m for m in msgs), msgs
-    assert any("odd.Jpg" in m for m in msgs), msgs
+    assert any("1 file in '10_a' is neither images nor their captions ('notes.doc'); the trainer ignores it" in m
+               for m in msgs), msgs
+    assert any("1 picture in '10_a' is not used by the trainer ('odd.Jpg')" in m and m.endswith("rename it")
+               for m in msgs), msgs
 
 
 def test_spaces_and_non_ascii_path(tmp_path, settings):
