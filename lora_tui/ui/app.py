@@ -262,7 +262,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
             yield SystemCommand("Stop training", "SIGINT first; again to force (F9)", self.action_stop)
         if self.queue_items or self.queue_paused:
             yield SystemCommand("Resume queue" if self.queue_paused else "Pause queue",
-                                "Nothing more starts while paused; a running item goes on (p on the queue list)",
+                                "Nothing more starts while paused; a running item goes on (p on the Run view)",
                                 lambda: self.run_worker(self.toggle_queue_pause(), group="queue-pause"))
         yield SystemCommand("Load preset or config file", "In-terminal picker (ctrl+o)", self.action_open)
         yield SystemCommand("Save config as JSON", "kohya_ss keys (ctrl+s)", self.action_save)
