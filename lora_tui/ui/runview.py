@@ -336,14 +336,28 @@ class RunView(Vertical):
             rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)
-        keys = f"{'PAUSED · p resumes' if paused else 'p pauses'} · Del/x removes · ⇧↑/⇧↓ or K/J moves"
-        box.border_title = f"Queue · {len(rows)} · {keys}" if rows else ""
         if bool(rows) != bool(self._queue_rows) or paused != self._queue_paused:
             self.refresh_bindings()  # p's footer entry (Pause / Resume) and the Tab hint
         self._queue_paused = paused
         if rows != self._queue_rows:
             self._queue_rows = rows
             box.set_items(rows)
+        self._title_queue()
+
+    def _title_queue(self) -> None:
+        # The title names the keys that work where the focus is: off the list, how to reach the item keys (the
+        # footer's Tab entry is among the first hidden at 80 columns).
+        box = self.query_one("#queue", QueueList)
+        pause = "PAUSED · p resumes" if self._queue_paused else "p pauses"
+        items = ("Del/x removes · ⇧↑/⇧↓ or K/J moves" if box.has_focus
+                 else "Tab to the list for Del/x, K/J")
+        box.border_title = f"Queue · {len(self._queue_rows)} · {pause} · {items}" if self._queue_rows else ""
+
+    def on_descendant_focus(self) -> None:
+        self._title_queue()
+
+    def on_descendant_blur(self) -> None:
+        self._title_queue()
 
 
 class WrapLog(Log):
@@ -485,7 +499,7 @@ class QueueList(OptionList):
     moved item. K/J are there for terminals that send no distinct shift+arrow.
     """
 
-    BINDINGS = [Binding("delete,x", "remove_item", "Remove from queue"),
+    BINDINGS = [Binding("delete,x", "remove_item", "Remove"),
                 Binding("shift+up,K", "move_item(-1)", "Move up", key_display="⇧↑"),
                 Binding("shift+down,J", "move_item(1)", "Move down", key_display="⇧↓")]
 

@@ -33,10 +33,11 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
             queue.add(config={"output_name": label}, label=label)
         await wait_for(pilot, lambda: shown(app) == ["first", "second", "third", "fourth"], timeout=10)
         lst = app.query_one("#queue")
-        assert "K/J moves" in str(lst.border_title)
+        assert "Tab to the list for Del/x, K/J" in str(lst.border_title)  # the log pane has the focus
         lst.focus()
         lst.highlighted = 2  # third
         await pilot.pause()
+        assert "K/J moves" in str(lst.border_title)
 
         await pilot.press("shift+up")
         await wait_for(pilot, lambda: labels(settings) == ["first", "third", "second", "fourth"])

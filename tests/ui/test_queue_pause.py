@@ -40,6 +40,7 @@ async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path
         assert app.focused is app.query_one("#log")
         await wait_for(pilot, lambda: footer_keys(app).get("p") == "Resume queue", timeout=5)
         assert footer_keys(app).get("tab") == "To queue list"
+        assert "Tab to the list for Del/x, K/J" in str(lst.border_title)  # also where the footer has no room
         await pilot.pause(2.5)  # two queue ticks
         assert launched == [] and labels_and_status(settings) == [("first", "pending"), ("second", "pending")]
         await pilot.press("x", "J")  # item keys off the list: nothing removed or moved, and the user is told why
@@ -57,7 +58,7 @@ async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path
         assert footer_keys(app).get("p") == "Pause queue"
         await pilot.press("tab")
         assert app.focused is lst and footer_keys(app).get("tab") != "To queue list"  # the item keys instead:
-        assert footer_keys(app).get("x") == "Remove from queue"
+        assert footer_keys(app).get("x") == "Remove" and "Del/x removes" in str(lst.border_title)
         await pilot.press("p")  # on the list too; pause while "first" runs: it goes on, "second" waits
         await wait_for(pilot, lambda: Queue(settings=settings).paused)
         data = json.loads((settings.state_dir / QUEUE_FILE).read_text())
