@@ -74,7 +74,8 @@ PLACEHOLDERS = {
 def placeholder_for(name: str, kind: str, optional: bool, label: str) -> str:
     """The dim text an empty text box of field `name` shows: `PLACEHOLDERS[name]`, else "path to a folder" /
     "path to a file" for a field named `*_dir` / labelled "... path", else "unset" for a text field or an
-    optional number (empty = unset, nothing written), else "" (a required number: empty is refused with a message).
+    optional number (empty = unset, nothing written), else "required" (a number the model needs: empty is refused
+    with a message under the field).
     """
     if name in PLACEHOLDERS:
         return PLACEHOLDERS[name]
@@ -82,7 +83,7 @@ def placeholder_for(name: str, kind: str, optional: bool, label: str) -> str:
         return "unset · path to a folder"
     if kind == "str" and "path" in label.lower().split():
         return "unset · path to a file"
-    return "unset" if kind == "str" or optional else ""
+    return "unset" if kind == "str" or optional else "required"
 
 
 @lru_cache(maxsize=None)

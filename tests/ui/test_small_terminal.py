@@ -90,6 +90,11 @@ async def test_80x24_cuts_nothing_bare_and_folds_the_problem_list(settings, tmp_
         assert app.config.max_train_steps is None and not app.field_errors
         await type_into(pilot, app, "max_train_steps", "120")
         assert app.config.max_train_steps == 120
+        # A number the model needs says so when erased (and is refused, with its message under it).
+        await type_into(pilot, app, "epoch", "")
+        assert "epoch" in app.field_errors and painted(app, "#f-epoch")[0] == "required"
+        await type_into(pilot, app, "epoch", "2")
+        assert not app.field_errors
 
         # The Advanced form's narrow editors: a placeholder too long for the box ends in "…".
         await pilot.press("f3")
