@@ -40,7 +40,7 @@ DEMO_OVERRIDES = {
     "bucket_reso_steps": 32,
     "train_batch_size": 2,
     "epoch": 2,
-    "max_train_steps": 0,
+    "max_train_steps": None,  # unset: the epochs set the steps
     "save_every_n_epochs": 1,
     "optimizer": "AdamW",
     "learning_rate": 0.0005,
