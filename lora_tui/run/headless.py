@@ -391,17 +391,41 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
     return shell_status(job.exit_code)
 
 
-def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui queue add FILE``: queue a snapshot of the config (as it is now, ``--set`` applied)."""
+def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None, out: TextIO | None = None,
+              overwrite: bool = False) -> int:
+    """``lora-tui queue add FILE [--overwrite]``: queue a snapshot of the config (as it is now, ``--set``
+    applied), with ``overwrite`` stored in the item. Without ``overwrite`` it refuses (exit 1, nothing queued) when
+    the LoRA the run would write exists (``existing_outputs``), or when a pending/running item already writes to
+    the same output_dir/output_name (this run would replace its result). The runner checks again at the item's
+    start (``run.queue.overwrite_refusal``)."""
     from lora_tui.config.kohya_json import config_to_dict
-    from lora_tui.run.queue import Queue
+    from lora_tui.run.queue import Queue, queued_with_output
 
     out = out or sys.stdout
     cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
     queue = Queue(_settings(settings))
-    item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name)
+    if not overwrite:
+        from lora_tui.plan.rules import existing_outputs
+
+        found = existing_outputs(cfg)
+        ahead = queued_with_output(queue, cfg)
+        name = f"output_dir/output_name {getattr(cfg, 'output_dir', '')}/{getattr(cfg, 'output_name', '') or 'last'}"
+        fix = ("nothing was queued. Pass --overwrite to replace it, or choose another output_name "
+               "(--set output_name=NAME)")
+        if found:
+            n = len(found) - 1
+            more = f" and {n} more file{'s' * (n > 1)} of that name" if n else ""
+            print(f"lora-tui: {found[0]}{more} already exists ({name}) and this run would overwrite it; {fix}",
+                  file=out)
+            return 1
+        if ahead:
+            print(f"lora-tui: queue item “{ahead[0].label or ahead[0].id}” ({ahead[0].id}, {ahead[0].status}) "
+                  f"already writes to {name} and this run would overwrite its LoRA; {fix}", file=out)
+            return 1
+    item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name, overwrite=overwrite)
     note = "; the queue is paused: `lora-tui queue resume` lets it run" if queue.paused else ""
-    print(f"lora-tui: queued {item.label} as {item.id}{note}", file=out)
+    replaces = " (it may replace an existing LoRA: --overwrite)" if overwrite else ""
+    print(f"lora-tui: queued {item.label} as {item.id}{replaces}{note}", file=out)
     return 0
 
 

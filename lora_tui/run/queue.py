@@ -9,6 +9,12 @@ The file also holds the queue's ``paused`` flag (with when and why it was set): 
 in any process driving the queue; an item already running is left running. Stop pauses the queue when items wait
 in it (``pause_for_stop``), so stopping a run to fix something does not start the next one at once.
 
+An existing LoRA is never replaced silently: an item carries ``overwrite`` (asked when it was queued: ``lora-tui
+queue add --overwrite``, the app's overwrite dialog), and when its turn comes the runner looks again for the files it
+would write (``plan.rules.existing_outputs``; an earlier item, or the user, may have written them since). An item
+without ``overwrite`` whose output exists is not started: it is marked ``error`` with a message naming the file (and
+the earlier queue item with the same output, if one ran), and the queue goes on.
+
 Who drives it: the UI calls ``QueueRunner.tick()`` from a timer; ``lora-tui`` headless calls ``run_all``. Both
 start items through a ``launch(item) -> Job`` function (``launch_item`` builds the real launch through the
 config and plan layers; tests may pass their own).
@@ -32,7 +38,9 @@ FINAL = ("done", "failed", "stopped", "killed", "lost", "error", "skipped")
 class QueueItem:
     """One queued run. ``status``: ``pending``, ``running``, then a final one: the job's (``done``, ``failed``,
     ``stopped``, ``killed``, ``lost``), ``error`` (could not be launched: ``message`` says why) or ``skipped``
-    (removed from the run by the user). Times are epoch seconds."""
+    (removed from the run by the user). Times are epoch seconds. ``overwrite``: the user agreed, when queueing it,
+    that this run replaces an existing LoRA of its output_dir/output_name; without it the run is refused at its
+    start when that LoRA exists (see the module doc)."""
 
     id: str
     label: str = ""
@@ -46,6 +54,7 @@ class QueueItem:
     started: float | None = None
     ended: float | None = None
     meta: dict = field(default_factory=dict)
+    overwrite: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "QueueItem":
@@ -136,16 +145,17 @@ class Queue:
         return self._update(lambda data: change(data.setdefault("items", [])))
 
     def add(self, config: dict | None = None, config_path: str | Path | None = None, label: str = "",
-            meta: dict | None = None) -> QueueItem:
-        """Append a run: a config snapshot (kohya-key dict) and/or a config file path. Returns the new item.
-        Raises ``ValueError`` when neither is given."""
+            meta: dict | None = None, overwrite: bool = False) -> QueueItem:
+        """Append a run: a config snapshot (kohya-key dict) and/or a config file path; ``overwrite``: it may replace
+        an existing LoRA of its output (the caller asked; nothing is checked here: see ``outputs_in_the_way``).
+        Returns the new item. Raises ``ValueError`` when neither config nor path is given."""
         if config is None and config_path is None:
             raise ValueError("a queue item needs a config dict or a config file path")
         item = QueueItem(id=time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2),
                          label=label or (Path(config_path).name if config_path else ""),
                          config=dict(config) if config is not None else None,
                          config_path=str(Path(config_path).resolve()) if config_path else None,
-                         added=time.time(), meta=meta or {})
+                         added=time.time(), meta=meta or {}, overwrite=bool(overwrite))
         self._edit(lambda items: items.append(asdict(item)))
         return item
 
@@ -215,6 +225,74 @@ def _pause_of(data: dict) -> dict | None:
     return {"since": paused.get("since"), "reason": str(paused.get("reason") or "")}
 
 
+def output_target(cfg: Any) -> tuple[str, str, str] | None:
+    """Where a run of ``cfg`` (a ``TrainingConfig`` or a kohya-key dict) writes its LoRA: ``(output_dir resolved,
+    output_name, extension)``, sd-scripts' defaults ``last`` and ``safetensors`` filled in; ``None`` when
+    ``output_dir`` is unset. Two runs with one target write the same files."""
+    from lora_tui.plan.dataset import resolve_path
+
+    get = cfg.get if isinstance(cfg, dict) else (lambda key: getattr(cfg, key, None))
+    folder = str(get("output_dir") or "").strip()
+    if not folder:
+        return None
+    return (resolve_path(folder), str(get("output_name") or "").strip() or "last",
+            str(get("save_model_as") or "").strip() or "safetensors")
+
+
+def item_outputs(item: QueueItem) -> list[str]:
+    """The LoRA files that exist now and that ``item``'s run would overwrite (``plan.rules.existing_outputs`` of
+    its snapshot, else of its config file), final file first; ``[]`` when none, or when its config cannot be read
+    (its launch then reports why). Ignores ``item.overwrite``."""
+    from types import SimpleNamespace
+
+    from lora_tui.plan.rules import existing_outputs
+
+    if item.config is not None:
+        cfg: Any = SimpleNamespace(**{k: item.config.get(k) for k in ("output_dir", "output_name", "save_model_as")})
+    else:
+        try:
+            from lora_tui.run.headless import load_config_for_run
+
+            cfg = load_config_for_run(item.config_path)
+        except Exception:
+            return []
+    return existing_outputs(cfg)
+
+
+def _target_of(item: QueueItem) -> tuple[str, str, str] | None:
+    return output_target(item.config) if item.config is not None else None
+
+
+def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
+    """Why ``item`` must not start now: its output LoRA exists and it was not queued with ``overwrite``; ``None``
+    when it may start. ``items`` (the queue in order) names the earlier item that wrote that file, when one with
+    the same output target finished ``done``."""
+    if item.overwrite:
+        return None
+    found = item_outputs(item)
+    if not found:
+        return None
+    n = len(found) - 1
+    more = f" and {n} more file{'s' * (n > 1)} of that name" if n else ""
+    target = _target_of(item)
+    earlier = items[:next((k for k, i in enumerate(items) if i.id == item.id), len(items))]
+    writer = next((i for i in reversed(earlier) if i.status == "done" and target and _target_of(i) == target), None)
+    by = f" (written by queue item “{writer.label or writer.id}” {writer.id}, same output_dir/output_name)" \
+        if writer is not None else ""
+    return (f"not started: {found[0]}{more} already exists{by} and this run would overwrite it. To replace it, "
+            f"queue the config again with overwrite (`lora-tui queue add FILE --overwrite`; in the app, Overwrite "
+            f"when asked); to keep it, change output_name")
+
+
+def queued_with_output(queue: "Queue", cfg: Any) -> list[QueueItem]:
+    """The pending or running items of ``queue`` that write the same LoRA as ``cfg`` would (same
+    ``output_target``): queueing ``cfg`` after them would replace their result."""
+    target = output_target(cfg)
+    if target is None:
+        return []
+    return [i for i in queue.items() if i.status in ("pending", "running") and _target_of(i) == target]
+
+
 Launch = Callable[[QueueItem], Job]
 
 
@@ -222,7 +300,8 @@ class QueueRunner:
     """Runs a ``Queue`` one item at a time through ``launch(item) -> Job``.
 
     ``tick()`` is cheap and idempotent: it settles a finished running item, and when nothing runs starts the next
-    pending one. It never starts an item while another job of the state dir is running (two trainers on one GPU
+    pending one, unless its output LoRA exists and it was not queued with ``overwrite`` (``overwrite_refusal``:
+    it is then marked ``error`` and the next one starts at the next tick). It never starts an item while another job of the state dir is running (two trainers on one GPU
     by accident), unless ``exclusive=False``, nor while the queue is paused (``Queue.pause``; read from the file
     at every tick, so a pause from another process counts).
     """
@@ -287,6 +366,10 @@ class QueueRunner:
                 return None
             if self.exclusive and running_jobs(state_dir=self.queue.state_dir):
                 return None
+            # Looked at again now, not only when queued: an earlier item (or the user) may have written it since.
+            refusal = overwrite_refusal(item, self.queue.items())
+            if refusal is not None:
+                return self.queue.mark(item.id, "error", message=refusal, ended=time.time())
             try:
                 job = self.launch(item)
             except Exception as exc:  # a bad snapshot must not stop the queue: record it, go on next tick
@@ -320,14 +403,15 @@ class QueueRunner:
 
 
 def enqueue(cfg, settings: Any = None, label: str = "", config_path: str | Path | None = None,
-            state_dir: str | Path | None = None) -> QueueItem:
+            state_dir: str | Path | None = None, overwrite: bool = False) -> QueueItem:
     """Queue a snapshot of ``cfg`` (a ``TrainingConfig``; later edits do not change the queued run). The label
-    defaults to the config's ``output_name``. Returns the new item."""
+    defaults to the config's ``output_name``; ``overwrite``: as ``Queue.add`` (the caller asked the user).
+    Returns the new item."""
     from lora_tui.config.kohya_json import config_to_dict
 
     queue = Queue(settings, state_dir)
     return queue.add(config_to_dict(cfg), config_path=config_path,
-                     label=label or str(getattr(cfg, "output_name", "") or ""))
+                     label=label or str(getattr(cfg, "output_name", "") or ""), overwrite=overwrite)
 
 
 def launch_item(item: QueueItem, settings: Any = None, state_dir: str | Path | None = None) -> Job:
