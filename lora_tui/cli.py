@@ -248,7 +248,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
         if not args.file:
             raise CliError("queue add: a config FILE is needed", 2)
         cfg, _ = load_input(args.file, sets=args.set)
-        return headless.queue_add(args.file, cfg=cfg)
+        return headless.queue_add(args.file, cfg=cfg, overwrite=args.overwrite)
     if args.action == "run":
         return headless.run_queue()
     if args.action == "pause":
@@ -287,6 +287,8 @@ def _add_job_commands(sub: Any) -> None:
                    help="pause: nothing more starts (a running item goes on) until resume")
     p.add_argument("file", nargs="?", metavar="FILE", help="config to queue (for add)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.add_argument("--overwrite", action="store_true",
+                   help="add: the run may replace an existing <output_dir>/<output_name> LoRA (refused without it)")
     p.set_defaults(func=cmd_queue)
 
 
