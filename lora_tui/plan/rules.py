@@ -16,12 +16,13 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
-from lora_tui.config.model import all_field_meta, family, field_meta, script_name
+from lora_tui.config.model import all_field_meta, family, field_meta, network_module, script_name
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_launch import launch_problems
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
+from lora_tui.plan.trainer_packages import package_importable, pip_command
 from lora_tui.plan.wording import agree, counted
 
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
@@ -709,6 +710,28 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                                                  f"trainer: remove it, or use an upstream sd-scripts checkout")
 
 
+#: network_module → (the top-level package the trainer imports it from, its PyPI name). The bundled trainer and
+#: upstream sd-scripts both import the module by name (importlib), so either needs the package in its Python.
+_NETWORK_PACKAGES = {"lycoris.kohya": ("lycoris", "lycoris-lora")}
+
+
+def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
+    """A LoRA type whose network_module comes from a package the trainer's Python cannot import (checked once per
+    interpreter, see :mod:`lora_tui.plan.trainer_packages`)."""
+    try:
+        module = network_module(cfg)
+    except Exception:  # noqa: BLE001 - an unknown LoRA type is reported by its own rule
+        return
+    if module not in _NETWORK_PACKAGES:
+        return
+    package, dist = _NETWORK_PACKAGES[module]
+    python = str(_g(settings, "python") or "")
+    if package_importable(python, package) is False:
+        out.err("LoRA_type", f"LoRA_type '{_s(cfg, 'LoRA_type')}' trains with network_module {module}, which "
+                             f"needs the {dist} package, and the trainer's Python ({python or 'this one'}) does not "
+                             f"have it: run `{pip_command(python)} {dist}`, or pick a Kohya LoRA type")
+
+
 def _is_set(cfg: Any, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
     return not _trainer_unset(_g(cfg, meta.name), meta.default)
@@ -751,6 +774,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: _data_rules(out, cfg, scan, plan),
         lambda: _relative_paths(out, cfg),
         lambda: _trainer_support(out, cfg, settings, metas),
+        lambda: _network_package(out, cfg, settings),
         lambda: _family_fields(out, cfg, metas),
     )
     for step in steps:
