@@ -198,3 +198,72 @@ def test_pause_for_stop_pauses_only_when_items_wait(state_dir):
     assert q.pause_for_stop() == 0 and not q.paused  # the stopped run was the last: nothing to hold back
     q.add({"output_name": "y"})
     assert q.pause_for_stop() == 1 and q.paused and q.pause_info()["reason"] == "stopped by the user"
+
+
+def test_an_item_whose_output_lora_exists_at_its_turn_is_refused_unless_queued_with_overwrite(state_dir, tmp_path):
+    # Three items write the same <out>/fake.safetensors (the fake trainer's file): the first writes it; the
+    # second, queued without overwrite, is refused at its start, names the first, and launches nothing; the third
+    # was queued with overwrite and replaces it; the queue goes on after the refusal.
+    out = tmp_path / "out"
+    out.mkdir()
+    target = {"output_dir": str(out), "output_name": "fake"}
+    q = Queue(state_dir=state_dir)
+    first = q.add({"fake": ["saving_trainer.py", str(out), "2", "0.01"], **target}, label="first")
+    second = q.add({"fake": ["saving_trainer.py", str(out), "2", "0.01"], **target}, label="second")
+    third = q.add({"fake": ["saving_trainer.py", str(out), "2", "0.01"], **target}, label="third", overwrite=True)
+    assert [i.overwrite for i in Queue(state_dir=state_dir).items()] == [False, False, True]  # stored in the file
+    launched, mtimes = [], []
+    base = launcher_for(state_dir, tmp_path)
+
+    def launch(item):
+        launched.append(item.label)
+        mtimes.append((out / "fake.safetensors").stat().st_mtime_ns if (out / "fake.safetensors").exists() else 0)
+        return base(item)
+
+    items = QueueRunner(q, launch=launch).run_all(poll_s=0.05)
+    assert [(i.id, i.status) for i in items] == [(first.id, "done"), (second.id, "error"), (third.id, "done")]
+    assert launched == ["first", "third"] and items[1].job_id is None
+    msg = items[1].message
+    assert msg.startswith(f"not started: {out / 'fake.safetensors'} already exists") and "overwrite" in msg, msg
+    assert f"written by queue item “first” {first.id}" in msg, msg
+    assert mtimes[1] > 0 and (out / "fake.safetensors").stat().st_mtime_ns >= mtimes[1]
+
+
+def test_queue_add_refuses_an_existing_lora_without_overwrite_and_queue_run_checks_again(tmp_path):
+    # The fresh-user finding, through the real command line: `queue add` with the output present, then a file
+    # written after queueing, then `queue run` (the refused item launches no trainer, so no model is needed).
+    import json
+
+    from run_helpers import cli
+    from lora_tui.run.queue import QUEUE_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "demo_lora.safetensors").write_bytes(b"a finished LoRA")
+    demo = tmp_path / "demo.json"
+    demo.write_text(json.dumps({"output_dir": str(out), "output_name": "demo_lora"}), encoding="utf-8")
+    queue_file = tmp_path / "xstate" / "lora-tui" / QUEUE_FILE
+
+    def stored():
+        return json.loads(queue_file.read_text())["items"] if queue_file.exists() else []
+
+    refused = cli(["queue", "add", str(demo)], tmp_path)
+    assert refused.returncode == 1 and stored() == [], refused.stdout + refused.stderr
+    assert str(out / "demo_lora.safetensors") in refused.stdout and "output_dir/output_name" in refused.stdout
+    assert "--overwrite" in refused.stdout and "nothing was queued" in refused.stdout
+
+    fresh = cli(["queue", "add", str(demo), "--set", "output_name=fresh"], tmp_path)
+    assert fresh.returncode == 0 and [i["overwrite"] for i in stored()] == [False], fresh.stdout + fresh.stderr
+    same = cli(["queue", "add", str(demo), "--set", "output_name=fresh"], tmp_path)  # would replace its LoRA
+    assert same.returncode == 1 and len(stored()) == 1 and "demo.json" in same.stdout, same.stdout
+
+    (out / "fresh.safetensors").write_bytes(b"trained by hand meanwhile")
+    ran = cli(["queue", "run"], tmp_path)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "demo.json: error" in ran.stdout and f"{out / 'fresh.safetensors'} already exists" in ran.stdout
+    assert (out / "fresh.safetensors").read_bytes() == b"trained by hand meanwhile"
+    assert stored()[0]["status"] == "error" and stored()[0]["job_id"] is None
+
+    forced = cli(["queue", "add", str(demo), "--overwrite"], tmp_path)
+    assert forced.returncode == 0 and "--overwrite" in forced.stdout, forced.stdout + forced.stderr
+    assert [(i["status"], i["overwrite"]) for i in stored()] == [("error", False), ("pending", True)]
