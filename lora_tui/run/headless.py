@@ -87,12 +87,17 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
                      state_dir=state_dir)
 
 
-def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
+def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop") -> int | None:
     """Copy the job's raw log to ``out_bin`` (a binary stream; our machine lines left out) until the trainer
-    exits; returns its exit code.
+    exits; returns its exit code, or ``None`` when it stopped following a job that runs on.
 
-    Ctrl-C asks the trainer to stop (SIGINT to its group, it saves); a second Ctrl-C escalates; SIGHUP (the
-    terminal went away) leaves the job running, detached."""
+    ``ctrl_c="stop"`` (``lora-tui train`` in the foreground, as kohya's own scripts): Ctrl-C asks the trainer to
+    stop (SIGINT to its group, it saves); a second Ctrl-C escalates. ``ctrl_c="detach"`` (``lora-tui attach
+    --text``, like ``tail -f``): Ctrl-C leaves the log, the job goes on, and how to re-attach or stop it is
+    printed. Either way a first line says what Ctrl-C does while the job runs, and SIGHUP (the terminal went
+    away) leaves the job running. Raises ``ValueError`` for another ``ctrl_c``."""
+    if ctrl_c not in ("stop", "detach"):
+        raise ValueError(f"ctrl_c must be 'stop' or 'detach', not {ctrl_c!r}")
     hung_up = False
 
     def on_hup(signum, frame):
@@ -102,6 +107,13 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
     old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
     pos = 0
     flt = MachineLineFilter()
+    if job.is_alive():
+        if ctrl_c == "detach":
+            _say(out_bin, f"lora-tui: Ctrl-C leaves the log (the job goes on); `lora-tui stop {job.id}` stops it\n")
+        else:
+            # The only other way out is the terminal closing (SIGHUP, above): name it, with the way back.
+            _say(out_bin, "lora-tui: Ctrl-C stops the job (the trainer saves first); closing the terminal leaves "
+                          f"it running (`lora-tui attach {job.id}` to watch it again)\n")
     try:
         while True:
             try:
@@ -115,6 +127,10 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1) -> int | None:
                     return None
                 time.sleep(poll_s)
             except KeyboardInterrupt:
+                if ctrl_c == "detach":
+                    _say(out_bin, f"\nlora-tui: detached; job {job.id} goes on: `lora-tui attach {job.id}` to "
+                                  f"watch it again, `lora-tui stop {job.id}` to stop it\n")
+                    return None
                 sent = job.request_stop()
                 msg = {"SIGINT": "stopping: asked the trainer to save and exit (Ctrl-C again to force)",
                        "SIGTERM": "stopping: escalated to SIGTERM (Ctrl-C again to kill)",
@@ -374,8 +390,9 @@ def queue_resume(settings: Any = None, out: TextIO | None = None) -> int:
 
 
 def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui attach JOB`` without the app: the log so far, then live until the trainer exits. Ctrl-C
-    stops the job as in ``train``; the exit status is the trainer's."""
+    """``lora-tui attach --text [JOB]``: the log so far, then live until the trainer exits; the exit status is the
+    trainer's (128+N for signal N). Ctrl-C detaches, like ``tail -f``: the job goes on, the re-attach and stop
+    commands are printed, and the exit status is 130 (interrupted, as a shell reports Ctrl-C; not the job's)."""
     out = out or sys.stdout
     try:
         job = load_job(job_ref, settings)
@@ -384,9 +401,9 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
         return 1
     print(f"lora-tui: job {job.id} ({job.status}), log {job.log_path}", file=out, flush=True)
     out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
-    code = stream_job(job, out_bin)
+    code = stream_job(job, out_bin, ctrl_c="detach")
     if code is None and job.is_alive():
-        return 0
+        return 130  # Ctrl-C (or a hang-up) left the log; the job was not touched
     print(f"\nlora-tui: job {job.id} {job.state.get('status')}: {job.hint()}", file=out)
     return shell_status(job.exit_code)
 

@@ -103,11 +103,39 @@ def test_ctrl_c_in_a_headless_train_asks_the_trainer_to_save_and_returns_its_sta
     while b"steps:" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.read1(65536)
     assert b"LORA_TUI_" not in seen  # machine lines are for the app, not the terminal
+    assert seen.startswith(b"lora-tui: Ctrl-C stops the job (the trainer saves first); closing the terminal")
     proc.send_signal(2)  # Ctrl-C in the terminal running `lora-tui train` (the trainer is in its own session)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err.decode()
     assert b"asked the trainer to save" in rest and b"interrupted: saved" in rest
     assert (tmp_path / "fake-interrupted.safetensors").is_file()
+
+
+def test_ctrl_c_in_attach_text_detaches_and_the_job_goes_on(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.02), state_dir=state)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lora_tui", "attach", "--text", job.id],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        seen = b""
+        deadline = time.monotonic() + 20
+        while b"steps:" not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.read1(65536)
+        assert f"Ctrl-C leaves the log (the job goes on); `lora-tui stop {job.id}` stops it".encode() in seen
+        proc.send_signal(2)  # Ctrl-C in the terminal running `lora-tui attach --text`
+        rest, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err.decode()
+        assert f"`lora-tui attach {job.id}` to watch it again, `lora-tui stop {job.id}` to stop it".encode() in rest
+        assert b"stopping" not in rest and not err
+        time.sleep(0.3)
+        assert job.is_alive() and not job.stop_signals and alive(job.refresh()["child_pid"])
+        assert cli(["stop", "--grace", "10", job.id], tmp_path).returncode == 0
+        assert not job.is_alive() and job.state["status"] == "stopped"
+    finally:
+        for p in job.members():
+            p.kill()
 
 
 def test_machine_lines_are_left_out_of_terminal_output_byte_for_byte_otherwise():
@@ -136,7 +164,7 @@ def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
     assert "already paused" in cli(["queue", "pause"], tmp_path).stdout
     added = cli(["queue", "add", str(bad)], tmp_path)
     assert added.returncode == 0 and "the queue is paused" in added.stdout
-    cli(["queue", "add", str(bad)], tmp_path)
+    assert cli(["queue", "add", str(bad), "--set", "output_name=y"], tmp_path).returncode == 0
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
                XDG_CACHE_HOME=str(tmp_path / "xcache"))
     runner = subprocess.Popen([sys.executable, "-m", "lora_tui", "queue", "run"], stdout=subprocess.PIPE,
