@@ -309,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME", help="open the app with this preset (bundled or user)")
     parser.add_argument("--demo", action="store_true",
                         help="prepare the offline demo (tiny SDXL model, sample photos) and open the form for it")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting of the opened config; repeatable")
+    # Its own dest: a subcommand's --set default ([]) would otherwise overwrite it. main() hands it on.
+    parser.add_argument("--set", dest="top_set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting of the opened config; repeatable (before print, validate, "
+                             "train or queue add it applies to their FILE)")
     parser.set_defaults(func=cmd_app)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -330,11 +332,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The subcommands that read a config FILE (or, for the app, the opened config): a top-level --set applies there.
+_TAKES_SETS = ("print", "validate", "train", "queue add")
+
+
+def _hand_on_top_sets(args: argparse.Namespace) -> None:
+    """``lora-tui --set k=v COMMAND ...``: the top-level overrides go before the subcommand's own (so a later
+    ``--set`` of the same key wins); a command that reads no config refuses them rather than ignore them."""
+    top = list(getattr(args, "top_set", []) or [])
+    command = args.command or ""
+    if command == "queue":
+        command = f"queue {args.action}"
+    if not command:
+        args.set = top
+        return
+    if command in _TAKES_SETS:
+        args.set = top + list(getattr(args, "set", []) or [])
+    elif top or getattr(args, "set", None):
+        raise CliError(f"--set: `lora-tui {command}` reads no config, so it has nothing to set; --set applies to "
+                       "the app and to " + ", ".join(f"`{c}`" for c in _TAKES_SETS), 2)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``lora-tui`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _hand_on_top_sets(args)
         return int(args.func(args) or 0)
     except CliError as exc:
         sys.stderr.write(f"lora-tui: error: {exc}\n")

@@ -71,6 +71,22 @@ def test_unreadable_value_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and b"nope" in r.stderr
     r = run("print", "--json", str(bad), "--set", "train_batch_size=2")  # --set fixes the file's value
     assert json.loads(r.stdout)["settings"]["train_batch_size"] == 2
+    # a kohya_ss Textual Inversion config is refused, not trained as a default LoRA
+    ti = next(p for p in FIXTURES if p.name == "test-TI-AdamW8bit-SDXL.json")
+    r = run("validate", str(ti))
+    assert r.returncode == 1 and b"Textual Inversion config" in r.stderr and b"LoRA networks only" in r.stderr
+    assert b"Traceback" not in r.stderr and b"networks.lora" not in r.stdout
+
+
+def test_a_top_level_set_applies_to_the_file_or_is_refused(tmp_path):
+    preset = str(REPO / "presets" / "sdxl-face-lora.json")
+    r = run("--set", "network_dim=32", "--set", "seed=5", "print", "--json", preset, "--set", "seed=6")
+    settings = json.loads(r.stdout)["settings"]
+    assert (settings["network_dim"], settings["seed"]) == (32, 6)  # the subcommand's own --set comes last
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    r = run("--set", "network_dim=32", "jobs", env=env)
+    assert r.returncode == 2 and not r.stdout
+    assert r.stderr.decode().startswith("lora-tui: error: --set: `lora-tui jobs` reads no config")
 
 
 def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
