@@ -176,6 +176,42 @@ def _has_value(raw: Any) -> bool:
     return bool(raw)
 
 
+# What tells a kohya_ss LoRA file from the GUI's other tabs (Textual Inversion, DreamBooth, Fine-tuning): every LoRA
+# file among the 63 real ones has LoRA_type, network_dim, network_alpha, unet_lr and text_encoder_lr, and no file of
+# another tab has any of them; the other tabs' own keys come from those files.
+_LORA_KEYS = frozenset({"LoRA_type", "unet_lr", "text_encoder_lr", "lora_network_weights", "conv_dim", "conv_alpha"})
+_OTHER_TABS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("Textual Inversion", frozenset({"token_string", "init_word", "num_vectors_per_token"})),
+    ("Fine-tuning", frozenset({"train_dir", "image_folder", "caption_metadata_filename", "latent_metadata_filename",
+                               "use_latent_files", "create_buckets", "create_caption"})),
+    ("DreamBooth", frozenset({"learning_rate_te", "learning_rate_te1", "learning_rate_te2",
+                              "stop_text_encoder_training"})),
+)
+_METADATA_KEYS = frozenset({"caption", "tags", "train_resolution"})
+
+
+def refuse_other_kinds(data: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` (field "") for a JSON that is not a LoRA config and would otherwise load as one
+    with everything it holds dropped: a kohya_ss Textual Inversion, DreamBooth or Fine-tuning config (a file with
+    none of the LoRA keys ``LoRA_type``, ``network_*``, ``unet_lr``, ... and the keys of that tab), or a kohya
+    metadata file (one ``{"caption"/"tags": ...}`` object per image, the finetune tools' output). A LoRA file and
+    a partial dict of settings pass."""
+    if data and all(isinstance(v, Mapping) for v in data.values()):
+        if any(_METADATA_KEYS & set(v) for v in data.values()):
+            first = next(iter(data))
+            raise ConfigError("", f"this is a kohya metadata file (captions/tags for each image, such as "
+                                  f"{first!r}), not a training config: load the LoRA config JSON instead")
+    if any(k in _LORA_KEYS or k.startswith("network_") for k in data):
+        return
+    for kind, keys in _OTHER_TABS:
+        found = sorted(keys & set(data))
+        if found:
+            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise ConfigError("", f"this is a kohya_ss {kind} config ({shown}; no LoRA_type or network_* "
+                                  f"settings): lora-tui trains LoRA networks only; start from a LoRA preset or a "
+                                  f"kohya_ss LoRA config instead")
+
+
 def _legacy(d: dict[str, Any], notes: list[str]) -> None:
     """kohya_ss's own legacy fixes (update_my_data, spec §7.2), each reported."""
     if "optimizer" not in d and "use_8bit_adam" in d:
@@ -228,10 +264,11 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
     (``"<key>: <value> not carried over: <why>"``), and a value the file sets for a field its LoRA type, family or
     noise type does not use (kept in the config, ``"<field>: <value> kept, not used: <why>"``, see
     :mod:`lora_tui.config.unused`). Raises :class:`ConfigError` naming the field for a value
-    that cannot be read.
+    that cannot be read, and (field "") for a file of another kind (see :func:`refuse_other_kinds`).
     """
     if not isinstance(data, Mapping):
         raise ConfigError("", f"expected a JSON object of settings, found {type(data).__name__}")
+    refuse_other_kinds(data)
     d = dict(data)
     notes: list[str] = []
     _legacy(d, notes)

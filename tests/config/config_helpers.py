@@ -15,6 +15,19 @@ from lora_tui.config.model import FieldMeta, all_field_meta
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 FIXTURES = sorted((SHARED / "fixtures" / "kohya_presets").glob("*.json"))
+#: The fixtures that are not LoRA configs (read from the files: no LoRA_type or network_* keys, and the keys of
+#: kohya_ss's other tabs), by the kind the loader refuses them as.
+OTHER_KINDS: dict[str, str] = {
+    **{f"test-TI-AdamW8bit{s}.json": "Textual Inversion" for s in ("", "-SDXL", "-toml")},
+    **{f"test-finetune-AdamW{s}.json": "Fine-tuning" for s in ("", "-toml")},
+    **{f"test-{n}.json": "DreamBooth" for n in (
+        "SDXL-Standard-AdamW", "Standard-AdamW", "Standard-AdamW8bit", "dreambooth", "dreambooth-Adafactor",
+        "dreambooth-AdamW", "dreambooth-AdamW8bit", "dreambooth-AdamW8bit-masked_loss-toml",
+        "dreambooth-AdamW8bit-toml", "dreambooth-DAdaptAdam", "dreambooth-Prodigy", "dreambooth-Prodigy-SDXL")},
+    "test-meta-1_lat.json": "metadata",
+}
+#: The kohya_ss LoRA configs among the fixtures: each loads.
+LORA_FIXTURES = [p for p in FIXTURES if p.name not in OTHER_KINDS]
 PRESETS = sorted((REPO / "presets").glob("*.json"))
 
 

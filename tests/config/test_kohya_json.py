@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from config_helpers import FIXTURES, PRESETS, non_default_values
+from config_helpers import FIXTURES, LORA_FIXTURES, OTHER_KINDS, PRESETS, non_default_values
 from lora_tui.config.kohya_json import (
     ConfigError,
     config_from_dict,
@@ -18,9 +18,36 @@ from lora_tui.config.model import TrainingConfig, all_field_meta
 
 def test_there_are_63_fixtures():
     assert len(FIXTURES) == 63
+    assert {p.name for p in FIXTURES} >= set(OTHER_KINDS) and len(LORA_FIXTURES) == 45
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("name", sorted(OTHER_KINDS))
+def test_other_kinds_of_kohya_file_are_refused_by_name(name):
+    """Textual Inversion, DreamBooth, Fine-tuning configs and a metadata file would load as a default LoRA run
+    with their settings dropped: the loader refuses each, saying what the file is."""
+    path = next(p for p in FIXTURES if p.name == name)
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path)
+    err = info.value
+    assert err.field == ""
+    kind = OTHER_KINDS[name]
+    if kind == "metadata":
+        assert "metadata file" in err.message and "not a training config" in err.message
+    else:
+        assert f"kohya_ss {kind} config" in err.message and "LoRA networks only" in err.message
+
+
+def test_other_tab_keys_in_a_lora_file_do_not_refuse_it():
+    # the LoRA keys decide: a LoRA file carrying a stray TI/DreamBooth key loads, the key reported as unknown
+    for extra in ({"token_string": "sks"}, {"learning_rate_te": 1e-5}, {"train_dir": "/x"}):
+        for lora_key in ({"LoRA_type": "Standard"}, {"network_dim": 8}, {"unet_lr": 1e-4}):
+            result = config_from_dict({**lora_key, **extra})
+            assert any(next(iter(extra)) in n for n in result.notes), result.notes
+    # a partial dict of settings is a LoRA config too
+    assert config_from_dict({"sdxl": True, "stop_text_encoder_training_pct": 0}).config.sdxl
+
+
+@pytest.mark.parametrize("path", LORA_FIXTURES, ids=lambda p: p.stem)
 def test_fixture_loads_and_round_trips(path):
     result = load_config_file(path)
     raw = json.loads(path.read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config_helpers import FIXTURES, PRESETS, REPO, non_default_values, sd_scripts_args, tomllib
+from config_helpers import LORA_FIXTURES, PRESETS, REPO, non_default_values, sd_scripts_args, tomllib
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.config.kohya_json import config_from_dict, load_config_file
 from lora_tui.config.model import TrainingConfig, script_name
@@ -54,7 +54,7 @@ def assert_accepted(cfg: TrainingConfig) -> dict:
     return data
 
 
-@pytest.mark.parametrize("path", FIXTURES + PRESETS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", LORA_FIXTURES + PRESETS, ids=lambda p: p.stem)
 def test_every_fixture_gives_a_toml_the_script_accepts(path):
     cfg = load_config_file(path).config
     data = assert_accepted(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from config_helpers import FIXTURES, SHARED
+from config_helpers import LORA_FIXTURES, SHARED
 from lora_tui.config.kohya_json import config_from_dict, config_to_dict, load_config_file
 from lora_tui.config.model import network_args
 from lora_tui.plan.launch import toml_dict
@@ -78,9 +78,9 @@ def test_ignored_keys_with_a_value_are_named_with_value_and_reason():
 
 
 def test_every_fixture_reports_each_value_its_command_drops():
-    """Over the 63 real files: a value reported as not used never reaches the TOML or network_args."""
+    """Over the real LoRA files: a value reported as not used never reaches the TOML or network_args."""
     reported = 0
-    for path in FIXTURES:
+    for path in LORA_FIXTURES:
         result = load_config_file(path)
         cfg = result.config
         toml, _ = toml_dict(cfg)
