@@ -166,9 +166,13 @@ def cmd_print(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from lora_tui.config.app_settings import load_app_settings
 
-    cfg, _ = load_input(args.file, sets=args.set)
+    cfg, load_notes = load_input(args.file, sets=args.set)
     info = describe(cfg, load_app_settings())
-    _out(_format_problems(info["problems"]) + "\n")
+    out = [_format_problems(info["problems"])]
+    if load_notes:
+        # What reading the file did (the app's ctrl+n): a kohya user learns here which keys were dropped.
+        out += ["", "# notes (reading the file)"] + [f"- {n}" for n in load_notes]
+    _out("\n".join(out) + "\n")
     return 1 if _has_error(info["problems"]) else 0
 
 

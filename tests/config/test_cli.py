@@ -59,7 +59,11 @@ def test_print_text_and_validate_on_a_kohya_fixture():
     assert "# config TOML" in out and 'optimizer_type = "Prodigy"' in out
     assert "lora_network_weights: legacy key renamed to network_weights" in out
     v = run("validate", str(fixture))
-    assert v.returncode in (0, 1) and v.stdout
+    assert v.returncode == r.returncode and v.returncode in (0, 1)
+    problems, notes = v.stdout.decode("utf-8").split("\n\n# notes (reading the file)\n")
+    assert problems.startswith(("error: ", "warning: ", "no problems"))
+    assert "- lora_network_weights: legacy key renamed to network_weights" in notes
+    assert "- ignored (no effect in lora-tui): no_token_padding" in notes  # what a kohya user loses
 
 
 def test_unreadable_value_is_a_clear_error(tmp_path):
