@@ -44,11 +44,38 @@ def _set_notes(overrides: dict[str, str]) -> list[str]:
 
 def _parse_sets(sets: Sequence[str]) -> dict[str, str]:
     from lora_tui.config.kohya_json import ConfigError, parse_sets
+    from lora_tui.config.model import TrainingConfig
 
     try:
         return parse_sets(sets)
     except ConfigError as exc:
+        if exc.field and exc.field not in TrainingConfig.model_fields:
+            raise CliError(f"--set {exc.field}: {_unknown_key_hint(exc.field)}", 2) from None
         raise CliError(f"--set {exc}" if exc.field else str(exc), 2) from None
+
+
+def _unknown_key_hint(key: str) -> str:
+    """Why ``key`` is not a setting and what to type instead: the closest kohya keys (``difflib`` over the
+    model's field names and kohya_ss's legacy names), or what a legacy or ignored kohya_ss key became."""
+    import difflib
+
+    from lora_tui.config.kohya_json import IGNORED_KEYS, LEGACY_RENAMES
+    from lora_tui.config.model import TrainingConfig
+
+    if key in LEGACY_RENAMES:
+        return f"no such setting: kohya_ss's old name for {LEGACY_RENAMES[key]}; use --set {LEGACY_RENAMES[key]}=..."
+    if key in IGNORED_KEYS:
+        return "a kohya_ss key that has no effect in lora-tui, so it cannot be set"
+    names = {n.lower(): n for n in TrainingConfig.model_fields}
+    names.update({old.lower(): new for old, new in LEGACY_RENAMES.items()})
+    if key.lower() in names:
+        return f"no such setting; did you mean {names[key.lower()]}? (keys are case-sensitive)"
+    close = list(dict.fromkeys(names[m] for m in difflib.get_close_matches(key.lower(), list(names), n=3,
+                                                                           cutoff=0.6)))
+    if close:
+        return "no such setting; did you mean " + " or ".join(close) + "?"
+    return ("no such setting (settings take kohya_ss key names, e.g. network_dim, learning_rate; "
+            "`lora-tui print --json FILE` lists them all under \"settings\")")
 
 
 def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence[str] = ()) -> tuple[Any, list[str]]:

@@ -122,6 +122,13 @@ def test_set_over_a_config_in_memory():
         with pytest.raises(CliError) as exc:
             apply_sets(TrainingConfig(), bad)
         assert exc.value.code == 2 and str(exc.value).startswith(f"--set {key}:")
+    for typo, hint in (("learnig_rate", "did you mean learning_rate?"), ("optimiser", "did you mean optimizer "),
+                       ("Network_Dim", "did you mean network_dim?"),
+                       ("lora_network_weights", "old name for network_weights; use --set network_weights="),
+                       ("no_token_padding", "no effect in lora-tui"), ("zzz", "network_dim, learning_rate;")):
+        with pytest.raises(CliError) as exc:
+            apply_sets(TrainingConfig(), [f"{typo}=1"])
+        assert exc.value.code == 2 and str(exc.value).startswith(f"--set {typo}: ") and hint in str(exc.value)
 
 
 def _with_settings(tmp_path, text: str) -> dict:
