@@ -325,15 +325,23 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
 
 
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui queue run``: run every pending queue item in order; exit 1 if any item did not finish ``done``.
-    While the queue is paused it says so and waits for ``lora-tui queue resume`` (from any terminal)."""
+    """``lora-tui queue run``: run every pending queue item in order; exit 1 if an item this run started or settled
+    did not finish ``done`` (earlier results do not count). While the queue is paused it says so and waits for
+    ``lora-tui queue resume`` (from any terminal). With nothing pending or running it says so (``queue: nothing
+    pending (2 done, 1 error; paused since ...)``) and exits 0: nothing to do is not an error."""
     from lora_tui.run.queue import Queue, QueueRunner, launch_item
 
     out = out or sys.stdout
     settings = _settings(settings)
     queue = Queue(settings)
+    items, pause = queue.snapshot()
+    if not any(i.status in ("pending", "running") for i in items):
+        print(f"lora-tui: queue: nothing pending ({_queue_counts(items, pause)})", file=out)
+        return 0
+    results: dict[str, str] = {}
 
     def event(item) -> None:
+        results[item.id] = item.status
         extra = f" (job {item.job_id})" if item.job_id else ""
         print(f"lora-tui: queue item {item.label or item.id}: {item.status}{extra} {item.message}".rstrip(),
               file=out, flush=True)
@@ -346,8 +354,17 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
             print("lora-tui: queue resumed", file=out, flush=True)
 
     runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
-    items = runner.run_all(on_event=event, on_pause=paused)
-    return 0 if all(i.status == "done" for i in items) else 1
+    runner.run_all(on_event=event, on_pause=paused)
+    return 0 if all(status == "done" for status in results.values()) else 1
+
+
+def _queue_counts(items: list, pause: dict | None) -> str:
+    """``2 done, 1 error; paused since ... (reason)``, or ``the queue is empty`` (with the pause, if any)."""
+    counts: dict[str, int] = {}
+    for i in items:
+        counts[i.status] = counts.get(i.status, 0) + 1
+    text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "the queue is empty"
+    return text + (f"; paused{_pause_text(pause)}" if pause is not None else "")
 
 
 def _pause_text(info: dict | None) -> str:
