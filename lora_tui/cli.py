@@ -279,7 +279,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
         if not args.file:
             raise CliError("queue add: a config FILE is needed", 2)
         cfg, _ = load_input(args.file, sets=args.set)
-        return headless.queue_add(args.file, cfg=cfg, overwrite=args.overwrite)
+        return headless.queue_add(args.file, cfg=cfg, overwrite=args.overwrite, sets=args.set)
     if args.action == "run":
         return headless.run_queue()
     if args.action == "pause":

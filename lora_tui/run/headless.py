@@ -343,8 +343,8 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     def event(item) -> None:
         results[item.id] = item.status
         extra = f" (job {item.job_id})" if item.job_id else ""
-        print(f"lora-tui: queue item {item.label or item.id}: {item.status}{extra} {item.message}".rstrip(),
-              file=out, flush=True)
+        print(f"lora-tui: queue item {item.label or item.id}{_item_detail(item)}: {item.status}{extra} "
+              f"{_item_message(item.message)}".rstrip(), file=out, flush=True)
 
     def paused(now: bool) -> None:
         if now:
@@ -426,9 +426,10 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
 
 
 def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None, out: TextIO | None = None,
-              overwrite: bool = False) -> int:
-    """``lora-tui queue add FILE [--overwrite]``: queue a snapshot of the config (as it is now, ``--set``
-    applied), with ``overwrite`` stored in the item. Without ``overwrite`` it refuses (exit 1, nothing queued) when
+              overwrite: bool = False, sets: list[str] | None = None) -> int:
+    """``lora-tui queue add FILE [--overwrite] [--set k=v ...]``: queue a snapshot of the config (as it is now,
+    ``--set`` applied), with ``overwrite`` stored in the item and the ``--set`` items in its ``meta["sets"]`` (so
+    ``queue list`` can tell items of one file apart). Without ``overwrite`` it refuses (exit 1, nothing queued) when
     the LoRA the run would write exists (``existing_outputs``), or when a pending/running item already writes to
     the same output_dir/output_name (this run would replace its result). The runner checks again at the item's
     start (``run.queue.overwrite_refusal``)."""
@@ -456,10 +457,11 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
             print(f"lora-tui: queue item “{ahead[0].label or ahead[0].id}” ({ahead[0].id}, {ahead[0].status}) "
                   f"already writes to {name} and this run would overwrite its LoRA; {fix}", file=out)
             return 1
-    item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name, overwrite=overwrite)
+    item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name, overwrite=overwrite,
+                     meta={"sets": list(sets)} if sets else None)
     note = "; the queue is paused: `lora-tui queue resume` lets it run" if queue.paused else ""
     replaces = " (it may replace an existing LoRA: --overwrite)" if overwrite else ""
-    print(f"lora-tui: queued {item.label} as {item.id}{replaces}{note}", file=out)
+    print(f"lora-tui: queued {item.label}{_item_detail(item)} as {item.id}{replaces}{note}", file=out)
     return 0
 
 
@@ -480,8 +482,26 @@ def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
     for i in items:
         code = "" if i.exit_code is None else f" exit {i.exit_code}"
         job = f" job {i.job_id}" if i.job_id else ""
-        print(f"{i.id}  {i.status:<8} {i.label}{job}{code} {i.message}".rstrip(), file=out)
+        message = _item_message(i.message).replace("\n", "\n    ")
+        print(f"{i.id}  {i.status:<8} {i.label}{_item_detail(i)}{job}{code} {message}".rstrip(), file=out)
     return 0
+
+
+def _item_detail(item) -> str:
+    """`` (output_name qa; --set network_dim=16 seed=3)``: what tells apart items queued from one file (the
+    label is the file name); the output name is left out when the label already is it (items the app queued)."""
+    name = str((item.config or {}).get("output_name") or "")
+    parts = [f"output_name {name}"] if name and name != item.label else []
+    sets = (item.meta or {}).get("sets") or []
+    if sets:
+        parts.append("--set " + " ".join(map(str, sets)))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _item_message(message: str) -> str:
+    # The runner records a launch failure as "<ExceptionClass>: <text>"; our own refusal needs no class name
+    # (items recorded before the runner dropped it still carry it).
+    return message.removeprefix(f"{PlanRefused.__name__}: ")
 
 
 class _TextAsBinary:

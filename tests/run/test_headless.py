@@ -65,8 +65,12 @@ def test_queue_commands(tmp_path):
     cfg.write_text(json.dumps({"output_name": "qa", "network_dim": 8}))
     added = cli(["queue", "add", str(cfg), "--set", "network_dim=16"], tmp_path)
     assert added.returncode == 0, added.stdout + added.stderr
-    listed = cli(["queue"], tmp_path)
-    assert "pending" in listed.stdout and "a.json" in listed.stdout
+    assert cli(["queue", "add", str(cfg), "--set", "output_name=qb"], tmp_path).returncode == 0
+    listed = cli(["queue"], tmp_path).stdout.splitlines()
+    assert len(listed) == 2 and all(" pending " in line for line in listed), listed
+    # two items of one file told apart by what they write and how they were changed
+    assert listed[0].endswith(" a.json (output_name qa; --set network_dim=16)"), listed
+    assert listed[1].endswith(" a.json (output_name qb; --set output_name=qb)"), listed
     data = json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())
     assert data["items"][0]["config"]["network_dim"] == 16  # the snapshot holds the override
 
@@ -187,6 +191,7 @@ def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
     assert "was not paused" in cli(["queue", "resume"], tmp_path).stdout
     listed = cli(["queue"], tmp_path).stdout
     assert "paused" not in listed and listed.count(" error ") == 2
+    assert "PlanRefused" not in listed + rest and listed.count("the config has errors; nothing was started") == 2
     cli(["queue", "pause"], tmp_path)
     again = cli(["queue", "run"], tmp_path)  # nothing to do is not an error, and earlier failures are not this run's
     assert again.returncode == 0, again.stdout + again.stderr
