@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -240,6 +241,81 @@ def _legacy(d: dict[str, Any], notes: list[str]) -> None:
                 notes.append(f"{old}: legacy key renamed to {new}")
 
 
+# Fields whose TOML key is not a plain copy of the field (the launch derives it from several fields), and list
+# options (nargs="*") that the form holds as one text: an argv value for the former stays in the argv.
+_NOT_MOVED = frozenset({"learning_rate", "unet_lr", "text_encoder_lr", "max_train_steps", "max_train_epochs",
+                        "lr_warmup", "lr_warmup_steps", "sample_prompts", "max_token_length", "max_resolution",
+                        "additional_parameters"})
+_LIST_TEXT = frozenset({"optimizer_args", "lr_scheduler_args"})
+
+
+def argv_options(tokens: list[str]) -> list[tuple[str, list[str], list[str]]]:
+    """Split argv ``tokens`` (already shlex-split) into options: ``--opt[=v] [v ...]`` → ``(opt, values,
+    tokens)``, in order; tokens before the first option come as ``("", tokens, tokens)``."""
+    groups: list[tuple[str, list[str], list[str]]] = []
+    for tok in tokens:
+        if tok.startswith("--") and len(tok) > 2:
+            opt, eq, value = tok[2:].partition("=")
+            groups.append((opt, [value] if eq else [], [tok]))
+        elif groups:
+            groups[-1][1].append(tok)
+            groups[-1][2].append(tok)
+        else:
+            groups.append(("", [tok], [tok]))
+    return groups
+
+
+def move_argv_settings(values: dict[str, Any], notes: list[str]) -> None:
+    """Move options of ``values["additional_parameters"]`` (extra trainer argv) that a field holds into that field,
+    each with a note. sd-scripts parses the command line after ``--config_file`` and the command line wins (CLI >
+    TOML > default, sd_scripts_interface.md §1.2), so kohya_ss trained with the argv value: the field takes it, and
+    the form and the TOML show what will be used. Kept in the argv: options without a field, fields the launch
+    derives from several settings (learning rates, steps, warm-up, ...), an option given twice, and a value that
+    does not read as the field's type."""
+    text = values.get("additional_parameters")
+    if not isinstance(text, str) or "--" not in text:
+        return
+    try:
+        groups = argv_options(shlex.split(text))
+    except ValueError:
+        return  # validate reports the unbalanced quote
+    by_key = {m.toml_key: m for m in all_field_meta() if m.toml_key == m.name and m.name not in _NOT_MOVED}
+    counts: dict[str, int] = {}
+    for opt, _, _ in groups:
+        counts[opt] = counts.get(opt, 0) + 1
+    kept: list[str] = []
+    moved = False
+    for opt, args, tokens in groups:
+        meta = by_key.get(opt)
+        new: Any = None
+        if meta is not None and counts[opt] == 1:
+            if meta.name in _LIST_TEXT:
+                new = shlex.join(args) if args else None
+            elif meta.kind == "bool":
+                new = True if not args else None
+            elif len(args) == 1:
+                try:
+                    new, _ = coerce_value(meta, args[0])
+                except ConfigError:
+                    new = None
+        if new is None:
+            kept.extend(tokens)
+            continue
+        moved = True
+        in_file = meta.name in values
+        old = values[meta.name] if in_file else meta.default
+        note = f"{meta.name}: {new!r} moved in from additional_parameters ('{shlex.join(tokens)}')"
+        if old not in (None, "") and old != new:
+            # the TOML would have said `old` while the command line said `new`, and the command line wins
+            whose = "the file's" if in_file else "the default"
+            note += (f", replacing {whose} {old!r} (sd-scripts lets the command line win over its config file, so "
+                     f"that is what kohya_ss trained with)")
+        notes.append(note)
+        values[meta.name] = new
+    if moved:
+        values["additional_parameters"] = shlex.join(kept)
+
+
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
     """``--set key=value`` items → ``{key: raw text}`` (read later like a JSON-file value: ``48``, ``true``,
     ``1e-4``, empty = unset). Raises :class:`ConfigError` for an item without ``=`` or an unknown key."""
@@ -303,6 +379,7 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         if note:
             notes.append(note)
         values[key] = value
+    move_argv_settings(values, notes)
     missing = [m.name for m in all_field_meta() if m.name not in values]
     if base is not None:
         for name in missing:

@@ -732,6 +732,56 @@ def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
                              f"have it: run `{pip_command(python)} {dist}`, or pick a Kohya LoRA type")
 
 
+def _same_value(arg_values: list[str], written: Any) -> bool:
+    """Whether an argv option's values say what the TOML says (as sd-scripts would parse them)."""
+    if isinstance(written, bool):
+        return written and not arg_values
+    if isinstance(written, list):
+        return [str(w) for w in written] == arg_values
+    if len(arg_values) != 1:
+        return False
+    if isinstance(written, (int, float)):
+        try:
+            return float(arg_values[0]) == float(written)
+        except ValueError:
+            return False
+    return arg_values[0] == str(written)
+
+
+def _argv_over_toml(out: _Out, cfg: Any, metas: list[Any]) -> None:
+    """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
+    the command line after ``--config_file`` and the command line wins (sd_scripts_interface.md §1.2), so the
+    form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
+    this catches what is typed later.)"""
+    from lora_tui.config.kohya_json import argv_options
+
+    try:
+        groups = argv_options(shlex.split(_s(cfg, "additional_parameters")))
+    except ValueError:
+        return  # reported by the argument-string rule
+    if not any(opt for opt, _, _ in groups):
+        return
+    written = _written_options(cfg)
+    if not written:
+        return
+    field_of = {m.toml_key: m.name for m in metas if getattr(m, "toml_key", None)}
+    field_of.update({"resolution": "max_resolution", "max_train_epochs": "epoch or max_train_epochs",
+                     "network_train_unet_only": "text_encoder_lr", "network_train_text_encoder_only": "unet_lr",
+                     "network_module": "LoRA_type", "network_args": "LoRA_type and the network fields"})
+    for opt, values, tokens in groups:
+        if not opt or opt not in written or _same_value(values, written[opt]):
+            continue
+        if opt == "resolution" and len(values) == 1 and parse_resolution(values[0]) == parse_resolution(
+                written[opt]):
+            continue  # "512" is "512,512" to sd-scripts
+        field = field_of.get(opt, opt)
+        argv_text = " ".join(values) if values else "on"
+        out.warn("additional_parameters",
+                 f"additional_parameters gives '{shlex.join(tokens)}' while the config file lora-tui writes has "
+                 f"{opt} = {written[opt]!r} (from {field}); sd-scripts uses the command line's {argv_text}: set "
+                 f"{field} instead and remove --{opt} from additional_parameters")
+
+
 def _is_set(cfg: Any, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
     return not _trainer_unset(_g(cfg, meta.name), meta.default)
@@ -775,6 +825,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: _relative_paths(out, cfg),
         lambda: _trainer_support(out, cfg, settings, metas),
         lambda: _network_package(out, cfg, settings),
+        lambda: _argv_over_toml(out, cfg, metas),
         lambda: _family_fields(out, cfg, metas),
     )
     for step in steps:

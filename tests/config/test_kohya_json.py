@@ -169,3 +169,29 @@ def test_windows_paths_round_trip_through_json(tmp_path):
 def test_our_presets_load_cleanly(path):
     result = load_config_file(path)
     assert all("not in the file take defaults" in n for n in result.notes), result.notes
+
+
+def test_additional_parameters_that_a_field_holds_move_into_it():
+    """edgLoRAXL: the TOML said max_grad_norm = 1.0 while the argv ended with --max_grad_norm=0, which sd-scripts
+    uses (the command line wins over --config_file). Loading moves the value into the field, with a note."""
+    from lora_tui.plan.launch import toml_dict
+
+    path = next(p for p in FIXTURES if p.name == "SDXL - edgLoRAXL.json")
+    result = load_config_file(path)
+    assert result.config.max_grad_norm == 0.0 and result.config.additional_parameters == ""
+    assert toml_dict(result.config)[0]["max_grad_norm"] == 0.0
+    assert any(n.startswith("max_grad_norm: 0.0 moved in from additional_parameters ('--max_grad_norm=0')")
+               for n in result.notes), result.notes
+    # list options become the field's text; an option without a field stays in the argv
+    kudou = load_config_file(next(p for p in FIXTURES if p.name == "SDXL - LoRA kudou-reira prodigy v4.0.json"))
+    assert (kudou.config.lr_scheduler_type, kudou.config.lr_scheduler_args) == ("CosineAnnealingLR", "T_max=30")
+    assert kudou.config.additional_parameters == "--network_train_unet_only"
+    # a file value that the argv overrides is named in the note
+    r = config_from_dict({"max_grad_norm": 2.5, "additional_parameters": "--log_prefix=x --max_grad_norm 0.5"})
+    assert r.config.max_grad_norm == 0.5 and r.config.additional_parameters == "--log_prefix=x"
+    note = next(n for n in r.notes if n.startswith("max_grad_norm:"))
+    assert "replacing the file's 2.5" in note and "command line win" in note
+    # left in the argv: an option given twice, a value of the wrong type, a field the launch derives
+    for text in ("--max_grad_norm=1 --max_grad_norm=0", "--max_grad_norm=abc", "--learning_rate=1e-3"):
+        r = config_from_dict({"additional_parameters": text})
+        assert r.config.additional_parameters == text and not any("moved in" in n for n in r.notes)

@@ -54,3 +54,15 @@ def test_no_upscale_bucket_with_a_zero_side_is_an_error(tmp_path):
     assert len(found) == 1 and found[0].severity == "error"
     values["bucket_reso_steps"] = 32  # 78x52 → 64x32: every side at least one step
     assert not [p for p in problems_of(**values) if "side of 0" in p.message]
+
+
+def test_additional_parameter_that_contradicts_the_toml_is_a_warning_naming_both():
+    found = [p for p in problems_of(additional_parameters="--max_grad_norm=0", max_grad_norm=1.0)
+             if p.field == "additional_parameters"]
+    assert len(found) == 1 and found[0].severity == "warning"
+    msg = found[0].message
+    assert "'--max_grad_norm=0'" in msg and "max_grad_norm = 1.0" in msg and "uses the command line's 0" in msg
+    # the same value, an option the TOML does not hold and a resolution spelt the short way say nothing
+    for text in ("--max_grad_norm=1", "--log_prefix=x", "--resolution=1024"):
+        assert not [p for p in problems_of(additional_parameters=text, max_grad_norm=1.0, max_resolution="1024,1024")
+                    if p.field == "additional_parameters"], text
