@@ -83,6 +83,8 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
     overrides applied to the file's values before they are read (so ``--set`` can fix an unreadable value).
     With neither file nor preset: the model defaults plus the overrides. Raises :class:`CliError` naming the
     field and the fix."""
+    from pathlib import Path
+
     from lora_tui.config.app_settings import load_app_settings
     from lora_tui.config.kohya_json import ConfigError, config_from_dict, read_config_dict
     from lora_tui.config.presets import find_preset, list_presets
@@ -106,7 +108,9 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
             data = {**data, **overrides}
         result = config_from_dict(data)
     except ConfigError as exc:
-        raise CliError(f"{where}: {exc}") from None
+        # A file-level error already starts with the path (read_config_dict): name it once.
+        named = bool(path) and not exc.field and str(exc).startswith(f"{Path(path)}: ")
+        raise CliError(str(exc) if named else f"{where}: {exc}") from None
     notes = list(result.notes) + _set_notes(overrides)
     return result.config, notes
 
