@@ -260,7 +260,8 @@ def test_queue_add_refuses_an_existing_lora_without_overwrite_and_queue_run_chec
     (out / "fresh.safetensors").write_bytes(b"trained by hand meanwhile")
     ran = cli(["queue", "run"], tmp_path)
     assert ran.returncode == 1, ran.stdout + ran.stderr
-    assert "demo.json: error" in ran.stdout and f"{out / 'fresh.safetensors'} already exists" in ran.stdout
+    assert "demo.json (output_name fresh; --set output_name=fresh): error" in ran.stdout
+    assert f"{out / 'fresh.safetensors'} already exists" in ran.stdout
     assert (out / "fresh.safetensors").read_bytes() == b"trained by hand meanwhile"
     assert stored()[0]["status"] == "error" and stored()[0]["job_id"] is None
 
