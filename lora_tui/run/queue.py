@@ -301,9 +301,10 @@ class QueueRunner:
 
     ``tick()`` is cheap and idempotent: it settles a finished running item, and when nothing runs starts the next
     pending one, unless its output LoRA exists and it was not queued with ``overwrite`` (``overwrite_refusal``:
-    it is then marked ``error`` and the next one starts at the next tick). It never starts an item while another job of the state dir is running (two trainers on one GPU
-    by accident), unless ``exclusive=False``, nor while the queue is paused (``Queue.pause``; read from the file
-    at every tick, so a pause from another process counts).
+    it is then marked ``error`` and the next one starts at the next tick). It never starts an item while another
+    job of the state dir is running (two trainers on one GPU by accident), unless ``exclusive=False``, nor while
+    the queue is paused (``Queue.pause``; read from the file at every tick, so a pause from another process
+    counts).
     """
 
     def __init__(self, queue: Queue, launch: Launch | None = None, exclusive: bool = True) -> None:

@@ -18,7 +18,8 @@ class StartFlow:
     """One Start at a time (`_starting`); nothing is written or launched while the panel lists an error. A started
     job is followed with `JobControl.attach`; a queued config is picked up by `QueueActions`.
 
-    Bindings served: F5 / ctrl+r (`action_start`). Dialogs: `#overwrite-dialog`, `#queue-dialog`. Messages
+    Bindings served: F5 / ctrl+r (`action_start`). Dialogs: `#overwrite-dialog`, `#queue-dialog`,
+    `#queued-output-dialog` (queueing a config whose output_dir/output_name a waiting item already has). Messages
     handled: none.
     """
 
@@ -64,11 +65,12 @@ class StartFlow:
             # Count what the panel lists (refused values and the last plan's errors), so the two agree.
             await self._refuse(sum(1 for p in self.all_problems() if p.severity == "error"))
             return
-        cfg = await self._confirm_output(cfg)
-        if cfg is None:
+        confirmed = await self._confirm_output(cfg)
+        if confirmed is None:
             return
+        cfg, overwrite = confirmed
         if queue_only:
-            await self._enqueue(cfg)
+            await self._enqueue(cfg, overwrite)
             return
         from lora_tui.run.jobs import running_jobs
 
@@ -82,20 +84,21 @@ class StartFlow:
                 f"Job {busy.id} is still running. Queue this config to run after it?",
                 [("queue", "Queue it"), ("cancel", "Cancel")], dialog_id="queue-dialog"))
             if choice == "queue":
-                await self._enqueue(cfg)
+                await self._enqueue(cfg, overwrite)
             return
         await self._launch(cfg)
 
-    async def _confirm_output(self, cfg: TrainingConfig) -> TrainingConfig | None:
+    async def _confirm_output(self, cfg: TrainingConfig) -> tuple[TrainingConfig, bool] | None:
         """Never overwrite a LoRA without asking: when `cfg`'s output file (or its epoch/step files) exists, ask
         Overwrite / Use a new name (the first free `<output_name>_N`, set in the field) / Cancel. Returns the
-        config to launch, or None (cancelled: nothing is launched)."""
+        config to launch or queue and whether the user chose Overwrite (a queued item keeps that answer: the queue
+        refuses to replace an existing LoRA without it), or None (cancelled: nothing is launched)."""
         from lora_tui.plan.rules import existing_outputs, free_output_name
         from lora_tui.ui.dialogs import ChoiceDialog
 
         found = await asyncio.to_thread(existing_outputs, cfg)
         if not found:
-            return cfg
+            return cfg, False
         try:
             new_name = await asyncio.to_thread(free_output_name, cfg)
         except ValueError:
@@ -110,10 +113,10 @@ class StartFlow:
             f"{found[0]}{more} already exists: training would overwrite it. Overwrite, or train under a new "
             f"output name?", choices, dialog_id="overwrite-dialog", default="rename" if new_name else "cancel"))
         if choice == "overwrite":
-            return cfg
+            return cfg, True
         if choice == "rename" and new_name and self.apply_edit("output_name", new_name):
             self.notify(f"Output name set to “{new_name}”.", timeout=5)
-            return self.config
+            return self.config, False
         self.notify("Not started: the output file exists.", severity="warning", timeout=5)
         return None
 
@@ -147,14 +150,36 @@ class StartFlow:
         self.notify(f"Started job {job.id}: {toml}", timeout=5)
         self.attach(job)
 
-    async def _enqueue(self, cfg: TrainingConfig) -> None:
+    async def _enqueue(self, cfg: TrainingConfig, overwrite: bool = False) -> None:
+        # `overwrite`: the answer of the overwrite dialog, kept with the item (the runner re-checks at its start).
         from lora_tui.config.kohya_json import config_to_dict
-        from lora_tui.run.queue import Queue
+        from lora_tui.run.queue import Queue, queued_with_output
 
         queue = Queue(settings=self.settings)
+        if not overwrite:
+            # A file-free name can still be taken by a waiting item: this run would replace that item's LoRA.
+            try:
+                ahead = await asyncio.to_thread(queued_with_output, queue, cfg)
+            except Exception as exc:
+                self.notify(f"Not queued: {exc}", severity="error", timeout=10)
+                return
+            if ahead:
+                from lora_tui.ui.dialogs import ChoiceDialog
+
+                first = ahead[0]
+                choice = await self.push_screen_wait(ChoiceDialog(
+                    f"Queue item “{first.label or first.id}” ({first.status}) already trains to "
+                    f"{cfg.output_dir}/{cfg.output_name}: this run would replace its LoRA. Queue it anyway, or "
+                    f"cancel and change output_name?",
+                    [("overwrite", "Queue anyway"), ("cancel", "Cancel")], dialog_id="queued-output-dialog",
+                    default="cancel"))
+                if choice != "overwrite":
+                    self.notify("Not queued: a queued item writes the same LoRA.", severity="warning", timeout=5)
+                    return
+                overwrite = True
         try:
             item = await asyncio.to_thread(queue.add, config=config_to_dict(cfg),
-                                           label=str(cfg.output_name or "config"))
+                                           label=str(cfg.output_name or "config"), overwrite=overwrite)
             paused = await asyncio.to_thread(lambda: queue.paused)
         except Exception as exc:
             self.notify(f"Not queued: {exc}", severity="error", timeout=10)

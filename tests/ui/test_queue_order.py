@@ -29,8 +29,11 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         running = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02), settings=settings)
         app.attach(running)  # a running job: the queue waits, so the items stay pending while they are moved
         queue = Queue(settings=settings)
+        # first and third write the same LoRA (record_launches' <tmp_path>/fake.safetensors); third was not
+        # queued with overwrite, so at its turn (after first wrote it) it is refused and launches nothing.
+        target = {"output_dir": str(tmp_path), "output_name": "fake"}
         for label in ("first", "second", "third", "fourth"):
-            queue.add(config={"output_name": label}, label=label)
+            queue.add(config={"output_name": label, **(target if label in ("first", "third") else {})}, label=label)
         await wait_for(pilot, lambda: shown(app) == ["first", "second", "third", "fourth"], timeout=10)
         lst = app.query_one("#queue")
         assert "Tab to the list for Del/x, K/J" in str(lst.border_title)  # the log pane has the focus
@@ -66,8 +69,16 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         assert Queue(settings=settings).paused and launched == []
         lst.focus()
         await pilot.press("p")
-        await wait_for(pilot, lambda: len(launched) == 4 and not app.job_running, timeout=60)
-        assert launched == ["first", "second", "fourth", "third"]
+        def settled() -> bool:
+            return all(i.status not in ("pending", "running") for i in Queue(settings=settings).items())
+
+        await wait_for(pilot, lambda: settled() and not app.job_running, timeout=60)
+        assert launched == ["first", "second", "fourth"]
+        third = next(i for i in Queue(settings=settings).items() if i.label == "third")
+        assert third.status == "error" and third.job_id is None
+        assert "fake.safetensors already exists (written by queue item “first”" in third.message, third.message
+        await wait_for(pilot, lambda: "third (error)" in " ".join(
+            str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)), timeout=5)
 
 
 async def test_move_from_the_app_api_clamps_and_reports(settings):

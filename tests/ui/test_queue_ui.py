@@ -2,6 +2,8 @@
 next, and the Run view lists every item with its result."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from lora_tui.config.kohya_json import load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.run.jobs import start_job
@@ -30,23 +32,42 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
 
     app = LoraApp(cfg, settings=settings)
     app.queue_launch = launch
+    (Path(fields["output_dir"]) / "one.safetensors").write_bytes(b"a finished LoRA")
     async with app.run_test(size=SIZE) as pilot:
         for name, value in fields.items():
             assert app.apply_edit(name, value)
-        first = start_job(fake("fail_after.py", 6), settings=settings)
+        first = start_job(fake("fail_after.py", 8), settings=settings)
         app.attach(first)
         for label in ("one", "two"):
             assert app.apply_edit("output_name", label)
             await pilot.press("f5")
+            if label == "one":  # its LoRA exists: F5 asks as Start does, and the answer is kept with the item
+                await wait_for(pilot, lambda: app.screen.id == "overwrite-dialog", timeout=15)
+                await pilot.click("#choice-overwrite")
             await wait_for(pilot, lambda: app.screen.id == "queue-dialog", timeout=15)
             await pilot.press("enter")  # "Queue it" is the default button
             await wait_for(pilot, lambda: app.screen.id != "queue-dialog")
             await wait_for(pilot, lambda: any(i.label == label for i in Queue(settings=settings).items()))
+        # Queueing "two" again: no file yet, but the waiting item "two" will write it: asked, and Enter cancels.
+        app.action_queue_config()
+        await wait_for(pilot, lambda: app.screen.id == "queued-output-dialog", timeout=15)
+        assert "“two” (pending)" in str(app.screen.question)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.id != "queued-output-dialog" and not app._starting)
+        assert len(Queue(settings=settings).items()) == 2
+        # The palette's "Queue this config" asks too; Enter takes the free name (one_2), not an overwrite.
+        assert app.apply_edit("output_name", "one")
+        app.action_queue_config()
+        await wait_for(pilot, lambda: app.screen.id == "overwrite-dialog", timeout=15)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(Queue(settings=settings).items()) == 3)
+        stored = [(i.label, i.config["output_name"], i.overwrite) for i in Queue(settings=settings).items()]
+        assert stored == [("one", "one", True), ("two", "two", False), ("one_2", "one_2", False)]
         assert app.job.id == first.id  # nothing else started while it runs
-        done = lambda: [i.status for i in Queue(settings=settings).items()] == ["failed", "done"]  # noqa: E731
+        done = lambda: [i.status for i in Queue(settings=settings).items()] == ["failed", "done", "done"]  # noqa: E731
         await wait_for(pilot, lambda: done() and not app.job_running, timeout=40)
-        assert launched == ["one", "two"]
-        await wait_for(pilot, lambda: "(done)" in queue_text(app), timeout=5)
+        assert launched == ["one", "two", "one_2"]
+        await wait_for(pilot, lambda: "one_2 (done)" in queue_text(app), timeout=5)
         text = queue_text(app)
         assert "one (failed, exit 1)" in text and "two (done)" in text
         assert app.job.id != first.id  # the app followed the queued runs
