@@ -28,6 +28,13 @@ from lora_tui.plan.wording import agree, counted
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
 # A Hub repo id (owner/name); kohya_ss' validate_model_path uses [\w-] only, which rejects ids with dots.
 _REPO_ID = re.compile(r"^[\w-][\w.-]*/[\w-][\w.-]*$")
+# A value naming a model file is a path, even when it looks like owner/name ("models/x.safetensors").
+_MODEL_FILE_EXT = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf")
+
+
+def _hub_id(v: str) -> bool:
+    """Whether a model path value is taken as a Hugging Face repo id (owner/name, not a model file name)."""
+    return bool(_REPO_ID.match(v)) and not v.startswith((".", "/")) and not v.lower().endswith(_MODEL_FILE_EXT)
 _SCHEDULE_FREE = ("schedulefree",)
 _PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "dataset_config",
                 "vae", "network_weights", "logging_dir", "resume", "log_tracker_config")
@@ -60,6 +67,10 @@ class _Out:
 
     def warn(self, field: str, msg: str) -> None:
         self.items.append(Problem(field, "warning", msg))
+
+    def has_error(self, field: str) -> bool:
+        """Whether an earlier rule already gave ``field`` an error (a warning on that value would be noise)."""
+        return any(p.field == field and p.severity == "error" for p in self.items)
 
 
 # --- argument strings --------------------------------------------------------------------------------------------
@@ -229,7 +240,7 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
                 out.err(name, f"{label} '{v}' {what} (resolved: '{p}'): {fix}")
     # 21: VAE
     vae = _s(cfg, "vae")
-    if vae and not _REPO_ID.match(vae) and not os.path.exists(resolve_path(vae)):
+    if vae and not _hub_id(vae) and not os.path.exists(resolve_path(vae)):
         out.err("vae", f"VAE '{vae}' does not exist (resolved: '{resolve_path(vae)}'): pick the file or clear it")
     # 22: folder layout (folder mode)
     if scan is not None:
@@ -286,7 +297,7 @@ def _check_model(out: _Out, cfg: Any) -> None:
         return
     p = resolve_path(v)
     if not os.path.exists(p):
-        if _REPO_ID.match(v) and not v.startswith((".", "/")):
+        if _hub_id(v):
             out.warn(name, f"'{v}' is not a local path, so it is taken as a Hugging Face repo id and must be "
                            f"downloaded (needs network); pick a local checkpoint to train offline")
         else:
@@ -522,7 +533,7 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
             if _s(cfg, n):
                 out.warn(n, f"{n} is ignored because dataset_config is set (the trainer uses the TOML): clear "
                             f"{n} or dataset_config")
-    if plan.source == "trainer_default" and plan.repeats_images:
+    if plan.source == "trainer_default" and plan.repeats_images and not out.has_error("epoch"):
         out.warn("epoch", f"neither epoch, max_train_epochs nor max_train_steps is set, so the trainer runs its "
                           f"default {plan.max_train_steps} steps (≈ {counted(plan.epochs, 'epoch')}): set epoch")
     epoch = _g(cfg, "epoch")
@@ -590,9 +601,9 @@ def _relative_paths(out: _Out, cfg: Any) -> None:
         if v.startswith("~"):
             out.err(name, f"the trainer does not expand '~' in {name}: write '{os.path.expanduser(v)}'")
         elif not os.path.isabs(v):
-            if name in ("pretrained_model_name_or_path", "vae") and _REPO_ID.match(v) \
-                    and not os.path.exists(resolve_path(v)):
-                continue  # a Hub id, reported above
+            if not os.path.exists(resolve_path(v)) and (out.has_error(name) or (
+                    name in ("pretrained_model_name_or_path", "vae") and _hub_id(v))):
+                continue  # "does not exist" (or a Hub id) was said above: one message is enough
             out.warn(name, f"{name} '{v}' is relative: it resolves to '{resolve_path(v)}' (from the current "
                            f"folder '{os.getcwd()}'); write the absolute path so the config means the same place "
                            f"wherever it is run from")
@@ -791,7 +802,7 @@ def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:
     fam = family(cfg)
     for m in metas:
         fams = getattr(m, "families", None)
-        if fams and fam not in fams and _is_set(cfg, m):
+        if fams and fam not in fams and _is_set(cfg, m) and not out.has_error(m.name):
             names = "/".join(FAMILY_LABELS.get(f, f) for f in fams)
             out.warn(m.name, f"{m.name} applies to {names} only and is ignored for {FAMILY_LABELS[fam]}: clear it "
                              f"or pick the matching model family")
@@ -804,7 +815,9 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
     """All problems of ``cfg`` (+ its data ``scan``) for the trainer chosen by ``settings``, errors and warnings
     in the order the user should fix them: kohya_ss' Start checks (§2, in order), then the trainer's start-up
     assertions, argument strings, ranges, data/captions, paths, unsupported options, family-specific fields.
-    ``plan`` is computed when not given. Never raises for bad values: each becomes a Problem.
+    ``plan`` is computed when not given. Never raises for bad values: each becomes a Problem. A value with an
+    error gets no warning about the same value as well (a missing path is not also "relative", epoch -3 is not
+    also "unset", v2 on SDXL is not also "for SD2 only"); the same message is never given twice.
     """
     out = _Out()
     if plan is None and scan is not None:

@@ -66,3 +66,26 @@ def test_additional_parameter_that_contradicts_the_toml_is_a_warning_naming_both
     for text in ("--max_grad_norm=1", "--log_prefix=x", "--resolution=1024"):
         assert not [p for p in problems_of(additional_parameters=text, max_grad_norm=1.0, max_resolution="1024,1024")
                     if p.field == "additional_parameters"], text
+
+
+def test_an_invalid_value_gets_only_its_error(tmp_path):
+    """The trial's noise: placeholder paths got 'does not exist' and 'is relative'; epoch -3 also got 'neither
+    epoch ... is set'; a placeholder 'models/x.safetensors' was taken for a Hub repo id."""
+    from plan_helpers import write_images
+
+    write_images(tmp_path / "img" / "10_cat", 3, (64, 64), caption_ext=".txt")
+    found = problems_of(epoch=-3, max_train_steps=None, max_train_epochs=None, train_data_dir=str(tmp_path / "img"),
+                        caption_extension=".txt", reg_data_dir="reg/placeholder", vae="vae/placeholder.safetensors",
+                        pretrained_model_name_or_path="models/placeholder.safetensors", output_dir="out_not_yet")
+    by_field: dict = {}
+    for p in found:
+        by_field.setdefault(p.field, []).append(p)
+    for field in ("epoch", "reg_data_dir", "vae", "pretrained_model_name_or_path"):
+        assert [p.severity for p in by_field[field]] == ["error"], by_field[field]
+    assert "does not exist" in by_field["pretrained_model_name_or_path"][0].message
+    # an output folder the run will create is not an error: its relative-path warning stays
+    assert [p.severity for p in by_field["output_dir"]] == ["warning"] and "relative" in by_field["output_dir"][0].message
+    # with a valid epoch the step warning comes back once the value is fixed (here: unset, so the default runs)
+    fixed = problems_of(epoch=0, max_train_steps=None, max_train_epochs=None, train_data_dir=str(tmp_path / "img"),
+                        caption_extension=".txt")
+    assert [p.severity for p in fixed if p.field == "epoch"] == ["warning"]
