@@ -3,7 +3,8 @@ noise settings of the other ``noise_offset_type``.
 
 The model keeps such values (a user who switches the LoRA type back gets them again, and a save writes them), as
 the kohya_ss GUI keeps hidden fields; the launch leaves them out (``applies`` for the TOML and ``network_args``,
-``NOISE_TYPE_FIELDS`` for the noise options). Loading a file reports each one so no typed value vanishes silently.
+``NOISE_TYPE_FIELDS`` for the noise options). Loading a file reports each one so no typed value vanishes silently
+(a field of another model family is left to validation, which warns about it while it stays set).
 """
 from __future__ import annotations
 
@@ -57,8 +58,11 @@ def unused_reason(meta: FieldMeta, cfg: TrainingConfig) -> str | None:
 def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
     """One note per field in ``names`` whose value in ``cfg`` is set (see :func:`is_unset`) but not used by
     ``cfg``'s command (see :func:`unused_reason`), in ``names`` order, worded
-    ``"<field>: <value> kept, not used: <reason>"``. Names that are not fields are skipped."""
+    ``"<field>: <value> kept, not used: <reason>"``. Names that are not fields are skipped, and so is a field
+    of another model family: validation warns about that one at every edit (the family-fields rule), and one
+    message per value is enough."""
     notes: list[str] = []
+    fam = family(cfg)
     for name in names:
         try:
             meta = field_meta(name)
@@ -68,6 +72,8 @@ def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
         if is_unset(meta, value):
             continue
         why = unused_reason(meta, cfg)
-        if why:
+        other_family = meta.families is not None and fam not in meta.families and (
+            meta.lora_types is None or cfg.LoRA_type in meta.lora_types)
+        if why and not other_family:
             notes.append(f"{name}: {value!r} kept, not used: {why}")
     return notes

@@ -142,9 +142,8 @@ def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
         if _is_unset(meta.kind, value, meta.zero_unset):
             continue
         if not applies(meta, cfg):
-            if value != meta.default:
-                fams = ", ".join(meta.families or ())
-                notes.append(f"{meta.name}: not written, it applies to {fams} and this is a {fam} run")
+            # No note: loading reports a value kept for another LoRA type, and validate warns about one set for
+            # another family (saying it a third time here was noise).
             continue
         if meta.name in _NOISE_ORIGINAL and cfg.noise_offset_type != "Original":
             continue

@@ -22,6 +22,7 @@ from lora_tui.plan.launch import (
 )
 
 from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS, BUNDLED_ONLY_SCRIPTS  # noqa: E402
+from lora_tui.plan.rules import validate  # noqa: E402
 
 ARGS = sd_scripts_args()
 NOW = datetime(2026, 11, 29, 10, 11, 12)
@@ -117,7 +118,10 @@ def test_sdxl_only_key_on_sd15_is_dropped_with_a_note():
     cfg = config_from_dict({"sdxl": False, "sdxl_cache_text_encoder_outputs": True, "sdxl_no_half_vae": True}).config
     data, notes = toml_dict(cfg)
     assert "cache_text_encoder_outputs" not in data and "no_half_vae" not in data
-    assert any(n.startswith("sdxl_cache_text_encoder_outputs:") for n in notes)
+    # said once, by validation (a launch note too was noise)
+    assert not any(n.startswith(("sdxl_cache_text_encoder_outputs:", "sdxl_no_half_vae:")) for n in notes)
+    warned = {p.field for p in validate(cfg, None, AppSettings()) if "applies to SDXL only" in p.message}
+    assert warned == {"sdxl_cache_text_encoder_outputs", "sdxl_no_half_vae"}
     cfg.sdxl = True
     data, _ = toml_dict(cfg)
     assert data["cache_text_encoder_outputs"] is True and data["no_half_vae"] is True
@@ -156,8 +160,10 @@ def test_warmup_ratio_or_steps():
 
 def test_v2_flag_only_for_sd2():
     assert tomllib.loads(toml_text(TrainingConfig(v2=True)))["v2"] is True
-    data, notes = toml_dict(TrainingConfig(v2=True, sdxl=True))
-    assert "v2" not in data and any(n.startswith("v2:") for n in notes)
+    cfg = TrainingConfig(v2=True, sdxl=True)
+    data, notes = toml_dict(cfg)
+    assert "v2" not in data and not any(n.startswith("v2:") for n in notes)
+    assert [p.severity for p in validate(cfg, None, AppSettings()) if p.field == "v2"] == ["error"]
 
 
 def test_argument_strings_split_with_shell_rules():

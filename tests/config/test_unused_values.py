@@ -46,7 +46,8 @@ def test_small_json_every_unused_value_is_named_with_the_reason():
     for field in ("conv_dim", "use_cp", "train_on_input", "factor"):
         note = _note(notes, field)
         assert "LoRA_type 'Standard'" in note and "not used" in note, note
-    assert "SDXL" in _note(notes, "sdxl_no_half_vae") and "SD1" in _note(notes, "sdxl_no_half_vae")
+    # a field of another family is validation's to report (once, while it stays set), not the loader's too
+    assert not [n for n in notes if "sdxl_no_half_vae" in n]
     assert "noise_offset_type is 'Multires'" in _note(notes, "noise_offset")
     # kohya_ss's own defaults (0 = unset, off) and values that are used are not reported
     assert not [n for n in notes if n.startswith(("constrain: ", "rank_dropout: ", "multires_noise_iterations: "))]
@@ -109,3 +110,16 @@ def test_preset_over_the_form_reports_only_what_the_preset_sets():
     assert result.config.conv_dim == 16 and result.config.use_cp is True
     assert "'Standard'" in _note(result.notes, "conv_dim")
     assert not [n for n in result.notes if n.startswith("use_cp: ")]
+
+
+def test_a_field_of_another_family_is_reported_once():
+    """The trial saw sdxl_no_half_vae three times for an SD1.5 file (load note, launch note, validate warning)."""
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.plan.rules import validate
+
+    for name in ("sd15 - LoKr v1.1.json", "flux1D - adamw8bit fp8.json"):
+        result = load_config_file(SHARED / "fixtures" / "kohya_presets" / name)
+        assert result.config.sdxl_no_half_vae is True
+        said = [n for n in result.notes + toml_dict(result.config)[1] if "sdxl_no_half_vae" in n]
+        said += [p.message for p in validate(result.config, None, AppSettings()) if "sdxl_no_half_vae" in p.message]
+        assert len(said) == 1 and "applies to SDXL only" in said[0], said
