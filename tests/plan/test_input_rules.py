@@ -84,7 +84,8 @@ def test_an_invalid_value_gets_only_its_error(tmp_path):
         assert [p.severity for p in by_field[field]] == ["error"], by_field[field]
     assert "does not exist" in by_field["pretrained_model_name_or_path"][0].message
     # an output folder the run will create is not an error: its relative-path warning stays
-    assert [p.severity for p in by_field["output_dir"]] == ["warning"] and "relative" in by_field["output_dir"][0].message
+    out_dir = by_field["output_dir"]
+    assert [p.severity for p in out_dir] == ["warning"] and "relative" in out_dir[0].message
     # with a valid epoch the step warning comes back once the value is fixed (here: unset, so the default runs)
     fixed = problems_of(epoch=0, max_train_steps=None, max_train_epochs=None, train_data_dir=str(tmp_path / "img"),
                         caption_extension=".txt")
