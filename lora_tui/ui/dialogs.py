@@ -9,6 +9,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, OptionList
@@ -112,7 +113,8 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
             name, origin = str(getattr(ref, "name", ref)), str(getattr(ref, "origin", ""))
             if needle and needle not in name.lower():
                 continue
-            opts.append(Option(f"{name}  [dim]{origin}[/]", id=str(i)))
+            # The origin leads: a name too long for the list ends in "…" (app.tcss) and must not take it along.
+            opts.append(Option(Content.assemble((f"{origin:<9}", "dim"), name), id=str(i)))
         lst.add_options(opts)
         if opts:
             lst.highlighted = 0

@@ -1,4 +1,4 @@
-"""An 80x24 terminal (SSH) as a new user's trial saw it: nothing is cut without a "…" (title bar, problems title,
+"""An 80x24 terminal (SSH) as a new user's trial saw it: nothing is cut without a "…" (title bar, problems title, dialogs,
 footer, a long placeholder), the run keys stay in the footer, the problems list folds to a summary line (the
 fields carry the messages), empty inputs say what empty means, and "Max train steps" shows one face for unset
 whether the config holds 0 (the demo) or None (the same JSON reloaded). At 120x40 the full list and every key
@@ -24,6 +24,23 @@ def words(app, widget) -> str:
 
 def footer_row(app) -> str:
     return screen_text(app).split("\n")[-1]
+
+
+def assert_dialog_fits(app) -> None:
+    """The open dialog lies inside the screen with its border painted on every row (left and right edges)."""
+    box = app.screen.query_one(".dialog")
+    region, (width, height) = box.region, app.size
+    assert region.x >= 0 and region.right <= width and region.bottom <= height, (app.screen.id, region)
+    rows = screen_text(app).split("\n")[region.y:region.bottom]
+    assert rows[0][region.x:region.right].strip("▀█") == "", rows[0]
+    assert all(row[region.x] == "█" and row[region.right - 1] == "█" for row in rows), "\n".join(rows)
+
+
+async def open_dialog(pilot, app, key: str, dialog_id: str) -> None:
+    await pilot.press(key)
+    await wait_for(pilot, lambda: app.screen.id == dialog_id, timeout=5)
+    await pilot.pause(0.2)
+    assert_dialog_fits(app)
 
 
 async def test_80x24_cuts_nothing_bare_and_folds_the_problem_list(settings, tmp_path):
@@ -95,6 +112,26 @@ async def test_80x24_cuts_nothing_bare_and_folds_the_problem_list(settings, tmp_
         assert "epoch" in app.field_errors and painted(app, "#f-epoch")[0] == "required"
         await type_into(pilot, app, "epoch", "2")
         assert not app.field_errors
+
+        # Every dialog fits 80 columns, its border whole: F1 help wraps its text rather than cutting it.
+        await open_dialog(pilot, app, "f1", "notes-dialog")
+        notes = app.screen.query_one("#notes-list")
+        help_text = str(notes.get_option_at_index(0).prompt)
+        assert " ".join(help_text.split()) in words(app, notes)
+        await pilot.press("escape")
+        # The picker: a preset name too long for the list ends in "…" after its origin.
+        long_name = "SDXL - LoRA kudou-reira dadaptadam v1.1 from the shared drive of the team, copy 2"
+        settings.presets_dir.mkdir(parents=True, exist_ok=True)
+        (settings.presets_dir / f"{long_name}.json").write_text(json.dumps(config_to_dict(app.config)))
+        await open_dialog(pilot, app, "ctrl+o", "open-dialog")
+        entry = next(line.strip() for line in painted(app, app.screen.query_one("#open-list")) if "SDXL" in line)
+        assert entry.startswith("user     SDXL - LoRA kudou-reira") and entry.endswith("…"), entry
+        await pilot.press("escape")
+        for key, dialog_id in (("ctrl+s", "save-dialog"), ("ctrl+n", "notes-dialog")):
+            await wait_for(pilot, lambda: app.screen.id == "_default", timeout=5)
+            await open_dialog(pilot, app, key, dialog_id)
+            await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen.id == "_default", timeout=5)
 
         # The Advanced form's narrow editors: a placeholder too long for the box ends in "…".
         await pilot.press("f3")
