@@ -1,5 +1,5 @@
-"""An 80x24 terminal (SSH) as a new user's trial saw it: nothing is cut without a "…" (title bar, problems title, dialogs,
-footer, a long placeholder), the run keys stay in the footer, the problems list folds to a summary line (the
+"""An 80x24 terminal (SSH) as a new user's trial saw it: nothing is cut without a "…" (title bar, problems title,
+dialogs, footer, a long placeholder), the run keys stay in the footer, the problems list folds to a summary line (the
 fields carry the messages), empty inputs say what empty means, and "Max train steps" shows one face for unset
 whether the config holds 0 (the demo) or None (the same JSON reloaded). At 120x40 the full list and every key
 come back."""
