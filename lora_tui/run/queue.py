@@ -374,8 +374,9 @@ class QueueRunner:
             try:
                 job = self.launch(item)
             except Exception as exc:  # a bad snapshot must not stop the queue: record it, go on next tick
-                return self.queue.mark(item.id, "error", message=f"{type(exc).__name__}: {exc}",
-                                       ended=time.time())
+                # A refused plan or a bad value (ValueError) speaks for itself; other errors keep their type name
+                why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                return self.queue.mark(item.id, "error", message=why, ended=time.time())
             self.current = job
             return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
 

@@ -184,7 +184,11 @@ class StartFlow:
         except Exception as exc:
             self.notify(f"Not queued: {exc}", severity="error", timeout=10)
             return
-        when = ("the queue is paused: p on the Run view resumes it" if paused
-                else "it starts when the running job ends")
+        if paused:
+            when = "the queue is paused: p on the Run view resumes it"
+        elif self.job_running:
+            when = "it starts when the running job ends"
+        else:  # the palette's "Queue this config" with nothing running: the next queue tick starts it
+            when = "it starts in a moment (nothing is running)"
         self.notify(f"Queued “{item.label}”: {when}.", timeout=6)
         self._queue_tick()

@@ -166,5 +166,6 @@ async def test_queue_this_config_from_the_palette_checks_then_queues(settings, t
         app.action_queue_config()
         await wait_for(pilot, lambda: labels_and_status(settings) == [("queued_face", "pending")], timeout=20)
         assert not app.job_running  # queued, not launched
+        assert any("“queued_face”: the queue is paused" in str(n.message) for n in app._notifications)
         config = Queue(settings=settings).items()[0].config
         assert config["output_name"] == "queued_face" and config["train_data_dir"].endswith("img")

@@ -48,6 +48,7 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
             await pilot.press("enter")  # "Queue it" is the default button
             await wait_for(pilot, lambda: app.screen.id != "queue-dialog")
             await wait_for(pilot, lambda: any(i.label == label for i in Queue(settings=settings).items()))
+        assert any("“two”: it starts when the running job ends" in str(n.message) for n in app._notifications)
         # Queueing "two" again: no file yet, but the waiting item "two" will write it: asked, and Enter cancels.
         app.action_queue_config()
         await wait_for(pilot, lambda: app.screen.id == "queued-output-dialog", timeout=15)
