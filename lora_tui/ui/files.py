@@ -5,6 +5,7 @@ or kohya_ss / lora-tui JSON file (ctrl+o, `load_file`, `load_config`), the load 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
 
 
 class ConfigFiles:
-    """Loads replace the whole config (presets apply over the form's values, files take defaults for missing keys)
-    and tell the user what they converted in one toast (`announce_load`); saves write kohya_ss keys and make the
-    saved file the default target of the next ctrl+s.
+    """Loads replace the whole config (presets apply over the form's values, resetting a kept value they make
+    invalid; files take defaults for missing keys) and tell the user what they converted in one toast
+    (`announce_load`); saves write kohya_ss keys and make the saved file the default target of the next ctrl+s.
 
     Bindings served: ctrl+o (`action_open`, `#open-dialog`), ctrl+s (`action_save`, `#save-dialog`), ctrl+n
     (`action_show_notes`, `#notes-dialog`). Messages handled: none (the dialogs answer through callbacks).
@@ -40,12 +41,36 @@ class ConfigFiles:
 
     def announce_load(self, title: str, notes: list[Any]) -> None:
         """One notification summing up a load's notes (`dialogs.summarize_notes`); the notes themselves stay in
-        `app.load_notes` for ctrl+n (`#notes-dialog`). One toast, not one per note: they covered the panel."""
+        `app.load_notes` for ctrl+n (`#notes-dialog`). One toast, not one per note: they covered the panel.
+
+        The toast and the notes say the same about the keys the file lacked: "N settings kept from the form"
+        (a preset applied over the form) or "N settings took defaults" (a file), and "N invalid values took
+        defaults" for kept values a preset made invalid (`load_file`)."""
         from lora_tui.ui.dialogs import summarize_notes
 
-        self.load_notes = (title, [str(n) for n in notes])
+        from lora_tui.config.presets import RESET_NOTE_MARK
+
+        texts = [_missing_note_worded(str(n)) for n in notes]
+        self.load_notes = (title, texts)
+        # These two are counted here (summarize_notes would call them "defaults" and "notes"), in the notes' words.
+        parts, rest, resets = [], [], 0
+        for note in texts:
+            m = _MISSING_NOTE.match(note)
+            if m:
+                n = int(m.group(1))
+                parts.append(f"{n} setting{'s' * (n != 1)} {m.group(2)}")
+            elif RESET_NOTE_MARK in note:
+                resets += 1
+            else:
+                rest.append(note)
+        if resets:
+            parts.append(f"{resets} invalid value{'s' * (resets != 1)} took "
+                         f"{'its default' if resets == 1 else 'defaults'}")
+        summary = summarize_notes(title, rest)
+        if parts:
+            summary += (", " if summary != title else ": ") + ", ".join(parts)
         more = " · ctrl+n: details" if notes else ""
-        self.notify(summarize_notes(title, self.load_notes[1]) + more, title="Loaded", timeout=6)
+        self.notify(summary + more, title="Loaded", timeout=6)
 
     def action_show_notes(self) -> None:
         """ctrl+n: what the last load did (converted values, legacy and ignored keys, defaults), one per line."""
@@ -92,7 +117,10 @@ class ConfigFiles:
         """Load a preset or kohya_ss / lora-tui JSON file into the form; errors are shown, never raised.
 
         With `over_current` (presets) the keys the file lacks keep the form's values; otherwise they take the
-        defaults (design.md: loading a config sets every field). Either way the user is told which.
+        defaults (design.md: loading a config sets every field). Either way the user is told which. A kept value
+        that the preset makes an error under the plan's validation (SDXL's bucket_reso_steps 32 under an SD1.x
+        preset) takes its default instead when that is no error, with a note (`presets.reset_invalid_kept`;
+        paths and output names are never reset).
         """
         from lora_tui.config.kohya_json import load_config_file
 
@@ -101,11 +129,38 @@ class ConfigFiles:
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
             return False
-        self.load_config(result.config, (), source=None if over_current else Path(path),
+        config, notes = result.config, list(result.notes)
+        if over_current:
+            config, resets = self._reset_invalid_kept(config, result.defaulted)
+            if resets:
+                notes = resets + _without_reset(notes, result.defaulted, [r.partition(":")[0] for r in resets])
+        self.load_config(config, (), source=None if over_current else Path(path),
                          label=f"preset {Path(path).stem}" if over_current else None)
         what = "Applied preset" if over_current else "Loaded"
-        self.announce_load(f"{what} {Path(path).name}", result.notes)
+        self.announce_load(f"{what} {Path(path).name}", notes)
         return True
+
+    def _reset_invalid_kept(self, config: TrainingConfig, kept: list[str]) -> tuple[TrainingConfig, list[str]]:
+        """`presets.reset_invalid_kept` under the plan's validation (the last scan when it is for these folders,
+        else none: the folders are kept, so it usually is). A validation bug keeps the config as loaded."""
+        from lora_tui.config.presets import reset_invalid_kept
+        from lora_tui.plan import validate
+
+        scan = getattr(getattr(self, "plan", None), "scan", None)
+        if scan is not None and not scan.matches(config):
+            scan = None
+
+        def errors_of(cfg: TrainingConfig) -> dict[str, str]:
+            errors: dict[str, str] = {}
+            for p in validate(cfg, scan, self.settings):
+                if p.severity == "error":
+                    errors.setdefault(p.field, p.message)
+            return errors
+
+        try:
+            return reset_invalid_kept(config, kept, errors_of)
+        except Exception:  # the plan shows its own failure; the load itself must still happen
+            return config, []
 
     def action_save(self) -> None:
         """ctrl+s: save the config as JSON (kohya_ss keys) where the user says."""
@@ -133,6 +188,37 @@ class ConfigFiles:
         self.source, self.clean_config = Path(path).name, self.config
         self._refresh_title()
         self.notify(f"Saved {path}", timeout=4)
+
+
+_MISSING_NOTE = re.compile(r"(\d+) settings not in the file (kept from the form|took defaults)\b")
+
+
+def _missing_note_worded(note: str) -> str:
+    """kohya_json's "N settings not in the file keep their current values / take defaults: ..." in the words the
+    toast uses ("kept from the form", "took defaults"), so that ctrl+n and the toast agree."""
+    return re.sub(r"^(\d+ settings not in the file) (?:keep their current values|take defaults)\b",
+                  lambda m: m.group(1) + (" kept from the form" if "current" in m.group(0) else " took defaults"),
+                  note)
+
+
+def _without_reset(notes: list[str], missing: list[str], reset: list[str]) -> list[str]:
+    """`notes` with the "N settings not in the file ..." line counting and naming only the fields still kept
+    (`missing` less `reset`): a reset field took its default, it was not kept."""
+    kept = [name for name in missing if name not in reset]
+    out = []
+    for note in notes:
+        m = re.match(r"(\d+) settings not in the file ([^:]+): ", note)
+        if m and int(m.group(1)) == len(missing):
+            if not kept:
+                continue
+            shown = ", ".join(kept[:_NAMES_SHOWN]) + (
+                f" and {len(kept) - _NAMES_SHOWN} more" if len(kept) > _NAMES_SHOWN else "")
+            note = f"{len(kept)} settings not in the file {m.group(2)}: {shown}"
+        out.append(note)
+    return out
+
+
+_NAMES_SHOWN = 12  # as kohya_json's note
 
 
 DEFAULT_PRESET = "sdxl-face-lora"
