@@ -385,7 +385,7 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         for name in missing:
             values[name] = getattr(base, name)
     if missing:
-        source = "keep their current values" if base is not None else "take defaults"
+        source = "kept from the form" if base is not None else "took defaults"
         shown = ", ".join(missing[:_NAMES_SHOWN]) + (
             f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else "")
         notes.append(f"{len(missing)} settings not in the file {source}: {shown}")

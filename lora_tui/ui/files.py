@@ -50,7 +50,7 @@ class ConfigFiles:
 
         from lora_tui.config.presets import RESET_NOTE_MARK
 
-        texts = [_missing_note_worded(str(n)) for n in notes]
+        texts = [str(n) for n in notes]
         self.load_notes = (title, texts)
         # These two are counted here (summarize_notes would call them "defaults" and "notes"), in the notes' words.
         parts, rest, resets = [], [], 0
@@ -191,14 +191,6 @@ class ConfigFiles:
 
 
 _MISSING_NOTE = re.compile(r"(\d+) settings not in the file (kept from the form|took defaults)\b")
-
-
-def _missing_note_worded(note: str) -> str:
-    """kohya_json's "N settings not in the file keep their current values / take defaults: ..." in the words the
-    toast uses ("kept from the form", "took defaults"), so that ctrl+n and the toast agree."""
-    return re.sub(r"^(\d+ settings not in the file) (?:keep their current values|take defaults)\b",
-                  lambda m: m.group(1) + (" kept from the form" if "current" in m.group(0) else " took defaults"),
-                  note)
 
 
 def _without_reset(notes: list[str], missing: list[str], reset: list[str]) -> list[str]:

@@ -125,14 +125,14 @@ def test_loading_sets_every_field_and_says_which_took_defaults():
     start = TrainingConfig(network_dim=128, output_name="old")
     result = config_from_dict({"epoch": 4})
     assert result.config.network_dim == 8 and result.config.output_name == "last"
-    missing = [n for n in result.notes if "not in the file take defaults" in n]
+    missing = [n for n in result.notes if "not in the file took defaults" in n]
     assert len(missing) == 1 and "epoch," not in missing[0]
     assert "network_dim" in result.defaulted and "epoch" not in result.defaulted
     assert len(result.defaulted) == len(all_field_meta()) - 1
     # applying a preset over the current form keeps what the preset does not mention
     over = config_from_dict({"epoch": 4}, base=start)
     assert over.config.network_dim == 128 and over.config.epoch == 4
-    assert any("keep their current values" in n for n in over.notes)
+    assert any("kept from the form" in n for n in over.notes)
 
 
 def test_every_field_non_default_survives_save_and_load(tmp_path):
@@ -168,7 +168,7 @@ def test_windows_paths_round_trip_through_json(tmp_path):
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_our_presets_load_cleanly(path):
     result = load_config_file(path)
-    assert all("not in the file take defaults" in n for n in result.notes), result.notes
+    assert all("not in the file took defaults" in n for n in result.notes), result.notes
 
 
 def test_additional_parameters_that_a_field_holds_move_into_it():
