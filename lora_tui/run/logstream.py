@@ -27,11 +27,14 @@ def strip_ansi(text: str) -> str:
 
 
 def _terminal_view(segment: str) -> str:
-    """What a terminal would show for one line holding carriage returns: the text after the last ``\\r``.
+    """What a terminal would show for one line holding carriage returns: the text after the last ``\\r``,
+    ANSI stripped, without trailing blanks.
 
-    Trailing ``\\r``s are ignored: ``"abc\\r"`` still shows ``abc`` until something overwrites it.
+    Trailing ``\\r``s are ignored: ``"abc\\r"`` still shows ``abc`` until something overwrites it. Trailing
+    blanks show as nothing on a terminal, but tqdm pads a status shorter than the one before with spaces (to blank
+    its leftovers), and a pane that folds lines would put that padding on a row of its own: a blank line.
     """
-    return segment.rstrip("\r").rsplit("\r", 1)[-1]
+    return strip_ansi(segment.rstrip("\r").rsplit("\r", 1)[-1]).rstrip()
 
 
 class LineSplitter:
@@ -39,7 +42,7 @@ class LineSplitter:
 
     - UTF-8 is decoded incrementally (a character split across two chunks survives; bad bytes become U+FFFD).
     - ``\\r\\n`` counts as one newline, also when the two bytes arrive in different chunks.
-    - A completed line keeps only the text after its last ``\\r``; ANSI codes are stripped.
+    - A completed line keeps only the text after its last ``\\r``, trailing blanks removed; ANSI codes are stripped.
     - ``live`` is the current unfinished line as a terminal would show it (a tqdm bar between updates).
     - A line longer than ``max_line_chars`` without any ``\\r`` or ``\\n`` is cut into pieces of that size, so a
       runaway writer cannot grow memory without bound.
@@ -62,7 +65,7 @@ class LineSplitter:
     def close(self) -> list[str]:
         """End of stream: return the unfinished line (if it holds any text) as a last completed line."""
         lines = self._push(self._decoder.decode(b"", final=True))
-        tail = strip_ansi(_terminal_view(self._partial))
+        tail = _terminal_view(self._partial)
         self._partial = ""
         if tail:
             lines.append(tail)
@@ -71,7 +74,7 @@ class LineSplitter:
     @property
     def live(self) -> str:
         """The current unfinished line as shown on a terminal (ANSI stripped); ``""`` when there is none."""
-        return strip_ansi(_terminal_view(self._partial))
+        return _terminal_view(self._partial)
 
     def _push(self, text: str) -> list[str]:
         if not text:
@@ -83,7 +86,7 @@ class LineSplitter:
                 if "\r" in p:
                     self.overwritten.extend(strip_ansi(seg) for seg in p.rstrip("\r").split("\r")[:-1] if seg)
         self._partial = self._compact(parts.pop())
-        lines = [strip_ansi(_terminal_view(p)) for p in parts]
+        lines = [_terminal_view(p) for p in parts]
         while len(self._partial) > self._max:
             lines.append(strip_ansi(self._partial[: self._max]))
             self._partial = self._partial[self._max:]

@@ -400,7 +400,8 @@ class WrapLog(Log):
         """Append `lines` (each may hold several lines); see `Log.write_lines`."""
         lines = [part for line in lines for part in line.splitlines()]
         process = self._process_line
-        self._cells.extend(cell_len(process(line)) for line in lines)
+        # trailing blanks (tqdm's padding) take no row of their own: a terminal shows them as nothing
+        self._cells.extend(cell_len(process(line).rstrip()) for line in lines)
         self._starts = None
         at_end = self._following or self.is_vertical_scroll_end
         super().write_lines(lines, scroll_end=False)
@@ -413,7 +414,7 @@ class WrapLog(Log):
     def write(self, data: str, scroll_end: bool | None = None) -> Self:
         """Append raw text (a partial line continues the last one); see `Log.write`."""
         super().write(data, scroll_end=scroll_end)
-        self._cells = [cell_len(self._process_line(line)) for line in self._lines]
+        self._cells = [cell_len(self._process_line(line).rstrip()) for line in self._lines]
         self._starts = None
         self._set_rows()
         return self

@@ -72,3 +72,16 @@ def test_overwritten_bar_states_are_kept_on_request_once_each():
     s.feed(b"\rsteps: 3/4 c\rsteps: 4/4 d\nnext\n")
     assert s.overwritten == ["steps: 1/4 a", "steps: 2/4 b", "steps: 3/4 c"]
     assert LineSplitter().overwritten == []
+
+
+def test_tqdm_padding_after_a_shorter_status_is_not_kept():
+    # tqdm pads a status shorter than the one before with spaces; a folding log pane showed that padding as a
+    # blank row after some steps (a trial's "Average key norm" bar at 80 columns).
+    long = "steps:   1%|          | 2/320 [00:01<03:31,  1.50it/s, Average key norm=0.00407, avr_loss=0.921]"
+    short = "steps:   1%|          | 2/320 [00:01<03:31,  1.50it/s, Average key norm=0.0041, avr_loss=0.921]"
+    s = LineSplitter(keep_overwritten=True)
+    assert s.feed(f"\r{long}\r{short}  \x1b[0m ".encode()) == []
+    assert s.live == short
+    assert s.feed(b"\nLORA_TUI_PROGRESS {}\nplain text with blanks \t \n") == [
+        short, "LORA_TUI_PROGRESS {}", "plain text with blanks"]
+    assert s.overwritten == [long]

@@ -111,6 +111,11 @@ async def test_wraplog_refolds_on_resize_and_keeps_rows_in_step_when_pruning():
             await pilot.pause()
             painted_rows = [line[:fold] for line in screen_text(app).split("\n")[:10]]
             assert "".join(painted_rows).rstrip().endswith(lines[-1]), painted_rows
+        # Trailing blanks (tqdm's padding) past the fold take no row: a trial saw them as blank log lines.
+        log.write_lines(["y" * fold + "  ", "z" * (fold - 1) + "   "])
+        await pilot.pause()
+        assert log.virtual_size.height == sum(-(-len(line.rstrip()) // fold) for line in log.lines)
+        assert log.lines[-1].endswith("z   ")
 
 
 async def test_wraplog_keeps_following_when_its_pane_shrinks_and_stops_when_scrolled_up():
