@@ -4,7 +4,7 @@
 Validation runs at every keystroke, so each answer is cached for the process lifetime, keyed by interpreter path
 and package: this interpreter is asked through ``importlib.util.find_spec`` (nothing is imported), another one
 through one short subprocess (``<python> -c ...find_spec...``, no shell). Installing the package while lora-tui runs
-is seen after ``package_importable.cache_clear()`` or a restart.
+is seen at the next Start (which calls ``forget_package_answers``) or after a restart.
 """
 from __future__ import annotations
 
@@ -50,3 +50,11 @@ def pip_command(python: str) -> str:
     if os.path.isfile(pip):
         return f"{pip} install"
     return f"{python} -m pip install"
+
+
+def forget_package_answers() -> None:
+    """Drop every cached answer of :func:`package_importable` and the import system's directory caches, so a
+    package installed from another shell since (``pip install lycoris-lora`` after the error told how) is found
+    by the next check. Called by Start before its last validation; cheap (no I/O)."""
+    package_importable.cache_clear()
+    importlib.invalidate_caches()

@@ -46,7 +46,9 @@ class StartFlow:
 
     async def _start(self, queue_only: bool = False) -> None:
         from lora_tui.plan import make_plan
+        from lora_tui.plan.trainer_packages import forget_package_answers
 
+        forget_package_answers()  # a trainer package (lycoris-lora) installed since the last check counts now
         cfg = self.config
         if not self.field_errors:
             self._plan_gen += 1

@@ -80,3 +80,23 @@ def test_pip_command_uses_the_venv_pip_when_there_is_one(tmp_path):
     assert pip_command(str(py)) == f"{py} -m pip install"
     (tmp_path / "bin" / "pip").write_text("", encoding="utf-8")
     assert pip_command(str(py)) == f"{tmp_path / 'bin' / 'pip'} install"
+
+
+def test_a_package_installed_since_counts_after_forget_package_answers(tmp_path):
+    # Start calls forget_package_answers: the user who read the error and ran pip in another shell is not told
+    # again from a stale cache.
+    from lora_tui.plan.trainer_packages import forget_package_answers
+
+    site = tmp_path / "site"
+    site.mkdir()
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec "{sys.executable}" -S "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
+    assert package_importable(str(python), "lycoris") is False
+    (site / "lycoris").mkdir()
+    (site / "lycoris" / "__init__.py").write_text("", encoding="utf-8")
+    assert package_importable(str(python), "lycoris") is False  # cached for the keystrokes in between
+    forget_package_answers()
+    assert package_importable(str(python), "lycoris") is True
+    assert lycoris_problems("LyCORIS/LoKr", AppSettings(python=str(python))) == []
