@@ -128,6 +128,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._starting = False
         self.job: Any = None
         self.last_exit: int | None = None
+        self.last_outcome = ""  # the title's word for how the followed job ended ("stopped · saved x"), "" = as exit
         self.stop_presses = 0
         self._exit_after_job = False
         self._escalation_timer: Any = None
