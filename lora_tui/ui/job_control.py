@@ -4,6 +4,7 @@ escalation, and quitting while it runs. Mixed into `LoraApp` (`JobControl`); `jo
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lora_tui.ui.runview import RunView
@@ -28,6 +29,7 @@ class JobControl:
             job = load_job(job, self.settings)
         self.job = job
         self.last_exit = None
+        self.last_outcome = ""
         self.stop_presses = 0
         self._cancel_escalation()
         self.job_running = True
@@ -41,7 +43,7 @@ class JobControl:
         message.stop()
         if self.widgets_gone():  # the app is closing; the supervisor has recorded the end
             return
-        from lora_tui.run.progress import exit_hint
+        from lora_tui.run.progress import exit_hint, stop_outcome
 
         job, exit_code = message.job, message.exit_code
         self._cancel_escalation()
@@ -49,6 +51,7 @@ class JobControl:
         stopped = self.stop_presses > 0 or bool(job.stop_signals)
         hint = exit_hint(exit_code, prog.exception if prog else None, stopped)
         self.last_exit = exit_code
+        self.last_outcome = ""
         self.job_running = False
         # A stopped job is not a failure (its KeyboardInterrupt traceback is expected): no failure box, and the
         # status says what the Stop left behind rather than what a trainer might do.
@@ -56,14 +59,19 @@ class JobControl:
         code = "unknown" if exit_code is None else str(exit_code)
         status = f" ({message.status})" if message.status else ""
         if stopped and exit_code != 0:
-            from lora_tui.run.progress import stop_outcome
-
             how = f" ({message.status})" if message.status not in (None, "stopped") else ""  # e.g. killed
             signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so
             headline = f"Job {job.id} stopped{how} · {stop_outcome(prog)} · exit code {code}{signal_note}"
         else:
             saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
             headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
+        if stopped and message.status in ("stopped", "killed"):
+            # The exit code of a Stop says how the launcher passed the interrupt on (accelerate turns the ranks'
+            # 130 into 1): the title says what the user asked for and what it left, not a failure's "exit 1".
+            outcome = stop_outcome(prog)
+            if outcome.startswith("saved "):
+                outcome = "saved " + Path(outcome.removeprefix("saved ")).name
+            self.last_outcome = f"{message.status} · {outcome}"
         self.query_one(RunView).show_end(headline, bad)
         self._refresh_title()
         self.notify(headline, severity="error" if bad else "information", timeout=10)

@@ -332,7 +332,8 @@ class RunView(Vertical):
         rows = []
         for item in items:
             mark = marks.get(item.status, "✖")
-            code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) else ""
+            # A stopped item's exit code is how the launcher passed the interrupt on (1 or 130), not a failure's.
+            code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) and item.status != "stopped" else ""
             rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)

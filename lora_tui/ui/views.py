@@ -66,7 +66,11 @@ class ViewSwitching:
         job = ""
         if self.job is not None:
             job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
-            if not self.job_running and self.last_exit is not None:
+            if self.job_running:
+                pass
+            elif self.last_outcome:  # a Stop: "stopped · saved x.safetensors", no exit code (JobControl)
+                job = f" · job {self.job.id}: {self.last_outcome}"
+            elif self.last_exit is not None:
                 job += f" (exit {self.last_exit})"
         text = f"[b]lora-tui[/b] · {escape(source)} · {self.family_label()} · view: {self.view}{job}"
         if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke

@@ -5,9 +5,10 @@ from __future__ import annotations
 from textual.widgets import Log
 
 from lora_tui.run.jobs import start_job
+from lora_tui.run.queue import QueueItem
 from lora_tui.ui.app import LoraApp
 
-from ui_helpers import SIZE, fake, static_text, wait_for
+from ui_helpers import SIZE, fake, painted, static_text, wait_for
 
 
 async def test_log_follows_end_through_plot_and_stop_until_user_scrolls_up(settings, tmp_path):
@@ -41,6 +42,9 @@ async def test_log_follows_end_through_plot_and_stop_until_user_scrolls_up(setti
         status = static_text(app.query_one("#run-status"))
         assert f"stopped · saved {tmp_path / 'chatty-interrupted.safetensors'}" in status
         assert not app.query_one("#failure").display
+        # The title says what the Stop did, not an exit code that reads as a failure.
+        title = static_text(app.query_one("#title-bar"))
+        assert title.endswith(f"job {app.job.id}: stopped · saved chatty-interrupted.safetensors"), title
 
 
 async def test_stop_before_training_says_nothing_saved_without_failure_box(settings, tmp_path):
@@ -57,3 +61,12 @@ async def test_stop_before_training_says_nothing_saved_without_failure_box(setti
         assert "saved before exiting" not in status
         assert not app.query_one("#failure").display  # the KeyboardInterrupt traceback is not a failure
         assert app.query_one("#log", Log).is_vertical_scroll_end
+        title = static_text(app.query_one("#title-bar"))
+        assert title.endswith(f"job {app.job.id}: stopped · nothing saved") and "exit" not in title, title
+        # The queue list: a stopped item without its launcher's exit code, a failed one with its own.
+        run = app.query_one("#run")
+        run.show_queue([QueueItem("a", "first", status="stopped", exit_code=1),
+                        QueueItem("b", "second", status="failed", exit_code=1)])
+        await pilot.pause()
+        rows = [line.strip(" │╭╮╰╯─") for line in painted(app, run.query_one("#queue"))]
+        assert rows[:2] == ["■ first (stopped)", "✖ second (failed, exit 1)"], rows
