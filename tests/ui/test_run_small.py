@@ -79,6 +79,7 @@ async def test_a_failed_run_at_80x24_shows_the_error_the_last_lines_and_the_log(
         assert flat(painted(app, tail)).endswith(error), painted(app, tail)
         assert flat(painted(app, log)).endswith(error), painted(app, log)
         assert "step 30/100" in painted(app, app.query_one("#run-stats"))
+        assert painted(app, app.query_one("#progress")).endswith("30%")  # the bar gives way to its percentage
 
 
 async def test_at_120x40_the_plot_keeps_its_rows_and_the_log_more(settings, tmp_path):
