@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from lora_tui.ui.runview import RunView
 
 TERM_GRACE_S = 5.0  # SIGTERM → SIGKILL, as `Job.stop` does
@@ -34,7 +36,9 @@ class JobControl:
         self._cancel_escalation()
         self.job_running = True
         pid = job.state.get("child_pid") or job.state.get("pid") or "?"
-        self.query_one(RunView).follow(job, f"Job {job.id} running · pid {pid} · log {job.log_path}")
+        name = str((job.state.get("meta") or {}).get("output_name") or "").strip()  # which run this is, at a glance
+        output = f" · output {name}" if name else ""
+        self.query_one(RunView).follow(job, escape(f"Job {job.id} running{output} · pid {pid} · log {job.log_path}"))
         if show:
             self.run_worker(self.show_view("run"), group="view")
         self._refresh_title()

@@ -26,6 +26,8 @@ async def test_newest_sample_is_shown_and_replaced(settings, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one("#samples")
         await wait_for(pilot, lambda: app.job_running and (app.query_one("#run").progress.step or 0) > 2)
+        # The status line names the run's output while it runs.
+        assert static_text(app.query_one("#run-status")).startswith(f"Job {job.id} running · output face · pid ")
         await pilot.pause(2.5)  # more than one poll of the (empty) sample folder
         assert not pane.display and app.query_one_optional("#sample-image") is None
         first = out / "sample" / "face_000001_00_20261129101500.png"
