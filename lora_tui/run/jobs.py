@@ -436,7 +436,8 @@ class Job:
         result.exit_code = self.exit_code
         code = "unknown" if result.exit_code is None else str(result.exit_code)
         sent = " → ".join(result.signals) if result.signals else "no signal needed"
-        result.message = f"{what} ({sent}); exit code {code}"
+        sent = "" if what.endswith(sent) else f" ({sent})"  # "stopped after SIGINT", not "... SIGINT (SIGINT)"
+        result.message = f"{what}{sent}; exit code {code}"
         return result
 
 

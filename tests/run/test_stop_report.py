@@ -31,7 +31,7 @@ def test_stop_reports_the_status_and_the_lora_the_trainer_saved(tmp_path):
         assert saved.is_file()
         line = last_line(stopped.stdout)
         assert line.startswith(f"lora-tui: job {job.id} stopped · saved {saved} · ")
-        assert "exit code 130" in line and "SIGINT" in line
+        assert "exit code 130" in line and "stopped after SIGINT; " in line and "(SIGINT)" not in line
         assert load_job(job.id, state_dir=state).status == "stopped"
 
         again = cli(["stop", job.id], tmp_path)  # ended already: the same account, no signal
