@@ -1,6 +1,6 @@
 """The followed job: attaching to it, what the app shows when it ends, Stop with its SIGINT → SIGTERM → SIGKILL
 escalation, and quitting while it runs. Mixed into `LoraApp` (`JobControl`); `job`, `job_running`, `last_exit`,
-`stop_presses` and `last_stop_message` are set up in `LoraApp.__init__`.
+`last_outcome`, `stop_presses` and `last_stop_message` are set up in `LoraApp.__init__`.
 """
 from __future__ import annotations
 
