@@ -377,7 +377,7 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
     name = _s(cfg, "output_name") or "last"
     final = os.path.basename(found[0]) == f"{name}.{ext}"
     steps = len(found) - final
-    more = f" (and {steps} epoch/step files '{name}-*.{ext}')" if steps and final else ""
+    more = f" (and {counted(steps, 'epoch/step file')} '{name}-*.{ext}')" if steps and final else ""
     out.warn("output_name", f"'{found[0]}'{more} already exists and training would overwrite it: change output_name "
                             f"to keep it, or confirm the overwrite at Start (lora-tui train: --overwrite)")
 

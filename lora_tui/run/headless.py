@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from lora_tui.plan.wording import counted
 from lora_tui.run.jobs import Job, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job
 from lora_tui.run.progress import stop_outcome
 
@@ -363,7 +364,9 @@ def _queue_counts(items: list, pause: dict | None) -> str:
     counts: dict[str, int] = {}
     for i in items:
         counts[i.status] = counts.get(i.status, 0) + 1
-    text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "the queue is empty"
+    # statuses read as adjectives ("2 done", "1 stopped") except "error", a noun: "2 errors"
+    text = ", ".join(counted(n, status) if status == "error" else f"{n} {status}"
+                     for status, n in counts.items()) or "the queue is empty"
     return text + (f"; paused{_pause_text(pause)}" if pause is not None else "")
 
 
@@ -480,7 +483,8 @@ def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
     if not items:
         print("queue is empty", file=out)
     for i in items:
-        code = "" if i.exit_code is None else f" exit {i.exit_code}"
+        # a Stop's exit code is the launcher's (1 or 130), not a failure: the status says "stopped"
+        code = "" if i.exit_code is None or i.status == "stopped" else f" exit {i.exit_code}"
         job = f" job {i.job_id}" if i.job_id else ""
         message = _item_message(i.message).replace("\n", "\n    ")
         print(f"{i.id}  {i.status:<8} {i.label}{_item_detail(i)}{job}{code} {message}".rstrip(), file=out)

@@ -27,3 +27,19 @@ def test_free_output_name_skips_taken_names(tmp_path):
     assert free_output_name(cfg) == "face_3"
     assert free_output_name(TrainingConfig(output_dir=str(tmp_path), output_name="face_2")) == "face_3"
     assert free_output_name(TrainingConfig(output_dir=str(tmp_path), output_name="v_1_9")) == "v_1_10"
+
+
+def test_the_overwrite_warning_counts_the_epoch_files(tmp_path):
+    from lora_tui.plan.dataset import scan_dataset
+    from lora_tui.plan.rules import validate
+
+    cfg = TrainingConfig(output_dir=str(tmp_path), output_name="face")
+
+    def warning():
+        return next(p.message for p in validate(cfg, scan_dataset(cfg), None) if p.field == "output_name")
+
+    (tmp_path / "face.safetensors").write_bytes(b"x")
+    (tmp_path / "face-000001.safetensors").write_bytes(b"x")
+    assert "(and 1 epoch/step file 'face-*.safetensors') already exists" in warning()
+    (tmp_path / "face-000002.safetensors").write_bytes(b"x")
+    assert "(and 2 epoch/step files 'face-*.safetensors') already exists" in warning()

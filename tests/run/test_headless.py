@@ -195,7 +195,7 @@ def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
     cli(["queue", "pause"], tmp_path)
     again = cli(["queue", "run"], tmp_path)  # nothing to do is not an error, and earlier failures are not this run's
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.startswith("lora-tui: queue: nothing pending (2 error; paused since "), again.stdout
+    assert again.stdout.startswith("lora-tui: queue: nothing pending (2 errors; paused since "), again.stdout
 
 
 def test_stop_pauses_the_queue_when_items_wait(tmp_path):
