@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from lora_tui.config.model import FieldMeta, TrainingConfig, family, field_meta
+from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, family, field_meta
 
 #: The noise options each ``noise_offset_type`` uses; the launch leaves the other type's options out (kohya_ss
 #: passes noise_offset/adaptive_noise_scale only for "Original" and multires_* only for "Multires").
@@ -55,6 +55,29 @@ def unused_reason(meta: FieldMeta, cfg: TrainingConfig) -> str | None:
     return None
 
 
+def _noted(meta: FieldMeta, cfg: TrainingConfig, fam: str) -> str | None:
+    """``unused_reason`` for a field the load notes report; None for a used field and for a field of another
+    model family (validation's family rule reports that one)."""
+    why = unused_reason(meta, cfg)
+    other_family = meta.families is not None and fam not in meta.families and (
+        meta.lora_types is None or cfg.LoRA_type in meta.lora_types)
+    return None if other_family else why
+
+
+def kept_unused_fields(cfg: TrainingConfig) -> dict[str, str]:
+    """Field name → reason for every field whose value ``cfg``'s launch leaves out for its LoRA type or
+    ``noise_offset_type`` (the fields :func:`unused_value_notes` calls "kept, not used" when set), whatever their
+    value. Validation checks none of them: the trainer never sees them (kohya_ss passes them only for the other
+    type)."""
+    fam = family(cfg)
+    found: dict[str, str] = {}
+    for meta in all_field_meta():
+        why = _noted(meta, cfg, fam)
+        if why:
+            found[meta.name] = why
+    return found
+
+
 def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
     """One note per field in ``names`` whose value in ``cfg`` is set (see :func:`is_unset`) but not used by
     ``cfg``'s command (see :func:`unused_reason`), in ``names`` order, worded
@@ -71,9 +94,7 @@ def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
         value = getattr(cfg, name)
         if is_unset(meta, value):
             continue
-        why = unused_reason(meta, cfg)
-        other_family = meta.families is not None and fam not in meta.families and (
-            meta.lora_types is None or cfg.LoRA_type in meta.lora_types)
-        if why and not other_family:
+        why = _noted(meta, cfg, fam)
+        if why:
             notes.append(f"{name}: {value!r} kept, not used: {why}")
     return notes

@@ -16,7 +16,8 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
-from lora_tui.config.model import all_field_meta, family, field_meta, network_module, script_name
+from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, network_module, script_name
+from lora_tui.config.unused import kept_unused_fields
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
@@ -808,6 +809,10 @@ def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:
                              f"or pick the matching model family")
 
 
+def _kept_unused(cfg: Any) -> dict[str, str]:
+    return kept_unused_fields(cfg) if isinstance(cfg, TrainingConfig) else {}
+
+
 # --- entry point -------------------------------------------------------------------------------------------------
 
 
@@ -843,10 +848,15 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
     )
     for step in steps:
         step()
+    # A value kept for another LoRA type or noise_offset_type never reaches the trainer (the launch leaves it
+    # out, the load notes say "kept, not used"), so no rule may hold it against the run.
+    unused = _kept_unused(cfg)
     # One message per (field, text): the same finding can come from two rules.
     seen: set[tuple[str, str]] = set()
     result = []
     for p in out.items:
+        if p.field in unused:
+            continue
         if (p.field, p.message) not in seen:
             seen.add((p.field, p.message))
             result.append(p)
