@@ -326,8 +326,9 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
 
 
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui queue run``: run every pending queue item in order; exit 1 if an item this run started or settled
-    did not finish ``done`` (earlier results do not count). While the queue is paused it says so and waits for
+    """``lora-tui queue run``: run every pending queue item in order; exit 1 if an item this run started did not
+    end ``done``, or one it refused to start (``error``); results of items another runner started (a second
+    ``queue run``, an app), even when this one settled them, and earlier results do not count. While the queue is paused it says so and waits for
     ``lora-tui queue resume`` (from any terminal). With nothing pending or running it says so (``queue: nothing
     pending (2 done, 1 error; paused since ...)``) and exits 0: nothing to do is not an error."""
     from lora_tui.run.queue import Queue, QueueRunner, launch_item
@@ -339,10 +340,7 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     if not any(i.status in ("pending", "running") for i in items):
         print(f"lora-tui: queue: nothing pending ({_queue_counts(items, pause)})", file=out)
         return 0
-    results: dict[str, str] = {}
-
     def event(item) -> None:
-        results[item.id] = item.status
         extra = f" (job {item.job_id})" if item.job_id else ""
         print(f"lora-tui: queue item {item.label or item.id}{_item_detail(item)}: {item.status}{extra} "
               f"{_item_message(item.message)}".rstrip(), file=out, flush=True)
@@ -355,8 +353,8 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
             print("lora-tui: queue resumed", file=out, flush=True)
 
     runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
-    runner.run_all(on_event=event, on_pause=paused)
-    return 0 if all(status == "done" for status in results.values()) else 1
+    final = runner.run_all(on_event=event, on_pause=paused)
+    return 1 if runner.own_failures(final) else 0
 
 
 def _queue_counts(items: list, pause: dict | None) -> str:

@@ -305,6 +305,10 @@ class QueueRunner:
     job of the state dir is running (two trainers on one GPU by accident), unless ``exclusive=False``, nor while
     the queue is paused (``Queue.pause``; read from the file at every tick, so a pause from another process
     counts).
+
+    Several runners may drive one queue (two apps, an app and ``lora-tui queue run``): any of them may settle an
+    item another one started. ``started`` (ids of the items this runner launched) and ``refused`` (those it
+    marked ``error``) say which results are this runner's own: see ``own_failures``.
     """
 
     def __init__(self, queue: Queue, launch: Launch | None = None, exclusive: bool = True) -> None:
@@ -312,6 +316,18 @@ class QueueRunner:
         self.launch = launch or (lambda item: launch_item(item, state_dir=queue.state_dir))
         self.exclusive = exclusive
         self.current: Job | None = None
+        self.started: set[str] = set()
+        self.refused: set[str] = set()
+        #: id of the job this runner waits for and did not start (another runner's item, or a job started
+        #: outside the queue), as of the last ``tick``; ``None`` otherwise.
+        self.waiting_for: str | None = None
+
+    def own_failures(self, items: list[QueueItem]) -> list[QueueItem]:
+        """The items of ``items`` (a fresh ``Queue.items()``) that this runner started and that ended other than
+        ``done``, or that it refused to start (marked ``error``), in queue order. Results another runner
+        started, and earlier results, are not counted, whoever settled them."""
+        return [i for i in items if i.id in self.refused
+                or (i.id in self.started and i.status in FINAL and i.status != "done")]
 
     @property
     def paused(self) -> bool:
@@ -339,8 +355,10 @@ class QueueRunner:
         job = self._job_of(running)
         if job is not None and job.is_alive():
             self.current = job
+            self.waiting_for = None if running.id in self.started else job.id
             return None
         self.current = None
+        self.waiting_for = None
         if job is None:
             return self.queue.mark(running.id, "lost", ended=time.time(), message="its job record is gone")
         from lora_tui.run.progress import exit_hint
@@ -355,6 +373,7 @@ class QueueRunner:
         running = self.queue.running()
         if running is not None:
             return self._settle(running)
+        self.waiting_for = None
         if self.queue.paused or self.queue.next_pending() is None:
             return None
         # Two app windows may drive one queue: only the holder of the start lock launches, after re-checking
@@ -365,19 +384,24 @@ class QueueRunner:
             item = self.queue.next_pending()
             if item is None:
                 return None
-            if self.exclusive and running_jobs(state_dir=self.queue.state_dir):
+            busy = running_jobs(state_dir=self.queue.state_dir) if self.exclusive else []
+            if busy:
+                self.waiting_for = busy[0].id
                 return None
             # Looked at again now, not only when queued: an earlier item (or the user) may have written it since.
             refusal = overwrite_refusal(item, self.queue.items())
             if refusal is not None:
+                self.refused.add(item.id)
                 return self.queue.mark(item.id, "error", message=refusal, ended=time.time())
             try:
                 job = self.launch(item)
             except Exception as exc:  # a bad snapshot must not stop the queue: record it, go on next tick
                 # A refused plan or a bad value (ValueError) speaks for itself; other errors keep their type name
                 why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                self.refused.add(item.id)
                 return self.queue.mark(item.id, "error", message=why, ended=time.time())
             self.current = job
+            self.started.add(item.id)
             return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
 
     def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None,

@@ -213,3 +213,22 @@ def test_stop_pauses_the_queue_when_items_wait(tmp_path):
     finally:
         for p in job.members():
             p.kill()
+
+
+def test_two_queue_runs_at_once_exit_0_when_every_item_is_done(tmp_path):
+    # Each settles items the other started; neither counts those as its own unfinished ones (it did: exit 1).
+    from run_helpers import headless_setup
+
+    cfg, _ = headless_setup(tmp_path)
+    for name in ("a", "b", "c", "d"):
+        assert cli(["queue", "add", str(cfg), "--set", f"output_name={name}"], tmp_path).returncode == 0
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"), LORA_TUI_TEST_SECONDS="0.6")
+    runs = [subprocess.Popen([sys.executable, "-m", "lora_tui", "queue", "run"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env) for _ in range(2)]
+    outs = [r.communicate(timeout=90)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outs
+    listed = cli(["queue"], tmp_path).stdout
+    assert listed.count(" done ") == 4, listed
+    assert sum(o.count(": running (job ") for o in outs) == 4, outs  # each item started once
+    # (fix 2 adds its wait line)

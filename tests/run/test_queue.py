@@ -268,3 +268,29 @@ def test_queue_add_refuses_an_existing_lora_without_overwrite_and_queue_run_chec
     forced = cli(["queue", "add", str(demo), "--overwrite"], tmp_path)
     assert forced.returncode == 0 and "--overwrite" in forced.stdout, forced.stdout + forced.stderr
     assert [(i["status"], i["overwrite"]) for i in stored()] == [("error", False), ("pending", True)]
+
+
+def test_two_runners_count_only_the_items_they_started(state_dir, tmp_path):
+    # Two `queue run`s (or an app and one) on one queue: either may settle the other's item. Each answers only
+    # for what it started (its exit status), and says whose job it waits for.
+    from run_helpers import wait_for
+    from lora_tui.run.jobs import load_job
+
+    out = tmp_path / "out"
+    out.mkdir()
+    q = Queue(state_dir=state_dir)
+    good = q.add({"fake": ["saving_trainer.py", str(out), "3", "0.01"]}, label="good")
+    bad = q.add({"fake": ["fail_after.py", "1.0"]}, label="bad")
+    a = QueueRunner(q, launch=launcher_for(state_dir, tmp_path))
+    b = QueueRunner(Queue(state_dir=state_dir), launch=launcher_for(state_dir, tmp_path))
+    assert a.tick().id == good.id and a.started == {good.id}
+    assert b.tick() is None and b.waiting_for == q.get(good.id).job_id  # not its job: it says whose
+    wait_for(lambda: not load_job(q.get(good.id).job_id, state_dir=state_dir).is_alive(), 10)
+    assert b.tick().status == "done"  # b settles a's item
+    started = b.tick()
+    assert started.id == bad.id and started.status == "running" and b.waiting_for is None
+    assert a.tick() is None and a.waiting_for == started.job_id
+    items = a.run_all(poll_s=0.05)  # a settles b's failing item
+    assert [i.status for i in items] == ["done", "failed"]
+    assert a.own_failures(items) == [] and a.waiting_for is None
+    assert [i.id for i in b.own_failures(items)] == [bad.id]
