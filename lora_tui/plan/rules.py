@@ -21,6 +21,7 @@ from lora_tui.config.unused import kept_unused_fields
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
+from lora_tui.plan.rules_argv import argv_problems
 from lora_tui.plan.rules_launch import launch_problems
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
 from lora_tui.plan.trainer_packages import package_importable, pip_command
@@ -780,9 +781,12 @@ def _argv_over_toml(out: _Out, cfg: Any, metas: list[Any]) -> None:
     field_of.update({"resolution": "max_resolution", "max_train_epochs": "epoch or max_train_epochs",
                      "network_train_unet_only": "text_encoder_lr", "network_train_text_encoder_only": "unet_lr",
                      "network_module": "LoRA_type", "network_args": "LoRA_type and the network fields"})
+    argv_errors = [p.message for p in out.items if p.field == "additional_parameters" and p.severity == "error"]
     for opt, values, tokens in groups:
         if not opt or opt not in written or _same_value(values, written[opt]):
             continue
+        if any(m.startswith(f"--{opt} ") for m in argv_errors):
+            continue  # the value is wrong for argparse already (one message per value)
         if opt == "resolution" and len(values) == 1 and parse_resolution(values[0]) == parse_resolution(
                 written[opt]):
             continue  # "512" is "512,512" to sd-scripts
@@ -832,6 +836,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: _kohya_order(out, cfg, scan),
         lambda: _trainer_rules(out, cfg, plan),
         lambda: _check_token_args(out, cfg, "additional_parameters", dashes=True),
+        lambda: out.items.extend(argv_problems(cfg, settings)),
         lambda: _check_token_args(out, cfg, "extra_accelerate_launch_args", dashes=True),
         lambda: out.items.extend(launch_problems(cfg, settings)),
         lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_g(cfg, "network_args"),
