@@ -765,7 +765,8 @@ def _argv_over_toml(out: _Out, cfg: Any, metas: list[Any]) -> None:
     """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
     the command line after ``--config_file`` and the command line wins (sd_scripts_interface.md §1.2), so the
     form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
-    this catches what is typed later.)"""
+    this catches what is typed later.) An option given twice gets one warning, about the last value: argparse
+    keeps the last (a store action overwrites)."""
     from lora_tui.config.kohya_json import argv_options
 
     try:
@@ -782,20 +783,35 @@ def _argv_over_toml(out: _Out, cfg: Any, metas: list[Any]) -> None:
                      "network_train_unet_only": "text_encoder_lr", "network_train_text_encoder_only": "unet_lr",
                      "network_module": "LoRA_type", "network_args": "LoRA_type and the network fields"})
     argv_errors = [p.message for p in out.items if p.field == "additional_parameters" and p.severity == "error"]
+    # argparse keeps the last of an option given twice: one finding per option, about the value it uses.
+    given: dict[str, list[tuple[list[str], list[str]]]] = {}
     for opt, values, tokens in groups:
-        if not opt or opt not in written or _same_value(values, written[opt]):
-            continue
+        if opt:
+            given.setdefault(opt, []).append((values, tokens))
+    for opt, uses in given.items():
         if any(m.startswith(f"--{opt} ") for m in argv_errors):
             continue  # the value is wrong for argparse already (one message per value)
-        if opt == "resolution" and len(values) == 1 and parse_resolution(values[0]) == parse_resolution(
-                written[opt]):
-            continue  # "512" is "512,512" to sd-scripts
-        field = field_of.get(opt, opt)
+        values, tokens = uses[-1]
         argv_text = " ".join(values) if values else "on"
-        out.warn("additional_parameters",
-                 f"additional_parameters gives '{shlex.join(tokens)}' while the config file lora-tui writes has "
-                 f"{opt} = {written[opt]!r} (from {field}); sd-scripts uses the command line's {argv_text}: set "
-                 f"{field} instead and remove --{opt} from additional_parameters")
+        twice = ""
+        if len(uses) > 1:
+            shown = ", ".join(f"'{shlex.join(t)}'" for _, t in uses)
+            times = "twice" if len(uses) == 2 else f"{len(uses)} times"
+            twice = (f"additional_parameters gives --{opt} {times} ({shown}) and argparse "
+                     f"takes the last, so sd-scripts uses {argv_text}")
+        differs = opt in written and not _same_value(values, written[opt]) and not (
+            opt == "resolution" and len(values) == 1
+            and parse_resolution(values[0]) == parse_resolution(written[opt]))  # "512" is "512,512" to sd-scripts
+        if differs:
+            field = field_of.get(opt, opt)
+            lead = (f"{twice}, while" if twice else
+                    f"additional_parameters gives '{shlex.join(tokens)}' while")
+            tail = "" if twice else f"; sd-scripts uses the command line's {argv_text}"
+            out.warn("additional_parameters",
+                     f"{lead} the config file lora-tui writes has {opt} = {written[opt]!r} (from {field}){tail}: "
+                     f"set {field} instead and remove --{opt} from additional_parameters")
+        elif twice and len({tuple(v) for v, _ in uses}) > 1:
+            out.warn("additional_parameters", f"{twice}: keep one --{opt}")
 
 
 def _is_set(cfg: Any, meta: Any) -> bool:

@@ -90,3 +90,29 @@ def test_an_abbreviated_option_works_with_a_warning(text):
     found = [p for p in validate(make_cfg(additional_parameters=text), None, AppSettings())
              if p.field == "additional_parameters"]
     assert [p.severity for p in found] == ["warning"] and "--max_grad_norm in full" in found[0].message
+
+
+def _argv_warnings(text):
+    return [p.message for p in validate(make_cfg(additional_parameters=text), None, AppSettings())
+            if p.field == "additional_parameters" and p.severity == "warning"]
+
+
+def test_an_option_given_twice_gets_one_warning_naming_the_value_argparse_keeps():
+    text = "--max_grad_norm 0 --max_grad_norm 2"
+    [msg] = _argv_warnings(text)
+    assert "twice" in msg and "sd-scripts uses 2," in msg and "max_grad_norm = 1.0" in msg
+    assert "uses 0" not in msg and "uses the command line's 0" not in msg
+    # the trainer's own parser agrees: the last value is the one it runs with
+    sys.path.insert(0, str(REPO / "sd-scripts"))
+    try:
+        from lora_trainer.args import build_parser
+    finally:
+        sys.path.pop(0)
+    assert build_parser("train_network").parse_args(shlex.split(text)).max_grad_norm == 2.0
+    # the last value equal to the config's: still one warning (the first value is dead text)
+    [msg] = _argv_warnings("--max_grad_norm 0 --max_grad_norm 1")
+    assert "sd-scripts uses 1: keep one --max_grad_norm" in msg
+    # given once, the override warning names that value
+    [msg] = _argv_warnings("--max_grad_norm 0")
+    assert "uses the command line's 0" in msg
+    assert not _argv_warnings("--log_prefix a")
