@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from lora_tui.plan.wording import counted
+from lora_tui.plan.wording import agree, counted
 from lora_tui.run.jobs import Job, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job
 from lora_tui.run.progress import stop_outcome
 
@@ -352,9 +352,48 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
         else:
             print("lora-tui: queue resumed", file=out, flush=True)
 
+    def waiting(job_id: str) -> None:
+        item = queue.running()
+        if item is not None and item.job_id == job_id:
+            what = (f"queue item {item.label or item.id}{_item_detail(item)} (job {job_id}), started by another "
+                    "`queue run` or the app")
+        else:
+            what = f"job {job_id}, started outside the queue"
+        print(f"lora-tui: queue: waiting for {what}; the next item starts when it ends (`lora-tui attach {job_id}` "
+              "to watch it)", file=out, flush=True)
+
+    # Ctrl-C only raises a flag, looked at between ticks: an item launched by a tick is always marked running.
+    interrupted: list[int] = []
+    old_int = None
+    try:
+        old_int = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    except ValueError:
+        pass  # not the main thread (a test calling us): Ctrl-C is not ours to catch
     runner = QueueRunner(queue, launch=lambda item: launch_item(item, settings=settings))
-    final = runner.run_all(on_event=event, on_pause=paused)
+    try:
+        final = runner.run_all(on_event=event, on_pause=paused, on_wait=waiting, stop_when=lambda: bool(interrupted))
+    finally:
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
+    if interrupted:
+        _say_left_queue(final, out)
+        return 130
     return 1 if runner.own_failures(final) else 0
+
+
+def _say_left_queue(items: list, out: TextIO) -> None:
+    """What goes on after Ctrl-C in ``queue run``: the running item (its job is not touched) and the waiting ones."""
+    pending = sum(i.status == "pending" for i in items)
+    running = next((i for i in items if i.status == "running"), None)
+    wait = (f"The {counted(pending, 'pending item')} {agree(pending, 'starts', 'start')} only when `lora-tui queue "
+            "run` runs again (or the app is open)") if pending else "Nothing else waits in the queue"
+    if running is not None and running.job_id:
+        job = running.job_id
+        print(f"\nlora-tui: left the queue; queue item {running.label or running.id}{_item_detail(running)} goes on "
+              f"running (job {job}): `lora-tui attach {job}` to watch it, `lora-tui stop {job}` to stop it. "
+              f"{wait}.", file=out, flush=True)
+    else:
+        print(f"\nlora-tui: left the queue; no item runs. {wait}.", file=out, flush=True)
 
 
 def _queue_counts(items: list, pause: dict | None) -> str:

@@ -405,15 +405,21 @@ class QueueRunner:
             return self.queue.mark(item.id, "running", job_id=job.id, started=time.time())
 
     def run_all(self, poll_s: float = 0.2, on_event: Callable[[QueueItem], None] | None = None,
-                on_pause: Callable[[bool], None] | None = None) -> list[QueueItem]:
+                on_pause: Callable[[bool], None] | None = None, on_wait: Callable[[str], None] | None = None,
+                stop_when: Callable[[], bool] | None = None) -> list[QueueItem]:
         """Block until no pending or running item is left; returns the final item list. ``on_event`` is called
         with every item this runner starts or settles. While the queue is paused it waits (a running item is
         still settled) until it is resumed, from this process or another (``lora-tui queue resume``);
         ``on_pause(paused)`` is called when it sees the queue paused (also at the start) and when it sees it
-        resumed."""
+        resumed. ``on_wait(job_id)`` is called when it starts waiting for a job it did not start (``waiting_for``).
+        ``stop_when()``, asked before each tick (never during one, so an item is never left launched but unmarked),
+        returning True makes it return the items as they are then (a running item goes on)."""
         seen_paused = False
+        seen_wait: str | None = None
         while True:
             items, pause = self.queue.snapshot()
+            if stop_when is not None and stop_when():
+                return items
             if not any(i.status in ("pending", "running") for i in items):
                 return items
             if (pause is not None) != seen_paused:
@@ -423,6 +429,10 @@ class QueueRunner:
             changed = self.tick()
             if changed is not None and on_event is not None:
                 on_event(changed)
+            if self.waiting_for != seen_wait:
+                seen_wait = self.waiting_for
+                if seen_wait is not None and on_wait is not None:
+                    on_wait(seen_wait)
             if changed is not None and changed.status != "running":
                 continue  # settled one: start the next without waiting
             time.sleep(poll_s)

@@ -231,4 +231,51 @@ def test_two_queue_runs_at_once_exit_0_when_every_item_is_done(tmp_path):
     listed = cli(["queue"], tmp_path).stdout
     assert listed.count(" done ") == 4, listed
     assert sum(o.count(": running (job ") for o in outs) == 4, outs  # each item started once
-    # (fix 2 adds its wait line)
+    assert "lora-tui: queue: waiting for queue item a.json" in "".join(outs), outs  # for the other's item
+
+
+def test_ctrl_c_in_queue_run_says_what_goes_on_and_a_second_run_says_whose_job_it_waits_for(tmp_path):
+    from run_helpers import headless_setup
+
+    cfg, _ = headless_setup(tmp_path)
+    for name in ("a", "b"):
+        assert cli(["queue", "add", str(cfg), "--set", f"output_name={name}"], tmp_path).returncode == 0
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"), LORA_TUI_TEST_SECONDS="60")
+
+    def queue_run() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "lora_tui", "queue", "run"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+
+    first = queue_run()
+    try:
+        line = first.stdout.readline()
+        assert ": running (job " in line, line
+        job_id = line.split("(job ")[1].split(")")[0]
+        first.send_signal(2)  # Ctrl-C in its terminal (the job runs in its own session)
+        rest, _ = first.communicate(timeout=30)
+        assert first.returncode == 130, rest
+        assert (f"left the queue; queue item a.json (output_name a; --set output_name=a) goes on running (job "
+                f"{job_id}): `lora-tui attach {job_id}` to watch it, `lora-tui stop {job_id}` to stop it. The 1 "
+                "pending item starts only when `lora-tui queue run` runs again (or the app is open).") in rest, rest
+        job = load_job(job_id, state_dir=tmp_path / "xstate" / "lora-tui")
+        assert job.is_alive() and not job.stop_signals
+        second = queue_run()
+        line = second.stdout.readline()
+        assert line.startswith(f"lora-tui: queue: waiting for queue item a.json (output_name a; --set output_name=a) "
+                               f"(job {job_id}), started by another `queue run` or the app; the next item starts "
+                               "when it ends"), line
+        assert cli(["stop", "--grace", "10", job_id], tmp_path).returncode == 0  # pauses the queue: b waits
+        seen = second.stdout.readline() + second.stdout.readline()  # in either order
+        assert ": stopped (job " in seen and "lora-tui: queue paused since " in seen, seen
+        second.send_signal(2)
+        rest, _ = second.communicate(timeout=30)
+        assert second.returncode == 130
+        assert rest.strip() == ("lora-tui: left the queue; no item runs. The 1 pending item starts only when "
+                                "`lora-tui queue run` runs again (or the app is open)."), rest
+        assert [d["status"] for d in json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())[
+            "items"]] == ["stopped", "pending"]
+    finally:
+        for proc in (first, locals().get("second")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
