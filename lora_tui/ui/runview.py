@@ -96,8 +96,8 @@ class RunView(Vertical):
         with Horizontal(id="run-head"):
             # A known total at 0 until a job is followed: an unknown total animates, as if something ran.
             yield ProgressBar(total=100, show_eta=False, id="progress")
-            yield Static("", id="run-stats")
-        yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status")
+            yield Static("", id="run-stats", markup=False)  # figures parsed from the trainer's output
+        yield Static("No run yet. Fill the form and press F5 (Start).", id="run-status", markup=False)
         yield QueueList(id="queue")
         with Horizontal(id="run-mid"):
             yield Vertical(id="plot-box")
@@ -106,7 +106,7 @@ class RunView(Vertical):
                 yield Static("", id="failure-hint")
                 yield FailureTail(id="failure-tail", max_lines=200, highlight=False)
         yield RunLog(id="log", max_lines=LOG_MAX_LINES, highlight=False)
-        yield Static("", id="live")
+        yield Static("", id="live", markup=False)  # a tqdm line: "[00:05<00:30, ..., key=value]" is no markup
 
     def on_mount(self) -> None:
         self.query_one("#failure").display = False
@@ -198,7 +198,7 @@ class RunView(Vertical):
             pane.display = True
 
     def set_status(self, text: str) -> None:
-        """The one-line job status (`#run-status`)."""
+        """The one-line job status (`#run-status`), plain text: it carries paths and the trainer's messages."""
         self.query_one("#run-status", Static).update(text)
 
     def flush_feed(self) -> None:
@@ -316,7 +316,7 @@ class RunView(Vertical):
         self.show_end(headline, bad, tail)
         reopen = (f"`lora-tui jobs` lists all {count} jobs, `lora-tui attach ID` reopens one" if count > 1
                   else "`lora-tui attach` reopens it")
-        self.set_status(f"{escape(headline)}\nF5 starts a new run · {reopen}")
+        self.set_status(f"{headline}\nF5 starts a new run · {reopen}")
         if prog.total:
             self.query_one("#progress", ProgressBar).update(total=prog.total, progress=prog.step or 0)
         self.query_one("#run-stats", Static).update(prog.summary())

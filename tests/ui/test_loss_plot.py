@@ -17,3 +17,21 @@ async def test_replayed_run_plots_from_step_one_with_every_step(settings):
         assert [s for s, _ in hist] == list(range(1, 31))
         assert hist[0] == (1, 1.0) and hist[1] == (2, 0.5)  # the machine lines' exact values, not the bar's
         assert app.query_one("#plot-box").display
+
+
+async def test_trainer_text_that_looks_like_markup_is_shown_as_is(settings, tmp_path):
+    # scale_weight_norms puts "Average key norm=..., Keys Scaled=0" in tqdm's postfix; read as Textual markup the
+    # live line raised MarkupError and the app died mid-run (a trial's crash). Paths may hold brackets too.
+    extra = "Average key norm=0.00924, Keys Scaled=0"
+    job = start_job(fake("bar_trainer.py", 3, extra, 60), settings=settings)
+    app = LoraApp(settings=settings, attach_job=job)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            live = app.query_one("#live")
+            await wait_for(pilot, lambda: "Keys Scaled=0, avr_loss=0.333]" in str(live.render()), timeout=15)
+            assert app.job_running
+            app.query_one("#run").set_status("log [b]x[/b] in /data/[set 1]/log.txt")
+            await pilot.pause()
+            assert "[b]x[/b] in /data/[set 1]" in str(app.query_one("#run-status").render())
+    finally:
+        job.stop(grace_s=5, escalate=True)
