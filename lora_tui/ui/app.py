@@ -155,6 +155,16 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         that is no longer there."""
         return not self.is_running or not self.query("#main")  # Textual clears is_running first when it shuts down
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Textual's `App.notify`, with plain text by default: toasts carry paths, exception texts and trainer
+        output, and one "[...=...]" in them would raise MarkupError while the toast renders (the app's own
+        messages use no markup)."""
+        if timeout is None:
+            super().notify(message, title=title, severity=severity, markup=markup)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static("", id="title-bar")

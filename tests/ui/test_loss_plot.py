@@ -35,3 +35,13 @@ async def test_trainer_text_that_looks_like_markup_is_shown_as_is(settings, tmp_
             assert "[b]x[/b] in /data/[set 1]" in str(app.query_one("#run-status").render())
     finally:
         job.stop(grace_s=5, escalate=True)
+
+
+async def test_a_toast_with_bracketed_trainer_text_is_shown_as_is(settings):
+    # Toasts carry exception texts and paths ("Job ... ended · ValueError: [x=1] ..."): plain text, never markup.
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        app.notify("ValueError: bad [network_args=conv_dim=4] in /data/[set 1]", title="Not loaded", timeout=10)
+        await pilot.pause(0.3)
+        toasts = [str(t.render()) for t in app.screen.query("Toast")]
+        assert any("[network_args=conv_dim=4] in /data/[set 1]" in t for t in toasts), toasts
