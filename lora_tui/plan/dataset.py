@@ -27,6 +27,14 @@ def resolve_path(value: str) -> str:
     return os.path.abspath(os.path.expanduser(value))
 
 
+def resolved_note(value: str, resolved: str | None = None) -> str:
+    """``" (resolved: '<absolute path>')"`` for a message about the path ``value``, or ``""`` when that absolute
+    form (``resolved``, default :func:`resolve_path`) says nothing more than ``value`` does (an absolute path,
+    up to a trailing ``/`` or ``./``): the message then shows the path once."""
+    full = resolve_path(value) if resolved is None else resolved
+    return "" if os.path.normpath(value) == full else f" (resolved: '{full}')"
+
+
 def parse_repeat_folder(name: str) -> tuple[int, str] | None:
     """``10_sks dog`` → (10, "sks dog"); None when the first ``_`` piece is not an integer (sd-scripts skips the
     folder) or the repeats are < 1. Uses Python's ``int`` as sd-scripts does (§2.2)."""
@@ -416,8 +424,9 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
             elif not os.path.isdir(img_path or ""):
                 _stamp(img_path or "")
                 scan.problems.append(Problem("dataset_config", "error",
-                                             f"{where}: image_dir '{image_dir}' does not exist (resolved: "
-                                             f"'{img_path}'); fix the path in {os.path.basename(path)}"))
+                                             f"{where}: image_dir '{image_dir}' does not exist"
+                                             f"{resolved_note(image_dir, img_path or '')}; fix the path in "
+                                             f"{os.path.basename(path)}"))
                 listing = FolderListing(path=img_path or "")
             else:
                 listing = _list(img_path)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, network_module, script_name
 from lora_tui.config.unused import kept_unused_fields
-from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path
+from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path, resolved_note
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_argv import argv_problems
@@ -175,7 +175,7 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
     # 11: dataset_config must be a file
     dc = _s(cfg, "dataset_config")
     if dc and not os.path.isfile(resolve_path(dc)):
-        out.err("dataset_config", f"dataset config '{dc}' does not exist (resolved: '{resolve_path(dc)}'): "
+        out.err("dataset_config", f"dataset config '{dc}' does not exist{resolved_note(dc)}: "
                                   f"pick the .toml file or clear the field")
     # 12: log_tracker_config
     ltc = _s(cfg, "log_tracker_config")
@@ -239,11 +239,11 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
             if not os.path.isdir(p):
                 what = "is a file, not a folder" if os.path.isfile(p) else "does not exist"
                 fix = f"pick its folder '{os.path.dirname(p)}'" if os.path.isfile(p) else "fix the path"
-                out.err(name, f"{label} '{v}' {what} (resolved: '{p}'): {fix}")
+                out.err(name, f"{label} '{v}' {what}{resolved_note(v)}: {fix}")
     # 21: VAE
     vae = _s(cfg, "vae")
     if vae and not _hub_id(vae) and not os.path.exists(resolve_path(vae)):
-        out.err("vae", f"VAE '{vae}' does not exist (resolved: '{resolve_path(vae)}'): pick the file or clear it")
+        out.err("vae", f"VAE '{vae}' does not exist{resolved_note(vae)}: pick the file or clear it")
     # 22: folder layout (folder mode)
     if scan is not None:
         out.items.extend(scan.problems)
@@ -263,8 +263,8 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
     _check_existing_output(out, cfg)
     # 26: no data at all
     if not dc and not _s(cfg, "train_data_dir"):
-        out.err("train_data_dir", "image folder is empty: pick the folder that holds your <repeats>_<name> "
-                                  "folders (or set a dataset config)")
+        out.err("train_data_dir", "train_data_dir (the image folder) is not set: pick the folder that holds "
+                                  "your <repeats>_<name> folders, or set dataset_config")
     # 28: T5-XXL LR
     if family(cfg) == "flux1" and _f(cfg, "t5xxl_lr") > 0 and _g(cfg, "text_encoder_lr") is not None \
             and _f(cfg, "text_encoder_lr") == 0:
@@ -303,7 +303,7 @@ def _check_model(out: _Out, cfg: Any) -> None:
             out.warn(name, f"'{v}' is not a local path, so it is taken as a Hugging Face repo id and must be "
                            f"downloaded (needs network); pick a local checkpoint to train offline")
         else:
-            out.err(name, f"base model '{v}' does not exist (resolved: '{p}'): pick the checkpoint file or "
+            out.err(name, f"base model '{v}' does not exist{resolved_note(v)}: pick the checkpoint file or "
                           f"Diffusers folder")
         return
     try:
@@ -334,6 +334,15 @@ def existing_outputs(cfg: Any) -> list[str]:
     sd-scripts' ``last``. An unset, missing or unreadable ``output_dir`` gives ``[]``; never raises."""
     folder, names = _output_listing(cfg)
     return _outputs_named(folder, names, _s(cfg, "output_name") or "last", _s(cfg, "save_model_as") or "safetensors")
+
+
+def existing_outputs_phrase(found: list[str]) -> str:
+    """``found`` (as from :func:`existing_outputs`, non-empty) as the subject and verb of a sentence, the verb
+    agreeing with the subject: ``"/o/face.safetensors already exists"``, ``"/o/face.safetensors and 1 more file
+    of that name already exist"``, ``"... and 2 more files of that name already exist"``."""
+    n = len(found) - 1
+    more = f" and {n} more {agree(n, 'file', 'files')} of that name" if n else ""
+    return f"{found[0]}{more} already {agree(len(found), 'exists', 'exist')}"
 
 
 def free_output_name(cfg: Any, limit: int = 10000) -> str:
@@ -514,12 +523,14 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
         fallback = f"the class token '{sub.class_tokens}'" if sub.class_tokens else "an empty caption"
         if others:
             best, with_best = max(others.items(), key=lambda kv: kv[1])
-            out.warn(field, f"{have}/{n} images in {where} have {ext} captions, {with_best} "
+            out.warn(field, f"{have} of {counted(n, 'image')} in {where} "
+                            f"{agree(have, 'has', 'have')} {ext} captions, {with_best} "
                             f"{agree(with_best, 'has', 'have')} {best}: set "
                             f"caption_extension to {best} (images without a caption are trained with {fallback})")
         elif not sub.is_reg:
-            out.warn(data_field, f"{n - have}/{n} images in {where} have no {ext} caption "
-                                 f"({', '.join(missing)}); they are trained with {fallback}")
+            out.warn(data_field, f"{n - have} of {counted(n, 'image')} in {where} "
+                                 f"{agree(n - have, 'has', 'have')} no {ext} caption ({', '.join(missing)}); "
+                                 f"{agree(n - have, 'it is', 'they are')} trained with {fallback}")
     if plan is None:
         return
     if scan.mode != "none" and plan.repeats_images == 0:

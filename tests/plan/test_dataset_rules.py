@@ -78,7 +78,7 @@ def test_captions_in_another_extension(tmp_path, settings):
     plan = make_plan(cfg, settings)
     warns = _by(plan.problems, "caption_extension", "warning")
     assert len(warns) == 1
-    assert "0/1 images in '10_a' have .caption captions, 1 has .txt" in warns[0].message
+    assert "0 of 1 image in '10_a' have .caption captions, 1 has .txt" in warns[0].message
     # Setting the extension it suggests clears it, without a re-scan.
     cfg.caption_extension = ".txt"
     plan2 = make_plan(cfg, settings, scan=plan.scan)
@@ -96,7 +96,8 @@ def test_missing_and_empty_captions(tmp_path, settings):
     plan = make_plan(make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "o")), settings)
     msgs = [p.message for p in _by(plan.problems, "train_data_dir")]
     assert any("1 caption file in '10_a' is empty (0000.txt)" in m for m in msgs), msgs
-    assert any("1/3 images in '10_a' have no .txt caption" in m and "class token 'a'" in m for m in msgs), msgs
+    assert any("1 of 3 images in '10_a' has no .txt caption (0002.png); it is trained with the class token 'a'"
+               in m for m in msgs), msgs
     assert any("1 file in '10_a' is neither images nor their captions ('notes.doc'); the trainer ignores it" in m
                for m in msgs), msgs
     assert any("1 picture in '10_a' is not used by the trainer ('odd.Jpg')" in m and m.endswith("rename it")
@@ -296,3 +297,14 @@ def test_reg_folder_layout_and_surplus(tmp_path, settings):
     assert any("10 regularisation samples but 6 training samples: only 6" in m for m in reg_msgs), reg_msgs
     assert (plan.steps.reg_images, plan.steps.reg_samples, plan.steps.batches_per_epoch) == (10, 6, 12)
     assert plan.errors == []
+
+
+def test_caption_counts_agree_with_the_images_counted(tmp_path, settings):
+    img = tmp_path / "img"
+    write_images(img / "10_a", 1, (64, 64))
+    write_images(img / "10_b", 2, (64, 64))
+    plan = make_plan(make_cfg(train_data_dir=str(img), output_dir=str(tmp_path / "o")), settings)
+    msgs = [p.message for p in _by(plan.problems, "train_data_dir", "warning")]
+    assert any("1 of 1 image in '10_a' has no .txt caption (0000.png); it is trained with" in m for m in msgs), msgs
+    assert any("2 of 2 images in '10_b' have no .txt caption (0000.png, 0001.png); they are trained with" in m
+               for m in msgs), msgs

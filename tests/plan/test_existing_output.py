@@ -3,7 +3,7 @@ free `<output_name>_N`."""
 from __future__ import annotations
 
 from lora_tui.config.model import TrainingConfig
-from lora_tui.plan.rules import existing_outputs, free_output_name
+from lora_tui.plan.rules import existing_outputs, existing_outputs_phrase, free_output_name
 
 
 def test_existing_outputs_final_and_epoch_files(tmp_path):
@@ -43,3 +43,14 @@ def test_the_overwrite_warning_counts_the_epoch_files(tmp_path):
     assert "(and 1 epoch/step file 'face-*.safetensors') already exists" in warning()
     (tmp_path / "face-000002.safetensors").write_bytes(b"x")
     assert "(and 2 epoch/step files 'face-*.safetensors') already exists" in warning()
+
+
+def test_the_overwrite_phrase_agrees_with_its_subject(tmp_path):
+    cfg = TrainingConfig(output_dir=str(tmp_path), output_name="face")
+    (tmp_path / "face.safetensors").write_bytes(b"x")
+    assert existing_outputs_phrase(existing_outputs(cfg)) == f"{tmp_path}/face.safetensors already exists"
+    (tmp_path / "face-000001.safetensors").write_bytes(b"x")
+    assert existing_outputs_phrase(existing_outputs(cfg)) == (
+        f"{tmp_path}/face.safetensors and 1 more file of that name already exist")
+    (tmp_path / "face-000002.safetensors").write_bytes(b"x")
+    assert existing_outputs_phrase(existing_outputs(cfg)).endswith("and 2 more files of that name already exist")

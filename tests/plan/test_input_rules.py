@@ -90,3 +90,22 @@ def test_an_invalid_value_gets_only_its_error(tmp_path):
     fixed = problems_of(epoch=0, max_train_steps=None, max_train_epochs=None, train_data_dir=str(tmp_path / "img"),
                         caption_extension=".txt")
     assert [p.severity for p in fixed if p.field == "epoch"] == ["warning"]
+
+
+def test_an_unset_image_folder_is_called_not_set():
+    [p] = [p for p in problems_of(train_data_dir="", dataset_config="") if p.field == "train_data_dir"]
+    assert p.severity == "error" and "train_data_dir" in p.message and "is not set" in p.message
+    assert "empty" not in p.message
+
+
+def test_the_resolved_path_is_shown_only_when_it_differs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nope"
+    for given, shown in ((str(missing), False), (str(missing) + "/", False), ("nope", True), ("./nope", True)):
+        msgs = [p.message for p in problems_of(train_data_dir=given, vae=given, dataset_config=given,
+                                               pretrained_model_name_or_path=given)
+                if p.severity == "error" and "does not exist" in p.message]
+        assert len(msgs) == 4, (given, msgs)
+        for m in msgs:
+            assert (f"(resolved: '{missing}')" in m) == shown, (given, m)
+            assert m.count(str(missing)) == 1 or not shown, m
