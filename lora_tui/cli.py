@@ -279,11 +279,22 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def cmd_queue(args: argparse.Namespace) -> int:
     from lora_tui.run import headless
 
+    targets = list(args.targets or [])
     if args.action == "add":
-        if not args.file:
-            raise CliError("queue add: a config FILE is needed", 2)
-        cfg, _ = load_input(args.file, sets=args.set)
-        return headless.queue_add(args.file, cfg=cfg, overwrite=args.overwrite, sets=args.set)
+        if len(targets) != 1:
+            raise CliError("queue add: one config FILE is needed", 2)
+        cfg, _ = load_input(targets[0], sets=args.set)
+        return headless.queue_add(targets[0], cfg=cfg, overwrite=args.overwrite, sets=args.set)
+    if args.action == "remove":
+        if not targets:
+            raise CliError("queue remove: give the ID of each item to remove (`lora-tui queue list` shows them)", 2)
+        return headless.queue_remove(targets)
+    if targets:
+        raise CliError(f"queue {args.action}: takes no FILE or ID (got {' '.join(targets)})", 2)
+    if args.finished and args.action != "clear":
+        raise CliError(f"queue {args.action}: --finished goes with `queue clear`", 2)
+    if args.action == "clear":
+        return headless.queue_clear(finished=args.finished)
     if args.action == "run":
         return headless.run_queue()
     if args.action == "pause":
@@ -317,10 +328,15 @@ def _add_job_commands(sub: Any) -> None:
     p.add_argument("--now", action="store_true", help="skip SIGINT: SIGTERM, then SIGKILL")
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("queue", help="the run queue: list (default), add FILE, run, pause, resume")
-    p.add_argument("action", nargs="?", choices=["list", "add", "run", "pause", "resume"], default="list",
-                   help="pause: nothing more starts (a running item goes on) until resume")
-    p.add_argument("file", nargs="?", metavar="FILE", help="config to queue (for add)")
+    p = sub.add_parser("queue", help="the run queue: list (default), add FILE, run, pause, resume, remove ID..., "
+                                     "clear [--finished]")
+    p.add_argument("action", nargs="?", choices=["list", "add", "run", "pause", "resume", "remove", "clear"],
+                   default="list", help="pause: nothing more starts (a running item goes on) until resume; remove: "
+                                        "those items (not a running one); clear: every pending item")
+    p.add_argument("targets", nargs="*", metavar="FILE|ID",
+                   help="add: the config to queue; remove: item ids or unique prefixes (see `queue list`)")
+    p.add_argument("--finished", action="store_true",
+                   help="clear: remove the ended items (done, failed, stopped, error) instead of the pending ones")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
     p.add_argument("--overwrite", action="store_true",
                    help="add: the run may replace an existing <output_dir>/<output_name> LoRA (refused without it)")

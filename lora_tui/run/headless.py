@@ -446,6 +446,67 @@ def queue_resume(settings: Any = None, out: TextIO | None = None) -> int:
     return 0
 
 
+def queue_remove(item_refs: list[str], settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue remove ID...``: drop queue items (pending or ended; ``Queue.remove``, one locked atomic
+    update each). ``ID``: an item id or a unique prefix of one (``lora-tui queue list`` shows them). A running item
+    is refused with the way to stop its job. Says what it removed; exit 0 when every ID was removed, 1 otherwise
+    (the others are still removed)."""
+    from lora_tui.run.queue import Queue
+
+    out = out or sys.stdout
+    queue = Queue(_settings(settings))
+    ok = True
+    for ref in item_refs:
+        items = queue.items()
+        found = [i for i in items if i.id == ref] or [i for i in items if i.id.startswith(ref)]
+        if len(found) != 1:
+            why = "no queue item" if not found else f"{len(found)} queue items start with"
+            print(f"lora-tui: {why} {ref!r}; `lora-tui queue list` shows the ids", file=out)
+            ok = False
+            continue
+        item = found[0]
+        name = f"{item.label or item.id}{_item_detail(item)}"
+        if item.status == "running":
+            job = item.job_id or "JOB"
+            print(f"lora-tui: queue item {item.id} {name} is running (job {job}); stop it with `lora-tui stop {job}`, "
+                  "then remove it", file=out)
+            ok = False
+        elif queue.remove(item.id):
+            print(f"lora-tui: removed {item.status} queue item {item.id} {name}", file=out)
+        else:  # it started (or went) in the meantime
+            print(f"lora-tui: queue item {item.id} {name} could not be removed (it started or was removed meanwhile;"
+                  " `lora-tui queue list`)", file=out)
+            ok = False
+    return 0 if ok else 1
+
+
+def queue_clear(finished: bool = False, settings: Any = None, out: TextIO | None = None) -> int:
+    """``lora-tui queue clear [--finished]``: remove every pending item (with ``finished``: every ended one
+    instead: done, failed, stopped, error, ...), each by ``Queue.remove`` (locked, atomic). A running item stays.
+    Says what it removed, one line per item, and what is left; exit 0."""
+    from lora_tui.run.queue import FINAL, Queue
+
+    out = out or sys.stdout
+    queue = Queue(_settings(settings))
+    which = FINAL if finished else ("pending",)
+    word = "ended" if finished else "pending"
+    removed = 0
+    for item in queue.items():
+        if item.status in which and queue.remove(item.id):
+            removed += 1
+            print(f"lora-tui: removed {item.status} queue item {item.id} {item.label or item.id}{_item_detail(item)}",
+                  file=out)
+    left = queue.items()
+    running = next((i for i in left if i.status == "running"), None)
+    note = (f"; queue item {running.id} runs on (job {running.job_id}: `lora-tui stop {running.job_id}` stops it)"
+            if running is not None else "")
+    others = [i for i in left if i.status != "running"]
+    rest = f"; kept {_queue_counts(others, None)}" if others else ""
+    head = f"removed {counted(removed, word + ' item')}" if removed else f"no {word} items to remove"
+    print(f"lora-tui: queue: {head}{rest}{note}", file=out)
+    return 0
+
+
 def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None) -> int:
     """``lora-tui attach --text [JOB]``: the log so far, then live until the trainer exits; the exit status is the
     trainer's (128+N for signal N). Ctrl-C detaches, like ``tail -f``: the job goes on, the re-attach and stop

@@ -73,6 +73,22 @@ def test_queue_commands(tmp_path):
     assert listed[1].endswith(" a.json (output_name qb; --set output_name=qb)"), listed
     data = json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())
     assert data["items"][0]["config"]["network_dim"] == 16  # the snapshot holds the override
+    ids = [line.split()[0] for line in listed]
+    removed = cli(["queue", "remove", ids[0][:-1], "nosuchid"], tmp_path)  # a unique prefix does
+    assert removed.returncode == 1  # one of the two was not found
+    assert removed.stdout.splitlines() == [
+        f"lora-tui: removed pending queue item {ids[0]} a.json (output_name qa; --set network_dim=16)",
+        "lora-tui: no queue item 'nosuchid'; `lora-tui queue list` shows the ids"]
+    assert cli(["queue", "add", str(cfg)], tmp_path).returncode == 0
+    assert cli(["queue", "clear", "--finished"], tmp_path).stdout == \
+        "lora-tui: queue: no ended items to remove; kept 2 pending\n"
+    cleared = cli(["queue", "clear"], tmp_path)
+    assert cleared.returncode == 0 and cleared.stdout.count("lora-tui: removed pending queue item ") == 2
+    assert cleared.stdout.endswith("lora-tui: queue: removed 2 pending items\n")
+    assert cli(["queue"], tmp_path).stdout == "queue is empty\n"
+    assert json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())["items"] == []
+    wrong = cli(["queue", "run", ids[1]], tmp_path)
+    assert wrong.returncode == 2 and "queue run: takes no FILE or ID" in wrong.stderr
 
 
 def test_started_job_keeps_running_after_sighup_of_its_starter(tmp_path):
@@ -260,6 +276,10 @@ def test_ctrl_c_in_queue_run_says_what_goes_on_and_a_second_run_says_whose_job_i
                 "pending item starts only when `lora-tui queue run` runs again (or the app is open).") in rest, rest
         job = load_job(job_id, state_dir=tmp_path / "xstate" / "lora-tui")
         assert job.is_alive() and not job.stop_signals
+        item_a = json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())["items"][0]["id"]
+        refused = cli(["queue", "remove", item_a], tmp_path)
+        assert refused.returncode == 1 and f"is running (job {job_id}); stop it with `lora-tui stop {job_id}`, " \
+            "then remove it" in refused.stdout, refused.stdout
         second = queue_run()
         line = second.stdout.readline()
         assert line.startswith(f"lora-tui: queue: waiting for queue item a.json (output_name a; --set output_name=a) "
@@ -275,6 +295,10 @@ def test_ctrl_c_in_queue_run_says_what_goes_on_and_a_second_run_says_whose_job_i
                                 "`lora-tui queue run` runs again (or the app is open)."), rest
         assert [d["status"] for d in json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())[
             "items"]] == ["stopped", "pending"]
+        cleared = cli(["queue", "clear", "--finished"], tmp_path).stdout
+        assert cleared == (f"lora-tui: removed stopped queue item {item_a} a.json (output_name a; --set "
+                           "output_name=a)\nlora-tui: queue: removed 1 ended item; kept 1 pending\n"), \
+            cleared
     finally:
         for proc in (first, locals().get("second")):
             if proc is not None and proc.poll() is None:
