@@ -273,7 +273,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         except JobError as exc:
             raise CliError(str(exc)) from None
         return run_attach(job)
-    return headless.attach_text(args.job)
+    return headless.attach_text(args.job, lines=args.lines)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -304,6 +304,19 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return headless.queue_list()
 
 
+def _log_lines(text: str) -> int | None:
+    """``--lines``: a count of lines (0 or more), or ``all`` → ``None`` (the whole log)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of lines (0 or more) or 'all'")
+    return n
+
+
 def _add_job_commands(sub: Any) -> None:
     p = sub.add_parser("train", help="launch training headless as Start would; the log on stdout")
     _add_file_args(p)
@@ -319,6 +332,9 @@ def _add_job_commands(sub: Any) -> None:
     p = sub.add_parser("attach", help="open the app on a running or finished job (default: the running one)")
     p.add_argument("job", nargs="?", metavar="JOB", help="job id or unique prefix (see `lora-tui jobs`)")
     p.add_argument("--text", action="store_true", help="follow the log on stdout instead of opening the app")
+    p.add_argument("--lines", type=_log_lines, default=40, metavar="N|all",
+                   help="--text: show the log's last N lines before following it (default 40; all: the whole log; "
+                        "0: only what comes next), as tail -n N -f")
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("stop", help="stop a job as the Stop key does (SIGINT, then SIGTERM/SIGKILL)")

@@ -88,9 +88,10 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
                      state_dir=state_dir)
 
 
-def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop") -> int | None:
-    """Copy the job's raw log to ``out_bin`` (a binary stream; our machine lines left out) until the trainer
-    exits; returns its exit code, or ``None`` when it stopped following a job that runs on.
+def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop", start: int = 0) -> int | None:
+    """Copy the job's raw log to ``out_bin`` (a binary stream; our machine lines left out) from byte ``start``
+    (``tail_start`` gives the offset of the last N lines) until the trainer exits; returns its exit code, or
+    ``None`` when it stopped following a job that runs on.
 
     ``ctrl_c="stop"`` (``lora-tui train`` in the foreground, as kohya's own scripts): Ctrl-C asks the trainer to
     stop (SIGINT to its group, it saves); a second Ctrl-C escalates. ``ctrl_c="detach"`` (``lora-tui attach
@@ -106,7 +107,7 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop") -> 
         hung_up = True
 
     old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
-    pos = 0
+    pos = start
     flt = MachineLineFilter()
     if job.is_alive():
         if ctrl_c == "detach":
@@ -169,6 +170,42 @@ class MachineLineFilter:
         """Whatever is held back (end of stream)."""
         out, self._carry = self._carry, b""
         return out
+
+
+def tail_start(path: str | os.PathLike, lines: int | None) -> int:
+    """The byte offset in the log at ``path`` where its last ``lines`` lines as a terminal shows them begin (our
+    ``LORA_TUI_*`` machine lines are not counted; an unfinished last line, such as a progress bar, is one), as
+    ``tail -n``: ``None`` → 0 (the whole log), 0 → the end (follow only). Reads backwards in 64 KiB blocks, so a
+    long log costs what its tail does. A missing log → 0."""
+    if lines is None:
+        return 0
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    if lines <= 0:
+        return size
+    buf = b""
+    base = size
+    with open(path, "rb") as fh:
+        while base > 0:
+            step = min(base, 64 * 1024)
+            base -= step
+            fh.seek(base)
+            buf = fh.read(step) + buf
+            parts = buf.split(b"\n")
+            # The first part's start is known only at the start of the file; the last part is the unfinished line.
+            offset = len(buf) - len(parts[-1])
+            count = 1 if parts[-1] else 0
+            if count >= lines:
+                return base + offset
+            for k in range(len(parts) - 2, 0 if base > 0 else -1, -1):
+                offset -= len(parts[k]) + 1
+                if _MACHINE_LINE.sub(b"", parts[k] + b"\n").endswith(b"\n"):
+                    count += 1
+                    if count >= lines:
+                        return base + offset
+    return 0
 
 
 def _copy_new(path: Path, pos: int, out_bin, flt: MachineLineFilter | None = None) -> int:
@@ -507,8 +544,14 @@ def queue_clear(finished: bool = False, settings: Any = None, out: TextIO | None
     return 0
 
 
-def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None) -> int:
-    """``lora-tui attach --text [JOB]``: the log so far, then live until the trainer exits; the exit status is the
+#: How many log lines ``lora-tui attach --text`` shows before following (``--lines``).
+ATTACH_LINES = 40
+
+
+def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | None = None,
+                lines: int | None = ATTACH_LINES) -> int:
+    """``lora-tui attach --text [JOB] [--lines N|all]``: the last ``lines`` lines of the log (``None``: all of it;
+    0: none; see ``tail_start``), then live until the trainer exits, as ``tail -n N -f``; the exit status is the
     trainer's (128+N for signal N). Ctrl-C detaches, like ``tail -f``: the job goes on, the re-attach and stop
     commands are printed, and the exit status is 130 (interrupted, as a shell reports Ctrl-C; not the job's)."""
     out = out or sys.stdout
@@ -517,9 +560,12 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
     except JobError as exc:
         print(f"lora-tui: {exc}", file=out)
         return 1
-    print(f"lora-tui: job {job.id} ({job.status}), log {job.log_path}", file=out, flush=True)
+    start = tail_start(job.log_path, lines)
+    shown = "" if not start else "; what comes next (--lines N: the last N lines)" if lines == 0 else \
+        f"; its last {counted(lines or 0, 'line')} (--lines all: the whole log)"
+    print(f"lora-tui: job {job.id} ({job.status}), log {job.log_path}{shown}", file=out, flush=True)
     out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
-    code = stream_job(job, out_bin, ctrl_c="detach")
+    code = stream_job(job, out_bin, ctrl_c="detach", start=start)
     if code is None and job.is_alive():
         return 130  # Ctrl-C (or a hang-up) left the log; the job was not touched
     print(f"\nlora-tui: job {job.id} {job.state.get('status')}: {job.hint()}", file=out)

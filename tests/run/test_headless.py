@@ -48,6 +48,45 @@ def test_attach_text_replays_the_log_of_a_finished_job_and_returns_its_status(tm
     assert load_job(job.id, state_dir=state).state["status"] == "failed"
 
 
+def test_attach_text_shows_the_last_lines_then_follows_as_tail(tmp_path):
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("chatty_trainer.py", tmp_path, "steps", 50, 0.001), state_dir=state)
+    job.wait(timeout=20)
+    # 80 "loading part" lines, "epoch 1/1", then 50 step lines, each followed by a machine line (not counted)
+    out = cli(["attach", "--text", job.id], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    body = out.stdout.splitlines()
+    assert body[0].endswith("; its last 40 lines (--lines all: the whole log)")
+    assert body[1:41] == [f"step line {k}" for k in range(11, 51)], body[:3]
+    assert body[-1].startswith(f"lora-tui: job {job.id} done")
+    whole = cli(["attach", "--text", "--lines", "all", job.id], tmp_path).stdout.splitlines()
+    assert whole[1] == "loading part 0" and whole[-3] == "step line 50" and "LORA_TUI" not in "".join(whole)
+    assert "--lines" not in whole[0]
+    three = cli(["attach", "--text", "--lines", "3", job.id], tmp_path).stdout.splitlines()
+    assert three[1:4] == ["step line 48", "step line 49", "step line 50"]
+    none = cli(["attach", "--text", "--lines", "0", job.id], tmp_path).stdout.splitlines()
+    assert none[0].endswith("; what comes next (--lines N: the last N lines)") and "step line 50" not in none
+    bad = cli(["attach", "--text", "--lines", "-2", job.id], tmp_path)
+    assert bad.returncode == 2 and "give a number of lines (0 or more) or 'all'" in bad.stderr
+
+
+def test_tail_start_counts_lines_as_the_terminal_shows_them(tmp_path):
+    from lora_tui.run.headless import tail_start
+
+    log = tmp_path / "train.log"
+    lines = [f"line {k} ".encode() + b"x" * 300 + b"\n" for k in range(600)]  # > 64 KiB: several blocks
+    lines[-3] = b"LORA_TUI_PROGRESS {\"step\": 1}\n"  # a machine line: not counted
+    lines[-5] = b"\rsteps: 1/2\rsteps: 2/2 LORA_TUI_SAVED {}\n"  # the text before it joins the next line
+    raw = b"".join(lines) + b"\rsteps:  50%|#  | 1/2"  # an unfinished bar is a line
+    log.write_bytes(raw)
+    assert raw[tail_start(log, 1):] == b"\rsteps:  50%|#  | 1/2"
+    assert raw[tail_start(log, 4):] == b"".join(lines[-4:]) + b"\rsteps:  50%|#  | 1/2"
+    assert raw[tail_start(log, 5):] == b"".join(lines[-6:]) + b"\rsteps:  50%|#  | 1/2"
+    assert raw[tail_start(log, 300):].startswith(b"line 299 ")
+    assert tail_start(log, None) == 0 and tail_start(log, 10_000) == 0 and tail_start(log, 0) == len(raw)
+    assert tail_start(tmp_path / "missing.log", 40) == 0
+
+
 def test_train_refuses_a_config_with_errors_and_starts_nothing(tmp_path):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"pretrained_model_name_or_path": str(tmp_path / "missing.safetensors"),
