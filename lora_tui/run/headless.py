@@ -636,13 +636,16 @@ def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
 
 
 def _item_detail(item) -> str:
-    """`` (output_name qa; --set network_dim=16 seed=3)``: what tells apart items queued from one file (the
-    label is the file name); the output name is left out when the label already is it (items the app queued)."""
+    """`` (output_name qa; --set network_dim=16 seed=3; overwrite)``: what tells apart items queued from one file
+    (the label is the file name); the output name is left out when the label already is it (items the app
+    queued); ``overwrite`` when the item may replace an existing LoRA (``queue add --overwrite``)."""
     name = str((item.config or {}).get("output_name") or "")
     parts = [f"output_name {name}"] if name and name != item.label else []
     sets = (item.meta or {}).get("sets") or []
     if sets:
         parts.append("--set " + " ".join(map(str, sets)))
+    if item.overwrite:
+        parts.append("overwrite")
     return f" ({'; '.join(parts)})" if parts else ""
 
 

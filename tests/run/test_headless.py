@@ -126,6 +126,12 @@ def test_queue_commands(tmp_path):
     assert cleared.stdout.endswith("lora-tui: queue: removed 2 pending items\n")
     assert cli(["queue"], tmp_path).stdout == "queue is empty\n"
     assert json.loads((tmp_path / "xstate" / "lora-tui" / "queue.json").read_text())["items"] == []
+    # two items differing only in --overwrite look different
+    assert cli(["queue", "add", str(cfg)], tmp_path).returncode == 0
+    again = cli(["queue", "add", str(cfg), "--overwrite"], tmp_path)
+    assert again.returncode == 0 and " (output_name qa; overwrite) as " in again.stdout, again.stdout
+    listed = cli(["queue"], tmp_path).stdout.splitlines()
+    assert listed[0].endswith(" a.json (output_name qa)") and listed[1].endswith(" a.json (output_name qa; overwrite)")
     wrong = cli(["queue", "run", ids[1]], tmp_path)
     assert wrong.returncode == 2 and "queue run: takes no FILE or ID" in wrong.stderr
 
