@@ -34,7 +34,7 @@ class ChoiceDialog(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-question")
+            yield Label(self.question, classes="dialog-question", markup=False)  # paths, output names
             with Horizontal(classes="dialog-buttons"):
                 for key, text in self.choices:
                     yield Button(text, id=f"choice-{key}", variant="primary" if key == self.default
@@ -98,7 +98,7 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
             yield OrderedInput(placeholder="preset name or path to a .json file", id="open-path", compact=True,
                                suggester=PathSuggester())
             yield OptionList(id="open-list")
-            yield Label("", id="open-msg", classes="field-msg -error")
+            yield Label("", id="open-msg", classes="field-msg -error", markup=False)  # echoes what was typed
 
     def on_mount(self) -> None:
         self._fill("")
@@ -121,8 +121,7 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        looks_like_path = any(ch in event.value for ch in "/\\") or event.value.endswith(".json")
-        self._fill("" if looks_like_path else event.value)
+        self._fill("" if _looks_like_path(event.value) else event.value)
         self.query_one("#open-msg", Label).update("")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -132,6 +131,9 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
             path = Path(text).expanduser()
             if path.is_file():
                 self.dismiss((path, False))
+                return
+            if _looks_like_path(text):  # not the highlighted preset: the user meant that file
+                self.query_one("#open-msg", Label).update(f"“{text}”: no such file.")
                 return
         lst = self.query_one("#open-list", OptionList)
         if lst.option_count and lst.highlighted is not None:
@@ -153,6 +155,11 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def _looks_like_path(text: str) -> bool:
+    """Typed text in the load picker that names a file (a separator or a .json ending), not a preset filter."""
+    return any(ch in text for ch in "/\\") or text.endswith(".json")
 
 
 def default_save_path(config: Any, saved_path: Path | None = None, cwd: Path | None = None) -> Path:
@@ -183,7 +190,7 @@ class SaveDialog(ModalScreen["Path | None"]):
         with Vertical(classes="dialog wide"):
             yield Label("Save the config as JSON (kohya_ss keys) to:", classes="dialog-question")
             yield OrderedInput(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
-            yield Label("", id="save-msg", classes="field-msg -error")
+            yield Label("", id="save-msg", classes="field-msg -error", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -267,9 +268,9 @@ class AdvancedForm(Horizontal):
                 if needle in hay and self.app.field_applies(n):
                     hits.append(n)
         more = f" (first {FILTER_LIMIT} shown)" if len(hits) > FILTER_LIMIT else ""
-        await self._mount_rows(hits[:FILTER_LIMIT], f"[b]Filter[/b] “{text}” · {len(hits)} field{'s' * (len(hits) != 1)}{more}")
+        await self._mount_rows(hits[:FILTER_LIMIT], Content.assemble(("Filter", "bold"), f" “{text}” · {len(hits)} field{'s' * (len(hits) != 1)}{more}"))
 
-    async def _mount_rows(self, names: list[str], head: str) -> None:
+    async def _mount_rows(self, names: list[str], head: str | Content) -> None:
         rows = self.query_one("#adv-rows", Vertical)
         with self.app.batch_update():
             await rows.remove_children()

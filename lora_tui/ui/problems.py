@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from textual import work
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -80,7 +80,7 @@ class PlanAndProblems:
         if message.gen != self._plan_gen:
             return  # the config changed again since; a newer plan is on its way
         if message.error is not None:
-            self.query_one("#plan-summary", Static).update(f"[red]planning failed: {message.error!r}[/]")
+            self.query_one("#plan-summary", Static).update(Content.styled(f"planning failed: {message.error!r}", "red"))
             return
         self.apply_plan(message.plan)
 
@@ -90,7 +90,7 @@ class PlanAndProblems:
         self.plan_problems = list(plan.problems)
         steps = getattr(plan, "steps", None)
         summary = getattr(steps, "summary", "") if steps is not None else ""
-        self.query_one("#plan-summary", Static).update(summary or "(no step plan)")
+        self.query_one("#plan-summary", Static).update(Content(summary or "(no step plan)"))  # holds folder names
         self._refresh_messages()
         self._refresh_problems()
 
@@ -114,9 +114,10 @@ class PlanAndProblems:
         if problems:
             opts = []
             for i, p in enumerate(problems):
-                mark = "[red]✖[/]" if p.severity == "error" else "[yellow]⚠[/]"
+                mark = ("✖", "red") if p.severity == "error" else ("⚠", "yellow")
                 label = field_spec(p.field).label if _is_field(p.field) else (p.field or "config")
-                opts.append(Option(f"{mark} [b]{escape(label)}[/b]: {escape(str(p.message))}", id=str(i)))
+                # Content, not markup: messages quote paths and values ("[x=1" would not parse as markup)
+                opts.append(Option(Content.assemble(mark, " ", (label, "bold"), f": {p.message}"), id=str(i)))
             panel.add_options(opts)
             if highlighted is not None:
                 panel.highlighted = min(highlighted, len(opts) - 1)

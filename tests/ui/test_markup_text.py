@@ -1,0 +1,35 @@
+"""Text that comes from the user, a file or the trainer is shown as typed, never read as Textual markup: one
+"[key=value]" in it raised MarkupError and ended the app (a trial's crash on scale_weight_norms' tqdm postfix).
+The Run view's live line and toasts are in test_loss_plot.py; here the form filter, the load picker's message and
+a question dialog."""
+from __future__ import annotations
+
+from lora_tui.ui.app import LoraApp
+from lora_tui.ui.dialogs import ChoiceDialog
+from ui_helpers import SIZE, wait_for
+
+TYPED = "[x=1] [/b]"
+
+
+async def test_filter_picker_and_dialog_show_bracketed_text_as_is(settings):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.view == "advanced")
+        await pilot.press("ctrl+f")
+        await pilot.press(*TYPED)
+        await wait_for(pilot, lambda: TYPED in str(app.query_one("#adv-head").render()), timeout=5)
+        await pilot.press("escape", "ctrl+o")
+        await wait_for(pilot, lambda: app.screen.id == "open-dialog", timeout=5)
+        await pilot.press(*"[x=1", "enter")  # a filter that matches no preset
+        await wait_for(pilot, lambda: "“[x=1”" in str(app.screen.query_one("#open-msg").render()), timeout=5)
+        # a path that does not exist is said so, not taken for the highlighted preset
+        await pilot.press(*("backspace",) * 4, *f"/nope/{TYPED}.json", "enter")
+        await wait_for(pilot, lambda: f"“/nope/{TYPED}.json”: no such file."
+                       in str(app.screen.query_one("#open-msg").render()), timeout=5)
+        assert app.screen.id == "open-dialog" and app.source == "preset sdxl-face-lora"
+        await pilot.press("escape")
+        app.push_screen(ChoiceDialog(f"Replace /data/{TYPED}/face.safetensors?", [("ok", "OK")]))
+        await pilot.pause()
+        assert f"/data/{TYPED}/face" in str(app.screen.query_one(".dialog-question").render())
+        assert app.is_running
