@@ -13,10 +13,10 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Iterable, Self
 
 from rich.cells import cell_len
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.binding import Binding
+from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
@@ -90,6 +90,7 @@ class RunView(Vertical):
         self._log_following = True
         self._log_pinned_y = 0.0
         self._queue_rows: list[tuple[str, str]] = []
+        self._queue_items: dict[str, Any] = {}
         self._queue_paused = False
 
     def compose(self) -> ComposeResult:
@@ -288,7 +289,8 @@ class RunView(Vertical):
                 tail = list(prog.tail) if prog is not None else []
             self.query_one("#run-mid").display = True
             box.display = True
-            self.query_one("#failure-hint", Static).update(f"[b]{escape(headline)}[/b]\nLast lines of output:")
+            self.query_one("#failure-hint", Static).update(
+                Content.assemble((headline, "bold"), "\nLast lines of output:"))  # an exception's text: no markup
             tail_log = self.query_one("#failure-tail", Log)
             tail_log.clear()
             tail_log.write_lines(tail or ["(no output)"])
@@ -324,6 +326,19 @@ class RunView(Vertical):
         log.clear()
         log.write_lines(tail or ["(no output)"])
 
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a queue item: what it is and how it went (an error's reason stays readable after its toast)."""
+        if event.option_list.id != "queue":
+            return
+        event.stop()
+        item = self._queue_items.get(event.option.id or "")
+        if item is None:
+            return
+        from lora_tui.ui.dialogs import NotesDialog
+
+        self.app.push_screen(NotesDialog(f"Queue item “{item.label or item.id}” · {item.status}",
+                                         queue_item_details(item)))
+
     def show_queue(self, items: list[Any], paused: bool = False) -> None:
         """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty), its
         title saying when the queue is `paused`. Delete (or x) on an item removes it, shift+up/down (or K/J)
@@ -334,7 +349,8 @@ class RunView(Vertical):
             mark = marks.get(item.status, "✖")
             # A stopped item's exit code is how the launcher passed the interrupt on (1 or 130), not a failure's.
             code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) and item.status != "stopped" else ""
-            rows.append((item.id, f"{mark} {escape(item.label or item.id)} ({item.status}{code})"))
+            rows.append((item.id, f"{mark} {item.label or item.id} ({item.status}{code})"))
+        self._queue_items = {item.id: item for item in items}
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)
         if bool(rows) != bool(self._queue_rows) or paused != self._queue_paused:
@@ -485,6 +501,23 @@ class FailureTail(WrapLog):
         self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
 
+def queue_item_details(item: Any) -> list[str]:
+    """The lines Enter on a queue item shows (`run.queue.QueueItem`): its outcome and message (a refusal's reason),
+    where it writes, whether it may overwrite, its job, and when it was queued, started and ended."""
+    when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
+    config = item.config or {}
+    lines = [f"status: {item.status}" + (f" · exit code {item.exit_code}" if item.exit_code is not None else "")]
+    lines += [line for line in (item.message or "").splitlines() if line.strip()]
+    lines.append(f"writes: {config.get('output_dir') or '?'}/{config.get('output_name') or '?'}"
+                 + (" (may overwrite)" if item.overwrite else ""))
+    if item.config_path:
+        lines.append(f"queued from: {item.config_path}")
+    if item.job_id:
+        lines.append(f"job: {item.job_id} (lora-tui attach {item.job_id})")
+    lines.append(f"queued {when(item.added)} · started {when(item.started)} · ended {when(item.ended)}")
+    return lines
+
+
 class QueueList(OptionList):
     """The queued configs, one option per item (option id = queue item id), in run order.
 
@@ -492,6 +525,7 @@ class QueueList(OptionList):
 
     | key | action |
     |---|---|
+    | enter | show its details: outcome, an error's reason, where it writes, its job (the Run view's handler) |
     | delete, x | remove it (`RemoveRequested`; a running item stays: stop it first) |
     | shift+up, K | move it one place earlier (`MoveRequested`, delta -1) |
     | shift+down, J | move it one place later (`MoveRequested`, delta +1) |
@@ -522,11 +556,12 @@ class QueueList(OptionList):
             self.delta = delta
 
     def set_items(self, rows: list[tuple[str, str]]) -> None:
-        """Replace the options by `rows` [(item id, markup)], keeping the cursor on the same item (or row)."""
+        """Replace the options by `rows` [(item id, plain text)], keeping the cursor on the same item (or row).
+        Plain: a label is the user's output_name or file name, never markup."""
         old = self.highlighted
         old_id = self.get_option_at_index(old).id if old is not None and old < self.option_count else None
         self.clear_options()
-        self.add_options([Option(text, id=item_id) for item_id, text in rows])
+        self.add_options([Option(Content(text), id=item_id) for item_id, text in rows])
         if rows:
             ids = [item_id for item_id, _ in rows]
             self.highlighted = ids.index(old_id) if old_id in ids else min(old or 0, len(rows) - 1)

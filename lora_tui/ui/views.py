@@ -3,7 +3,7 @@
 """
 from __future__ import annotations
 
-from rich.markup import escape
+from textual.content import Content
 from textual.widgets import ContentSwitcher, Static
 
 from lora_tui.ui.forms import AdvancedForm, MinimalForm
@@ -72,7 +72,8 @@ class ViewSwitching:
                 job = f" · job {self.job.id}: {self.last_outcome}"
             elif self.last_exit is not None:
                 job += f" (exit {self.last_exit})"
-        text = f"[b]lora-tui[/b] · {escape(source)} · {self.family_label()} · view: {self.view}{job}"
+        text = f" · {source} · {self.family_label()} · view: {self.view}{job}"
         if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke
             self._title_text = text
-            self.query_one("#title-bar", Static).update(text)
+            # Content, not markup: the source is a file name and the outcome names a LoRA file
+            self.query_one("#title-bar", Static).update(Content.assemble(("lora-tui", "bold"), text))

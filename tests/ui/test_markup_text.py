@@ -11,9 +11,16 @@ from ui_helpers import SIZE, wait_for
 TYPED = "[x=1] [/b]"
 
 
-async def test_filter_picker_and_dialog_show_bracketed_text_as_is(settings):
+async def test_filter_picker_and_dialog_show_bracketed_text_as_is(settings, tmp_path):
+    from lora_tui.config.kohya_json import save_config_file
+
     app = LoraApp(settings=settings)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
+        odd = tmp_path / "[x=1 face.json"  # a file name reaches the title bar
+        save_config_file(app.config, odd)
+        assert app.load_file(odd)
+        await pilot.pause()
+        assert "lora-tui · [x=1 face.json · sdxl" in str(app.query_one("#title-bar").render())
         await pilot.press("f3")
         await wait_for(pilot, lambda: app.view == "advanced")
         await pilot.press("ctrl+f")
@@ -27,7 +34,7 @@ async def test_filter_picker_and_dialog_show_bracketed_text_as_is(settings):
         await pilot.press(*("backspace",) * 4, *f"/nope/{TYPED}.json", "enter")
         await wait_for(pilot, lambda: f"“/nope/{TYPED}.json”: no such file."
                        in str(app.screen.query_one("#open-msg").render()), timeout=5)
-        assert app.screen.id == "open-dialog" and app.source == "preset sdxl-face-lora"
+        assert app.screen.id == "open-dialog" and app.source == odd.name  # nothing else was loaded
         await pilot.press("escape")
         app.push_screen(ChoiceDialog(f"Replace /data/{TYPED}/face.safetensors?", [("ok", "OK")]))
         await pilot.pause()

@@ -79,6 +79,15 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         assert "fake.safetensors already exists (written by queue item “first”" in third.message, third.message
         await wait_for(pilot, lambda: "third (error)" in " ".join(
             str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)), timeout=5)
+        # Enter on the refused item shows why, after its toast is gone
+        lst.focus()
+        lst.highlighted = next(i for i in range(lst.option_count) if "third" in str(lst.get_option_at_index(i).prompt))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#notes-list"), timeout=5)
+        details = [str(o.prompt) for o in app.screen.query_one("#notes-list").options]
+        assert details[0] == "status: error" and any("(written by queue item “first”" in d for d in details), details
+        assert any(d.startswith("writes: ") and d.endswith("/fake") for d in details), details
+        await pilot.press("escape")
 
 
 async def test_move_from_the_app_api_clamps_and_reports(settings):
