@@ -581,7 +581,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
     the same output_dir/output_name (this run would replace its result). The runner checks again at the item's
     start (``run.queue.overwrite_refusal``)."""
     from lora_tui.config.kohya_json import config_to_dict
-    from lora_tui.run.queue import Queue, queued_with_output
+    from lora_tui.run.queue import Queue, output_writers
 
     out = out or sys.stdout
     cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
@@ -590,7 +590,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
         from lora_tui.plan.rules import existing_outputs
 
         found = existing_outputs(cfg)
-        ahead = queued_with_output(queue, cfg)
+        ahead = output_writers(queue, cfg)
         name = f"output_dir/output_name {getattr(cfg, 'output_dir', '')}/{getattr(cfg, 'output_name', '') or 'last'}"
         fix = ("nothing was queued. Pass --overwrite to replace it, or choose another output_name "
                "(--set output_name=NAME)")
@@ -601,8 +601,8 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
                   file=out)
             return 1
         if ahead:
-            print(f"lora-tui: queue item “{ahead[0].label or ahead[0].id}” ({ahead[0].id}, {ahead[0].status}) "
-                  f"already writes to {name} and this run would overwrite its LoRA; {fix}", file=out)
+            print(f"lora-tui: {ahead[0]} already writes to {name} and this run would overwrite its LoRA; {fix}",
+                  file=out)
             return 1
     item = queue.add(config_to_dict(cfg), config_path=cfg_file, label=Path(cfg_file).name, overwrite=overwrite,
                      meta={"sets": list(sets)} if sets else None)

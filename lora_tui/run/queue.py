@@ -293,6 +293,30 @@ def queued_with_output(queue: "Queue", cfg: Any) -> list[QueueItem]:
     return [i for i in queue.items() if i.status in ("pending", "running") and _target_of(i) == target]
 
 
+def output_writers(queue: "Queue", cfg: Any) -> list[str]:
+    """Who already writes the LoRA ``cfg`` would write, in words for a question or a refusal: the pending or
+    running items of ``queue`` with the same ``output_target`` ("queue item “face” (pending)") and the running
+    jobs of the state dir with the same output_dir/output_name (a job started by Start or ``lora-tui train``, not
+    queued: "job 20261129-… (running)"). Queueing ``cfg`` after them would replace their result. Reads the job
+    states: call it off the UI's event loop."""
+    target = output_target(cfg)
+    if target is None:
+        return []
+    items = queued_with_output(queue, cfg)
+    found = [f"queue item “{i.label or i.id}” ({i.status})" for i in items]
+    queued_jobs = {i.job_id for i in items if i.job_id}
+    for job in running_jobs(state_dir=queue.state_dir):
+        meta = job.state.get("meta") or {}
+        folder = str(meta.get("output_dir") or "").strip()
+        if job.id in queued_jobs or not folder:
+            continue
+        job_target = output_target({"output_dir": folder, "output_name": meta.get("output_name"),
+                                    "save_model_as": target[2]})  # the job's meta keeps no extension
+        if job_target == target:
+            found.append(f"job {job.id} (running)")
+    return found
+
+
 Launch = Callable[[QueueItem], Job]
 
 

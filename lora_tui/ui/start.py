@@ -155,28 +155,27 @@ class StartFlow:
     async def _enqueue(self, cfg: TrainingConfig, overwrite: bool = False) -> None:
         # `overwrite`: the answer of the overwrite dialog, kept with the item (the runner re-checks at its start).
         from lora_tui.config.kohya_json import config_to_dict
-        from lora_tui.run.queue import Queue, queued_with_output
+        from lora_tui.run.queue import Queue, output_writers
 
         queue = Queue(settings=self.settings)
         if not overwrite:
             # A file-free name can still be taken by a waiting item: this run would replace that item's LoRA.
             try:
-                ahead = await asyncio.to_thread(queued_with_output, queue, cfg)
+                ahead = await asyncio.to_thread(output_writers, queue, cfg)
             except Exception as exc:
                 self.notify(f"Not queued: {exc}", severity="error", timeout=10)
                 return
             if ahead:
                 from lora_tui.ui.dialogs import ChoiceDialog
 
-                first = ahead[0]
                 choice = await self.push_screen_wait(ChoiceDialog(
-                    f"Queue item “{first.label or first.id}” ({first.status}) already trains to "
+                    f"{ahead[0][0].upper()}{ahead[0][1:]} already trains to "
                     f"{cfg.output_dir}/{cfg.output_name}: this run would replace its LoRA. Queue it anyway, or "
                     f"cancel and change output_name?",
                     [("overwrite", "Queue anyway"), ("cancel", "Cancel")], dialog_id="queued-output-dialog",
                     default="cancel"))
                 if choice != "overwrite":
-                    self.notify("Not queued: a queued item writes the same LoRA.", severity="warning", timeout=5)
+                    self.notify(f"Not queued: {ahead[0]} writes the same LoRA.", severity="warning", timeout=5)
                     return
                 overwrite = True
         try:

@@ -294,3 +294,23 @@ def test_two_runners_count_only_the_items_they_started(state_dir, tmp_path):
     assert [i.status for i in items] == ["done", "failed"]
     assert a.own_failures(items) == [] and a.waiting_for is None
     assert [i.id for i in b.own_failures(items)] == [bad.id]
+
+
+def test_output_writers_names_waiting_items_and_a_running_job_of_the_same_lora(state_dir, tmp_path):
+    # Queueing behind a run started by Start (not a queue item) that writes the same LoRA must be asked about too.
+    from lora_tui.run.queue import output_writers
+
+    out = tmp_path / "out"
+    q = Queue(state_dir=state_dir)
+    cfg = {"output_dir": str(out), "output_name": "face"}
+    assert output_writers(q, cfg) == []
+    q.add({**cfg, "fake": []}, label="face")
+    job = start_job(fake("saving_trainer.py", str(tmp_path), "100000", "0.02"), cwd=tmp_path,
+                    meta={"output_dir": str(out), "output_name": "face"}, state_dir=state_dir)
+    try:
+        found = output_writers(q, cfg)
+        assert found == ["queue item “face” (pending)", f"job {job.id} (running)"], found
+        assert output_writers(q, {**cfg, "output_name": "other"}) == []
+    finally:
+        job.stop(grace_s=5, escalate=True)
+    assert output_writers(q, cfg) == ["queue item “face” (pending)"]
