@@ -252,13 +252,12 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
         if cfg is None:
             cfg = load_config_for_run(cfg_file, sets)
         if not overwrite:
-            from lora_tui.plan.rules import existing_outputs
+            from lora_tui.plan.rules import existing_outputs, existing_outputs_phrase
 
             found = existing_outputs(cfg)
             if found:
-                n = len(found) - 1
-                more = f" and {n} more file{'s' if n > 1 else ''} of that name" if n else ""
-                print(f"lora-tui: {found[0]}{more} already exists and training would overwrite it; nothing was "
+                them = agree(len(found), "it", "them")
+                print(f"lora-tui: {existing_outputs_phrase(found)} and training would overwrite {them}; nothing was "
                       f"started. Pass --overwrite to replace it, or choose another output_name "
                       f"(--set output_name=NAME)", file=out)
                 return 1
@@ -365,9 +364,10 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     """``lora-tui queue run``: run every pending queue item in order; exit 1 if an item this run started did not
     end ``done``, or one it refused to start (``error``); results of items another runner started (a second
-    ``queue run``, an app), even when this one settled them, and earlier results do not count. While the queue is paused it says so and waits for
-    ``lora-tui queue resume`` (from any terminal). With nothing pending or running it says so (``queue: nothing
-    pending (2 done, 1 error; paused since ...)``) and exits 0: nothing to do is not an error."""
+    ``queue run``, an app), even when this one settled them, and earlier results do not count. While the queue is
+    paused it says so and waits for ``lora-tui queue resume`` (from any terminal). With nothing pending or running
+    it says so (``queue: nothing pending (2 done, 1 error; paused since ...)``) and exits 0: nothing to do is not
+    an error."""
     from lora_tui.run.queue import Queue, QueueRunner, launch_item
 
     out = out or sys.stdout
@@ -595,9 +595,10 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
         fix = ("nothing was queued. Pass --overwrite to replace it, or choose another output_name "
                "(--set output_name=NAME)")
         if found:
-            n = len(found) - 1
-            more = f" and {n} more file{'s' * (n > 1)} of that name" if n else ""
-            print(f"lora-tui: {found[0]}{more} already exists ({name}) and this run would overwrite it; {fix}",
+            from lora_tui.plan.rules import existing_outputs_phrase
+
+            them = agree(len(found), "it", "them")
+            print(f"lora-tui: {existing_outputs_phrase(found)} ({name}) and this run would overwrite {them}; {fix}",
                   file=out)
             return 1
         if ahead:

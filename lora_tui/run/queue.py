@@ -272,14 +272,17 @@ def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
     found = item_outputs(item)
     if not found:
         return None
-    n = len(found) - 1
-    more = f" and {n} more file{'s' * (n > 1)} of that name" if n else ""
+    from lora_tui.plan.rules import existing_outputs_phrase
+    from lora_tui.plan.wording import agree
+
     target = _target_of(item)
     earlier = items[:next((k for k, i in enumerate(items) if i.id == item.id), len(items))]
     writer = next((i for i in reversed(earlier) if i.status == "done" and target and _target_of(i) == target), None)
     by = f" (written by queue item “{writer.label or writer.id}” {writer.id}, same output_dir/output_name)" \
         if writer is not None else ""
-    return (f"not started: {found[0]}{more} already exists{by} and this run would overwrite it. To replace it, "
+    them = agree(len(found), "it", "them")
+    return (f"not started: {existing_outputs_phrase(found)}{by} and this run would overwrite {them}. To replace "
+            f"{them}, "
             f"queue the config again with overwrite (`lora-tui queue add FILE --overwrite`; in the app, Overwrite "
             f"when asked); to keep it, change output_name")
 

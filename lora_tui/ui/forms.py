@@ -268,7 +268,9 @@ class AdvancedForm(Horizontal):
                 if needle in hay and self.app.field_applies(n):
                     hits.append(n)
         more = f" (first {FILTER_LIMIT} shown)" if len(hits) > FILTER_LIMIT else ""
-        await self._mount_rows(hits[:FILTER_LIMIT], Content.assemble(("Filter", "bold"), f" “{text}” · {len(hits)} field{'s' * (len(hits) != 1)}{more}"))
+        # Content, not markup: the typed text may hold "[x=" (MarkupError)
+        head = Content.assemble(("Filter", "bold"), f" “{text}” · {len(hits)} field{'s' * (len(hits) != 1)}{more}")
+        await self._mount_rows(hits[:FILTER_LIMIT], head)
 
     async def _mount_rows(self, names: list[str], head: str | Content) -> None:
         rows = self.query_one("#adv-rows", Vertical)

@@ -81,7 +81,8 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
             str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)), timeout=5)
         # Enter on the refused item shows why, after its toast is gone
         lst.focus()
-        lst.highlighted = next(i for i in range(lst.option_count) if "third" in str(lst.get_option_at_index(i).prompt))
+        prompts = [str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)]
+        lst.highlighted = next(i for i, prompt in enumerate(prompts) if "third" in prompt)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.query("#notes-list"), timeout=5)
         details = [str(o.prompt) for o in app.screen.query_one("#notes-list").options]
