@@ -189,14 +189,16 @@ class SaveDialog(ModalScreen["Path | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label("Save the config as JSON (kohya_ss keys) to:", classes="dialog-question")
-            yield OrderedInput(str(self.default), id="save-path", compact=True, suggester=PathSuggester())
+            yield OrderedInput(str(self.default), id="save-path", compact=True, suggester=PathSuggester(),
+                               placeholder="path to a .json file")
             yield Label("", id="save-msg", classes="field-msg -error", markup=False)
+            yield Label("Enter saves · → takes the suggested path · Escape cancels", classes="dialog-question")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         text = event.value.strip()
-        if not text:
-            self.dismiss(None)
+        if not text:  # not a silent cancel: Escape is that
+            self.query_one("#save-msg", Label).update("Type where to save (a .json file), or Escape to cancel.")
             return
         path = Path(text).expanduser()
         if path.is_dir():

@@ -9,7 +9,7 @@ from lora_tui.config.kohya_json import load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.forms import AdvancedForm, section_of
-from ui_helpers import SIZE, type_into, wait_for
+from ui_helpers import SIZE, screen_text, type_into, wait_for
 
 
 async def test_ctrl_s_saves_json_that_loads_back_equal(settings, tmp_path):
@@ -22,6 +22,11 @@ async def test_ctrl_s_saves_json_that_loads_back_equal(settings, tmp_path):
         await wait_for(pilot, lambda: app.screen.id == "save-dialog")
         box = app.screen.query_one("#save-path", Input)
         assert box.value.endswith(".json")
+        assert "Enter saves" in screen_text(app)  # the keys are said: the dialog has no buttons
+        box.value = ""
+        await pilot.press("enter")  # an empty path is not a silent cancel
+        await wait_for(pilot, lambda: "Type where to save" in str(app.screen.query_one("#save-msg").render()))
+        assert app.screen.id == "save-dialog"
         box.value = str(target)
         await pilot.press("enter")
         await wait_for(pilot, lambda: target.exists())
