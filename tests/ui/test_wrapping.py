@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from lora_tui.config.model import TrainingConfig
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.forms import AdvancedForm, section_of
 
@@ -24,6 +25,9 @@ async def test_the_locked_family_row_is_painted_whole_at_80_columns(settings):
     async with app.run_test(size=(80, 30)) as pilot:
         await pilot.pause(0.2)
         assert painted(app, app.query_one("#minimal-family")) == "SDXL · sdxl_train_network.py · locked"
+        app.load_config(TrainingConfig(), ())  # SD1.x: the Minimal form offers its two ways out, both whole
+        await pilot.pause(0.2)
+        assert "Keep it: Advanced form (F3)" in screen_text(app) and "Switch to SDXL" in screen_text(app)
 
 
 @pytest.mark.parametrize("view, size", [("minimal", (80, 30)), ("advanced", (80, 30)), ("advanced", (100, 30))])
