@@ -22,6 +22,24 @@ CHUNK = 256 * 1024
 
 def _is_machine_line(line: str) -> bool:
     return line.startswith(("LORA_TUI_PROGRESS ", "LORA_TUI_SAVED "))
+
+
+def _shown_lines(lines: list[str]) -> list[str]:
+    """``lines`` without our machine lines and without the tqdm bar state each LORA_TUI_PROGRESS line closes.
+
+    Our trainer starts its machine line on a fresh line (stdout and stderr share the log), which completes the
+    open bar: one bar line per step in the log pane, a wall of near-identical lines that pushes the messages out
+    of view. That step is in the live line, the figures and the plot already. Bars not followed by a machine line
+    (upstream sd-scripts, an epoch's end) stay."""
+    shown = []
+    for i, line in enumerate(lines):
+        if _is_machine_line(line):
+            continue
+        if i + 1 < len(lines) and lines[i + 1].startswith("LORA_TUI_PROGRESS ") and split_bar(line)[1] == "" \
+                and split_bar(line)[0] is not None:
+            continue
+        shown.append(line)
+    return shown
 POLL_S = 1 / 12
 
 
@@ -124,7 +142,7 @@ class LogFollower:
         batch.progress_changed = self.progress.feed_lines(lines) or changed
         if self.hide_machine_lines:
             # LORA_TUI_PROGRESS/SAVED lines are for us, not for the reader: parsed above, not shown
-            lines = [ln for ln in lines if not _is_machine_line(ln)]
+            lines = _shown_lines(lines)
         # Between a glued print and the next bar update the bar is still what a terminal shows.
         live = self.splitter.live or self._glued_bar or ""
         if live != self._live:

@@ -20,12 +20,17 @@ def test_stop_after_a_few_steps_saves_the_lora_and_shows_stopped(tmp_path, tiny_
     job = launch_config(demo_config(files), settings)
     follower = LogFollower(job)
     deadline = time.monotonic() + 240
+    shown: list[str] = []
     while (follower.progress.step or 0) < 2:
         batch = follower.poll()
+        shown += batch.lines
         assert not batch.ended, "\n".join(job.tail())
         assert time.monotonic() < deadline, "no training step within 240 s:\n" + "\n".join(job.tail())
         time.sleep(0.1)
     assert follower.progress.total and follower.progress.epochs
+    # each step's bar state, closed by its LORA_TUI_PROGRESS line, is in the live line, not one log line a step
+    # (the 0/N bar, closed by the "epoch 1/N" line, stays)
+    assert not [ln for ln in shown if ln.startswith("steps:") and "| 0/" not in ln], shown
     result = job.stop(grace_s=120)
     assert result.signals == ["SIGINT"] and result.exited, result.message
     while not follower.poll().ended:
