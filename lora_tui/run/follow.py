@@ -47,7 +47,8 @@ POLL_S = 1 / 12
 class FollowBatch:
     """What changed since the previous poll.
 
-    ``lines``: completed display lines, oldest first, without our ``LORA_TUI_*`` machine lines (by default) (at most ``max_batch_lines``; ``dropped`` counts older ones
+    ``lines``: completed display lines, oldest first, without our ``LORA_TUI_*`` machine lines and the bar states
+    they close (by default; see ``_shown_lines``) (at most ``max_batch_lines``; ``dropped`` counts older ones
     left out of this batch, e.g. on replay of a huge log; the progress state saw them all). ``live``: the current
     unfinished line (``None`` = unchanged since last batch). ``progress_changed``: a figure in
     ``LogFollower.progress`` changed. ``ended``: the trainer has exited and the whole log has been read; then

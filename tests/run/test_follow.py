@@ -75,6 +75,7 @@ def test_a_bar_state_closed_by_our_progress_line_is_not_a_log_line():
     from lora_tui.run.follow import _shown_lines
 
     bar = "steps:   4%|▍         | 2/50 [00:02<00:48,  1.01s/it, avr_loss=1.18]"
-    lines = [bar, 'LORA_TUI_PROGRESS {"step": 2}', "epoch 2/2", bar, "INFO saving", "steps: 100%|█| 50/50 [01:00<00:00]"]
+    end = "steps: 100%|█| 50/50 [01:00<00:00]"
+    lines = [bar, 'LORA_TUI_PROGRESS {"step": 2}', "epoch 2/2", bar, "INFO saving", end]
     # kept: a bar that no machine line closes (upstream sd-scripts, a message printed while the bar was open)
-    assert _shown_lines(lines) == ["epoch 2/2", bar, "INFO saving", "steps: 100%|█| 50/50 [01:00<00:00]"]
+    assert _shown_lines(lines) == ["epoch 2/2", bar, "INFO saving", end]
