@@ -37,7 +37,8 @@ class ChoiceDialog(ModalScreen[str]):
             yield Label(self.question, classes="dialog-question", markup=False)  # paths, output names
             with Horizontal(classes="dialog-buttons"):
                 for key, text in self.choices:
-                    yield Button(text, id=f"choice-{key}", variant="primary" if key == self.default
+                    # Content: a label may quote an output name ("Use “char[v2]_2”"), never markup
+                    yield Button(Content(text), id=f"choice-{key}", variant="primary" if key == self.default
                                  else "default", compact=True)
 
     def on_mount(self) -> None:

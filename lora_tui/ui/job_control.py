@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 
 from lora_tui.ui.runview import RunView
 
@@ -38,7 +37,7 @@ class JobControl:
         pid = job.state.get("child_pid") or job.state.get("pid") or "?"
         name = str((job.state.get("meta") or {}).get("output_name") or "").strip()  # which run this is, at a glance
         output = f" · output {name}" if name else ""
-        self.query_one(RunView).follow(job, escape(f"Job {job.id} running{output} · pid {pid} · log {job.log_path}"))
+        self.query_one(RunView).follow(job, f"Job {job.id} running{output} · pid {pid} · log {job.log_path}")
         if show:
             self.run_worker(self.show_view("run"), group="view")
         self._refresh_title()

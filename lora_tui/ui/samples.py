@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Static
 
 SAMPLE_DIR = "sample"  # sd-scripts writes samples to <output_dir>/sample/
@@ -137,8 +137,9 @@ class SamplePane(Vertical):
                 self.image.image = None
             return
         cls = image_class()
-        note = "" if cls is not None else " [dim](images off: LORA_TUI_IMAGES)[/]"
-        caption.update(f"[b]Sample[/b] {escape(path.name)}{note}")
+        note = "" if cls is not None else " (images off: LORA_TUI_IMAGES)"
+        # Content, not markup: a file name may hold "[x=" (MarkupError)
+        caption.update(Content.assemble(("Sample", "bold"), f" {path.name}", (note, "dim")))
         if cls is None:
             return
         try:
@@ -150,7 +151,8 @@ class SamplePane(Vertical):
                 im.load()
                 picture = im.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - half-written or corrupt
-            caption.update(f"[b]Sample[/b] {escape(path.name)} [dim](not readable yet: {escape(str(exc))})[/]")
+            caption.update(Content.assemble(("Sample", "bold"), f" {path.name}",
+                                            (f" (not readable yet: {exc})", "dim")))
             self.path = None
             return
         if self.image is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.dialogs import ChoiceDialog
-from ui_helpers import SIZE, wait_for
+from ui_helpers import SIZE, screen_text, wait_for
 
 TYPED = "[x=1] [/b]"
 
@@ -36,7 +36,11 @@ async def test_filter_picker_and_dialog_show_bracketed_text_as_is(settings, tmp_
                        in str(app.screen.query_one("#open-msg").render()), timeout=5)
         assert app.screen.id == "open-dialog" and app.source == odd.name  # nothing else was loaded
         await pilot.press("escape")
-        app.push_screen(ChoiceDialog(f"Replace /data/{TYPED}/face.safetensors?", [("ok", "OK")]))
+        app.push_screen(ChoiceDialog(f"Replace /data/{TYPED}/face.safetensors?",
+                                     [("new", "Use “k[x=1_2”"), ("other", "Use “char[v2]_2”")]))
         await pilot.pause()
         assert f"/data/{TYPED}/face" in str(app.screen.query_one(".dialog-question").render())
+        # output names quoted on buttons: "[x=" ended the app, "[v2]" vanished as a style tag
+        assert [str(b.label) for b in app.screen.query("Button")] == ["Use “k[x=1_2”", "Use “char[v2]_2”"]
+        assert "Use “char[v2]_2”" in screen_text(app)
         assert app.is_running
