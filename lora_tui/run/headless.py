@@ -379,7 +379,7 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
         return 0
     def event(item) -> None:
         extra = f" (job {item.job_id})" if item.job_id else ""
-        print(f"lora-tui: queue item {item.label or item.id}{_item_detail(item)}: {item.status}{extra} "
+        print(f"lora-tui: queue item {item.label or item.id}{item.detail()}: {item.status}{extra} "
               f"{_item_message(item.message)}".rstrip(), file=out, flush=True)
 
     def paused(now: bool) -> None:
@@ -392,7 +392,7 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     def waiting(job_id: str) -> None:
         item = queue.running()
         if item is not None and item.job_id == job_id:
-            what = (f"queue item {item.label or item.id}{_item_detail(item)} (job {job_id}), started by another "
+            what = (f"queue item {item.label or item.id}{item.detail()} (job {job_id}), started by another "
                     "`queue run` or the app")
         else:
             what = f"job {job_id}, started outside the queue"
@@ -426,7 +426,7 @@ def _say_left_queue(items: list, out: TextIO) -> None:
             "run` runs again (or the app is open)") if pending else "Nothing else waits in the queue"
     if running is not None and running.job_id:
         job = running.job_id
-        print(f"\nlora-tui: left the queue; queue item {running.label or running.id}{_item_detail(running)} goes on "
+        print(f"\nlora-tui: left the queue; queue item {running.label or running.id}{running.detail()} goes on "
               f"running (job {job}): `lora-tui attach {job}` to watch it, `lora-tui stop {job}` to stop it. "
               f"{wait}.", file=out, flush=True)
     else:
@@ -502,7 +502,7 @@ def queue_remove(item_refs: list[str], settings: Any = None, out: TextIO | None 
             ok = False
             continue
         item = found[0]
-        name = f"{item.label or item.id}{_item_detail(item)}"
+        name = f"{item.label or item.id}{item.detail()}"
         if item.status == "running":
             job = item.job_id or "JOB"
             print(f"lora-tui: queue item {item.id} {name} is running (job {job}); stop it with `lora-tui stop {job}`, "
@@ -531,7 +531,7 @@ def queue_clear(finished: bool = False, settings: Any = None, out: TextIO | None
     for item in queue.items():
         if item.status in which and queue.remove(item.id):
             removed += 1
-            print(f"lora-tui: removed {item.status} queue item {item.id} {item.label or item.id}{_item_detail(item)}",
+            print(f"lora-tui: removed {item.status} queue item {item.id} {item.label or item.id}{item.detail()}",
                   file=out)
     left = queue.items()
     running = next((i for i in left if i.status == "running"), None)
@@ -609,7 +609,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
                      meta={"sets": list(sets)} if sets else None)
     note = "; the queue is paused: `lora-tui queue resume` lets it run" if queue.paused else ""
     replaces = " (it may replace an existing LoRA: --overwrite)" if overwrite else ""
-    print(f"lora-tui: queued {item.label}{_item_detail(item)} as {item.id}{replaces}{note}", file=out)
+    print(f"lora-tui: queued {item.label}{item.detail()} as {item.id}{replaces}{note}", file=out)
     return 0
 
 
@@ -632,22 +632,8 @@ def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
         code = "" if i.exit_code is None or i.status == "stopped" else f" exit {i.exit_code}"
         job = f" job {i.job_id}" if i.job_id else ""
         message = _item_message(i.message).replace("\n", "\n    ")
-        print(f"{i.id}  {i.status:<8} {i.label}{_item_detail(i)}{job}{code} {message}".rstrip(), file=out)
+        print(f"{i.id}  {i.status:<8} {i.label}{i.detail()}{job}{code} {message}".rstrip(), file=out)
     return 0
-
-
-def _item_detail(item) -> str:
-    """`` (output_name qa; --set network_dim=16 seed=3; overwrite)``: what tells apart items queued from one file
-    (the label is the file name); the output name is left out when the label already is it (items the app
-    queued); ``overwrite`` when the item may replace an existing LoRA (``queue add --overwrite``)."""
-    name = str((item.config or {}).get("output_name") or "")
-    parts = [f"output_name {name}"] if name and name != item.label else []
-    sets = (item.meta or {}).get("sets") or []
-    if sets:
-        parts.append("--set " + " ".join(map(str, sets)))
-    if item.overwrite:
-        parts.append("overwrite")
-    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _item_message(message: str) -> str:

@@ -62,6 +62,20 @@ class QueueItem:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
+    def detail(self) -> str:
+        """`` (output_name qa; --set network_dim=16 seed=3; overwrite)``: what tells apart items queued from one
+        file (the label is the file name); the output name is left out when the label already is it (items the
+        app queued); ``overwrite`` when the item may replace an existing LoRA (``queue add --overwrite``). Shown
+        by ``lora-tui queue`` and the app's queue list."""
+        name = str((self.config or {}).get("output_name") or "")
+        parts = [f"output_name {name}"] if name and name != self.label else []
+        sets = (self.meta or {}).get("sets") or []
+        if sets:
+            parts.append("--set " + " ".join(map(str, sets)))
+        if self.overwrite:
+            parts.append("overwrite")
+        return f" ({'; '.join(parts)})" if parts else ""
+
 
 class Queue:
     """The queue file of one state dir. Every method re-reads the file, so several processes see one queue."""

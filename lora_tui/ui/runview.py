@@ -349,7 +349,7 @@ class RunView(Vertical):
             mark = marks.get(item.status, "✖")
             # A stopped item's exit code is how the launcher passed the interrupt on (1 or 130), not a failure's.
             code = f", exit {item.exit_code}" if item.exit_code not in (None, 0) and item.status != "stopped" else ""
-            rows.append((item.id, f"{mark} {item.label or item.id} ({item.status}{code})"))
+            rows.append((item.id, f"{mark} {item.label or item.id}{item.detail()} ({item.status}{code})"))
         self._queue_items = {item.id: item for item in items}
         box = self.query_one("#queue", QueueList)
         box.display = bool(rows)
@@ -507,6 +507,8 @@ def queue_item_details(item: Any) -> list[str]:
     when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
     config = item.config or {}
     lines = [f"status: {item.status}" + (f" · exit code {item.exit_code}" if item.exit_code is not None else "")]
+    if item.detail():
+        lines.append(f"settings: {item.detail().strip()[1:-1]}")
     lines += [line for line in (item.message or "").splitlines() if line.strip()]
     lines.append(f"writes: {config.get('output_dir') or '?'}/{config.get('output_name') or '?'}"
                  + (" (may overwrite)" if item.overwrite else ""))

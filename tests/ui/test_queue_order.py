@@ -77,7 +77,7 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         third = next(i for i in Queue(settings=settings).items() if i.label == "third")
         assert third.status == "error" and third.job_id is None
         assert "fake.safetensors already exists (written by queue item “first”" in third.message, third.message
-        await wait_for(pilot, lambda: "third (error)" in " ".join(
+        await wait_for(pilot, lambda: "third (output_name fake) (error)" in " ".join(
             str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)), timeout=5)
         # Enter on the refused item shows why, after its toast is gone
         lst.focus()
@@ -86,7 +86,8 @@ async def test_queue_items_move_with_shift_arrows_and_letters(settings, tmp_path
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.query("#notes-list"), timeout=5)
         details = [str(o.prompt) for o in app.screen.query_one("#notes-list").options]
-        assert details[0] == "status: error" and any("(written by queue item “first”" in d for d in details), details
+        assert details[:2] == ["status: error", "settings: output_name fake"], details
+        assert any("(written by queue item “first”" in d for d in details), details
         assert any(d.startswith("writes: ") and d.endswith("/fake") for d in details), details
         await pilot.press("escape")
 

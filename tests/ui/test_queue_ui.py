@@ -70,7 +70,7 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
         assert launched == ["one", "two", "one_2"]
         await wait_for(pilot, lambda: "one_2 (done)" in queue_text(app), timeout=5)
         text = queue_text(app)
-        assert "one (failed, exit 1)" in text and "two (done)" in text
+        assert "one (overwrite) (failed, exit 1)" in text and "two (done)" in text  # its Overwrite answer shows
         assert app.job.id != first.id  # the app followed the queued runs
 
 
