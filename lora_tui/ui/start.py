@@ -88,7 +88,30 @@ class StartFlow:
             if choice == "queue":
                 await self._enqueue(cfg, overwrite)
             return
+        if not await self._no_waiting_item_writes(cfg):
+            return
         await self._launch(cfg)
+
+    async def _no_waiting_item_writes(self, cfg: TrainingConfig) -> bool:
+        """Before a Start with nothing running: when a waiting queue item (a paused queue) writes the same LoRA,
+        ask, since this run would write it first and that item would then be refused at its turn, or replace this
+        run's LoRA if it was queued with overwrite. True: go on."""
+        from lora_tui.run.queue import Queue, output_writers
+
+        try:
+            ahead = await asyncio.to_thread(output_writers, Queue(settings=self.settings), cfg)
+        except Exception:  # noqa: BLE001 - an unreadable queue file must not block a Start; the queue says why
+            return True
+        if not ahead:
+            return True
+        from lora_tui.ui.dialogs import ChoiceDialog
+
+        choice = await self.push_screen_wait(ChoiceDialog(
+            f"{ahead[0][0].upper()}{ahead[0][1:]} writes the same LoRA ({cfg.output_dir}/{cfg.output_name}). "
+            f"Start this run anyway (that item will then find the file at its turn), or cancel and change "
+            f"output_name?", [("start", "Start anyway"), ("cancel", "Cancel")], dialog_id="waiting-output-dialog",
+            default="cancel"))
+        return choice == "start"
 
     async def _confirm_output(self, cfg: TrainingConfig) -> tuple[TrainingConfig, bool] | None:
         """Never overwrite a LoRA without asking: when `cfg`'s output file (or its epoch/step files) exists, ask

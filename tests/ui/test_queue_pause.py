@@ -169,3 +169,10 @@ async def test_queue_this_config_from_the_palette_checks_then_queues(settings, t
         assert any("“queued_face”: the queue is paused" in str(n.message) for n in app._notifications)
         config = Queue(settings=settings).items()[0].config
         assert config["output_name"] == "queued_face" and config["train_data_dir"].endswith("img")
+        # F5 on the same config while that item waits (paused): asked, since this run would write its LoRA first
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.screen.id == "waiting-output-dialog", timeout=20)
+        assert "Queue item “queued_face” (pending) writes the same LoRA" in str(app.screen.question)
+        await pilot.press("enter")  # Cancel is the default
+        await wait_for(pilot, lambda: not app._starting, timeout=10)
+        assert not app.job_running and labels_and_status(settings) == [("queued_face", "pending")]
