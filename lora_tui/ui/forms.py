@@ -231,13 +231,14 @@ class AdvancedForm(Horizontal):
             section = self.current if self.current in secs else next(iter(secs))
         await self.show_section(section)
 
-    async def show_section(self, section: str) -> None:
-        """Mount `section`'s applicable rows, removing the rows shown before."""
+    async def show_section(self, section: str, clear_filter: bool = True) -> None:
+        """Mount `section`'s applicable rows, removing the rows shown before; empty the filter box unless
+        `clear_filter` is False (the box was just emptied by the user, who may already be typing again)."""
         secs = sections()
         self.current = section
         self._filter = ""
         filt = self.query_one("#adv-filter", Input)
-        if filt.value:
+        if clear_filter and filt.value:
             with filt.prevent(Input.Changed):
                 filt.value = ""
         nav = self.query_one("#sections", OptionList)
@@ -258,7 +259,10 @@ class AdvancedForm(Horizontal):
         self._filter = text
         needle = text.lower().strip()
         if not needle:
-            await self.populate()
+            # Not populate(): it empties the box, and letters typed while these rows mount would be lost
+            # ("network" typed right after erasing "epoch" became "twork": a trial on a busy machine).
+            secs = sections()
+            await self.show_section(self.current if self.current in secs else next(iter(secs)), clear_filter=False)
             return
         hits = []
         for names in sections().values():

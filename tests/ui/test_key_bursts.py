@@ -121,3 +121,20 @@ async def test_the_app_starts_in_the_first_field_and_a_burst_from_there_lands(se
         await wait_for(pilot, lambda: app.query_one("#f-train_data_dir").value == "_x", timeout=5)
         await wait_for(pilot, lambda: app.query_one("#f-pretrained_model_name_or_path").value == "/m.safetensor")
         assert app.focused.id == "f-pretrained_model_name_or_path"
+
+
+async def test_letters_typed_right_after_emptying_the_filter_are_kept(settings):
+    # Emptying the filter mounts the section's rows again; that used to empty the box once more, dropping the
+    # letters typed meanwhile ("network" became "twork" on a busy machine).
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.show_view("advanced")
+        await pilot.pause()
+        filt = app.query_one("#adv-filter")
+        filt.focus()
+        await pilot.pause()
+        post_burst(app, *"epoch", *["backspace"] * 5, *"network")
+        await wait_for(pilot, lambda: "“network”" in str(app.query_one("#adv-head").render()), timeout=10)
+        await pilot.pause(0.2)
+        assert filt.value == "network", filt.value
+        assert "“network”" in str(app.query_one("#adv-head").render())
