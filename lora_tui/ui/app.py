@@ -131,6 +131,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self.last_outcome = ""  # the title's word for how the followed job ended ("stopped · saved x"), "" = as exit
         self.stop_presses = 0
         self._exit_after_job = False
+        self.quit_outcome = ""  # quit → "stop it": how the job ended, for the shell (`left_running_note`)
         self._escalation_timer: Any = None
         self.last_stop_message = ""
         # How a queued item is started (tests may swap in their own); default: as Start would, via the run layer.
@@ -142,10 +143,13 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
 
     def left_running_note(self) -> str | None:
         """After the app has exited: what to tell the shell when it left a job running (quit → "leave it running",
-        or an SSH drop), with the commands that come back to it; None when no job runs."""
+        or an SSH drop), with the commands that come back to it; how the job ended after quit → "stop it" (the
+        Run view's last line, which the closing app took with it); None otherwise."""
         job = self.job
-        if job is None or not job.is_alive():
+        if job is None:
             return None
+        if not job.is_alive():
+            return f"lora-tui: {self.quit_outcome}" if self.quit_outcome else None
         return (f"lora-tui: job {job.id} is still running (detached). `lora-tui attach {job.id}` follows it, "
                 f"`lora-tui stop {job.id}` stops it; log: {job.log_path}")
 

@@ -79,6 +79,7 @@ class JobControl:
         self._refresh_title()
         self.notify(headline, severity="error" if bad else "information", timeout=10)
         if self._exit_after_job:
+            self.quit_outcome = headline
             self.exit()
 
     # ------------------------------------------------------------------ Stop

@@ -130,6 +130,8 @@ async def test_quit_and_stop_waits_for_the_save_then_exits(settings, tmp_path):
     ended = load_job(job.id, settings)
     assert not ended.is_alive() and ended.status == "stopped" and ended.exit_code == 130
     assert (tmp_path / "fake-interrupted.safetensors").exists()
+    note = app.left_running_note()  # the shell is told how it ended, as "leave it running" tells where it runs
+    assert note.startswith(f"lora-tui: Job {job.id} stopped") and "fake-interrupted.safetensors" in note, note
 
 
 async def test_attach_to_a_finished_job_shows_its_log_result_and_tail(settings):
