@@ -107,6 +107,9 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop", sta
         hung_up = True
 
     old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
+    # Ctrl-C is read as KeyboardInterrupt below. A process started with SIGINT ignored (a background command of a
+    # shell script, which Python then leaves ignored) would be deaf to it: say what Ctrl-C does, and do it.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     pos = start
     flt = MachineLineFilter()
     if job.is_alive():
@@ -140,6 +143,7 @@ def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop", sta
                 if msg:
                     _say(out_bin, f"\nlora-tui: {msg}\n")
     finally:
+        signal.signal(signal.SIGINT, old_int)
         if old_hup is not None:
             signal.signal(signal.SIGHUP, old_hup)
 
