@@ -82,14 +82,20 @@ async def test_pilot_typing_without_pauses_lands(settings):
         assert app.config.output_name == "my_face_v3"
 
 
+async def focused_filter(pilot, app):
+    """The Advanced form shown and its filter box focused; returns the box."""
+    await app.show_view("advanced")
+    await pilot.pause()
+    filt = app.query_one("#adv-filter")
+    filt.focus()
+    await pilot.pause()
+    return filt
+
+
 async def test_a_burst_in_the_advanced_filter_lands_in_order(settings):
     app = LoraApp(settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await app.show_view("advanced")
-        await pilot.pause()
-        filt = app.query_one("#adv-filter")
-        filt.focus()
-        await pilot.pause()
+        filt = await focused_filter(pilot, app)
         post_burst(app, *"netx", "backspace", *"work_d", "left", "backspace", "_")
         await wait_for(pilot, lambda: filt.value.endswith("d"), timeout=5)
         await pilot.pause(0.1)
@@ -128,11 +134,7 @@ async def test_letters_typed_right_after_emptying_the_filter_are_kept(settings):
     # letters typed meanwhile ("network" became "twork" on a busy machine).
     app = LoraApp(settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await app.show_view("advanced")
-        await pilot.pause()
-        filt = app.query_one("#adv-filter")
-        filt.focus()
-        await pilot.pause()
+        filt = await focused_filter(pilot, app)
         post_burst(app, *"epoch", *["backspace"] * 5, *"network")
         await wait_for(pilot, lambda: "“network”" in str(app.query_one("#adv-head").render()), timeout=10)
         await pilot.pause(0.2)
