@@ -301,15 +301,6 @@ def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
             f"when asked); to keep it, change output_name")
 
 
-def queued_with_output(queue: "Queue", cfg: Any) -> list[QueueItem]:
-    """The pending or running items of ``queue`` that write the same LoRA as ``cfg`` would (same
-    ``output_target``): queueing ``cfg`` after them would replace their result."""
-    target = output_target(cfg)
-    if target is None:
-        return []
-    return [i for i in queue.items() if i.status in ("pending", "running") and _target_of(i) == target]
-
-
 def output_writers(queue: "Queue", cfg: Any) -> list[str]:
     """Who already writes the LoRA ``cfg`` would write, in words for a question or a refusal: the pending or
     running items of ``queue`` with the same ``output_target`` ("queue item “face” (pending)") and the running
@@ -319,7 +310,7 @@ def output_writers(queue: "Queue", cfg: Any) -> list[str]:
     target = output_target(cfg)
     if target is None:
         return []
-    items = queued_with_output(queue, cfg)
+    items = [i for i in queue.items() if i.status in ("pending", "running") and _target_of(i) == target]
     found = [f"queue item “{i.label or i.id}” ({i.status})" for i in items]
     queued_jobs = {i.job_id for i in items if i.job_id}
     for job in running_jobs(state_dir=queue.state_dir):

@@ -65,13 +65,13 @@ class ViewSwitching:
         self.sub_title = source
         job = ""
         if self.job is not None:
-            job = f" · job {self.job.id}: running" if self.job_running else f" · job {self.job.id}: ended"
             if self.job_running:
-                pass
+                state = "running"
             elif self.last_outcome:  # a Stop: "stopped · saved x.safetensors", no exit code (JobControl)
-                job = f" · job {self.job.id}: {self.last_outcome}"
-            elif self.last_exit is not None:
-                job += f" (exit {self.last_exit})"
+                state = self.last_outcome
+            else:
+                state = "ended" + (f" (exit {self.last_exit})" if self.last_exit is not None else "")
+            job = f" · job {self.job.id}: {state}"
         text = f" · {source} · {self.family_label()} · view: {self.view}{job}"
         if text != getattr(self, "_title_text", None):  # an update re-lays out the screen: not per keystroke
             self._title_text = text
