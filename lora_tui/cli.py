@@ -222,7 +222,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         if args.set:
             cfg, notes = apply_sets(cfg, args.set)
     else:
-        from lora_tui.ui.files import DEFAULT_PRESET
+        from lora_tui.config.presets import DEFAULT_PRESET
 
         # Nothing named: the form opens on the Minimal defaults (the SDXL face LoRA preset), as the app does.
         preset = args.preset or (None if args.config else DEFAULT_PRESET)
@@ -238,6 +238,41 @@ def cmd_app(args: argparse.Namespace) -> int:
         source = f"preset {Path(preset).stem}"  # a name, or a name with .json (find_preset takes both)
     return run_app(cfg, notes, demo=args.demo, config_path=Path(args.config) if args.config else None,
                    source=source)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """What the app will use (trainer, Python, torch and its CUDA build, accelerate, GPUs) and what the chosen
+    config needs that the trainer's Python lacks; exit 0 when ready, 1 when not."""
+    from lora_tui.config.app_settings import load_app_settings
+    from lora_tui.run.doctor import diagnose, format_report
+
+    cfg = None
+    if args.config or args.preset:
+        cfg, _ = load_input(args.config, preset=args.preset)
+    else:  # the config the app opens on: the Minimal defaults
+        from lora_tui.config.presets import DEFAULT_PRESET
+
+        cfg, _ = load_input(None, preset=DEFAULT_PRESET)
+    report = diagnose(load_app_settings(), cfg)
+    _out(format_report(report) + "\n")
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Prepare the demo (as ``lora-tui --demo`` does) and write its config as JSON for the headless commands:
+    ``lora-tui train "$(lora-tui demo)"`` trains it without the app. Prints the file's path."""
+    from lora_tui.config.app_settings import load_app_settings
+    from lora_tui.config.kohya_json import save_config_file
+    from lora_tui.demo import demo_config, prepare_demo
+
+    try:
+        files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"))
+    except RuntimeError as exc:
+        raise CliError(f"demo: {exc}") from None
+    path = files.root / "demo.json"
+    save_config_file(demo_config(files), path)
+    _out(f"{path}\n")
+    return 0
 
 
 # --- job commands (run layer) ---------------------------------------------------------------------------------
@@ -391,6 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="list the problems Start would report; exit 1 when there is an error")
     _add_file_args(p)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("doctor", help="which trainer, Python, torch (CPU/CUDA), accelerate and GPUs the app "
+                                      "will use, and what a config needs that is missing")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--config", metavar="FILE", help="check the packages this config needs")
+    which.add_argument("--preset", metavar="NAME", help="check the packages this preset needs (default: the one "
+                                                        "the app opens on)")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("demo", help="prepare the offline demo and print the path of its config JSON (for "
+                                    "`lora-tui train`)")
+    p.set_defaults(func=cmd_demo)
 
     # --- job commands (run layer): train, jobs, attach, stop ---------------------------------------------------
     _add_job_commands(sub)

@@ -50,6 +50,9 @@ def find_preset(name: str, settings: Optional[AppSettings] = None) -> Optional[P
 
 #: Fields a preset never resets, even when the form's value is an error: the user's files, folders and output
 #: names (a missing dataset folder is the user's to fix, and a default "" would be no better).
+DEFAULT_PRESET = "sdxl-face-lora"
+"""The bundled preset a new form opens with (the Minimal defaults); ``lora-tui doctor`` checks it by default."""
+
 NEVER_RESET = frozenset((
     "pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "dataset_config", "vae",
     "network_weights", "logging_dir", "resume", "log_tracker_config", "ae", "clip_l", "t5xxl", "clip_g",

@@ -24,7 +24,7 @@ from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_argv import argv_problems
 from lora_tui.plan.rules_launch import launch_problems
 from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan_steps
-from lora_tui.plan.trainer_packages import package_importable, pip_command
+from lora_tui.plan.trainer_packages import NETWORK_PACKAGES, package_importable, pip_command
 from lora_tui.plan.wording import agree, counted
 
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
@@ -734,9 +734,6 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                                                  f"trainer: remove it, or use an upstream sd-scripts checkout")
 
 
-#: network_module → (the top-level package the trainer imports it from, its PyPI name). The bundled trainer and
-#: upstream sd-scripts both import the module by name (importlib), so either needs the package in its Python.
-_NETWORK_PACKAGES = {"lycoris.kohya": ("lycoris", "lycoris-lora")}
 
 
 def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
@@ -746,9 +743,9 @@ def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
         module = network_module(cfg)
     except Exception:  # noqa: BLE001 - an unknown LoRA type is reported by its own rule
         return
-    if module not in _NETWORK_PACKAGES:
+    if module not in NETWORK_PACKAGES:
         return
-    package, dist = _NETWORK_PACKAGES[module]
+    package, dist = NETWORK_PACKAGES[module]
     python = str(_g(settings, "python") or "")
     if package_importable(python, package) is False:
         out.err("LoRA_type", f"LoRA_type '{_s(cfg, 'LoRA_type')}' trains with network_module {module}, which "

@@ -13,7 +13,9 @@ import importlib.util
 import os
 import subprocess
 import sys
-from typing import Optional
+from typing import Any, Optional
+
+from lora_tui.config.model import network_module
 
 _PROBE = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)"
 _TIMEOUT_S = 30.0
@@ -58,3 +60,49 @@ def forget_package_answers() -> None:
     by the next check. Called by Start before its last validation; cheap (no I/O)."""
     package_importable.cache_clear()
     importlib.invalidate_caches()
+
+
+#: network_module → (the top-level package the trainer imports it from, its PyPI name). The bundled trainer and
+#: upstream sd-scripts both import the module by name (importlib), so either needs the package in its Python.
+NETWORK_PACKAGES = {"lycoris.kohya": ("lycoris", "lycoris-lora")}
+
+#: optimizer_type prefix (lower case) → (package, PyPI name): the packages sd-scripts' get_optimizer imports for
+#: its named optimizers (the 8-bit and paged ones from bitsandbytes, Lion from lion-pytorch, the D-Adaptation
+#: family, Prodigy, the schedule-free ones). A dotted class path needs its top-level module.
+_OPTIMIZER_PACKAGES = (
+    ("adamw8bit", ("bitsandbytes", "bitsandbytes")), ("sgdnesterov8bit", ("bitsandbytes", "bitsandbytes")),
+    ("lion8bit", ("bitsandbytes", "bitsandbytes")), ("paged", ("bitsandbytes", "bitsandbytes")),
+    ("lion", ("lion_pytorch", "lion-pytorch")), ("dadapt", ("dadaptation", "dadaptation")),
+    ("prodigy", ("prodigyopt", "prodigyopt")), ("adamwschedulefree", ("schedulefree", "schedulefree")),
+    ("radamschedulefree", ("schedulefree", "schedulefree")), ("sgdschedulefree", ("schedulefree", "schedulefree")),
+)
+#: log_with value → the tracker packages accelerate needs for it.
+_TRACKER_PACKAGES = {"tensorboard": [("tensorboard", "tensorboard")], "wandb": [("wandb", "wandb")],
+                     "all": [("tensorboard", "tensorboard"), ("wandb", "wandb")]}
+
+
+def required_packages(cfg: Any) -> list[tuple[str, str, str]]:
+    """The optional packages the trainer's Python must import for ``cfg``, beyond torch/accelerate/diffusers:
+    ``[(package, pip name, why)]`` for its optimizer, network_module and log_with (kohya sd-scripts imports each
+    by name at start-up). Pure; no I/O."""
+    needs: list[tuple[str, str, str]] = []
+    optimizer = str(getattr(cfg, "optimizer", "") or "")
+    if "." in optimizer:
+        top = optimizer.split(".", 1)[0]
+        needs.append((top, top.replace("_", "-"), f"optimizer {optimizer}"))
+    else:
+        low = optimizer.lower()
+        for prefix, (package, dist) in _OPTIMIZER_PACKAGES:
+            if low.startswith(prefix):
+                needs.append((package, dist, f"optimizer {optimizer}"))
+                break
+    try:
+        module = network_module(cfg)
+    except Exception:  # noqa: BLE001 - an unknown LoRA type is reported by its own rule
+        module = ""
+    if module in NETWORK_PACKAGES:
+        package, dist = NETWORK_PACKAGES[module]
+        needs.append((package, dist, f"network_module {module}"))
+    for package, dist in _TRACKER_PACKAGES.get(str(getattr(cfg, "log_with", "") or ""), []):
+        needs.append((package, dist, f"log_with {cfg.log_with}"))
+    return needs

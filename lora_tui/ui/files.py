@@ -213,8 +213,7 @@ def _without_reset(notes: list[str], missing: list[str], reset: list[str]) -> li
 _NAMES_SHOWN = 12  # as kohya_json's note
 
 
-DEFAULT_PRESET = "sdxl-face-lora"
-"""The bundled preset a new form opens with (`default_config`)."""
+from lora_tui.config.presets import DEFAULT_PRESET  # noqa: E402 - re-exported: the preset a new form opens with
 
 
 def default_config() -> TrainingConfig:
