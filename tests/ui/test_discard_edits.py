@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, type_into, wait_for
+from ui_helpers import KOHYA_PRESETS, SIZE, type_into, wait_for
 
-KOHYA = Path("/work/shared/fixtures/kohya_presets/SDXL - LoKR v1.0.json")
+KOHYA = KOHYA_PRESETS / "SDXL - LoKR v1.0.json"
 
 
 async def pick(pilot, app, text: str) -> None:

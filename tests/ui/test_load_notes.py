@@ -11,9 +11,9 @@ from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.demo import DEMO_OVERRIDES
 from lora_tui.ui.app import LoraApp
 from lora_tui.ui.files import default_config
-from ui_helpers import SIZE, painted, wait_for
+from ui_helpers import KOHYA_PRESETS, SIZE, painted, wait_for
 
-FIXTURE = Path("/work/shared/fixtures/kohya_presets/SDXL - LoKR v1.0.json")
+FIXTURE = KOHYA_PRESETS / "SDXL - LoKR v1.0.json"
 
 
 async def test_one_summary_toast_and_notes_on_ctrl_n(settings):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, screen_text, static_text, type_into, wait_for
+from ui_helpers import KOHYA_PRESETS, SIZE, screen_text, static_text, type_into, wait_for
 
-KOHYA = Path("/work/shared/fixtures/kohya_presets/SDXL - LoKR v1.0.json")
+KOHYA = KOHYA_PRESETS / "SDXL - LoKR v1.0.json"
 
 
 def title_bar(app) -> str:

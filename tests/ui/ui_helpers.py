@@ -6,6 +6,9 @@ import time
 from pathlib import Path
 
 FAKE = Path(__file__).resolve().parents[1] / "fake_trainers"
+#: The real kohya_ss presets of ../shared, beside the checkout (found from the repository root, never by a machine
+#: path: CI and users run elsewhere).
+KOHYA_PRESETS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "kohya_presets"
 SIZE = (120, 40)
 
 
