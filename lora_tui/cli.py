@@ -198,8 +198,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lora_tui.config.app_settings import load_app_settings
 
     cfg, load_notes = load_input(args.file, sets=args.set)
-    info = describe(cfg, load_app_settings())
+    settings = load_app_settings()
+    info = describe(cfg, settings)
+    check_notes: list[str] = []
+    if not _has_error(info["problems"]):
+        # The trainer's own checks (its --preflight), after ours found nothing: validate OK means the run starts.
+        from lora_tui.run.preflight import preflight
+
+        checked = preflight(cfg, settings)
+        info["problems"] += [{"field": p.field, "severity": p.severity, "message": p.message}
+                             for p in checked.problems]
+        check_notes = checked.notes
     out = [_format_problems(info["problems"])]
+    if check_notes:
+        out += ["", "# notes (the trainer's checks)"] + [f"- {n}" for n in check_notes]
     if load_notes:
         # What reading the file did (the app's ctrl+n): a kohya user learns here which keys were dropped.
         out += ["", "# notes (reading the file)"] + [f"- {n}" for n in load_notes]

@@ -9,6 +9,7 @@ that (``rules_launch``); this module only finds and reads the file.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -60,6 +61,45 @@ def read_config_file(path: Path) -> AccelerateConfigFile:
     if not isinstance(data, dict):
         return AccelerateConfigFile(path, error="does not hold a mapping of settings")
     return AccelerateConfigFile(path, data=data)
+
+
+# Keys ``BaseConfig.process_config`` (accelerate/commands/config/config_args.py) converts to the new format
+# before it compares the file's keys with the dataclass fields: an old file may hold them.
+_CONVERTED_KEYS = frozenset({"fp16", "dynamo_backend"})
+
+
+def cluster_config_keys(accelerate_dir: str | os.PathLike[str]) -> Optional[frozenset[str]]:
+    """The keys accelerate's ``ClusterConfig`` accepts in a config file, read from the installed accelerate's
+    source (``<accelerate_dir>/commands/config/config_args.py``: the annotated fields of ``BaseConfig`` and
+    ``ClusterConfig``, plus the old keys it converts) without importing accelerate (which imports torch).
+    ``ClusterConfig.from_yaml_file``/``from_json_file`` raise ``ValueError: The config file at ... had unknown
+    keys`` for any other top-level key, so ``accelerate launch`` stops on them. None when the source is missing or
+    not in that shape (another accelerate layout: nothing to compare against). Cached per file (path, mtime)."""
+    path = Path(accelerate_dir) / "commands" / "config" / "config_args.py"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _cluster_keys(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cluster_keys(path: str, mtime_ns: int, size: int) -> Optional[frozenset[str]]:
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    if "ClusterConfig" not in classes or "BaseConfig" not in classes:
+        return None
+    keys: set[str] = set()
+    for name in ("BaseConfig", "ClusterConfig"):
+        for stmt in classes[name].body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                keys.add(stmt.target.id)
+    return frozenset(keys | _CONVERTED_KEYS) if keys else None
 
 
 def launch_config_file(config_file_option: Optional[str], cpu_only: bool,

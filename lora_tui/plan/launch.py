@@ -151,6 +151,15 @@ def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
             continue
         put(meta.toml_key, value, meta.name)
 
+    # sd-scripts stops at start-up on log_with tensorboard/all without a logging_dir ("logging_dir is required
+    # when log_with is tensorboard"), after the model has loaded; wandb keeps its run files there too. A default
+    # beside the LoRA keeps the run going, and the note says where the logs go.
+    if cfg.log_with in ("tensorboard", "all", "wandb") and not cfg.logging_dir.strip() and "logging_dir" in opts:
+        logs = os.path.join(cfg.output_dir or ".", "logs")
+        out["logging_dir"] = logs
+        notes.append(f"logging_dir: {logs} (log_with {cfg.log_with} writes its logs into a logging folder and none "
+                     f"was set; set logging_dir to choose another)")
+
     # Cross-attention: one dropdown, two sd-scripts flags.
     if cfg.xformers in ("xformers", "sdpa"):
         put(cfg.xformers, True, "xformers")
@@ -228,24 +237,23 @@ def _dump_checked(data: dict[str, Any]) -> str:
 
 
 def find_accelerate(settings: AppSettings) -> list[str]:
-    """The command that runs ``accelerate``: the ``accelerate`` script next to ``settings.python`` or the running
-    interpreter (the venv's bin/Scripts dir, found even when the venv is not activated), then PATH; as a last
-    resort ``[python, "-m", "accelerate.commands.launch"]`` (then no ``launch`` word follows).
+    """The command that runs ``accelerate launch`` with the trainer's Python (``settings.python``; empty = the
+    running interpreter): the ``accelerate`` script beside that interpreter (a venv's bin/Scripts dir, found even
+    when the venv is not activated), else ``[python, "-m", "accelerate.commands.launch"]`` (then no ``launch`` word
+    follows). accelerate's launcher starts the trainer with its own ``sys.executable``, so either form runs the
+    trainer with that Python. An ``accelerate`` found elsewhere (PATH, lora-tui's own venv) would run it with
+    another Python, silently ignoring the setting, and is never taken (it was, before: a ``python`` setting
+    without an ``accelerate`` script beside it trained with lora-tui's own interpreter).
     Paths are absolute; symlinked interpreters are not resolved (a venv's python links out of the venv)."""
+    python = settings.python or sys.executable
     names = ["accelerate.exe", "accelerate.cmd", "accelerate.bat", "accelerate"] if os.name == "nt" else ["accelerate"]
-    for py in (settings.python, sys.executable):
-        if not py:
-            continue
-        bindir = Path(py).absolute().parent
-        for d in (bindir, bindir / "Scripts"):
-            for n in names:
-                cand = d / n
-                if cand.is_file() and os.access(cand, os.X_OK):
-                    return [str(cand)]
-    found = shutil.which("accelerate")
-    if found:
-        return [str(Path(found).absolute())]
-    return [settings.python or sys.executable, "-m", "accelerate.commands.launch"]
+    bindir = Path(python).absolute().parent
+    for d in (bindir, bindir / "Scripts"):
+        for n in names:
+            cand = d / n
+            if cand.is_file() and os.access(cand, os.X_OK):
+                return [str(cand)]
+    return [str(Path(python).absolute()) if os.sep in python else python, "-m", "accelerate.commands.launch"]
 
 
 # accelerate launch options that take no value (its parser's store_true actions); any other option takes the

@@ -90,6 +90,8 @@ def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
         out.err(name, f"{name} does not parse ({exc}): close the quote, or escape it")
         return
     for tok in tokens:
+        if name == "optimizer_args" and _training_flag(out, cfg, tok):
+            continue
         if tok.count("=") != 1 or not tok.split("=")[0] or not tok.split("=")[1]:
             out.err(name, f"{name}: '{tok}' is not key=value (one '=', no spaces around it); e.g. "
                           f"weight_decay=0.01 betas=0.9,0.99")
@@ -100,6 +102,38 @@ def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
         except (ValueError, SyntaxError):
             out.err(name, f"{name}: the value of '{tok}' is not a Python literal, which the trainer requires; a "
                           f"text value needs inner quotes, e.g. {tok.split('=')[0]}='\"{value}\"'")
+
+
+#: Where a training option typed into optimizer_args belongs when no field carries its TOML key (written by the
+#: launch from another field).
+_OPTION_HOME = {"network_train_unet_only": "set text_encoder_lr to 0 (that trains the U-Net only)",
+                "network_train_text_encoder_only": "set unet_lr to 0 (that trains the text encoder only)",
+                "resolution": "set it in the max_resolution field",
+                "max_train_epochs": "set it in the epoch or max_train_epochs field",
+                "network_module": "pick it with LoRA_type", "network_args": "set it in the network fields"}
+
+
+def _training_flag(out: _Out, cfg: Any, tok: str) -> bool:
+    """A token of optimizer_args that is a training option of the script (``--network_train_unet_only``,
+    ``network_train_unet_only=True``), not an optimizer keyword: sd-scripts passes every ``key=value`` to the
+    optimizer's constructor, which stops on it (``unexpected keyword argument``) after the model has loaded, and
+    a ``--flag`` there does not split as ``key=value`` at all. Reports where it goes; True when reported."""
+    from lora_tui.config.sd_scripts import script_options
+
+    key = tok[2:] if tok.startswith("--") else tok
+    key = key.split("=", 1)[0].replace("-", "_")
+    try:
+        options = script_options(script_name(cfg))
+    except Exception:  # noqa: BLE001 - an unknown script is reported elsewhere
+        return False
+    if not key or key not in options:
+        return False
+    field = next((m.name for m in all_field_meta() if m.toml_key == key), "")
+    where = _OPTION_HOME.get(key) or (f"set it in the {field} field" if field
+                                      else f"give it as --{key} in additional_parameters")
+    out.err("optimizer_args", f"optimizer_args: '{tok}' is a training option (--{key}), not an argument of the "
+                              f"optimizer, which would stop on it: {where} and remove it from optimizer_args")
+    return True
 
 
 def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]:
@@ -610,6 +644,13 @@ def _relative_paths(out: _Out, cfg: Any) -> None:
     for name in _PATH_FIELDS:
         v = _s(cfg, name)
         if not v:
+            continue
+        if os.sep == "/" and "\\" in v:
+            # A path copied from a Windows kohya_ss config: on Linux/macOS '\' is a character of a file name, so
+            # 'C:\data\img' names one file in the current folder, not a folder two levels down.
+            out.warn(name, f"{name} '{v}' contains '\\', which on this system is part of a file name, not a folder "
+                           f"separator: write it with '/' ('{v.replace(chr(92), '/')}') and the folders of this "
+                           f"machine")
             continue
         if v.startswith("~"):
             out.err(name, f"the trainer does not expand '~' in {name}: write '{os.path.expanduser(v)}'")

@@ -57,8 +57,36 @@ def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, s
     _process_rules(out, cfg, acc)
     _gpu_rules(out, cfg, acc, nvidia_gpu_count() if gpu_count == -1 else gpu_count)
     _extra_rules(out, acc)
-    _config_file_rules(out, cfg, acc, os.environ if env is None else env)
+    python = str(getattr(settings, "python", "") or "") if settings is not None else ""
+    if _accelerate_rules(out, python):
+        _config_file_rules(out, cfg, acc, os.environ if env is None else env, python)
     return out
+
+
+def _accelerate_rules(out: list[Problem], python: str) -> bool:
+    """The trainer's Python (the ``python`` app setting, which the launch runs ``accelerate launch`` with) starts
+    and has accelerate. False when it does not (then nothing more about accelerate can be known)."""
+    from lora_tui.plan.trainer_packages import package_location, pip_command, python_problem
+
+    bad = python_problem(python)
+    if bad:
+        _err(out, "", bad)
+        return False
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.plan.launch import find_accelerate
+
+    if len(find_accelerate(AppSettings.model_construct(python=python))) == 1:
+        return True  # the `accelerate` script installed beside that Python runs the launch (find_accelerate)
+    if package_location(python, "accelerate") == "":
+        import sys
+
+        shown = python or sys.executable
+        _err(out, "", f"the trainer's Python '{shown}' has no accelerate package, and every training starts "
+                      f"with `accelerate launch`: run `{pip_command(python)} accelerate` (or `pip install -e "
+                      f"'.[train]'` in lora-tui's folder), or set the `python` app setting to an interpreter that "
+                      f"has it")
+        return False
+    return True
 
 
 def _err(out: list[Problem], field: str, msg: str) -> None:
@@ -199,7 +227,33 @@ def _extra_rules(out: list[Problem], acc: AccelerateLaunch) -> None:
                              else "") + f": remove the others from {_EXTRA}")
 
 
-def _config_file_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, env: Mapping[str, str]) -> None:
+def _config_keys_rule(out: list[Problem], data: dict, where: str, python: str) -> None:
+    """Keys the installed accelerate's ``ClusterConfig`` does not know, and a missing ``distributed_type``: its
+    ``from_yaml_file`` raises ValueError on either, so ``accelerate launch`` stops before the trainer starts (a file
+    written by a newer or older accelerate). The known keys come from that accelerate's source, found with the
+    trainer's Python (:func:`trainer_packages.package_location`), never by importing it here."""
+    from lora_tui.plan.accelerate_config import cluster_config_keys
+    from lora_tui.plan.trainer_packages import package_location
+
+    if "distributed_type" not in data:
+        _err(out, _EXTRA, f"{where} has no distributed_type, and accelerate launch stops on such a file (\"A "
+                          f"`distributed_type` must be specified\"): add `distributed_type: 'NO'`, or {_CONFIG_FIX}")
+    location = package_location(python, "accelerate")
+    known = cluster_config_keys(location) if location else None
+    if known is None:
+        return
+    unknown = sorted(k for k in data if str(k) not in known)
+    if unknown:
+        names = ", ".join(str(k) for k in unknown)
+        _err(out, _EXTRA, f"{where} has {'a key' if len(unknown) == 1 else 'keys'} the installed accelerate "
+                          f"({location}) does not know: {names}; accelerate launch stops on "
+                          f"{'it' if len(unknown) == 1 else 'them'} (\"unknown keys\", a file from another "
+                          f"accelerate version): remove {'it' if len(unknown) == 1 else 'them'} from the file, or "
+                          f"{_CONFIG_FIX}")
+
+
+def _config_file_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, env: Mapping[str, str],
+                       python: str = "") -> None:
     explicit = _extra_value(acc, "--config_file")
     path = launch_config_file(explicit, cpu_only=acc.cpu and acc.processes == 1, env=env)
     if path is None:
@@ -216,6 +270,8 @@ def _config_file_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, env:
     if env_kind != "LOCAL_MACHINE":
         _err(out, _EXTRA, f"{where} sets compute_environment: {env_kind}, so accelerate would hand the run to "
                           f"that service instead of starting it here: {_CONFIG_FIX}")
+    else:
+        _config_keys_rule(out, conf.data, where, python)
     multi = acc.processes > 1
     dist = str(conf.get("distributed_type", "NO")).upper()
     engine = _OTHER_ENGINES.get(dist)

@@ -44,6 +44,52 @@ def package_importable(python: str, package: str) -> Optional[bool]:
     return {0: True, 3: False}.get(done.returncode)
 
 
+_LOCATE = ("import importlib.util, sys; s = importlib.util.find_spec(sys.argv[1]); "
+           "sys.stdout.write((list(s.submodule_search_locations or []) or [s.origin or ''])[0] if s else ''); "
+           "sys.exit(0 if s else 3)")
+
+
+@functools.cache
+def package_location(python: str, package: str) -> Optional[str]:
+    """Where ``python`` (an interpreter path; "" = this one) finds top-level ``package``: its folder (or module
+    file) as a path, "" when it does not find it, None when that is unknown (the interpreter is missing, does not
+    start or does not answer within 30 s). Nothing is imported (``importlib.util.find_spec``); cached per
+    interpreter and package like :func:`package_importable`. Never raises."""
+    if _same_interpreter(python):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            return ""
+        if spec is None:
+            return ""
+        return (list(spec.submodule_search_locations or []) or [spec.origin or ""])[0]
+    try:
+        done = subprocess.run([python, "-c", _LOCATE, package], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode == 3:
+        return ""
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "replace").strip()
+
+
+def python_problem(python: str) -> Optional[str]:
+    """Why the interpreter ``python`` (the ``python`` app setting) cannot run the trainer at all, or None: the
+    path does not exist, is not executable, or does not start. The message names the path and the fix."""
+    if not python or _same_interpreter(python):
+        return None
+    where = "the trainer's Python (the `python` app setting in settings.toml)"
+    if not os.path.exists(python):
+        return f"{where} '{python}' does not exist: set it to an interpreter with the trainer's packages, or remove it"
+    if not os.access(python, os.X_OK) or os.path.isdir(python):
+        return f"{where} '{python}' is not an executable file: set it to a python interpreter, or remove it"
+    if package_location(python, "sys") is None:
+        return f"{where} '{python}' does not start as a Python interpreter: set it to one, or remove it"
+    return None
+
+
 def pip_command(python: str) -> str:
     """The command line that installs into ``python``'s environment: ``<bin>/pip install`` where a pip script sits
     next to the interpreter (a venv's ``.venv/bin/pip``), else ``<python> -m pip install``."""
@@ -59,6 +105,7 @@ def forget_package_answers() -> None:
     package installed from another shell since (``pip install lycoris-lora`` after the error told how) is found
     by the next check. Called by Start before its last validation; cheap (no I/O)."""
     package_importable.cache_clear()
+    package_location.cache_clear()
     importlib.invalidate_caches()
 
 

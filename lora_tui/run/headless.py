@@ -61,9 +61,19 @@ def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None =
     return apply_sets(load_config_file(path).config, sets)
 
 
+def preflight_errors(cfg, settings: Any) -> list:
+    """The errors the bundled trainer's own preflight finds in ``cfg`` (``run.preflight``; a cached answer younger
+    than ``START_MAX_AGE_S`` is taken), [] for none or an upstream trainer. What every launch checks after the
+    plan: Start, ``train``, ``queue add`` and a queued item's turn."""
+    from lora_tui.run.preflight import START_MAX_AGE_S, preflight
+
+    return preflight(cfg, settings, max_age_s=START_MAX_AGE_S).errors
+
+
 def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None = None, meta: dict | None = None,
                   now=None) -> Job:
-    """What Start does: plan → refuse on errors → write the TOML and settings JSON → start the job.
+    """What Start does: plan → refuse on errors → the trainer's preflight (:func:`preflight_errors`) → refuse on
+    its errors → write the TOML and settings JSON → start the job.
 
     ``meta`` is merged into the job's meta (which also records the TOML/JSON paths, output dir and name, and the
     planned step count). Raises ``PlanRefused`` when the plan has errors, ``OSError`` when a file cannot be
@@ -75,6 +85,9 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
     plan = make_plan(cfg, settings)
     if plan.errors:
         raise PlanRefused(list(plan.errors))
+    checked = preflight_errors(cfg, settings)
+    if checked:
+        raise PlanRefused(checked)
     launch = build_launch(cfg, settings, now=now)
     launch = write_launch_files(launch, cfg)  # may pick a free file name suffix: use what was written
     steps = getattr(plan, "steps", None)
@@ -580,7 +593,8 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
               overwrite: bool = False, sets: list[str] | None = None) -> int:
     """``lora-tui queue add FILE [--overwrite] [--set k=v ...]``: queue a snapshot of the config (as it is now,
     ``--set`` applied), with ``overwrite`` stored in the item and the ``--set`` items in its ``meta["sets"]`` (so
-    ``queue list`` can tell items of one file apart). Without ``overwrite`` it refuses (exit 1, nothing queued) when
+    ``queue list`` can tell items of one file apart). A config with errors (the plan's or the trainer's preflight's)
+    is refused (exit 1, nothing queued), as the app's "Queue this config" does. Without ``overwrite`` it refuses (exit 1, nothing queued) when
     the LoRA the run would write exists (``existing_outputs``), or when a pending/running item already writes to
     the same output_dir/output_name (this run would replace its result). The runner checks again at the item's
     start (``run.queue.overwrite_refusal``)."""
@@ -589,7 +603,14 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
 
     out = out or sys.stdout
     cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
-    queue = Queue(_settings(settings))
+    settings = _settings(settings)
+    refused = _plan_errors(cfg, settings)
+    if refused:
+        # As the app's "Queue this config": a config that could not start is not queued (it would fail at its turn,
+        # maybe hours later, with nobody watching).
+        print(f"lora-tui: {PlanRefused(refused)}".replace("nothing was started", "nothing was queued"), file=out)
+        return 1
+    queue = Queue(settings)
     if not overwrite:
         from lora_tui.plan.rules import existing_outputs
 
@@ -615,6 +636,14 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
     replaces = " (it may replace an existing LoRA: --overwrite)" if overwrite else ""
     print(f"lora-tui: queued {item.label}{item.detail()} as {item.id}{replaces}{note}", file=out)
     return 0
+
+
+def _plan_errors(cfg, settings: Any) -> list:
+    """The errors that refuse a launch of ``cfg``: the plan's, else the trainer's preflight's."""
+    from lora_tui.plan import make_plan
+
+    errors = list(make_plan(cfg, settings).errors)
+    return errors or preflight_errors(cfg, settings)
 
 
 def queue_list(settings: Any = None, out: TextIO | None = None) -> int:

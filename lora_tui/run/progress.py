@@ -166,8 +166,11 @@ class ProgressState:
 
     Attributes: ``step``, ``total``, ``epoch``, ``epochs``, ``loss``, ``avr_loss``, ``lr``, ``it_per_s``,
     ``elapsed_s``, ``eta_s`` (``None`` until seen); ``saved`` (checkpoint paths, oldest first, no repeats);
-    ``finished`` (``model saved.`` seen); ``tail`` (last ``TAIL_LINES`` lines); ``exception`` (the last Python
-    exception line seen after a traceback; a launcher's ``CalledProcessError`` never hides the trainer's own).
+    ``finished`` (``model saved.`` seen); ``tail`` (last ``TAIL_LINES`` lines); ``exception`` (the failure headline:
+    the last Python exception line seen after a traceback with where it failed, `` (at lora_trainer/saving.py:210
+    in _metadata)``, the innermost frame of the trainer's own code; a launcher's ``CalledProcessError`` never hides
+    the trainer's own; without a traceback our trainer's first ``ERROR: <option>: ...`` line, which names the
+    option).
     ``loss_history``: ``(step, loss)`` pairs, one per step, at most ``max_points``; when full, every other point
     is dropped so the whole run stays visible at half the resolution.
     """
@@ -193,6 +196,7 @@ class ProgressState:
         self._stride = 1
         self._in_traceback = False
         self._exceptions: list[str] = []
+        self._frames: list[tuple[str, str, str]] = []
 
     # -- feeding ---------------------------------------------------------------------------------------------
     def feed_lines(self, lines: Iterable[str]) -> bool:
@@ -296,16 +300,42 @@ class ProgressState:
     def _track_traceback(self, line: str) -> None:
         if line.startswith("Traceback (most recent call last):"):
             self._in_traceback = True
+            self._frames = []
             return
+        if line.startswith("ERROR: ") and not self._exceptions and self.exception is None:
+            # Our trainer's refusal (exit 1, no traceback): "ERROR: <option>: <what and the fix>" names the option.
+            self.exception = line[len("ERROR: "):].strip()
+            return
+        if self._in_traceback:
+            m = _FRAME_RE.match(line)
+            if m:
+                self._frames.append((m["path"], m["line"], m["func"]))
+                return
         if not self._in_traceback or not line.strip() or line[0].isspace():
             return
         if line.startswith(("During handling of", "The above exception")):
             return
         self._in_traceback = False
         if _EXC_LINE_RE.match(line):
-            self._exceptions.append(line)
+            self._exceptions.append(line + _where(self._frames))
             own = [e for e in self._exceptions if "CalledProcessError" not in e]
             self.exception = (own or self._exceptions)[-1]
+
+
+_FRAME_RE = re.compile(r'^\s+File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
+
+
+def _where(frames: list[tuple[str, str, str]]) -> str:
+    """`` (at lora_trainer/saving.py:210 in _metadata)``: where a traceback failed, for the failure headline. The
+    innermost frame of the trainer's own code (not of an installed package or the standard library), else the
+    innermost frame; "" without frames. The file is named by its last two path parts."""
+    if not frames:
+        return ""
+    own = [f for f in frames if not any(s in f[0].replace("\\", "/") for s in ("site-packages/", "dist-packages/",
+                                                                                  "/lib/python", "<frozen"))]
+    path, line, func = (own or frames)[-1]
+    short = "/".join(path.replace("\\", "/").split("/")[-2:])
+    return f" (at {short}:{line} in {func})"
 
 
 def format_duration(seconds: float) -> str:

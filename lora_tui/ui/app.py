@@ -125,6 +125,8 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._plan_timer = None
         self._plan_running = False
         self._plan_dirty = False
+        self._preflight_timer: Any = None
+        self.preflight_notes: list[str] = []  # what the last trainer preflight said besides problems (skipped, ...)
         self._starting = False
         self.job: Any = None
         self.last_exit: int | None = None

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
 
 PLAN_DEBOUNCE_S = 0.25
+#: The trainer's preflight (a process, about a second or two) runs once the config has settled this long after
+#: an error-free plan, never per keystroke; Start runs it always (cached).
+PREFLIGHT_SETTLE_S = 1.5
 
 
 class PlanReady(Message):
@@ -29,6 +32,15 @@ class PlanReady(Message):
         self.gen = gen
         self.plan = plan
         self.error = error
+
+
+class PreflightReady(Message):
+    """The trainer's preflight answer (`run.preflight.PreflightResult`) for config generation `gen`."""
+
+    def __init__(self, gen: int, result: Any) -> None:
+        super().__init__()
+        self.gen = gen
+        self.result = result
 
 
 class PlanAndProblems:
@@ -84,13 +96,52 @@ class PlanAndProblems:
             return
         self.apply_plan(message.plan)
 
-    def apply_plan(self, plan: Any) -> None:
-        """Show `plan`'s step summary and problems."""
+    def apply_plan(self, plan: Any, preflight: Any = None) -> None:
+        """Show `plan`'s step summary and problems, with the trainer's preflight findings for this config: those of
+        `preflight` (a `PreflightResult`), else a cached answer; without one (and no error in the plan) the
+        preflight is scheduled for when the config has settled (`PREFLIGHT_SETTLE_S`)."""
         self.plan = plan
         self.plan_problems = list(plan.problems)
         steps = getattr(plan, "steps", None)
         summary = getattr(steps, "summary", "") if steps is not None else ""
         self.query_one("#plan-summary", Static).update(Content(summary or "(no step plan)"))  # holds folder names
+        if self._preflight_timer is not None:
+            self._preflight_timer.stop()
+            self._preflight_timer = None
+        if preflight is None and not self.field_errors and not plan.errors and self.settings is not None:
+            from lora_tui.run.preflight import cached_preflight
+
+            preflight = cached_preflight(self.config, self.settings)
+            if preflight is None:
+                gen = self._plan_gen
+                self._preflight_timer = self.set_timer(PREFLIGHT_SETTLE_S, lambda: self._launch_preflight(gen))
+        if preflight is not None:
+            self.merge_preflight(preflight)
+        self._refresh_messages()
+        self._refresh_problems()
+
+    def merge_preflight(self, result: Any) -> None:
+        """Add the findings of a preflight `result` to the plan's problems (each once; the caller refreshes)."""
+        seen = {(p.field, p.message) for p in self.plan_problems}
+        self.plan_problems += [p for p in result.problems if (p.field, p.message) not in seen]
+        self.preflight_notes = list(result.notes)
+
+    def _launch_preflight(self, gen: int) -> None:
+        self._preflight_timer = None
+        if gen != self._plan_gen or self.widgets_gone():
+            return
+        self._preflight_worker(self.config, gen)
+
+    @work(thread=True, group="preflight", exit_on_error=False)
+    def _preflight_worker(self, cfg: TrainingConfig, gen: int) -> None:
+        from lora_tui.run.preflight import preflight
+
+        self.post_message(PreflightReady(gen, preflight(cfg, self.settings)))
+
+    def on_preflight_ready(self, message: PreflightReady) -> None:
+        if message.gen != self._plan_gen or self.widgets_gone():
+            return  # the config changed since: its own check follows once it settles
+        self.merge_preflight(message.result)
         self._refresh_messages()
         self._refresh_problems()
 

@@ -58,9 +58,18 @@ class StartFlow:
             except Exception as exc:
                 self.notify(f"Not started: planning failed: {exc!r}", severity="error", timeout=10)
                 return
-            if gen == self._plan_gen:
-                self.apply_plan(plan)
             errors = list(plan.errors)
+            checked = None
+            if not errors:
+                # The trainer's own checks, always before a launch (a cached answer for this config is taken).
+                from lora_tui.run.preflight import START_MAX_AGE_S, cached_preflight, preflight
+
+                if await asyncio.to_thread(cached_preflight, cfg, self.settings, START_MAX_AGE_S) is None:
+                    self.notify("Checking the config with the trainer…", timeout=3)
+                checked = await asyncio.to_thread(preflight, cfg, self.settings, START_MAX_AGE_S)
+                errors = list(checked.errors)
+            if gen == self._plan_gen:
+                self.apply_plan(plan, preflight=checked)
         else:
             errors = []
         if self.field_errors or errors:

@@ -27,7 +27,7 @@ def bare_python(tmp_path):
 
 def lycoris_problems(lora_type, settings):
     cfg = TrainingConfig(sdxl=True, LoRA_type=lora_type)
-    return [p for p in validate(cfg, scan_dataset(cfg), settings) if "lycoris" in p.message]
+    return [p for p in validate(cfg, scan_dataset(cfg), settings) if "lycoris-lora" in p.message]
 
 
 def test_lycoris_type_without_the_package_is_an_error_naming_the_install(bare_python):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -100,8 +101,10 @@ def test_train_refuses_a_config_with_errors_and_starts_nothing(tmp_path):
 
 
 def test_queue_commands(tmp_path):
-    cfg = tmp_path / "a.json"
-    cfg.write_text(json.dumps({"output_name": "qa", "network_dim": 8}))
+    from run_helpers import headless_setup
+
+    cfg, data = headless_setup(tmp_path)  # queue add refuses a config with errors: a valid one
+    cfg.write_text(json.dumps({**data, "output_name": "qa", "network_dim": 8}))
     added = cli(["queue", "add", str(cfg), "--set", "network_dim=16"], tmp_path)
     assert added.returncode == 0, added.stdout + added.stderr
     assert cli(["queue", "add", str(cfg), "--set", "output_name=qb"], tmp_path).returncode == 0
@@ -219,17 +222,17 @@ def test_machine_lines_are_left_out_of_terminal_output_byte_for_byte_otherwise()
 
 
 def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
+    from run_helpers import headless_setup
+
     state = tmp_path / "xstate" / "lora-tui"
-    bad = tmp_path / "bad.json"  # plan errors: each item ends `error` at once, no trainer is started
-    bad.write_text(json.dumps({"pretrained_model_name_or_path": str(tmp_path / "missing.safetensors"),
-                               "train_data_dir": str(tmp_path / "no_such_dir"), "output_dir": str(tmp_path / "out"),
-                               "output_name": "x", "sdxl": True}))
+    bad, _ = headless_setup(tmp_path)  # valid when queued (queue add refuses errors); broken below before its turn
     paused = cli(["queue", "pause"], tmp_path)
     assert paused.returncode == 0 and "queue paused" in paused.stdout
     assert "already paused" in cli(["queue", "pause"], tmp_path).stdout
     added = cli(["queue", "add", str(bad)], tmp_path)
     assert added.returncode == 0 and "the queue is paused" in added.stdout
     assert cli(["queue", "add", str(bad), "--set", "output_name=y"], tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "img")  # plan errors at each item's turn: it ends `error` at once, nothing starts
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
                XDG_CACHE_HOME=str(tmp_path / "xcache"))
     runner = subprocess.Popen([sys.executable, "-m", "lora_tui", "queue", "run"], stdout=subprocess.PIPE,
@@ -261,9 +264,10 @@ def test_queue_run_waits_while_paused_until_queue_resume(tmp_path):
 
 def test_stop_pauses_the_queue_when_items_wait(tmp_path):
     state = tmp_path / "xstate" / "lora-tui"
+    from run_helpers import headless_setup
+
     job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.02), state_dir=state)
-    cfg = tmp_path / "a.json"
-    cfg.write_text(json.dumps({"output_name": "qa"}))
+    cfg, _ = headless_setup(tmp_path)  # queue add refuses a config with errors: a valid one
     try:
         assert cli(["queue", "add", str(cfg)], tmp_path).returncode == 0
         stopped = cli(["stop", "--grace", "10", job.id], tmp_path)

@@ -237,11 +237,15 @@ def test_queue_add_refuses_an_existing_lora_without_overwrite_and_queue_run_chec
     from run_helpers import cli
     from lora_tui.run.queue import QUEUE_FILE
 
-    out = tmp_path / "out"
-    out.mkdir()
+    from pathlib import Path
+
+    from run_helpers import headless_setup
+
+    _, data = headless_setup(tmp_path)  # a valid config (queue add refuses one with errors), stand-in trainer
+    out = Path(data["output_dir"])
     (out / "demo_lora.safetensors").write_bytes(b"a finished LoRA")
     demo = tmp_path / "demo.json"
-    demo.write_text(json.dumps({"output_dir": str(out), "output_name": "demo_lora"}), encoding="utf-8")
+    demo.write_text(json.dumps({**data, "output_name": "demo_lora"}), encoding="utf-8")
     queue_file = tmp_path / "xstate" / "lora-tui" / QUEUE_FILE
 
     def stored():
