@@ -6,7 +6,8 @@ network arguments, the tracker and the sample prompts, loads no weights, prints 
 
     LORA_TUI_PREFLIGHT {"field": "optimizer_args", "severity": "error", "message": "..."}
 
-and exits 0 (no error) or 1 (format: docs/architecture.md, the trainer section). Start, ``lora-tui validate``,
+then ``LORA_TUI_PREFLIGHT_DONE {"ok": ..., ...}``, and exits 0 (no error), 1 (errors) or 2 (argparse) (format:
+docs/architecture.md, the trainer section). Start, ``lora-tui validate``,
 ``lora-tui train``, ``queue add`` and a queued item's start run it (through :func:`preflight`), after the app's own
 rules found no error (their errors come first and the trainer would repeat them). It runs with the trainer's Python
 (the ``python`` app setting, as the launch does), in the caller's thread (the app calls it from a worker), and is
@@ -32,6 +33,7 @@ from typing import Any, Optional
 from lora_tui.plan.problems import Problem
 
 PREFIX = "LORA_TUI_PREFLIGHT "
+DONE_PREFIX = "LORA_TUI_PREFLIGHT_DONE "
 TIMEOUT_S = 180.0
 #: Start, ``train`` and ``queue add`` take a cached answer only this young: the folders and files a config names
 #: may have changed since (the form's settle check may be minutes old).
@@ -219,7 +221,10 @@ def _run(job: _Job, cfg: Any, timeout_s: float) -> PreflightResult:
     problems = parse_findings(stdout, cfg)
     notes: list[str] = []
     tail = "\n".join(stderr.strip().splitlines()[-15:])
-    if done.returncode != 0 and not any(p.severity == "error" for p in problems):
+    # The trainer closes a finished check with its DONE line; without it (and a failing exit) it crashed, even
+    # after some findings: that is shown too, with its stderr.
+    finished = DONE_PREFIX in stdout
+    if done.returncode != 0 and (not finished or not any(p.severity == "error" for p in problems)):
         if "unrecognized arguments: --preflight" in stderr:
             notes.append(f"the trainer in '{job.script.parent}' has no --preflight (an older lora-tui trainer): its "
                          f"own checks run only when training starts")

@@ -6,7 +6,7 @@ trainer's format, one `LORA_TUI_PREFLIGHT {json}` line each:
 - sample_prompts: a warning quoting the file's first line (the app passes the prompt text in a file);
 - `--max_grad_norm` on the command line: a warning on max_grad_norm;
 - network_dim 13: a crash (traceback) without a finding; network_dim 14: `ERROR: network_alpha: ...` only.
-Exit 1 when an error was printed, else 0. Without --preflight it exits 3."""
+Then the closing `LORA_TUI_PREFLIGHT_DONE {json}` line; exit 1 when an error was printed, else 0. Without --preflight it exits 3."""
 import json
 import os
 import sys
@@ -40,4 +40,6 @@ if "sample_prompts" in toml:
 if "--max_grad_norm" in argv:
     say("max_grad_norm", "warning", "max_grad_norm given on the command line")
 say("optimizer_type", "warning", "checked optimizer " + str(toml.get("optimizer_type")))
+print("LORA_TUI_PREFLIGHT_DONE " + json.dumps({"ok": "error" not in found, "errors": found.count("error"),
+                                               "warnings": found.count("warning"), "seconds": 0.0}), flush=True)
 sys.exit(1 if "error" in found else 0)
