@@ -126,6 +126,8 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._plan_running = False
         self._plan_dirty = False
         self._preflight_timer: Any = None
+        self._preflight_running = False
+        self._preflight_again = False
         self.preflight_notes: list[str] = []  # what the last trainer preflight said besides problems (skipped, ...)
         self._starting = False
         self.job: Any = None

@@ -130,17 +130,35 @@ class PlanAndProblems:
         self._preflight_timer = None
         if gen != self._plan_gen or self.widgets_gone():
             return
+        if self._preflight_running:
+            # One trainer process at a time: the config settled again while one runs; check it when that ends.
+            self._preflight_again = True
+            return
+        self._preflight_running = True
         self._preflight_worker(self.config, gen)
 
     @work(thread=True, group="preflight", exit_on_error=False)
     def _preflight_worker(self, cfg: TrainingConfig, gen: int) -> None:
-        from lora_tui.run.preflight import preflight
+        from lora_tui.run.preflight import PreflightResult, preflight
 
-        self.post_message(PreflightReady(gen, preflight(cfg, self.settings)))
+        try:
+            result = preflight(cfg, self.settings)
+        except Exception as exc:  # a bug here must not take the form down; Start checks again
+            result = PreflightResult(notes=[f"the trainer's preflight could not run: {exc!r}"])
+        self.post_message(PreflightReady(gen, result))
 
     def on_preflight_ready(self, message: PreflightReady) -> None:
-        if message.gen != self._plan_gen or self.widgets_gone():
-            return  # the config changed since: its own check follows once it settles
+        self._preflight_running = False
+        if self.widgets_gone():
+            return
+        if message.gen != self._plan_gen:
+            # The config changed since: check the settled one now, unless its plan has errors or a check waits.
+            again, self._preflight_again = self._preflight_again, False
+            if again and self._preflight_timer is None and self.plan is not None and not self.plan.errors \
+                    and not self.field_errors:
+                self._launch_preflight(self._plan_gen)
+            return
+        self._preflight_again = False
         self.merge_preflight(message.result)
         self._refresh_messages()
         self._refresh_problems()

@@ -68,6 +68,8 @@ class StartFlow:
                     self.notify("Checking the config with the trainer…", timeout=3)
                 checked = await asyncio.to_thread(preflight, cfg, self.settings, START_MAX_AGE_S)
                 errors = list(checked.errors)
+                if checked.notes and not checked.ran:
+                    self.notify(checked.notes[0], timeout=6)  # an upstream trainer: its checks come at start-up
             if gen == self._plan_gen:
                 self.apply_plan(plan, preflight=checked)
         else:

@@ -1,6 +1,7 @@
 """Stand-in for the bundled trainer's `sdxl_train_network.py --preflight` (the app side's tests; the real
 trainer's preflight is tested on the real trainer). Reads --config_file and the argv after it as sd-scripts does,
-appends one line to $PREFLIGHT_LOG per run (so a test can count the processes), and prints findings in the
+appends one line to $PREFLIGHT_LOG per run (so a test can count the processes), sleeps $PREFLIGHT_SLEEP s,
+and prints findings in the
 trainer's format, one `LORA_TUI_PREFLIGHT {json}` line each:
 - optimizer_args holding `foo=...`: error on optimizer_args (an optimizer keyword AdamW does not take);
 - sample_prompts: a warning quoting the file's first line (the app passes the prompt text in a file);
@@ -10,6 +11,7 @@ Then the closing `LORA_TUI_PREFLIGHT_DONE {json}` line; exit 1 when an error was
 import json
 import os
 import sys
+import time
 import tomllib
 
 argv = sys.argv[1:]
@@ -17,6 +19,7 @@ if "--preflight" not in argv:
     sys.exit(3)
 with open(os.environ["PREFLIGHT_LOG"], "a", encoding="utf-8") as fh:
     fh.write(" ".join(argv) + "\n")
+time.sleep(float(os.environ.get("PREFLIGHT_SLEEP", "0")))  # a slow check (torch import on a busy machine)
 toml = tomllib.load(open(argv[argv.index("--config_file") + 1], "rb"))
 found = []
 
