@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
 from ui_helpers import valid_sdxl_setup  # noqa: E402
 
 SD_SCRIPTS = Path(__file__).resolve().parents[2] / "sd-scripts"
-HAS_PREFLIGHT = "preflight" in (SD_SCRIPTS / "lora_trainer" / "args.py").read_text(encoding="utf-8")
+HAS_PREFLIGHT = (SD_SCRIPTS / "lora_trainer" / "preflight.py").is_file()
 
 
 @pytest.mark.skipif(not HAS_PREFLIGHT, reason="the bundled trainer has no --preflight yet (issue 13, trainer side)")
