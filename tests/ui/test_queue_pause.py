@@ -123,8 +123,9 @@ async def test_stop_on_a_queued_run_pauses_the_queue_and_says_so(settings, tmp_p
 async def test_start_while_running_on_a_paused_queue_says_the_queue_is_paused(settings, tmp_path):
     from lora_tui.config.kohya_json import load_config_file
     from lora_tui.config.paths import BUNDLED_PRESETS
-    from ui_helpers import valid_sdxl_setup
+    from ui_helpers import stand_ins, valid_sdxl_setup
 
+    stand_ins(tmp_path, settings)  # nothing is launched: no bundled trainer's preflight to wait for at F5
     app = LoraApp(load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config, settings=settings)
     app.queue_launch = lambda item: start_job(fake("fail_after.py", 0), settings=settings)  # must not be reached
     async with app.run_test(size=SIZE) as pilot:

@@ -9,7 +9,7 @@ from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.run.jobs import start_job
 from lora_tui.run.queue import Queue
 from lora_tui.ui.app import LoraApp
-from ui_helpers import SIZE, fake, valid_sdxl_setup, wait_for
+from ui_helpers import SIZE, fake, stand_ins, valid_sdxl_setup, wait_for
 
 
 def queue_text(app) -> str:
@@ -20,6 +20,9 @@ def queue_text(app) -> str:
 
 async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp_path):
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
+    # Items start as fakes (queue_launch): a stand-in trainer folder, so no F5 here waits for the bundled trainer's
+    # preflight (a torch process each; the preflight has its own tests)
+    stand_ins(tmp_path, settings)
     fields = valid_sdxl_setup(tmp_path)
     out = tmp_path / "fake-out"
     out.mkdir()
