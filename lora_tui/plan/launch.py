@@ -246,6 +246,8 @@ def find_accelerate(settings: AppSettings) -> list[str]:
     without an ``accelerate`` script beside it trained with lora-tui's own interpreter).
     Paths are absolute; symlinked interpreters are not resolved (a venv's python links out of the venv)."""
     python = settings.python or sys.executable
+    if os.sep not in python and (os.altsep is None or os.altsep not in python):
+        python = shutil.which(python) or python  # a bare name ("python3") is looked up in PATH, as a shell would
     names = ["accelerate.exe", "accelerate.cmd", "accelerate.bat", "accelerate"] if os.name == "nt" else ["accelerate"]
     bindir = Path(python).absolute().parent
     for d in (bindir, bindir / "Scripts"):

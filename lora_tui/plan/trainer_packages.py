@@ -81,6 +81,13 @@ def python_problem(python: str) -> Optional[str]:
     if not python or _same_interpreter(python):
         return None
     where = "the trainer's Python (the `python` app setting in settings.toml)"
+    if os.sep not in python and (os.altsep is None or os.altsep not in python):
+        import shutil
+
+        if shutil.which(python) is None:
+            return f"{where} '{python}' is not found in PATH: give the interpreter's full path, or remove the setting"
+        return None if package_location(python, "sys") is not None else (
+            f"{where} '{python}' does not start as a Python interpreter: set it to one, or remove it")
     if not os.path.exists(python):
         return f"{where} '{python}' does not exist: set it to an interpreter with the trainer's packages, or remove it"
     if not os.access(python, os.X_OK) or os.path.isdir(python):

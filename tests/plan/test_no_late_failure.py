@@ -130,3 +130,11 @@ def test_a_windows_path_on_linux_is_a_warning_suggesting_slashes():
     assert set(found) == {"train_data_dir", "output_dir"}, found
     assert found["train_data_dir"].severity == "warning"
     assert "'C:/data/img'" in found["train_data_dir"].message
+
+
+def test_a_bare_python_name_is_looked_up_in_path(tmp_path, monkeypatch, bare_python):
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bare' / 'bin'}{__import__('os').pathsep}/usr/bin:/bin")
+    launch = build_launch(TrainingConfig(output_dir=str(tmp_path)), AppSettings(python="python"))
+    assert launch.argv[:3] == [bare_python, "-m", "accelerate.commands.launch"]
+    found = launch_problems(TrainingConfig(), AppSettings(python="no-such-python-here"), env={})
+    assert [(p.field, p.severity) for p in found] == [("", "error")] and "not found in PATH" in found[0].message
