@@ -203,8 +203,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     check_notes: list[str] = []
     if not _has_error(info["problems"]):
         # The trainer's own checks (its --preflight), after ours found nothing: validate OK means the run starts.
-        from lora_tui.run.preflight import preflight
+        from lora_tui.run.preflight import cached_preflight, is_bundled, preflight
 
+        if is_bundled(settings) and sys.stderr.isatty() and cached_preflight(cfg, settings) is None:
+            sys.stderr.write("lora-tui: running the trainer's own checks (--preflight)…\n")
+            sys.stderr.flush()
         checked = preflight(cfg, settings)
         info["problems"] += [{"field": p.field, "severity": p.severity, "message": p.message}
                              for p in checked.problems]

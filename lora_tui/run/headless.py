@@ -283,6 +283,14 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
             print(f"lora-tui: job {busy[0].id} is still running; stop it first (`lora-tui stop {busy[0].id}`) "
                   "or queue this config", file=out)
             return 1
+        if getattr(out, "isatty", lambda: False)():
+            from lora_tui.run.preflight import START_MAX_AGE_S, cached_preflight, is_bundled
+
+            from lora_tui.plan import make_plan
+
+            if is_bundled(settings) and cached_preflight(cfg, settings, START_MAX_AGE_S) is None \
+                    and not make_plan(cfg, settings).errors:  # the plan's errors refuse before the check runs
+                print("lora-tui: running the trainer's own checks (--preflight)…", file=out, flush=True)
         job = launch_config(cfg, settings)
     except ConfigError as exc:
         print(f"lora-tui: {exc}", file=out)
