@@ -14,6 +14,12 @@ import sys
 from typing import Any, Optional, Sequence
 
 
+#: Exit statuses of ``print`` and ``validate``: 0 no error, 1 the config has errors, 2 the command could not run
+#: (a usage error, no such file, an internal error): a crash must never read as a validation result.
+EXIT_CONFIG_ERRORS = 1
+EXIT_CRASH = 2
+
+
 class CliError(Exception):
     """A user error to print as ``lora-tui: error: ...`` with exit status ``code``."""
 
@@ -86,7 +92,7 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
     from pathlib import Path
 
     from lora_tui.config.app_settings import load_app_settings
-    from lora_tui.config.kohya_json import ConfigError, config_from_dict, read_config_dict
+    from lora_tui.config.kohya_json import ConfigError, FileUnreadable, config_from_dict, read_config_dict
     from lora_tui.config.presets import find_preset, list_presets
 
     overrides = _parse_sets(sets)
@@ -110,7 +116,9 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
     except ConfigError as exc:
         # A file-level error already starts with the path (read_config_dict): name it once.
         named = bool(path) and not exc.field and str(exc).startswith(f"{Path(path)}: ")
-        raise CliError(str(exc) if named else f"{where}: {exc}") from None
+        # Exit 1 = the config has errors; 2 = there was no config to check (no such file, unreadable).
+        code = 2 if isinstance(exc, FileUnreadable) else 1
+        raise CliError(str(exc) if named else f"{where}: {exc}", code) from None
     notes = list(result.notes) + _set_notes(overrides)
     return result.config, notes
 
@@ -130,6 +138,7 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     ``ACCELERATE_USE_CPU`` for CPU processes, ``TORCHINDUCTOR_CACHE_DIR`` with ``torch_compile``). Writes
     nothing."""
     from lora_tui.config.kohya_json import config_to_dict
+    from lora_tui.config.shown import clip
     from lora_tui.plan import make_plan
     from lora_tui.plan.launch import LaunchError, build_launch, child_env
 
@@ -146,6 +155,10 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
         env = {k: v for k, v in launch.env.items() if usual.get(k) != v}
     except LaunchError as exc:
         probs.append({"field": exc.field, "severity": "error", "message": exc.message})
+    except (OSError, ValueError) as exc:
+        # A path the file system refuses (validation names the field too): what Start would write is unknown.
+        probs.append({"field": "output_dir", "severity": "error",
+                      "message": f"the launch cannot be built: {clip(str(exc), 200)}"})
     steps_obj: dict[str, Any] = plan.steps.as_dict()
     if plan.steps.summary:
         steps_obj["summary"] = plan.steps.summary
@@ -160,7 +173,8 @@ def _out(text: str) -> None:
         sys.stdout.write(text)
     else:
         sys.stdout.flush()
-        buf.write(text.encode("utf-8"))
+        # backslashreplace: a lone surrogate (from a broken \\u escape in a file's key) prints as \\udXXX
+        buf.write(text.encode("utf-8", "backslashreplace"))
         buf.flush()
 
 
@@ -505,6 +519,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # `lora-tui jobs | head`: the reader left; say nothing more (and keep Python from complaining at exit).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug: never let it look like a result (exit 1 = config errors)
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write(f"lora-tui: internal error: {type(exc).__name__}: {str(exc)[:500]}; the command could "
+                         f"not run (exit {EXIT_CRASH}): please report it with the lines above\n")
+        return EXIT_CRASH
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 
 from lora_tui.config.atomic import atomic_write_text
 from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, field_meta, normalise_resolution
+from lora_tui.config.sd_scripts import FORM_OWNED, all_script_options, last_uses, read_argv
+from lora_tui.config.shown import clip, shown
 from lora_tui.config.unused import unused_value_notes
 
 
@@ -30,6 +33,14 @@ class ConfigError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class FileUnreadable(ConfigError):
+    """The config file is missing or cannot be read (a :class:`ConfigError` with field ""): there is no config to
+    check, unlike a file that reads and holds bad values."""
+
+    def __init__(self, message: str):
+        super().__init__("", message)
 
 
 @dataclass
@@ -89,23 +100,50 @@ _KOHYA_INT_FALLBACK: dict[str, int] = {
     "max_token_length": 75,
 }
 _NAMES_SHOWN = 12  # in the "not in the file" note; LoadResult.defaulted has them all
+_KEYS_SHOWN = 40  # in the "unknown keys ignored" note
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
 
 
 def _bad(meta: FieldMeta, value: Any, want: str) -> ConfigError:
-    return ConfigError(meta.name, f"cannot read {value!r} as {want} ({meta.label}); give a valid value")
+    return ConfigError(meta.name, f"cannot read {shown(value)} as {want} ({meta.label}); give a valid value")
+
+
+#: The largest integer the trainer's config file can hold: TOML integers are 64-bit (sd-scripts reads the TOML).
+TOML_INT_MAX = 2**63 - 1
+#: JSON integers longer than this are not turned into ints (Python refuses past 4,300 digits, and none of these
+#: fit a 64-bit TOML integer anyway): they stay text, a :class:`LongNumber`, so the field holding one is named.
+_LONG_DIGITS = 400
+
+
+class LongNumber(str):
+    """A JSON integer literal too long to be any setting (see ``_LONG_DIGITS``), kept as its text."""
+
+
+def _parse_int(text: str) -> Any:
+    return LongNumber(text) if len(text) > _LONG_DIGITS else int(text)
+
+
+def _not_text(meta: FieldMeta, raw: str) -> Optional[ConfigError]:
+    """A text value that holds a lone UTF-16 surrogate (a ``\\ud800`` escape in the JSON without its pair): no file
+    name, TOML or terminal can take it."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return ConfigError(meta.name, f"{shown(raw)} holds {raw[exc.start]!r} at character {exc.start + 1}, a lone "
+                                      f"UTF-16 surrogate, which is not text ({meta.label}): retype the value")
+    return None
 
 
 def _empty_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
     """What an empty (null or "") value becomes."""
     if meta.kind in ("int", "float") and meta.optional:
-        return None, (f"{meta.name}: {raw!r} read as unset" if raw is not None else None)
+        return None, (f"{meta.name}: {shown(raw)} read as unset" if raw is not None else None)
     if meta.kind == "int" and meta.name in _KOHYA_INT_FALLBACK:
         v = _KOHYA_INT_FALLBACK[meta.name]
     else:
         v = meta.default
-    return v, f"{meta.name}: {raw!r} read as {v!r}"
+    return v, f"{meta.name}: {shown(raw)} read as {shown(v)}"
 
 
 def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
@@ -115,29 +153,37 @@ def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
     name, kind = meta.name, meta.kind
     if raw is None:
         return _empty_value(meta, raw)
+    if isinstance(raw, LongNumber):
+        if kind == "str":
+            return str(raw), f"{name}: a number of {len(raw)} digits read as text"
+        raise ConfigError(name, f"a number of {len(raw)} digits is far out of range ({meta.label}); give a valid "
+                                f"value")
     if kind == "bool":
         if isinstance(raw, bool):
             return raw, None
         if isinstance(raw, (int, float)) and raw in (0, 1):
-            return bool(raw), f"{name}: {raw!r} read as {bool(raw)}"
+            return bool(raw), f"{name}: {shown(raw)} read as {bool(raw)}"
         if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
             v = raw.strip().lower() in _TRUE
-            return v, f"{name}: {raw!r} read as {v}"
+            return v, f"{name}: {shown(raw)} read as {v}"
         raise _bad(meta, raw, "true/false")
     if kind == "str":
         if isinstance(raw, str):
+            bad = _not_text(meta, raw)
+            if bad is not None:
+                raise bad
             return raw, None
         if isinstance(raw, bool):
             v = "" if raw is False else "true"
-            return v, f"{name}: {raw!r} read as {v!r}"
+            return v, f"{name}: {shown(raw)} read as {shown(v)}"
         if isinstance(raw, (int, float)):
             v = str(raw)
-            return v, f"{name}: {raw!r} read as {v!r}"
+            return v, f"{name}: {shown(raw)} read as {shown(v)}"
         raise _bad(meta, raw, "text")
     # numbers
     if isinstance(raw, bool):
         if kind == "int":
-            return int(raw), f"{name}: {raw!r} read as {int(raw)}"
+            return int(raw), f"{name}: {shown(raw)} read as {int(raw)}"
         raise _bad(meta, raw, "a number")
     note = None
     if isinstance(raw, str):
@@ -148,7 +194,7 @@ def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
             num: Any = float(text) if kind == "float" or not text.lstrip("+-").isdigit() else int(text)
         except ValueError:
             raise _bad(meta, raw, "an integer" if kind == "int" else "a number") from None
-        note = f"{name}: text {raw!r} read as a number"
+        note = f"{name}: text {shown(raw)} read as a number"
     elif isinstance(raw, (int, float)):
         num = raw
     else:
@@ -162,8 +208,15 @@ def coerce_value(meta: FieldMeta, raw: Any) -> tuple[Any, Optional[str]]:
             if not num.is_integer():
                 raise _bad(meta, raw, "a whole number")
             num = int(num)
+        if abs(num) > TOML_INT_MAX:
+            raise ConfigError(name, f"{shown(num)} is out of range ({meta.label}): the trainer's config file holds "
+                                    f"integers up to {TOML_INT_MAX}; give a valid value")
         return num, note
-    return float(num), note
+    try:
+        return float(num), note
+    except OverflowError:
+        raise ConfigError(name, f"{shown(num)} is too large for a number ({meta.label}); give a valid "
+                                f"value") from None
 
 
 def _has_value(raw: Any) -> bool:
@@ -201,14 +254,14 @@ def refuse_other_kinds(data: Mapping[str, Any]) -> None:
         if any(_METADATA_KEYS & set(v) for v in data.values()):
             first = next(iter(data))
             raise ConfigError("", f"this is a kohya metadata file (captions/tags for each image, such as "
-                                  f"{first!r}), not a training config: load the LoRA config JSON instead")
+                                  f"{shown(first)}), not a training config: load the LoRA config JSON instead")
     if any(k in _LORA_KEYS or k.startswith("network_") for k in data):
         return
     for kind, keys in _OTHER_TABS:
         found = sorted(keys & set(data))
         if found:
-            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
-            raise ConfigError("", f"this is a kohya_ss {kind} config ({shown}; no LoRA_type or network_* "
+            names = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise ConfigError("", f"this is a kohya_ss {kind} config ({names}; no LoRA_type or network_* "
                                   f"settings): lora-tui trains LoRA networks only; start from a LoRA preset or a "
                                   f"kohya_ss LoRA config instead")
 
@@ -223,13 +276,13 @@ def _legacy(d: dict[str, Any], notes: list[str]) -> None:
         notes.append("LoRA_type: legacy 'LoCon' read as 'LyCORIS/LoCon'")
     if isinstance(d.get("xformers"), bool):
         new = "xformers" if d["xformers"] else "none"
-        notes.append(f"xformers: legacy {d['xformers']!r} read as {new!r}")
+        notes.append(f"xformers: legacy {d['xformers']!r} read as {shown(new)}")
         d["xformers"] = new
     if str(d.get("use_wandb", "")).lower() == "true" and not d.get("log_with"):
         d["log_with"] = "wandb"
         notes.append("log_with: set to 'wandb' from legacy use_wandb")
     if "save_model_as" in d and d["save_model_as"] not in ("safetensors", "ckpt"):
-        notes.append(f"save_model_as: {d['save_model_as']!r} is not a LoRA format, read as 'safetensors'")
+        notes.append(f"save_model_as: {shown(d['save_model_as'])} is not a LoRA format, read as 'safetensors'")
         d["save_model_as"] = "safetensors"
     for old, new in LEGACY_RENAMES.items():
         if old in d:
@@ -269,51 +322,59 @@ def move_argv_settings(values: dict[str, Any], notes: list[str]) -> None:
     """Move options of ``values["additional_parameters"]`` (extra trainer argv) that a field holds into that field,
     each with a note. sd-scripts parses the command line after ``--config_file`` and the command line wins (CLI >
     TOML > default, sd_scripts_interface.md §1.2), so kohya_ss trained with the argv value: the field takes it, and
-    the form and the TOML show what will be used. Kept in the argv: options without a field, fields the launch
-    derives from several settings (learning rates, steps, warm-up, ...), an option given twice, and a value that
-    does not read as the field's type."""
+    the form and the TOML show what will be used. The argv is read as the trainer's argparse reads it
+    (:func:`~lora_tui.config.sd_scripts.read_argv`: a unique prefix such as ``--output_nam`` is ``--output_name``,
+    ``--opt=v`` and ``--opt v`` alike). An option the launch decides (``FORM_OWNED``: output folder and name, data,
+    base model, ...) moves even when given several times, with the last value (argparse's): it must not stay in
+    the argv, where it would move the LoRA past the overwrite check. Kept in the argv: options without a field,
+    fields the launch derives from several settings (learning rates, steps, warm-up, ...), another option given
+    twice, a value argparse would not read (a missing or extra value), and a value that does not read as the
+    field's type (validate reports what is left)."""
     text = values.get("additional_parameters")
     if not isinstance(text, str) or "--" not in text:
         return
     try:
-        groups = argv_options(shlex.split(text))
+        tokens = shlex.split(text)
     except ValueError:
         return  # validate reports the unbalanced quote
+    uses = read_argv(tokens, all_script_options())
     by_key = {m.toml_key: m for m in all_field_meta() if m.toml_key == m.name and m.name not in _NOT_MOVED}
-    counts: dict[str, int] = {}
-    for opt, _, _ in groups:
-        counts[opt] = counts.get(opt, 0) + 1
-    kept: list[str] = []
-    moved = False
-    for opt, args, tokens in groups:
-        meta = by_key.get(opt)
-        new: Any = None
-        if meta is not None and counts[opt] == 1:
-            if meta.name in _LIST_TEXT:
-                new = shlex.join(args) if args else None
-            elif meta.kind == "bool":
-                new = True if not args else None
-            elif len(args) == 1:
-                try:
-                    new, _ = coerce_value(meta, args[0])
-                except ConfigError:
-                    new = None
-        if new is None:
-            kept.extend(tokens)
+    moved: set[str] = set()
+    for name, occurrences in last_uses(uses).items():
+        meta = by_key.get(name)
+        if meta is None or any(u.error or u.left for u in occurrences):
             continue
-        moved = True
+        if len(occurrences) > 1 and name not in FORM_OWNED:
+            continue
+        args = list(occurrences[-1].values)
+        new: Any = None
+        if meta.name in _LIST_TEXT:
+            new = shlex.join(args) if args else None
+        elif meta.kind == "bool":
+            new = True if not args else None
+        elif len(args) == 1:
+            try:
+                new, _ = coerce_value(meta, args[0])
+            except ConfigError:
+                new = None
+        if new is None:
+            continue
+        moved.add(name)
         in_file = meta.name in values
         old = values[meta.name] if in_file else meta.default
-        note = f"{meta.name}: {new!r} moved in from additional_parameters ('{shlex.join(tokens)}')"
+        typed = " ".join(f"'{shlex.join(u.tokens)}'" for u in occurrences)
+        note = f"{meta.name}: {shown(new)} moved in from additional_parameters ({clip(typed, 200)})"
+        if len(occurrences) > 1:
+            note += f", given {len(occurrences)} times: the trainer's argparse keeps the last"
         if old not in (None, "") and old != new:
             # the TOML would have said `old` while the command line said `new`, and the command line wins
             whose = "the file's" if in_file else "the default"
-            note += (f", replacing {whose} {old!r} (sd-scripts lets the command line win over its config file, so "
-                     f"that is what kohya_ss trained with)")
+            note += (f", replacing {whose} {shown(old)} (sd-scripts lets the command line win over its config file, "
+                     f"so that is what kohya_ss trained with)")
         notes.append(note)
         values[meta.name] = new
     if moved:
-        values["additional_parameters"] = shlex.join(kept)
+        values["additional_parameters"] = shlex.join([t for u in uses if u.name not in moved for t in u.tokens])
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -324,7 +385,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError("", f"--set {item!r}: expected key=value, e.g. --set network_dim=32")
+            raise ConfigError("", f"--set {shown(item)}: expected key=value, e.g. --set network_dim=32")
         if key not in TrainingConfig.model_fields:
             raise ConfigError(key, "no such setting (use a kohya_ss key such as network_dim)")
         out[key] = raw
@@ -361,7 +422,7 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         except KeyError:
             if key in IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
                 if key in _IGNORED_WHY and key not in used and _has_value(raw):
-                    notes.append(f"{key}: {raw!r} not carried over: {_IGNORED_WHY[key]}")
+                    notes.append(f"{key}: {shown(raw)} not carried over: {_IGNORED_WHY[key]}")
                 else:
                     ignored.append(key)
             else:
@@ -372,9 +433,9 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
             try:
                 normal = normalise_resolution(value)
             except ValueError as exc:
-                raise ConfigError(key, str(exc)) from None
+                raise ConfigError(key, clip(str(exc), 200)) from None
             if normal != value:
-                note = f"max_resolution: {value!r} read as {normal!r}"
+                note = f"max_resolution: {shown(value)} read as {shown(normal)}"
             value = normal
         if note:
             notes.append(note)
@@ -386,23 +447,37 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
             values[name] = getattr(base, name)
     if missing:
         source = "kept from the form" if base is not None else "took defaults"
-        shown = ", ".join(missing[:_NAMES_SHOWN]) + (
+        names = ", ".join(missing[:_NAMES_SHOWN]) + (
             f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else "")
-        notes.append(f"{len(missing)} settings not in the file {source}: {shown}")
+        notes.append(f"{len(missing)} settings not in the file {source}: {names}")
     if ignored:
         notes.append(f"ignored (no effect in lora-tui): {', '.join(sorted(ignored))}")
     if unknown:
-        notes.append(f"unknown keys ignored: {', '.join(sorted(unknown))}")
+        keys = sorted(unknown)
+        listed = ", ".join(clip(k, 60) for k in keys[:_KEYS_SHOWN])
+        more = f" and {len(keys) - _KEYS_SHOWN} more" if len(keys) > _KEYS_SHOWN else ""
+        notes.append(f"unknown keys ignored: {listed}{more}")
     try:
         cfg = TrainingConfig.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = str(err["loc"][0]) if err.get("loc") else ""
         msg = err.get("msg", str(exc)).removeprefix("Value error, ")
-        raise ConfigError(loc, f"{msg} (value {err.get('input')!r})") from None
+        inp = err.get("input")
+        if isinstance(inp, str) and len(inp) > 80:
+            msg = msg.replace(inp, shown(inp)[1:-1])  # a validator's message may quote the whole value
+        raise ConfigError(loc, f"{clip(_LONG_WORDS.sub(_cut, msg), 500)} (value {shown(inp)})") from None
     # Values the file sets for another LoRA type, family or noise type: kept, but the user is told.
     notes.extend(unused_value_notes(cfg, [k for k in d if k in values]))
     return LoadResult(cfg, notes, missing)
+
+
+_LONG_WORDS = re.compile(r"\S{120,}")
+
+
+def _cut(m: re.Match) -> str:
+    """A long run without spaces in a message (a quoted value) cut to 80 characters."""
+    return f"{m.group()[:80]}…({len(m.group())} characters)"
 
 
 def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig] = None) -> LoadResult:
@@ -419,14 +494,49 @@ def read_config_dict(path: str | os.PathLike[str]) -> Any:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError("", f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"{p}: cannot read ({exc})") from None
+        raise FileUnreadable(f"{p}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{p}: not a text file ({clip(str(exc), 200)})") from None
+    except OSError as exc:
+        raise FileUnreadable(f"{p}: cannot read ({exc})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ConfigError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        # Lists or objects nested hundreds deep (Python's parser recurses once per level): no setting is.
+        key = _deep_key(text, _DEPTH_SHOWN)
+        raise ConfigError(key, f"its value is nested too deep to read (more than {_DEPTH_SHOWN} levels of lists "
+                               f"or objects); no setting is: give a plain value") from None
+    except ValueError as exc:
+        raise ConfigError("", f"{p}: cannot read ({clip(str(exc), 200)})") from None
     return data
+
+
+_DEPTH_SHOWN = 100
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:]')
+
+
+def _deep_key(text: str, limit: int) -> str:
+    """The top-level key whose value first nests deeper than ``limit`` in JSON ``text`` ("" when none is found):
+    a scan of strings and brackets, without recursion."""
+    depth, key, last = 0, "", ""
+    for m in _JSON_TOKENS.finditer(text):
+        tok = m.group()
+        if tok[0] == '"':
+            last = tok
+        elif tok in "[{":
+            depth += 1
+            if depth > limit:
+                try:
+                    return clip(json.loads(key), 60) if key else ""
+                except ValueError:
+                    return clip(key, 60)
+        elif tok in "]}":
+            depth -= 1
+        elif depth == 1:  # ':' after a top-level key
+            key = last
+    return ""
 
 
 def config_to_dict(cfg: TrainingConfig) -> dict[str, Any]:

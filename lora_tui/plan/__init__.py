@@ -51,8 +51,18 @@ def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
         scan = scan_dataset(cfg)
         with _lock:
             _last_scan = scan
-    steps = plan_steps(cfg, scan)
-    problems = validate(cfg, scan, settings, plan=steps)
+    failed: list[Problem] = []
+    try:
+        steps = plan_steps(cfg, scan)
+    except Exception as exc:  # noqa: BLE001 - a bug in the step arithmetic must not hide the problems
+        from lora_tui.config.shown import clip
+        from lora_tui.plan.rules import INTERNAL_MARK
+
+        steps = StepPlan()
+        failed.append(Problem("", "error", f"{INTERNAL_MARK} (the step count: {type(exc).__name__}: "
+                                           f"{clip(str(exc), 200)}); report this, and check the values you "
+                                           f"changed last"))
+    problems = failed + validate(cfg, scan, settings, plan=steps)
     return Plan(steps, problems, scan)
 
 

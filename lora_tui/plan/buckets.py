@@ -9,6 +9,11 @@ import math
 from dataclasses import dataclass, field
 
 
+#: More widths than this between min and max bucket size is no real setting (2048 / 64 gives 32); the list is then
+#: not made (validation reports the values) instead of looping for minutes.
+MAX_BUCKET_WIDTHS = 10_000
+
+
 def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, step: int) -> list[tuple[int, int]]:
     """The predefined bucket list for ``max_reso`` = (W, H): sorted, de-duplicated ``(w, h)`` pairs.
 
@@ -20,6 +25,8 @@ def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, 
     out = set()
     q = int(math.sqrt(max_area) // step) * step
     out.add((q, q))
+    if min_size < 1 or step < 1 or (max_size - min_size) // step > MAX_BUCKET_WIDTHS:
+        return sorted(out)  # settings validation refuses (a side of 0, a million widths): no list to make
     w = min_size
     while w <= max_size:
         h = min(max_size, int((max_area // w) // step) * step)
@@ -65,7 +72,7 @@ class BucketChooser:
         elif not self.no_upscale:
             self._resos = bucket_resolutions(self.resolution, self.min_reso, self.max_reso, self.step)
         self._set = set(self._resos)
-        self._ratios = [w / h for w, h in self._resos]
+        self._ratios = [w / h if h else math.inf for w, h in self._resos]
         self._max_area = self.resolution[0] * self.resolution[1]
 
     def _round(self, x: float) -> int:

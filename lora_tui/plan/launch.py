@@ -448,12 +448,14 @@ def child_env(base: Optional[dict[str, str]] = None) -> dict[str, str]:
 
 
 def _unique(path: Path) -> Path:
-    if not path.exists():
+    # os.path.exists: False for a name the file system refuses (Errno 36) instead of raising as Path.exists does
+    # on Python 3.11; validation names the field, and the write reports the OSError.
+    if not os.path.exists(path):
         return path
     n = 1
     while True:
         cand = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        if not cand.exists():
+        if not os.path.exists(cand):
             return cand
         n += 1
 

@@ -81,7 +81,7 @@ def _int(v: Any, default: int) -> int:
         if v is None or v == "" or isinstance(v, bool):
             return default
         return int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 

@@ -92,7 +92,16 @@ class PlanAndProblems:
         if message.gen != self._plan_gen:
             return  # the config changed again since; a newer plan is on its way
         if message.error is not None:
-            self.query_one("#plan-summary", Static).update(Content.styled(f"planning failed: {message.error!r}", "red"))
+            from lora_tui.config.shown import clip
+            from lora_tui.plan.problems import Problem
+
+            text = f"planning failed: {clip(repr(message.error), 300)}"
+            self.query_one("#plan-summary", Static).update(Content.styled(text, "red"))
+            # Never "no problems" (nor an older plan's list) while the settings could not be checked: an error
+            # in the panel, so F5 is refused as well until an edit plans again.
+            self.plan_problems = [Problem("", "error", f"{text}; the settings could not be checked: report this, "
+                                                       f"and check the values you changed last")]
+            self._refresh_problems()
             return
         self.apply_plan(message.plan)
 

@@ -75,7 +75,8 @@ def test_unreadable_value_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and b"nope" in r.stderr
     missing = tmp_path / "missing.json"
     r = run("validate", str(missing))
-    assert r.returncode == 1 and r.stderr.decode() == f"lora-tui: error: {missing}: file not found\n"  # named once
+    # exit 2: there is no config to check (1 would say "the config has errors")
+    assert r.returncode == 2 and r.stderr.decode() == f"lora-tui: error: {missing}: file not found\n"  # named once
     r = run("print", "--json", str(bad), "--set", "train_batch_size=2")  # --set fixes the file's value
     assert json.loads(r.stdout)["settings"]["train_batch_size"] == 2
     # a kohya_ss Textual Inversion config is refused, not trained as a default LoRA

@@ -89,7 +89,9 @@ def test_upstream_sd_scripts_uses_the_spec_options_without_the_bundled_switches(
 def test_an_abbreviated_option_works_with_a_warning(text):
     found = [p for p in validate(make_cfg(additional_parameters=text), None, AppSettings())
              if p.field == "additional_parameters"]
-    assert [p.severity for p in found] == ["warning"] and "--max_grad_norm in full" in found[0].message
+    assert [p.severity for p in found] == ["warning", "warning"] and "--max_grad_norm in full" in found[0].message
+    # read as argparse reads it, the prefix is max_grad_norm, whose TOML value the command line overrides
+    assert "max_grad_norm = 1.0" in found[1].message and "uses the command line's 0.5" in found[1].message
 
 
 def _argv_warnings(text):
