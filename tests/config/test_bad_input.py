@@ -268,9 +268,21 @@ def test_fuzzed_presets_never_crash(tmp_path, monkeypatch):
     files = []
     for i in range(300):
         files.append(write(tmp_path, _mutate(rng, rng.choice(presets), tmp_path), f"m{i}.json"))
+    # validate runs the bundled trainer's --preflight (a torch process) on a config without errors: the fuzz
+    # validates against an upstream trainer folder instead (stand-in entry points; no preflight), and print (no
+    # preflight) covers the bundled trainer's rules.
+    upstream = tmp_path / "sd-scripts-upstream"
+    upstream.mkdir()
+    for script in ("train_network.py", "sdxl_train_network.py", "flux_train_network.py", "sd3_train_network.py"):
+        (upstream / script).write_text("# stand-in entry point name\n")
+    up_config = tmp_path / "xdg_upstream"
+    (up_config / "lora-tui").mkdir(parents=True)
+    (up_config / "lora-tui" / "settings.toml").write_text(f"sd_scripts_dir = {json.dumps(str(upstream))}\n")
+    bundled_config = os.environ["XDG_CONFIG_HOME"]
     by_code: dict[int, list[str]] = {0: [], 1: []}
     for path in files:
         for argv in (("validate", path), ("print", "--json", path)):
+            monkeypatch.setenv("XDG_CONFIG_HOME", str(up_config) if argv[0] == "validate" else bundled_config)
             rc, out, err = main(*argv)
             where = f"{argv} {Path(path).read_text(encoding='utf-8')[:300]}"
             assert rc in (0, 1), (where, rc, err[-3000:])
@@ -283,7 +295,7 @@ def test_fuzzed_presets_never_crash(tmp_path, monkeypatch):
                 assert rc == int(any(p["severity"] == "error" for p in problems)), where
     assert len(by_code[0]) >= 5 and len(by_code[1]) >= 5  # the mutants both pass and fail
     # A few through the real command line: the exit status a script sees, and no traceback.
-    env = dict(os.environ)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(up_config)}
     for rc, paths in by_code.items():
         for path in paths[:2]:
             r = subprocess.run([sys.executable, "-m", "lora_tui", "validate", path], capture_output=True, env=env,
