@@ -155,8 +155,9 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
         env = {k: v for k, v in launch.env.items() if usual.get(k) != v}
     except LaunchError as exc:
         probs.append({"field": exc.field, "severity": "error", "message": exc.message})
-    except (OSError, ValueError) as exc:
-        # A path the file system refuses (validation names the field too): what Start would write is unknown.
+    except (OSError, ValueError, ArithmeticError) as exc:
+        # A path the file system refuses, a number no TOML holds (validation names the field too): what Start
+        # would write is unknown.
         probs.append({"field": "output_dir", "severity": "error",
                       "message": f"the launch cannot be built: {clip(str(exc), 200)}"})
     steps_obj: dict[str, Any] = plan.steps.as_dict()

@@ -777,6 +777,23 @@ def _path_limits(out: _Out, cfg: Any) -> None:
                                    f"most {room} bytes")
 
 
+def _number_limits(out: _Out, cfg: Any, metas: list[Any]) -> None:
+    """Numbers no config file of the trainer can hold: an integer past 64 bits (TOML's limit; the form accepts
+    any digits) and, for a number field the range rules do not cover, NaN or an infinity."""
+    from lora_tui.config.kohya_json import TOML_INT_MAX
+
+    ranged = {r[0] for r in _RANGES}
+    for m in metas:
+        v = _g(cfg, m.name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, int) and abs(v) > TOML_INT_MAX:
+            out.err(m.name, f"{m.name} is {shown(v)}: out of range (the trainer's config file holds integers up to "
+                            f"{TOML_INT_MAX})")
+        elif isinstance(v, float) and not math.isfinite(v) and m.name not in ranged:
+            out.err(m.name, f"{m.name} is {v}: give a finite number")
+
+
 def _relative_paths(out: _Out, cfg: Any) -> None:
     for name in _PATH_FIELDS:
         v = _s(cfg, name)
@@ -1028,6 +1045,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
     metas = all_field_meta()
     steps: Iterable[Callable[[], None]] = (
         lambda: _path_limits(out, cfg),
+        lambda: _number_limits(out, cfg, metas),
         lambda: _kohya_order(out, cfg, scan),
         lambda: _trainer_rules(out, cfg, plan),
         lambda: _check_token_args(out, cfg, "additional_parameters", dashes=True),

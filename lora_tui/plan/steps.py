@@ -221,7 +221,7 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
         plan.max_train_steps = TRAINER_DEFAULT_STEPS
         plan.notes.append(f"No epochs or steps are set, so the trainer's own default applies: "
                           f"{TRAINER_DEFAULT_STEPS} steps.")
-    plan.epochs = math.ceil(plan.max_train_steps / per_epoch) if per_epoch else 0
+    plan.epochs = -(-plan.max_train_steps // per_epoch) if per_epoch else 0  # integer ceil: no float overflow
 
     if max_steps is not None and max_epochs is not None:
         plan.notes.append(f"max_train_epochs {max_epochs} overrides max_train_steps {max_steps} (sd-scripts does "
@@ -245,18 +245,26 @@ def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
     steps = getattr(cfg, "lr_warmup_steps", None)
     try:
         steps_f = float(steps) if steps not in (None, "") else 0.0
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         steps_f = 0.0
+    if not math.isfinite(steps_f):
+        return 0  # validation reports the value
     if steps_f > 0:
         if steps_f < 1:  # a fraction typed into the steps field: sd-scripts takes floats as ratios
-            return int(steps_f * max_train_steps * num_processes)
+            try:
+                return int(steps_f * max_train_steps * num_processes)
+            except OverflowError:
+                return 0  # a step count past any float: validation reports it
         return int(steps_f)
     try:
         pct = float(getattr(cfg, "lr_warmup", 0) or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pct = 0.0
-    if pct > 0:
-        return int(pct / 100 * (max_train_steps * num_processes))
+    if pct > 0 and math.isfinite(pct):
+        try:
+            return int(pct / 100 * (max_train_steps * num_processes))
+        except OverflowError:
+            return 0  # a step count past any float: validation reports it
     return 0
 
 

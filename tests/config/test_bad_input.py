@@ -301,3 +301,21 @@ def test_fuzzed_presets_never_crash(tmp_path, monkeypatch):
             r = subprocess.run([sys.executable, "-m", "lora_tui", "validate", path], capture_output=True, env=env,
                                cwd=REPO, timeout=60)
             assert r.returncode == rc and b"Traceback" not in r.stderr, (path, r.stderr[-2000:])
+
+
+def test_numbers_typed_into_the_form_that_no_toml_holds():
+    """The form (pydantic) takes any digits: a 401-digit network_dim, an lr_warmup past a float. The plan names
+    the field; nothing fails inside it."""
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.config.model import TrainingConfig
+    from lora_tui.plan import make_plan
+
+    huge = "1" + "0" * 400
+    for name in ("network_dim", "lr_warmup", "min_snr_gamma", "seed", "max_train_steps"):
+        cfg = TrainingConfig.model_validate({"sdxl": True, "lr_scheduler": "cosine", name: huge})
+        plan = make_plan(cfg, AppSettings())
+        assert not [p for p in plan.problems if INTERNAL_MARK in p.message], plan.problems
+        [p] = [p for p in plan.errors if p.field == name and "out of range" in p.message]
+        assert len(p.message) < 300
+        info = cli.describe(cfg, AppSettings())  # print's object: built, the launch's failure a problem
+        assert any(p["field"] == name for p in info["problems"])
