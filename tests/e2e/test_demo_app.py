@@ -38,7 +38,9 @@ async def test_demo_trains_through_the_app(demo_settings):
         await type_into(pilot, app, "network_alpha", "4")
         assert (app.config.output_name, app.config.network_dim, app.config.network_alpha) == ("e2e_lora", 8, 4)
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.job_running, timeout=10)
+        # Start runs the bundled trainer's preflight first (torch and transformers load: seconds, more on a busy
+        # machine), then launches
+        await wait_for(pilot, lambda: app.job_running, timeout=120, step=0.2)
         await wait_for(pilot, lambda: not app.job_running, timeout=240, step=0.2)
         assert app.last_exit == 0, list(app.query_one("#log", Log).lines)[-30:]
         log_text = "\n".join(app.query_one("#log", Log).lines)

@@ -33,7 +33,7 @@ async def test_settled_config_gets_the_trainers_findings_and_start_refuses_on_th
     log = _bundled_stand_in(tmp_path, settings, monkeypatch)
     cfg = TrainingConfig(**valid_sdxl_setup(tmp_path), sdxl=True, output_name="x", optimizer="AdamW",
                          optimizer_args="foo=1")
-    monkeypatch.setenv("PREFLIGHT_SLEEP", "2")
+    monkeypatch.setenv("PREFLIGHT_SLEEP", "1")
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         # no F5: the check runs by itself once the config has settled, in a worker: the form takes keys meanwhile
