@@ -337,6 +337,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
             job = load_job(args.job)
         except JobError as exc:
             raise CliError(str(exc)) from None
+        if job.broken is not None:
+            raise CliError(f"job {job.id}: state unreadable ({job.broken}); its log is {job.log_path}")
         return run_attach(job)
     return headless.attach_text(args.job, lines=args.lines)
 

@@ -60,8 +60,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, exclusive: boo
                 os.unlink(tmp)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and exc.filename is None \
+                and exc.errno is not None:
+            # a full disk's "[Errno 28] No space left on device" from write/fsync names no file: name the target
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(target)) from exc
         raise
     return target

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lora_tui.plan.wording import agree, counted
-from lora_tui.run.jobs import Job, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job
+from lora_tui.run.jobs import (Job, JobBusy, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job,
+                               start_lock)
 from lora_tui.run.progress import stop_outcome
 
 
@@ -71,13 +72,17 @@ def preflight_errors(cfg, settings: Any) -> list:
 
 
 def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None = None, meta: dict | None = None,
-                  now=None) -> Job:
+                  now=None, exclusive: bool = True) -> Job:
     """What Start does: plan → refuse on errors → the trainer's preflight (:func:`preflight_errors`) → refuse on
-    its errors → write the TOML and settings JSON → start the job.
+    its errors → (under ``start_lock``: refuse when a job runs → write the TOML and settings JSON → start and
+    record the job).
 
-    ``meta`` is merged into the job's meta (which also records the TOML/JSON paths, output dir and name, and the
-    planned step count). Raises ``PlanRefused`` when the plan has errors, ``OSError`` when a file cannot be
-    written, ``JobError`` when the process cannot start."""
+    The check and the launch are one step across processes (``start_lock``), so of two Starts at the same moment
+    exactly one trains; ``exclusive=False`` skips the check (the lock is still taken). ``meta`` is merged into the
+    job's meta (which also records the TOML/JSON paths, output dir and name, and the planned step count).
+    Raises ``PlanRefused`` when the plan has errors, ``JobBusy`` when a job runs, ``OSError`` naming the file when
+    one cannot be written, ``JobError`` when the process cannot start; a refused or failed launch removes the
+    TOML/JSON/prompt files it wrote."""
     from lora_tui.plan import make_plan
     from lora_tui.plan.launch import build_launch, write_launch_files
 
@@ -89,16 +94,60 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
     if checked:
         raise PlanRefused(checked)
     launch = build_launch(cfg, settings, now=now)
-    launch = write_launch_files(launch, cfg)  # may pick a free file name suffix: use what was written
     steps = getattr(plan, "steps", None)
-    job_meta = {
-        "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
-        "output_dir": str(getattr(cfg, "output_dir", "") or ""), "output_name": getattr(cfg, "output_name", None),
-        "max_train_steps": getattr(steps, "max_train_steps", None),
-    }
-    job_meta.update(meta or {})
-    return start_job(list(launch.argv), dict(launch.env or {}), launch.cwd, job_meta, settings=settings,
-                     state_dir=state_dir)
+    with start_lock(settings, state_dir):
+        if exclusive:
+            busy = running_jobs(settings, state_dir)
+            if busy:
+                raise JobBusy(busy[0])
+        try:
+            launch = write_launch_files(launch, cfg)  # may pick a free file name suffix: use what was written
+        except BaseException as exc:
+            _remove_launch_files(launch, written=False)
+            if isinstance(exc, OSError):
+                raise _with_path(exc, launch.toml_path) from None
+            raise
+        job_meta = {
+            "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
+            "output_dir": str(getattr(cfg, "output_dir", "") or ""), "output_name": getattr(cfg, "output_name", None),
+            "max_train_steps": getattr(steps, "max_train_steps", None),
+        }
+        job_meta.update(meta or {})
+        try:
+            return start_job(list(launch.argv), dict(launch.env or {}), launch.cwd, job_meta, settings=settings,
+                             state_dir=state_dir)
+        except OSError as exc:
+            _remove_launch_files(launch)
+            raise _with_path(exc, resolve_state_dir(settings, state_dir) / "jobs") from None
+        except BaseException:
+            _remove_launch_files(launch)
+            raise
+
+
+def _with_path(exc: OSError, fallback: Path) -> OSError:
+    """``exc`` with a file name: a full disk's ``[Errno 28] No space left on device`` names no file by itself."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(fallback))
+
+
+def _remove_launch_files(launch, written: bool = True) -> None:
+    """Remove what a launch that did not start wrote: its TOML and settings JSON (its own time-stamped names; the
+    sample prompt file of the output folder is rewritten at every Start and stays). ``written=False``: the writes
+    failed part way, so ``launch`` holds the planned names: the TOML there is removed only when it holds this
+    launch's text (another Start's file of that name is never touched)."""
+    paths = [launch.toml_path, launch.json_path]
+    for path in paths:
+        if not path:
+            continue
+        try:
+            if not written and path == launch.toml_path and Path(path).read_text(encoding="utf-8") != launch.toml_text:
+                continue
+            if not written and path == launch.json_path:
+                continue  # written after the TOML; a failed launch never got there, or wrote it whole elsewhere
+            os.unlink(path)
+        except (OSError, ValueError):
+            pass
 
 
 def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop", start: int = 0) -> int | None:
@@ -278,10 +327,11 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
                       f"started. Pass --overwrite to replace it, or choose another output_name "
                       f"(--set output_name=NAME)", file=out)
                 return 1
+        # checked again, with the launch, under the state dir's start lock (launch_config): a train started at
+        # the same moment in another shell or app is refused there (JobBusy)
         busy = running_jobs(settings)
         if busy:
-            print(f"lora-tui: job {busy[0].id} is still running; stop it first (`lora-tui stop {busy[0].id}`) "
-                  "or queue this config", file=out)
+            print(f"lora-tui: {JobBusy(busy[0])}", file=out)
             return 1
         if getattr(out, "isatty", lambda: False)():
             from lora_tui.run.preflight import START_MAX_AGE_S, cached_preflight, is_bundled
@@ -328,6 +378,9 @@ def jobs(settings: Any = None, out: TextIO | None = None, limit: int = 20) -> in
     print(f"{'JOB':<21} {'STATUS':<8} {'EXIT':>5} {'TIME':>8}  PROGRESS / NAME", file=out)
     for job in all_jobs[:limit]:
         status = job.status
+        if job.broken is not None:
+            print(f"job {job.id}: state unreadable ({job.broken}), skipped", file=out)
+            continue
         s = job.state
         end = s.get("end_time") or time.time()
         dur = _age(end - float(s.get("start_time") or end))
@@ -364,17 +417,31 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
     except JobError as exc:
         print(f"lora-tui: {exc}", file=out)
         return 1
+    if job.broken is not None:
+        print(f"lora-tui: job {job.id}: state unreadable ({job.broken}); nothing was signalled. Its processes "
+              f"cannot be verified from that record ({job.state_path})", file=out)
+        return 1
     grace = float(grace_s if grace_s is not None else getattr(settings, "stop_grace_s", 60.0))
     if job.is_alive():
         # As the Stop key: the queue waits (paused before the signal, so no runner starts the next item as soon
-        # as this one ends).
-        from lora_tui.run.queue import Queue
+        # as this one ends). A queue file that cannot be read or written must never keep the job from stopping.
+        try:
+            from lora_tui.run.queue import Queue
 
-        waiting = Queue(settings).pause_for_stop()
+            waiting = Queue(settings).pause_for_stop()
+        except Exception as exc:  # noqa: BLE001 - any fault of the queue file; the stop goes on regardless
+            print(f"lora-tui: queue not paused: its file cannot be used ({_short(exc)}); stopping the job anyway",
+                  file=out, flush=True)
+            waiting = 0
         if waiting:
             print(f"lora-tui: queue paused ({waiting} waiting); `lora-tui queue resume` lets it go on",
                   file=out, flush=True)
-        print(f"lora-tui: stopping job {job.id} (SIGINT; escalating after {grace:g} s)", file=out, flush=True)
+        if escalate or "SIGINT" in job.stop_signals:
+            # what Job.stop sends then: no SIGINT (skipped, or already sent)
+            plan = "SIGTERM, then SIGKILL after 5 s"
+        else:
+            plan = f"SIGINT; escalating after {grace:g} s"
+        print(f"lora-tui: stopping job {job.id} ({plan})", file=out, flush=True)
     result = job.stop(grace_s=grace, escalate=escalate)
     if not result.exited:
         print(f"lora-tui: job {job.id}: {result.message}; {job.hint()}", file=out)
@@ -384,6 +451,12 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
     note = "" if hint.startswith("interrupted") else f"; {hint}"
     print(f"lora-tui: job {job.id} {job.status} · {stop_outcome(job.progress())} · {result.message}{note}", file=out)
     return 0
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (a huge bad value is not echoed whole)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
@@ -584,6 +657,9 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
         job = load_job(job_ref, settings)
     except JobError as exc:
         print(f"lora-tui: {exc}", file=out)
+        return 1
+    if job.broken is not None:
+        print(f"lora-tui: job {job.id}: state unreadable ({job.broken}); its log is {job.log_path}", file=out)
         return 1
     start = tail_start(job.log_path, lines)
     shown = "" if not start else "; what comes next (--lines N: the last N lines)" if lines == 0 else \

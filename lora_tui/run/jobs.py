@@ -16,6 +16,8 @@ launcher printed a KeyboardInterrupt traceback after every Stop; it exits by its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import secrets
 import signal
@@ -24,11 +26,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
 
-from lora_tui.run.statefile import read_json, update_json, write_json_atomic
+from lora_tui.run.statefile import _open_lock, read_json, update_json, write_json_atomic
 from lora_tui.run.supervise import live_members
 
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -40,6 +42,42 @@ ENDED = ("done", "failed", "stopped", "killed", "lost")
 
 class JobError(Exception):
     """A job that cannot be found or started; the message says which and why."""
+
+
+class JobBusy(JobError):
+    """A Start refused because a job is running (``job``: the first one found); checked under ``start_lock``."""
+
+    def __init__(self, job: "Job") -> None:
+        self.job = job
+        super().__init__(f"job {job.id} is still running; stop it first (`lora-tui stop {job.id}`) or queue this "
+                         "config; nothing was started")
+
+
+START_LOCK_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def start_lock(settings: Any = None, state_dir: str | os.PathLike | None = None,
+               timeout: float = START_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``<state_dir>/start.lock`` (an ``flock``, so across processes and across threads: every holder opens
+    its own file description) from the check "is a job running?" until the new job is recorded, so two Starts at
+    the same moment (two apps, ``train`` and ``queue run``) cannot both pass the check: the second one waits, then
+    sees the first job. Not re-entrant: take it once per launch. Raises ``JobError`` after ``timeout`` seconds."""
+    path = resolve_state_dir(settings, state_dir) / "start"
+    fd = _open_lock(path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise JobError(f"another Start has held {path}.lock for {timeout:g} s; nothing was started")
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def resolve_state_dir(settings: Any = None, state_dir: str | os.PathLike | None = None) -> Path:
@@ -66,19 +104,68 @@ def resolve_state_dir(settings: Any = None, state_dir: str | os.PathLike | None 
     return Path(platformdirs.user_state_dir("lora-tui"))
 
 
-def _same_process(pid: int | None, create_time: float | None) -> psutil.Process | None:
-    """The live, non-zombie process ``pid`` if it is the one that was recorded (same create time)."""
-    if not pid:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_process(pid: Any, create_time: Any) -> psutil.Process | None:
+    """The live, non-zombie process ``pid`` if it is the one that was recorded (same create time, within 0.5 s).
+
+    ``None`` when it is not, and also when either is missing or not a number: a pid alone proves nothing (pids
+    are reused), so an unverifiable record is never taken for the job's process."""
+    if not _is_int(pid) or pid <= 0 or not _is_number(create_time):
         return None
     try:
         p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 0.5:
+        if abs(p.create_time() - create_time) > 0.5:
             return None  # pid reused by another process
         if p.status() == psutil.STATUS_ZOMBIE:
             return None
         return p
     except psutil.Error:
         return None
+
+
+_INT_KEYS = ("pid", "pgid", "child_pid", "exit_code", "launcher_exit_code")
+_NUMBER_KEYS = ("create_time", "child_create_time", "start_time", "end_time", "stop_grace_s")
+_STR_KEYS = ("id", "status", "cwd", "log", "error")
+_DICT_KEYS = ("meta", "env")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def state_problem(data: Any) -> str | None:
+    """Why ``data`` (a parsed ``state.json``) cannot be used as a job's state, in a few words (``"pid is a str,
+    not an integer"``), or ``None`` when every key the run layer reads has its type. The value itself is never
+    quoted (a hand-edited or garbage file may hold megabytes)."""
+    if not isinstance(data, dict):
+        return f"it holds a JSON {_kind(data)}, not an object"
+    for key in _INT_KEYS:
+        if data.get(key) is not None and not _is_int(data[key]):
+            return f"{key} is a {_kind(data[key])}, not an integer"
+    for key in _NUMBER_KEYS:
+        if data.get(key) is not None and not _is_number(data[key]):
+            return f"{key} is a {_kind(data[key])}, not a number"
+    for key in _STR_KEYS:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is a {_kind(data[key])}, not text"
+    for key in _DICT_KEYS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} is a {_kind(data[key])}, not an object"
+    argv = data.get("argv")
+    if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+        return "argv is not a list of text"
+    signals = data.get("stop_signals")
+    if signals is not None and not (isinstance(signals, list) and all(
+            isinstance(x, dict) and isinstance(x.get("signal"), str) for x in signals)):
+        return "stop_signals is not a list of {signal, time}"
+    return None
 
 
 def _signame(sig: int) -> str:
@@ -96,6 +183,8 @@ class StopResult:
     exit_code: int | None = None
     escalated: bool = False
     message: str = ""
+    #: pids in the recorded process group that could not be verified as the job's (named, never signalled)
+    unverified: list[int] = field(default_factory=list)
 
 
 class Job:
@@ -116,6 +205,9 @@ class Job:
         self.log_path = self.dir / LOG_FILE
         self._popen = popen
         self.state: dict = {}
+        #: Why ``state.json`` cannot be used (not JSON, wrong types), or ``None``. A broken record is never
+        #: signalled nor written: its job is reported as unreadable and skipped (``lora-tui jobs``, ``stop``).
+        self.broken: str | None = None
         self.refresh()
 
     def __repr__(self) -> str:
@@ -123,19 +215,34 @@ class Job:
 
     # -- state -----------------------------------------------------------------------------------------------
     def refresh(self) -> dict:
-        """Re-read ``state.json``; a missing or torn file keeps the previous state."""
+        """Re-read ``state.json``; a missing file (a job folder a moment before its state) keeps the previous
+        state. A file that is not JSON, cannot be read, or holds a wrong type (``state_problem``) sets ``broken``
+        and keeps the previous state too (empty for a job never read well)."""
         try:
             data = read_json(self.state_path)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            self.state = data
+        except (ValueError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+                reason = "not valid JSON"
+            self.broken = reason
+            return self.state
+        if data is None:
+            return self.state
+        why = state_problem(data)
+        if why is not None:
+            self.broken = why
+            return self.state
+        self.broken = None
+        self.state = data
         return self.state
 
     @property
     def status(self) -> str:
-        """The status after a liveness check (a dead pid turns ``running`` into ``lost``)."""
+        """The status after a liveness check (a dead pid turns ``running`` into ``lost``); ``unreadable`` for a
+        broken state file (``broken`` says why)."""
         self.is_alive()
+        if self.broken is not None:
+            return "unreadable"
         return self.state.get("status", "lost")
 
     @property
@@ -165,6 +272,8 @@ class Job:
         if self._popen is not None:
             self._popen.poll()  # reap our own supervisor so it does not linger as a zombie
         self.refresh()
+        if self.broken is not None:
+            return False  # nothing in it can be trusted, and nothing is written over it
         s = self.state
         if s.get("end_time") is not None or s.get("status") in ENDED:
             return False
@@ -177,12 +286,33 @@ class Job:
         return False
 
     def _mark_lost(self) -> None:
+        """Its processes are gone (or cannot be verified) and no exit was recorded: its supervisor was killed.
+        When the log's end says how the trainer ended (``model saved.``: it finished; our ``interrupted: saved``:
+        a Stop's save), that is recorded instead of ``lost``; the exit code stays unknown."""
+        s = self.state
+        why = None
+        if s.get("pid") and not _is_number(s.get("create_time")):
+            why = "its recorded process cannot be verified (no create time recorded); nothing was signalled"
+        prog = self.progress()
+        ended_as = None
+        if prog.finished and prog.exception is None:
+            ended_as = "done"
+        elif prog.interrupted_saved is not None and prog.exception is None and s.get("stop_signals"):
+            ended_as = "stopped"
+
         def lost(d: dict) -> None:
             if d.get("end_time") is None:
-                d.update(end_time=time.time(), status="lost")
+                d.update(end_time=time.time(), status=ended_as or "lost")
                 d.setdefault("exit_code", None)
+                if ended_as:
+                    d["exit_note"] = "its supervisor was gone; the log shows how the trainer ended"
+                if why:
+                    d["lost_reason"] = why
 
-        self.state = update_json(self.state_path, lost)
+        try:
+            self.state = update_json(self.state_path, lost)
+        except (ValueError, OSError):
+            pass  # a file that turned unreadable meanwhile is reported as such by the next refresh
 
     def wait(self, timeout: float | None = None, cleanup: bool = True, poll_s: float = 0.05) -> int | None:
         """Block until the trainer has exited (and, with ``cleanup``, the supervisor has ended its leftovers,
@@ -201,10 +331,41 @@ class Job:
                 self.refresh()
         return self.exit_code
 
+    def verified_group(self) -> int | None:
+        """The job's process group number if it can be verified at this moment, else ``None``.
+
+        Verified means: the recorded ``pgid`` is an integer and a process of the job whose identity is checked
+        now (the supervisor or the trainer command: pid + create time) is in that group. Linux never hands out a
+        number that is the id of an existing process group, so while such a member is in it the group is the
+        job's. A group whose every verified member is gone (a supervisor killed with SIGKILL, its leftovers
+        orphaned) cannot be told from a new group that took the number: it is not the job's for any signal."""
+        pgid = self.state.get("pgid")
+        if not _is_int(pgid) or pgid <= 0:
+            return None
+        for p in self._processes():
+            if p is not None and _pgid(p.pid) == pgid and _running(p):
+                return pgid
+        return None
+
     def members(self) -> list[psutil.Process]:
-        """Every live process of the job: the process group, plus descendants of the supervisor and the trainer
-        that moved to another group. The calling process is never included."""
-        return live_members(self._processes(), self.state.get("pgid"), exclude=os.getpid())
+        """Every live process of the job whose membership is verified now: the supervisor and the trainer command
+        (pid + create time), their descendants, and the processes of the job's process group while it is
+        verified (``verified_group``). The calling process is never included."""
+        return live_members(self._processes(), self.verified_group(), exclude=os.getpid())
+
+    def unverified(self) -> list[int]:
+        """Pids of live processes in the recorded process group that cannot be verified as the job's (see
+        ``verified_group``): never signalled, only named. Empty while the group is verified."""
+        pgid = self.state.get("pgid")
+        if not _is_int(pgid) or pgid <= 0 or self.verified_group() is not None:
+            return []
+        found = []
+        for p in psutil.process_iter():
+            if p.pid == os.getpid():
+                continue
+            if _pgid(p.pid) == pgid and _running(p):
+                found.append(p.pid)
+        return sorted(found)
 
     def hint(self) -> str:
         """Human explanation of the outcome (``progress.exit_hint``); exception line from the log tail."""
@@ -212,6 +373,14 @@ class Job:
 
         if self.is_alive():
             return "running"
+        if self.broken is not None:
+            return f"state unreadable ({self.broken})"
+        s = self.state
+        if s.get("lost_reason"):
+            return f"lost: {s['lost_reason']}"
+        if s.get("exit_note") and self.exit_code is None:
+            how = "finished" if s.get("status") == "done" else "stopped; the trainer saved"
+            return f"{how} (exit status unknown: {s['exit_note']})"
         return exit_hint(self.exit_code, self.failure_exception(), stopped=bool(self.stop_signals))
 
     def progress(self, nbytes: int = 256 * 1024):
@@ -263,8 +432,11 @@ class Job:
 
     # -- stopping --------------------------------------------------------------------------------------------
     def send(self, sig: int, include_supervisor: bool = True) -> bool:
-        """Send ``sig`` to the process group and to members outside it; record it in the state for Stop
-        signals (INT/TERM/KILL). Returns False when no process was there to receive it."""
+        """Send ``sig`` to the job's verified processes only (``members``: the group while ``verified_group``,
+        else each verified process alone); record it in the state for Stop signals (INT/TERM/KILL). A job whose
+        state is unreadable gets nothing. Returns False when no process was there to receive it."""
+        if self.broken is not None:
+            return False
         if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             # Recorded before it is sent: the supervisor reads this when the trainer (or its launcher) exits, to
             # tell a Stop from a crash and to wait for a trainer still saving.
@@ -274,7 +446,6 @@ class Job:
                 d.setdefault("stop_signals", []).append({"signal": name, "time": time.time()})
 
             self.state = update_json(self.state_path, record)
-        pgid = self.state.get("pgid")
         below = self._under_launcher() if sig == signal.SIGINT else []
         if below:
             # The training processes only: accelerate's launcher, interrupted while it waits for them, would print
@@ -285,9 +456,12 @@ class Job:
             targets = self.members()
             if not include_supervisor and supervisor is not None:
                 targets = [p for p in targets if p.pid != supervisor.pid]
-            use_group = bool(pgid) and include_supervisor
+            use_group = include_supervisor
         sent = grouped = False
-        if use_group:
+        # The group only when it is the job's at this moment (a verified member in it), checked right before the
+        # signal; otherwise each verified member alone (psutil checks its create time again as it sends).
+        pgid = self.verified_group() if use_group else None
+        if pgid is not None:
             try:
                 os.killpg(pgid, sig)
                 sent = grouped = True
@@ -346,7 +520,11 @@ class Job:
         """
         result = StopResult()
         if not self.is_alive():
-            self._finish_leftovers(result)
+            if self.broken is not None:
+                result.message = f"state unreadable ({self.broken}); nothing signalled"
+                return result
+            # An ended job is never signalled: its supervisor ends what is left of it; we only wait for that.
+            self._finish_leftovers(result, kill=False)
             return self._result(result, "already ended")
         already = self.stop_signals
         if not escalate and "SIGINT" not in already:
@@ -412,14 +590,15 @@ class Job:
                     pass
             self.state = update_json(self.state_path, _record_killed)
 
-    def _finish_leftovers(self, result: StopResult) -> None:
-        """Wait (≤5 s) for the supervisor's cleanup, then SIGKILL anything still alive."""
+    def _finish_leftovers(self, result: StopResult, kill: bool = True) -> None:
+        """Wait (≤5 s) for the supervisor's cleanup, then, with ``kill``, SIGKILL the verified members still
+        alive (``members``; never a process that only carries the recorded group number)."""
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if not self.members():
                 break
             time.sleep(0.05)
-        rest = self.members()
+        rest = self.members() if kill else []
         for p in rest:
             try:
                 p.kill()
@@ -430,6 +609,7 @@ class Job:
         if self._popen is not None:
             self._popen.poll()
         result.exited = not self.members()
+        result.unverified = self.unverified()
 
     def _result(self, result: StopResult, what: str) -> StopResult:
         self.is_alive()
@@ -438,6 +618,10 @@ class Job:
         sent = " → ".join(result.signals) if result.signals else "no signal needed"
         sent = "" if what.endswith(sent) else f" ({sent})"  # "stopped after SIGINT", not "... SIGINT (SIGINT)"
         result.message = f"{what}{sent}; exit code {code}"
+        if result.unverified:
+            pids = ", ".join(map(str, result.unverified[:5])) + (" ..." if len(result.unverified) > 5 else "")
+            result.message += (f"; not signalled: {len(result.unverified)} process(es) in its recorded process group "
+                               f"{self.state.get('pgid')} that cannot be verified as the job's (pid {pids})")
         return result
 
 
@@ -456,6 +640,14 @@ def _is_accelerate_launcher(cmdline: list[str]) -> bool:
         if arg == "-m" and cmdline[i + 1:i + 2] == ["accelerate.commands.launch"]:
             return True
     return False
+
+
+def _running(p: psutil.Process) -> bool:
+    """``p`` (a psutil process, its create time taken when it was made) still runs and is not a zombie."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _pgid(pid: int) -> int | None:
@@ -526,7 +718,8 @@ def start_job(argv: list[str], env: dict[str, str] | None = None, cwd: str | os.
 
 
 def list_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None) -> list[Job]:
-    """All jobs in the state dir, newest first (ids start with the start time)."""
+    """All jobs in the state dir, newest first (ids start with the start time). A job whose state file is
+    unreadable is listed too, with ``Job.broken`` saying why (callers report and skip it)."""
     jobs_dir = resolve_state_dir(settings, state_dir) / "jobs"
     if not jobs_dir.is_dir():
         return []
@@ -588,7 +781,11 @@ def load_job(job_id: str | None = None, settings: Any = None, state_dir: str | o
         raise JobError(f"no jobs in {resolve_state_dir(settings, state_dir) / 'jobs'}")
     if not job_id:
         alive = [j for j in jobs if j.is_alive()]
-        return (alive or jobs)[0]
+        readable = [j for j in jobs if j.broken is None]  # an unreadable record is named only when asked for
+        if not (alive or readable):
+            raise JobError(f"no readable job in {resolve_state_dir(settings, state_dir) / 'jobs'} "
+                           "(`lora-tui jobs` names the unreadable ones)")
+        return (alive or readable)[0]
     exact = [j for j in jobs if j.id == job_id]
     if exact:
         return exact[0]

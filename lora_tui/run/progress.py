@@ -70,7 +70,10 @@ class ProgressUpdate:
     """What one output line says about the run. Unset figures are ``None``.
 
     ``kind``: ``"steps"`` (tqdm bar), ``"machine"`` (our ``LORA_TUI_PROGRESS``), ``"epoch"``, ``"saved"``
-    (a checkpoint path in ``saved``), ``"finished"`` (``model saved.``). Units: seconds, steps, steps/second.
+    (our after-save ``LORA_TUI_SAVED`` line: the file was written; its path in ``saved``), ``"saving"`` (the
+    ``saving checkpoint: P`` line printed before a save: not a saved file), ``"interrupted"`` (our trainer's
+    ``interrupted: saved P``, printed after a Stop's save), ``"finished"`` (``model saved.``). Units: seconds,
+    steps, steps/second.
     """
 
     kind: str
@@ -141,7 +144,10 @@ def parse_line(line: str) -> ProgressUpdate | None:
     if "saving checkpoint:" in line:
         m = _SAVING_RE.search(line)
         if m:
-            return ProgressUpdate("saved", saved=m.group("path"))
+            # printed BEFORE the file is written (sd-scripts and ours): a save under way, not a saved file
+            return ProgressUpdate("saving", saved=m.group("path"))
+    if line.startswith("interrupted: saved "):
+        return ProgressUpdate("interrupted", saved=line.removeprefix("interrupted: saved ").strip() or None)
     if "model saved." in line and _MODEL_SAVED_RE.search(line):
         return ProgressUpdate("finished")
     return None
@@ -188,6 +194,14 @@ class ProgressState:
         self.eta_s: float | None = None
         self.saved: list[str] = []
         self.finished = False
+        #: the path of a ``saving checkpoint:`` line not yet confirmed by an after-save line
+        self.saving: str | None = None
+        #: ``(path, cause)`` when a save began and the trainer then failed (a traceback) before confirming it
+        self.save_failed: tuple[str, str] | None = None
+        #: the path of our trainer's ``interrupted: saved P`` line (a Stop's save), if seen
+        self.interrupted_saved: str | None = None
+        self._machine_seen = False  # our trainer (LORA_TUI_* lines): only LORA_TUI_SAVED confirms a save
+        self._failure_chain = False  # inside the traceback chain that made a save fail
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.exception: str | None = None
         self.loss_history: list[tuple[int, float]] = []
@@ -212,7 +226,20 @@ class ProgressState:
         update = parse_line(line)
         if not (update is not None and "LORA_TUI_" in line and update.kind in ("machine", "saved")):
             self.tail.append(line)
-            self._track_traceback(line)
+            if self._track_traceback(line):
+                if self.saving is not None:
+                    # the save under way did not finish: the trainer failed while writing it
+                    self.save_failed = (self.saving, self.exception or "the trainer failed")
+                    self.saving = None
+                    self._failure_chain = True
+                    self.version += 1
+                elif self._failure_chain and self.save_failed is not None:
+                    # a chained traceback ("During handling of the above exception, ..."): the last one is the
+                    # save's own error (the first may be the KeyboardInterrupt of the Stop that began the save)
+                    self.save_failed = (self.save_failed[0], self.exception or self.save_failed[1])
+            elif not self._in_traceback and line.strip() and not line.startswith(
+                    ("During handling of", "The above exception")):
+                self._failure_chain = False
         return self.apply(update) if update else False
 
     def feed_live(self, live: str) -> bool:
@@ -223,10 +250,21 @@ class ProgressState:
     def apply(self, u: ProgressUpdate) -> bool:
         """Merge one update; return True when something changed."""
         before = self._snapshot()
+        if u.kind in ("machine", "saved"):
+            self._machine_seen = True
         if u.kind == "saved":
             if u.saved and u.saved not in self.saved:
                 self.saved.append(u.saved)
-        elif u.kind == "finished":
+            if u.saved == self.saving:
+                self.saving = None
+        elif u.kind == "saving":
+            self._confirm_upstream_save()
+            self.saving = u.saved
+        elif u.kind == "interrupted":
+            self.interrupted_saved = u.saved
+        elif u.kind in ("finished", "epoch", "steps"):
+            self._confirm_upstream_save()
+        if u.kind == "finished":
             self.finished = True
         for name in ("step", "total", "epoch", "epochs", "loss", "avr_loss", "lr", "it_per_s", "elapsed_s"):
             value = getattr(u, name)
@@ -271,9 +309,19 @@ class ProgressState:
         return " · ".join(parts)
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _confirm_upstream_save(self) -> None:
+        """Upstream sd-scripts prints no after-save line: its ``saving checkpoint: P`` counts once the trainer
+        has gone on (a later bar, epoch, save or ``model saved.`` line: the save returned). Our trainer's saves
+        count only through ``LORA_TUI_SAVED``."""
+        if self.saving is not None and not self._machine_seen:
+            if self.saving not in self.saved:
+                self.saved.append(self.saving)
+            self.saving = None
+
     def _snapshot(self):
         return (self.step, self.total, self.epoch, self.epochs, self.loss, self.avr_loss, self.lr, self.it_per_s,
-                self.eta_s, len(self.saved), self.finished, len(self.loss_history))
+                self.eta_s, len(self.saved), self.finished, len(self.loss_history), self.saving,
+                self.interrupted_saved)
 
     def _record_loss(self, step: int, value: float) -> None:
         hist = self.loss_history
@@ -297,29 +345,32 @@ class ProgressState:
             del hist[1::2]
             self._stride *= 2
 
-    def _track_traceback(self, line: str) -> None:
+    def _track_traceback(self, line: str) -> bool:
+        """Follow tracebacks; True when ``line`` was a traceback's exception line."""
         if line.startswith("Traceback (most recent call last):"):
             self._in_traceback = True
             self._frames = []
-            return
+            return False
         if line.startswith("ERROR: ") and not self._exceptions and self.exception is None:
             # Our trainer's refusal (exit 1, no traceback): "ERROR: <option>: <what and the fix>" names the option.
             self.exception = line[len("ERROR: "):].strip()
-            return
+            return False
         if self._in_traceback:
             m = _FRAME_RE.match(line)
             if m:
                 self._frames.append((m["path"], m["line"], m["func"]))
-                return
+                return False
         if not self._in_traceback or not line.strip() or line[0].isspace():
-            return
+            return False
         if line.startswith(("During handling of", "The above exception")):
-            return
+            return False
         self._in_traceback = False
         if _EXC_LINE_RE.match(line):
             self._exceptions.append(line + _where(self._frames))
             own = [e for e in self._exceptions if "CalledProcessError" not in e]
             self.exception = (own or self._exceptions)[-1]
+            return True
+        return False
 
 
 _FRAME_RE = re.compile(r'^\s+File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$')
@@ -379,13 +430,21 @@ def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool
 
 
 def stop_outcome(prog: ProgressState | None) -> str:
-    """What a Stop left behind: "saved <path>" (the last checkpoint the trainer reported: its `LORA_TUI_SAVED` /
-    `saving checkpoint:` lines, or our trainer's `interrupted: saved <path>`) or "nothing saved" (the trainer said
-    so, or reported no file). The Run view's end line and `lora-tui stop` both say it."""
-    saved = None
-    for line in (prog.tail if prog is not None else ()):
-        if line.startswith("interrupted: saved "):
-            saved = line.removeprefix("interrupted: saved ").strip()
-    if saved is None and prog is not None and prog.saved:
-        saved = prog.saved[-1]
-    return f"saved {saved}" if saved else "nothing saved"
+    """What a Stop (or any end) left behind, in words the Run view's end line and `lora-tui stop` both use:
+    "saved <path>" only for a save the trainer confirmed after writing it (``LORA_TUI_SAVED``; upstream sd-scripts:
+    a `saving checkpoint:` line the trainer went on from) and only when that file exists now; "saving <path>
+    failed: <cause>" when the last save began and the trainer then failed; "nothing saved" otherwise. The
+    `saving checkpoint:` line alone (printed before the write) never counts."""
+    import os
+
+    if prog is None:
+        return "nothing saved"
+    if prog.save_failed is not None:
+        path, cause = prog.save_failed
+        return f"saving {path} failed: {cause}"
+    for path in reversed(prog.saved):
+        if os.path.isfile(path):
+            return f"saved {path}"
+    if prog.saved:
+        return f"nothing saved ({prog.saved[-1]} was reported saved but is not there now)"
+    return "nothing saved"

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lora_tui.run.jobs import Job, JobError, load_job, resolve_state_dir, running_jobs
+from lora_tui.run.jobs import Job, JobBusy, JobError, load_job, resolve_state_dir, running_jobs
 from lora_tui.run.statefile import read_json, try_locked, update_json
 
 QUEUE_FILE = "queue.json"
@@ -427,6 +427,10 @@ class QueueRunner:
                 return self.queue.mark(item.id, "error", message=refusal, ended=time.time())
             try:
                 job = self.launch(item)
+            except JobBusy as exc:
+                # a Start elsewhere won the state dir's start lock meanwhile: the item waits for that job
+                self.waiting_for = exc.job.id
+                return None
             except Exception as exc:  # a bad snapshot must not stop the queue: record it, go on next tick
                 # A refused plan or a bad value (ValueError) speaks for itself; other errors keep their type name
                 why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"

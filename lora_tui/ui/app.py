@@ -234,21 +234,40 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
 
     def _install_signal_handlers(self) -> None:
         # An SSH drop sends SIGHUP: leave the job running (it has its own session and log file) and exit cleanly.
-        # Textual's Linux driver installs no handler, and without one the app dies mid-frame.
-        loop = asyncio.get_running_loop()
+        # Textual's Linux driver installs no handler, and without one the app dies mid-frame. A plain signal
+        # handler, not the loop's: it runs even while the loop is blocked (a terminal that stopped reading fills
+        # Textual's write queue and the loop waits on it; a loop-level handler would then never run).
+        self._old_signal_handlers = {}
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self._hangup)
-            except (NotImplementedError, RuntimeError, ValueError):
+                self._old_signal_handlers[sig] = signal.signal(sig, self._on_hangup_signal)
+            except (ValueError, OSError):  # not the main thread
                 pass
+        self._hangup_loop = asyncio.get_running_loop()
 
     def on_unmount(self) -> None:
-        loop = asyncio.get_running_loop()
+        for sig, old in getattr(self, "_old_signal_handlers", {}).items():
+            try:
+                if signal.getsignal(sig) == self._on_hangup_signal:
+                    signal.signal(sig, old)
+            except (ValueError, OSError, TypeError):
+                pass
+
+    def _on_hangup_signal(self, signum: int, frame: Any) -> None:
+        # Exit, and never hang doing so: the shutdown also writes to the terminal and may wait on it forever. So
+        # the next SIGHUP/SIGTERM takes the default action (the kernel ends us), and a watchdog ends the process
+        # HANGUP_EXIT_S after this one if the shutdown has not finished. The job has its own session: it goes on.
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+            except (ValueError, OSError):
                 pass
+        if not self.is_headless:  # a real terminal (run_test has none, and its process must live on)
+            _arm_exit_watchdog(HANGUP_EXIT_S)
+        try:
+            self._hangup_loop.call_soon_threadsafe(self._hangup)
+        except RuntimeError:  # the loop is closed: the app is gone already
+            pass
 
     def _hangup(self) -> None:
         self.exit()
@@ -319,6 +338,29 @@ def run_attach(job: Any, settings: Any = None) -> int:
     return run_app(config, notes, attach_job=job, settings=settings, config_path=path)
 
 
+#: seconds a hung-up app may take to shut down before its process is ended (its job goes on)
+HANGUP_EXIT_S = 3.0
+_shutdown_done = None  # threading.Event set once run_app's app.run() has returned
+
+
+def _arm_exit_watchdog(seconds: float) -> None:
+    """End the process with status 129 (128 + SIGHUP, as the default action would) ``seconds`` from now unless
+    ``run_app`` has returned from the app by then."""
+    import os
+    import threading
+
+    global _shutdown_done
+    if _shutdown_done is None:
+        _shutdown_done = threading.Event()
+    done = _shutdown_done
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            os._exit(128 + signal.SIGHUP)
+
+    threading.Thread(target=watch, name="hangup-watchdog", daemon=True).start()
+
+
 def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), demo: bool = False,
             attach_job: Any = None, settings: Any = None, config_path: Path | None = None,
             source: str | None = None) -> int:
@@ -339,6 +381,8 @@ def run_app(config: TrainingConfig | None = None, notes: Iterable[str] = (), dem
     app = LoraApp(config, notes=notes, demo=demo, attach_job=attach_job, settings=settings, config_path=config_path,
                   source=source)
     app.run()
+    if _shutdown_done is not None:
+        _shutdown_done.set()  # the shutdown finished: no watchdog ends us now
     note = app.left_running_note()
     if note:
         print(note, file=sys.stderr)

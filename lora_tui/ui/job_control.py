@@ -66,7 +66,9 @@ class JobControl:
             signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so
             headline = f"Job {job.id} stopped{how} · {stop_outcome(prog)} · exit code {code}{signal_note}"
         else:
-            saved = f" · saved {prog.saved[-1]}" if prog is not None and prog.saved else ""
+            # what the trainer confirmed it saved (and is there), or the save that failed, naming the path
+            outcome = stop_outcome(prog)
+            saved = f" · {outcome}" if outcome.startswith(("saved ", "saving ")) else ""
             headline = f"Job {job.id} ended{status} · exit code {code} · {hint}{saved}"
         if stopped and message.status in ("stopped", "killed"):
             # The exit code of a Stop says how the launcher passed the interrupt on (accelerate turns the ranks'

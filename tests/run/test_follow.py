@@ -60,13 +60,15 @@ def test_upstream_style_log_replays_the_whole_loss_curve(tmp_path):
     bars = "".join(f"\rsteps: {i:3d}%|#| {i}/100 [00:{i:02d}<01:00, 1.50it/s, avr_loss={1 / i:.4f}]"
                    for i in range(1, 101))
     job_dir.mkdir(parents=True)
-    (job_dir / "train.log").write_text("epoch 1/1\n" + bars + "\nsaving checkpoint: /o/x.safetensors\n")
+    # sd-scripts prints `saving checkpoint:` before the write and `model saved.` after the final one
+    (job_dir / "train.log").write_text("epoch 1/1\n" + bars + "\nsaving checkpoint: /o/x.safetensors\nmodel saved.\n")
     write_json_atomic(job_dir / "state.json", {"id": job_dir.name, "status": "done", "exit_code": 0,
                                                "start_time": 1.0, "end_time": 2.0})
     f = LogFollower(load_job(str(job_dir)))
     batch = f.replay()
     assert batch.ended and batch.status == "done"
-    assert batch.lines == ["epoch 1/1", bars.rsplit("\r", 1)[-1], "saving checkpoint: /o/x.safetensors"]
+    assert batch.lines == ["epoch 1/1", bars.rsplit("\r", 1)[-1], "saving checkpoint: /o/x.safetensors",
+                           "model saved."]
     assert [s for s, _ in f.progress.loss_history] == list(range(1, 101))
     assert f.progress.step == 100 and f.progress.saved == ["/o/x.safetensors"]
 
