@@ -167,3 +167,58 @@ def test_broken_state_files_and_queue_file_leave_jobs_stop_and_attach_working(tm
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "queue not paused" in stopped.stdout and f"stopping job {job.id}" in stopped.stdout
     assert not job.is_alive() and job.state["status"] == "stopped"
+
+
+# -- item 7: an orphaned app never hangs; the job it followed goes on ------------------------------------------------
+def test_app_whose_terminal_stopped_reading_exits_within_seconds_of_sighup_and_the_job_goes_on(tmp_path):
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02), state_dir=state)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"), TERM="xterm-256color")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    app = subprocess.Popen([sys.executable, "-m", "lora_tui", "attach", job.id], stdin=slave, stdout=slave,
+                           stderr=slave, env=env, start_new_session=True,
+                           preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))  # its controlling terminal
+    os.close(slave)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"step" not in seen and time.monotonic() < deadline:  # the Run view follows the job
+            if select.select([master], [], [], 0.2)[0]:
+                seen = (seen + os.read(master, 65536))[-4096:]
+        assert b"step" in seen, "the app did not show the job"
+
+        # The terminal stops reading (a stalled SSH link): the pty fills and Textual's writer blocks on it.
+        def pending() -> int:
+            return struct.unpack("i", fcntl.ioctl(master, termios.FIONREAD, b"\0" * 4))[0]
+
+        last, still_since = -1, time.monotonic()
+        while time.monotonic() - still_since < 1.5 and time.monotonic() < deadline + 20:
+            now = pending()
+            if now != last:
+                last, still_since = now, time.monotonic()
+            time.sleep(0.1)
+        assert last > 0 and app.poll() is None
+        app.send_signal(signal.SIGHUP)
+        t0 = time.monotonic()
+        try:
+            app.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the app hung after SIGHUP with its terminal not reading") from None
+        assert time.monotonic() - t0 < 6
+        assert job.is_alive(), "the job must outlive the app"
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        os.close(master)
+        job.stop(grace_s=10)
+    assert job.state["status"] == "stopped"
