@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
+import time
 from pathlib import Path
 
 # Files get the mode any program's new file gets (0666 minus the umask, which the kernel applies to os.open);
@@ -13,9 +15,50 @@ _NEW_FILE_MODE = 0o666
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
+#: Temp files of our atomic writes: ``.<target name>.<writer pid>[.<8 hex>].tmp`` (the config layer's writer, the
+#: job state files and the trainer's LoRA files all name them so).
+_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)(?:\.[0-9a-f]{8})?\.tmp$")
+STALE_TEMP_AGE_S = 10.0
+
+
+def clean_stale_temps(folder: str | os.PathLike[str], min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove the temp files of our naming in ``folder`` that a killed writer left (kill -9 during a save): its
+    pid is not a live process and the file has not changed for ``min_age_s`` seconds. A temp file of a live
+    writer, or of another program's naming, is never touched. Returns the files removed; never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None:
+            continue
+        pid = int(m.group("pid"))
+        try:
+            if pid == os.getpid() or not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # its writer may still be at work
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # a live process of another user
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def _open_temp(target: Path) -> tuple[int, Path]:
+    clean_stale_temps(target.parent)
     while True:
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             return os.open(tmp, _FLAGS, _NEW_FILE_MODE), tmp
         except FileExistsError:

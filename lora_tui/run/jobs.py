@@ -378,6 +378,8 @@ class Job:
         s = self.state
         if s.get("lost_reason"):
             return f"lost: {s['lost_reason']}"
+        if s.get("stop_after_finish"):
+            return f"finished; the Stop came after the final save (exit code {self.exit_code})"
         if s.get("exit_note") and self.exit_code is None:
             how = "finished" if s.get("status") == "done" else "stopped; the trainer saved"
             return f"{how} (exit status unknown: {s['exit_note']})"

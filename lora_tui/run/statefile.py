@@ -11,7 +11,9 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import re
+import secrets
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +22,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as pretty JSON to ``path`` through a temp file + ``os.replace`` (fsync'd)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False)
@@ -32,6 +36,48 @@ def write_json_atomic(path: Path, data: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# The same as lora_tui.config.atomic's (this module may not import the config package: it loads pydantic,
+# and the supervisor imports this one at trainer start).
+#: Temp files of our atomic writes: ``.<target name>.<writer pid>[.<8 hex>].tmp`` (the config layer's writer, the
+#: job state files and the trainer's LoRA files all name them so).
+_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)(?:\.[0-9a-f]{8})?\.tmp$")
+STALE_TEMP_AGE_S = 10.0
+
+
+def clean_stale_temps(folder: str | os.PathLike[str], min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove the temp files of our naming in ``folder`` that a killed writer left (kill -9 during a save): its
+    pid is not a live process and the file has not changed for ``min_age_s`` seconds. A temp file of a live
+    writer, or of another program's naming, is never touched. Returns the files removed; never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None:
+            continue
+        pid = int(m.group("pid"))
+        try:
+            if pid == os.getpid() or not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # its writer may still be at work
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # a live process of another user
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -158,6 +158,25 @@ def _running(p) -> bool:
         return False
 
 
+def _log_says_finished(log_path: Path, nbytes: int = 64 * 1024) -> bool:
+    """True when the end of the job's log holds the trainer's after-final-save line (``model saved.``, printed by
+    sd-scripts and ours only once the last LoRA file is written)."""
+    from lora_tui.run.logstream import LineSplitter
+    from lora_tui.run.progress import ProgressState
+
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - nbytes))
+            data = fh.read()
+    except OSError:
+        return False
+    splitter = LineSplitter()
+    state = ProgressState()
+    state.feed_lines(splitter.feed(data) + splitter.close())
+    return state.finished
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point; ``args`` = ``[job_dir, "--", argv...]``. Returns the shell-style exit status."""
     args = list(sys.argv[1:] if args is None else args)
@@ -226,9 +245,17 @@ def main(args: list[str] | None = None) -> int:
             # save, and its status is the one that tells whether the save worked.
             launcher_code, code = code, adopted[-1][1]
 
+    finished = _log_says_finished(job_dir / "train.log")
+
     def ended(d: dict) -> None:
-        d.update(exit_code=code, end_time=time.time(),
-                 status=final_status(code, [s.get("signal") for s in d.get("stop_signals", [])]))
+        signals = [s.get("signal") for s in d.get("stop_signals", [])]
+        status = final_status(code, signals)
+        if signals and status == "stopped" and finished:
+            # The Stop came after the final save (`model saved.`): the run completed; its exit code says only
+            # how the interrupt met the trainer's last moments.
+            status = "done"
+            d["stop_after_finish"] = True
+        d.update(exit_code=code, end_time=time.time(), status=status)
         if launcher_code is not None:
             d["launcher_exit_code"] = launcher_code
 

@@ -222,3 +222,85 @@ def test_app_whose_terminal_stopped_reading_exits_within_seconds_of_sighup_and_t
         os.close(master)
         job.stop(grace_s=10)
     assert job.state["status"] == "stopped"
+
+
+# -- also: temp files, a refused or failed Start, how a run ended -------------------------------------------------
+def test_temp_files_left_by_a_kill_9_mid_save_are_removed_by_the_next_write_to_that_folder(tmp_path):
+    from lora_tui.config.atomic import atomic_write_text
+
+    sd_scripts = Path(__file__).resolve().parents[2] / "sd-scripts"
+    # A real writer killed with SIGKILL in the middle of each kind of save: the trainer's LoRA file (10 MB),
+    # the app's config writer and a job state file.
+    code = (f"import os, sys; sys.path.insert(0, {str(sd_scripts)!r})\n"
+            "from pathlib import Path\n"
+            "from lora_trainer.atomic import atomic_path\n"
+            "from lora_tui.config import atomic\n"
+            "from lora_tui.run import statefile\n"
+            "atomic._open_temp(Path(sys.argv[1]) / 'demo_lora.json')\n"
+            "statefile.os.replace = lambda a, b: os.kill(os.getpid(), 9)\n"
+            "with atomic_path(Path(sys.argv[1]) / 'demo_lora.safetensors') as tmp:\n"
+            "    tmp.write_bytes(b'\\0' * 10_000_000)\n"
+            "    statefile.write_json_atomic(Path(sys.argv[1]) / 'state.json', {'a': 1})\n")
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    left = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+    assert len(left) == 3, left
+    for p in tmp_path.glob(".*.tmp"):
+        os.utime(p, (time.time() - 60, time.time() - 60))  # older than a live writer's
+    mine = tmp_path / f".other.toml.{os.getpid()}.tmp"  # a live writer's temp file stays
+    mine.write_text("x")
+    foreign = tmp_path / ".vim.swp.tmp"  # not our naming: never touched
+    foreign.write_text("x")
+    atomic_write_text(tmp_path / "config_lora.toml", "a = 1\n")
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == sorted([mine.name, foreign.name])
+
+
+def test_start_that_cannot_write_names_the_file_and_leaves_no_launch_file(tmp_path):
+    import resource
+    import signal
+
+    cfg, _ = headless_setup(tmp_path)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
+               XDG_CACHE_HOME=str(tmp_path / "xcache"))
+
+    def small_files() -> None:  # the kernel refuses any write past 300 bytes (EFBIG), as a full disk would (ENOSPC)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, resource.RLIM_INFINITY))
+
+    out = subprocess.run([sys.executable, "-m", "lora_tui", "train", str(cfg)], capture_output=True, text=True,
+                         env=env, preexec_fn=small_files, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "File too large" in out.stdout and str(tmp_path / "out" / "config_lora-") in out.stdout, out.stdout
+    assert not list((tmp_path / "out").glob("config_lora-*")) and not list((tmp_path / "out").glob(".*.tmp"))
+    assert not list_jobs(state_dir=tmp_path / "xstate" / "lora-tui")
+
+
+def test_a_stop_that_arrives_after_the_final_save_records_a_completed_run(tmp_path):
+    job = start_job(fake("slow_exit_trainer.py", tmp_path), state_dir=tmp_path / "state")
+    wait_for(lambda: job.log_path.exists() and "model saved." in job.log_path.read_text(), 10)
+    result = job.stop(grace_s=10)
+    assert result.exited and result.signals == ["SIGINT"] and job.exit_code != 0  # interrupted in its teardown
+    assert job.state["status"] == "done", job.state
+    assert job.hint().startswith("finished; the Stop came after the final save")
+
+
+def test_a_killed_supervisor_does_not_make_a_finished_run_lost(tmp_path):
+    import signal
+
+    job = start_job([sys.executable, "-c", "import time; time.sleep(1.5); print('model saved.', flush=True)"],
+                    state_dir=tmp_path / "state")
+    wait_for(lambda: job.refresh().get("child_pid"), 10)
+    os.kill(job.state["pid"], signal.SIGKILL)  # the supervisor goes; the trainer finishes on its own
+    wait_for(lambda: not job.is_alive(), 15)
+    assert job.state["status"] == "done" and job.exit_code is None, job.state
+    assert "exit status unknown" in job.hint()
+
+
+def test_stop_now_says_what_it_sends(tmp_path):
+    job = start_job(fake("saving_trainer.py", tmp_path, 100000, 0.02), state_dir=tmp_path / "xstate" / "lora-tui")
+    wait_for(lambda: job.log_path.exists() and "LORA_TUI_PROGRESS" in job.log_path.read_text(), 10)
+    out = cli(["stop", "--now", job.id], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(SIGTERM, then SIGKILL after 5 s)" in out.stdout and "SIGINT" not in out.stdout, out.stdout
+    job.refresh()
+    assert job.stop_signals == ["SIGTERM"]
