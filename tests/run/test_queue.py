@@ -134,7 +134,8 @@ def test_pause_is_kept_in_the_queue_file_and_holds_back_the_next_item_but_not_th
 
     state_dir = tmp_path / "xstate" / "lora-tui"  # the state dir `lora-tui` uses under cli()'s XDG dirs
     q = Queue(state_dir=state_dir)
-    first = q.add({"fake": ["fail_after.py", "0.5"]}, label="first")
+    # it runs 3 s: the `queue pause` process below must find it running (a CLI start takes 1-2 s on a busy box)
+    first = q.add({"fake": ["fail_after.py", "3"]}, label="first")
     second = q.add({"fake": ["fail_after.py", "0"]}, label="second")
     runner = QueueRunner(q, launch=launcher_for(state_dir, tmp_path))
     assert runner.tick().id == first.id
