@@ -135,6 +135,9 @@ def test_validate_reports_the_trainers_findings_and_exits_1(bundled, tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: optimizer_args: AdamW.__init__() got an unexpected keyword argument 'foo'" in done.stdout
     assert runs(log) == 1
+    queued = cli(["queue", "add", str(cfg)], tmp_path)  # as the app's "Queue this config": refused, nothing queued
+    assert queued.returncode == 1 and "nothing was queued" in queued.stdout, queued.stdout + queued.stderr
+    assert "unexpected keyword argument 'foo'" in queued.stdout and cli(["queue"], tmp_path).stdout == "queue is empty\n"
     done = cli(["--set", "optimizer_args=weight_decay=0.1", "validate", str(cfg)], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "warning: optimizer: checked optimizer AdamW" in done.stdout
