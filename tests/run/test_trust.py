@@ -255,7 +255,9 @@ def test_temp_files_left_by_a_kill_9_mid_save_are_removed_by_the_next_write_to_t
     assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == sorted([mine.name, foreign.name])
 
 
-def test_start_that_cannot_write_names_the_file_and_leaves_no_launch_file(tmp_path):
+@pytest.mark.parametrize("limit,refused", [(300, "config_lora-"),  # the TOML (~1 KB) is refused
+                                           (3000, "a_")])  # the TOML is written, the settings JSON (~6 KB) not
+def test_start_that_cannot_write_names_the_file_and_leaves_no_launch_file(tmp_path, limit, refused):
     import resource
     import signal
 
@@ -263,15 +265,16 @@ def test_start_that_cannot_write_names_the_file_and_leaves_no_launch_file(tmp_pa
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xstate"), XDG_CONFIG_HOME=str(tmp_path / "xconfig"),
                XDG_CACHE_HOME=str(tmp_path / "xcache"))
 
-    def small_files() -> None:  # the kernel refuses any write past 300 bytes (EFBIG), as a full disk would (ENOSPC)
+    def small_files() -> None:  # the kernel refuses any write past `limit` bytes (EFBIG), as a full disk (ENOSPC)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (300, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
     out = subprocess.run([sys.executable, "-m", "lora_tui", "train", str(cfg)], capture_output=True, text=True,
                          env=env, preexec_fn=small_files, timeout=60)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "File too large" in out.stdout and str(tmp_path / "out" / "config_lora-") in out.stdout, out.stdout
+    assert "File too large" in out.stdout and str(tmp_path / "out" / refused) in out.stdout, out.stdout
     assert not list((tmp_path / "out").glob("config_lora-*")) and not list((tmp_path / "out").glob(".*.tmp"))
+    assert not list((tmp_path / "out").glob("a_*.json"))
     assert not list_jobs(state_dir=tmp_path / "xstate" / "lora-tui")
 
 
