@@ -23,7 +23,8 @@ def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, 
     """
     max_area = max_reso[0] * max_reso[1]
     out = set()
-    q = int(math.sqrt(max_area) // step) * step
+    # sd-scripts' float sqrt; an area past a float (a resolution of hundreds of digits) takes the integer one
+    q = (int(math.sqrt(max_area) // step) if max_area < 2**1000 else math.isqrt(max_area) // step) * step
     out.add((q, q))
     if min_size < 1 or step < 1 or (max_size - min_size) // step > MAX_BUCKET_WIDTHS:
         return sorted(out)  # settings validation refuses (a side of 0, a million widths): no list to make

@@ -460,15 +460,18 @@ def _metadata_listing(meta: str, img_dir: str | None, scan: DatasetScan, where: 
             entries = {r.get("image_path", str(i)): r for i, r in enumerate(rows)}
         else:
             entries = json.loads(text)
-    except (OSError, ValueError) as exc:
-        scan.problems.append(Problem("dataset_config", "error", f"{where}: cannot read metadata_file '{meta}': {exc}"))
+    except (OSError, ValueError, RecursionError, AttributeError) as exc:
+        scan.problems.append(Problem("dataset_config", "error", f"{where}: cannot read metadata_file '{meta}': "
+                                                                f"{str(exc)[:200] or type(exc).__name__}"))
         return listing
     images = []
     for key, row in (entries.items() if isinstance(entries, dict) else []):
         size = row.get("image_size") if isinstance(row, dict) else None
-        if isinstance(size, list) and len(size) == 2:
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                             for v in size):
             images.append(ImageEntry(str(key), int(size[0]), int(size[1])))
             continue
+        key = str(key)
         p = key if os.path.isabs(key) or img_dir is None else os.path.join(img_dir, key)
         try:
             st = os.stat(p)

@@ -213,6 +213,10 @@ def parse_dataset_config(text: str, is_json: bool = False) -> DatasetToml:
     out = DatasetToml()
     try:
         data = json.loads(text) if is_json else tomllib.loads(text)
+    except RecursionError:
+        out.errors.append(("is nested too deep to read (lists or tables hundreds of levels deep): no dataset config "
+                           "is; check the file", None))
+        return out
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         if line is None:

@@ -237,8 +237,9 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
             try:
                 with open(p, "rb") as fh:
                     tomllib.load(fh)
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                out.err("LyCORIS_preset", f"LyCORIS preset file '{p}' is not valid TOML: {exc}")
+            except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, UnicodeDecodeError are ValueErrors
+                out.err("LyCORIS_preset", f"LyCORIS preset file '{p}' is not valid TOML: "
+                                          f"{clip(str(exc) or type(exc).__name__, 200)}")
     # 15: network_weights
     nw = _s(cfg, "network_weights")
     if nw and not os.path.isfile(resolve_path(nw)):

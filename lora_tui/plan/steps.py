@@ -98,7 +98,7 @@ def parse_resolution(value: Any) -> tuple[int, int] | None:
         return None
     try:
         w, h = normalise_resolution(value).split(",")
-    except ValueError:
+    except (ValueError, OverflowError, TypeError):  # inf, NaN, garbage: validation reports the value
         return None
     return int(w), int(h)
 

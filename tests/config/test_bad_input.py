@@ -319,3 +319,38 @@ def test_numbers_typed_into_the_form_that_no_toml_holds():
         assert len(p.message) < 300
         info = cli.describe(cfg, AppSettings())  # print's object: built, the launch's failure a problem
         assert any(p["field"] == name for p in info["problems"])
+
+
+def test_fuzzed_dataset_configs_never_crash(tmp_path):
+    """A dataset_config TOML with hostile values (its own bucket settings, an infinite resolution, nesting past
+    the parser's recursion) is reported, never a crash or a failed rule."""
+    from PIL import Image
+
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.config.model import TrainingConfig
+    from lora_tui.plan import make_plan
+
+    img = tmp_path / "img"
+    img.mkdir()
+    for i, size in enumerate(((512, 512), (640, 384))):
+        Image.new("RGB", size).save(img / f"{i}.png")
+    keys = ["min_bucket_reso", "max_bucket_reso", "bucket_reso_steps", "resolution", "batch_size", "num_repeats",
+            "enable_bucket", "bucket_no_upscale", "keep_tokens", "caption_extension", "image_dir"]
+    values = ["0", "-64", "1", "10000000000000", "1" + "0" * 30, "nan", "inf", '"x"', "[1,2]", "{a=1}", "true",
+              "1e400", '"' + "z" * 5000 + '"', '"\\ud7ff"']
+    rng = random.Random(19)
+    toml = tmp_path / "data.toml"
+    for _ in range(60):
+        general = ["[general]", "enable_bucket = true"]
+        subset = ["[[datasets]]", "[[datasets.subsets]]", f"image_dir = {json.dumps(str(img))}"]
+        for _ in range(rng.randint(1, 3)):
+            (general if rng.random() < 0.5 else subset).append(f"{rng.choice(keys)} = {rng.choice(values)}")
+        text = "\n".join(general + subset) + "\n"
+        if rng.random() < 0.1:
+            text = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+        toml.write_text(text, encoding="utf-8")
+        cfg = TrainingConfig(sdxl=True, dataset_config=str(toml), pretrained_model_name_or_path="a/b",
+                             output_dir=str(tmp_path / "out"))
+        plan = make_plan(cfg, AppSettings())
+        assert not [p for p in plan.problems if INTERNAL_MARK in p.message], (text[:300], plan.problems)
+        cli.describe(cfg, AppSettings())
