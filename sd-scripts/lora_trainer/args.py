@@ -33,9 +33,17 @@ def _int_or_float(s: str):
 _TYPES = {"str": str, "int": int, "float": float, "int_or_float": _int_or_float, "Path": Path, None: None}
 
 
+def catalogue(script: str) -> dict:
+    """{option: {action, type, nargs, choices, default}} of `script` ("train_network", "sdxl_train_network",
+    "flux_train_network")."""
+    from .flux_options import catalogue_for
+
+    return catalogue_for(script, json.loads(CATALOGUE.read_text()))
+
+
 def build_parser(script: str) -> argparse.ArgumentParser:
     """argparse parser for `script` ("train_network" or "sdxl_train_network")."""
-    cat = json.loads(CATALOGUE.read_text())[script]
+    cat = catalogue(script)
     from .speed import SPEED_OPTIONS  # this trainer's speed switches (no torch import)
     cat = {**cat, **SPEED_OPTIONS}
     p = argparse.ArgumentParser(prog=f"{script}.py", description="LoRA trainer with kohya sd-scripts' interface")
@@ -108,12 +116,21 @@ def _is_unset(value, default) -> bool:
 def check_unsupported(args: argparse.Namespace, script: str) -> list[str]:
     """Messages for every option set to a value this trainer does not implement (empty list = fine)."""
     spec = json.loads(UNSUPPORTED.read_text())
-    cat = json.loads(CATALOGUE.read_text())[script]
+    cat = catalogue(script)
     msgs = []
     for name, why in spec["options"].items():
         if name in cat and not _is_unset(getattr(args, name, None), cat[name]["default"]):
             msgs.append(f"{name} = {getattr(args, name)!r}: not supported by this trainer ({why}); remove it")
+    for name, scripts in spec.get("script_options", {}).items():
+        if name.startswith("_"):
+            continue
+        if script not in scripts["scripts"] and name in cat \
+                and not _is_unset(getattr(args, name, None), cat[name]["default"]):
+            msgs.append(f"{name} = {getattr(args, name)!r}: not supported by this trainer for {script}.py "
+                        f"({scripts['reason']}); remove it")
     for name, rule in spec["values"].items():
+        if name not in cat:
+            continue
         v = getattr(args, name, None)
         if v not in rule["allowed"]:
             msgs.append(f"{name} = {v!r}: not supported by this trainer ({rule['reason']}); "

@@ -29,6 +29,10 @@ def network_args(args) -> dict[str, str]:
     kv = key_values("network_args", args.network_args)
     if args.network_module == "lycoris.kohya":
         return kv  # LyCORIS reads its own keys (algo, preset, ...)
+    if args.network_module == "networks.lora_flux":
+        from .flux_network import flux_network_options
+        flux_network_options(kv)  # its own keys (train_blocks, split_qkv, ...), checked here
+        return kv
     bad = sorted(set(kv) - set(LORA_NETWORK_ARGS))
     if bad:
         raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
@@ -79,7 +83,14 @@ def validate(args, script: str) -> None:
             setattr(args, name, None)
     if (args.lr_scheduler or "constant") == "constant" and args.lr_warmup_steps:
         msgs.append("lr_warmup_steps must be 0 with lr_scheduler constant; use constant_with_warmup")
+    # flux_train_network.py: the base 64 check runs before Flux's own 32 check (spec Appendix A)
     step_div = 32 if script == "sdxl_train_network" else 64
+    if script == "flux_train_network":
+        from .flux_train import flux_problems
+        msgs += flux_problems(args)
+    elif args.network_module == "networks.lora_flux":
+        msgs.append(f"network_module networks.lora_flux is for Flux.1 (flux_train_network.py), not {script}.py; "
+                    f"use networks.lora")
     if args.bucket_reso_steps % step_div and args.enable_bucket:
         msgs.append(f"bucket_reso_steps {args.bucket_reso_steps} must be a multiple of {step_div}")
     from .precision import full_precision_problems

@@ -135,10 +135,8 @@ class Trainer(SavingMixin, StateMixin):
         if args.save_precision not in (None, "float", "fp16", "bf16"):
             raise OptionError(f"save_precision {args.save_precision!r}: use float, fp16 or bf16")
 
-        from .models import load_model
         log(f"loading model {args.pretrained_model_name_or_path}")
-        m = load_model(args.pretrained_model_name_or_path, expected_family=None, torch_dtype=torch.float32,
-                       tokenizer_cache_dir=args.tokenizer_cache_dir, vae_path=args.vae)
+        m = self._load_models()
         self.model = m
         unet, vae, tes = m.unet, m.vae, m.text_encoders
         for mod in [unet, vae, *tes]:
@@ -146,6 +144,7 @@ class Trainer(SavingMixin, StateMixin):
             mod.eval()
         vae_dtype = torch.float32 if (args.no_half_vae or mp == "no") else weight_dtype
         self.vae_scale = float(vae.config.get("scaling_factor", 0.13025 if self.family == "sdxl" else 0.18215))
+        self.vae_shift = float(vae.config.get("shift_factor") or 0.0)  # Flux's AE: (z - 0.1159) * 0.3611
 
         # --- network
         na = network_args(args)
@@ -161,22 +160,8 @@ class Trainer(SavingMixin, StateMixin):
         self.network_dim, self.network_alpha = network_dim, network_alpha
         train_unet = not args.network_train_text_encoder_only
         train_te = not args.network_train_unet_only
-        from .network import LoRANetwork
-        if args.network_module == "lycoris.kohya":
-            from .lycoris_network import LycorisNetwork
-            try:
-                net = LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                                     train_te=train_te, network_args=na, dropout=args.network_dropout)
-            except (KeyError, ValueError, TypeError) as e:  # LyCORIS checks its keys only here (algo=typo: KeyError)
-                raise OptionError(f"network_args {' '.join(args.network_args or [])}: lycoris.kohya cannot build "
-                                  f"the network ({type(e).__name__}: {e}); check algo, preset and the other "
-                                  f"keys") from None
-        else:
-            net = LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                              train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha,
-                              dropout=args.network_dropout,
-                              rank_dropout=float(na["rank_dropout"]) if "rank_dropout" in na else None,
-                              module_dropout=float(na["module_dropout"]) if "module_dropout" in na else None)
+        net = self._make_network(unet, tes, na, network_dim, network_alpha, train_unet, train_te, conv_dim,
+                                 conv_alpha)
         out(f"import network module: {args.network_module or 'networks.lora'}")
         if train_te:
             log(f"create LoRA for Text Encoder: {len(net.te_modules)} modules.")
@@ -188,6 +173,7 @@ class Trainer(SavingMixin, StateMixin):
             out(f"load network weights from {args.network_weights}: missing {len(missing)}, "
                 f"unexpected {len(unexpected)}")
         self.network = net
+        self._after_network(net)
 
         te_lrs = args.text_encoder_lr
         if te_lrs is not None and not isinstance(te_lrs, list):
@@ -214,6 +200,7 @@ class Trainer(SavingMixin, StateMixin):
                     enable = getattr(te, "activation_checkpointing_enable", None) or te.gradient_checkpointing_enable
                     enable()
                     te.train()
+        self._prepare_models(weight_dtype)
 
         # --- caching
         if args.cache_latents or args.cache_latents_to_disk:
@@ -228,7 +215,7 @@ class Trainer(SavingMixin, StateMixin):
             self.vae_on_device = True
         self.vae_dtype = vae_dtype
         self.cond_cache = {} if (not self.te_trained and captions_are_static(args)) else None
-        if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained:
+        if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained and self.family != "flux":
             raise OptionError("cache_text_encoder_outputs needs network_train_unet_only (the text encoders "
                               "cannot be trained from cached outputs)")
 
@@ -254,19 +241,12 @@ class Trainer(SavingMixin, StateMixin):
             allow_fp16_unscale(acc)
         self.net_prepared, self.optimizer, self.scheduler = net, optimizer, scheduler
 
-        from diffusers import DDPMScheduler
-        self.noise_scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                             num_train_timesteps=1000, clip_sample=False,
-                                             prediction_type="v_prediction" if args.v_parameterization else "epsilon")
-        ac = self.noise_scheduler.alphas_cumprod
-        self.snr = (ac / (1 - ac)).to(dev)  # before zero_terminal_snr: loss weights use the original SNR (§4.2)
-        if args.zero_terminal_snr:
-            from .noise_schedule import rescale_zero_terminal_snr
-            rescale_zero_terminal_snr(self.noise_scheduler)
+        self._setup_noise(dev)
         from .speed import setup_fast_path
-        # the fast path drives networks.lora's own modules
+        # the fast path drives networks.lora's own modules on the SD U-Net
         self.unet_autocast = True  # the fast path may run the frozen bf16 U-Net without it (speed.FastPath)
-        self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" else None
+        self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" and self.family != "flux" \
+            else None
         if args.torch_compile and self.fast is None:
             from .speed import compile_unet
             log(compile_unet(self))
@@ -281,6 +261,59 @@ class Trainer(SavingMixin, StateMixin):
         out(f"  gradient accumulation steps / 勾配を合計するステップ数 = {G}")
         out(f"  total optimization steps / 学習ステップ数: {self.max_train_steps}")
         return self._loop()
+
+    # ---------------------------------------------------------------- family seam
+    # What differs between model families, overridden by a family's Trainer subclass (flux_train.FluxTrainer):
+    # _load_models, _make_network, _after_network, _prepare_models, _setup_noise, _encode, _forward_loss,
+    # _metadata_family, _sample. The loop, data, saving, stop/resume and bookkeeping are shared.
+    def _load_models(self):
+        """The base model's components (`.unet`, `.vae`, `.text_encoders`, `.tokenizers`, `.pipeline`), fp32."""
+        import torch
+
+        from .models import load_model
+        args = self.args
+        return load_model(args.pretrained_model_name_or_path, expected_family=None, torch_dtype=torch.float32,
+                          tokenizer_cache_dir=args.tokenizer_cache_dir, vae_path=args.vae)
+
+    def _make_network(self, unet, tes, na, network_dim, network_alpha, train_unet, train_te, conv_dim, conv_alpha):
+        """The LoRA network (`networks.lora` or `lycoris.kohya`) over `unet` and the text encoders `tes`."""
+        args = self.args
+        from .network import LoRANetwork
+        if args.network_module == "lycoris.kohya":
+            from .lycoris_network import LycorisNetwork
+            try:
+                return LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
+                                      train_te=train_te, network_args=na, dropout=args.network_dropout)
+            except (KeyError, ValueError, TypeError) as e:  # LyCORIS checks its keys only here (algo=typo: KeyError)
+                raise OptionError(f"network_args {' '.join(args.network_args or [])}: lycoris.kohya cannot build "
+                                  f"the network ({type(e).__name__}: {e}); check algo, preset and the other "
+                                  f"keys") from None
+        return LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
+                           train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha,
+                           dropout=args.network_dropout,
+                           rank_dropout=float(na["rank_dropout"]) if "rank_dropout" in na else None,
+                           module_dropout=float(na["module_dropout"]) if "module_dropout" in na else None)
+
+    def _after_network(self, net) -> None:
+        """Checks that need the built network (a family's own rules); nothing for SD."""
+
+    def _prepare_models(self, weight_dtype) -> None:
+        """After the models are on the device in their training dtypes (a family may store frozen weights in
+        fp8 here); nothing for SD."""
+
+    def _setup_noise(self, dev) -> None:
+        """The training noise schedule: SD's DDPM schedule (`noise_scheduler`, `snr`)."""
+        from diffusers import DDPMScheduler
+
+        args = self.args
+        self.noise_scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                             num_train_timesteps=1000, clip_sample=False,
+                                             prediction_type="v_prediction" if args.v_parameterization else "epsilon")
+        ac = self.noise_scheduler.alphas_cumprod
+        self.snr = (ac / (1 - ac)).to(dev)  # before zero_terminal_snr: loss weights use the original SNR (§4.2)
+        if args.zero_terminal_snr:
+            from .noise_schedule import rescale_zero_terminal_snr
+            rescale_zero_terminal_snr(self.noise_scheduler)
 
     # ---------------------------------------------------------------- optimizer / scheduler (optim.py)
     def _make_optimizer(self, groups):
@@ -301,7 +334,7 @@ class Trainer(SavingMixin, StateMixin):
         args = self.args
         items = list({id(it): it for it in self.dataset.samples}.values())
         log(f"caching latents for {len(items)} images")
-        suffix = "_sdxl.npz" if self.family == "sdxl" else "_sd.npz"
+        suffix = {"sdxl": "_sdxl.npz", "flux": "_flux.npz"}.get(self.family, "_sd.npz")
         rng = random.Random(0)
         for it in items:
             npz = it.path.with_name(f"{it.path.stem}_{it.size[0]:04d}x{it.size[1]:04d}{suffix}")
@@ -401,7 +434,7 @@ class Trainer(SavingMixin, StateMixin):
             with torch.no_grad():
                 latents = self.model.vae.encode(torch.stack(imgs).to(dev, dtype=self.vae_dtype)).latent_dist.sample()
             latents = torch.nan_to_num(latents.float(), 0.0)
-        latents = latents * self.vae_scale
+        latents = (latents - self.vae_shift) * self.vae_scale
         from .speed import host_to_device
         return latents, captions, host_to_device(time_ids, torch.float32, dev), \
             host_to_device(weights, torch.float32, dev)
