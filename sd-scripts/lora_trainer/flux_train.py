@@ -164,6 +164,8 @@ class FluxTrainer(Trainer):
         import torch
 
         args = self.args
+        if not self.train_t5:
+            self.model.text_encoders[1].eval()  # gradient checkpointing put the text encoders in train mode
         if not (args.fp8_base or args.fp8_base_unet):
             return
         net = self.network
@@ -176,8 +178,10 @@ class FluxTrainer(Trainer):
                 lora_of[id(part)] = (m, j)
         n = 0
         for root in targets:
-            for mod in root.modules():
-                if isinstance(mod, torch.nn.Linear) and mod.weight.dtype != torch.float8_e4m3fn:
+            for path, mod in root.named_modules():
+                # T5's gated MLP casts its input to `wo`'s dtype (transformers), so `wo` keeps its dtype
+                if isinstance(mod, torch.nn.Linear) and mod.weight.dtype != torch.float8_e4m3fn \
+                        and not path.endswith("DenseReluDense.wo"):
                     fwd = _fp8_forward(mod)
                     if id(mod) in lora_of:
                         m, j = lora_of[id(mod)]
