@@ -52,7 +52,8 @@ def flux_problems(args) -> list[str]:
         msgs.append("scale_weight_norms cannot be combined with network_args split_qkv=True here; drop one")
     for name in _IGNORED_FOR_FLUX:
         v = getattr(args, name, None)
-        if v not in (None, False, 0, 0.0, "") and not (name == "max_timestep" and v == 1000):
+        if v not in (None, False, 0, 0.0, "") and not (name == "max_timestep" and v == 1000) \
+                and not (name == "clip_skip" and v == 1):
             warn(f"{name} = {v!r} is not used by Flux.1 training (sd-scripts' flux_train_network.py ignores it)")
     return msgs
 
