@@ -266,8 +266,11 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
                 anc = nxt
             if os.path.isdir(anc) and not os.access(anc, os.W_OK):
                 out.err("output_dir", f"output folder '{p}' cannot be created ('{anc}' is not writable)")
-    # 17: base model (+ ours: its family)
+    # 17: base model (+ ours: its family); Flux.1's other three files
     _check_model(out, cfg)
+    if family(cfg) == "flux1":
+        from lora_tui.plan.flux_files import check_flux_inputs
+        check_flux_inputs(out, cfg, resolve_path, resolved_note)
     # 18-20: data folders
     for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
                         ("train_data_dir", "image folder")):
@@ -820,8 +823,9 @@ def _relative_paths(out: _Out, cfg: Any) -> None:
 
 def unsupported_options(settings: Any) -> dict[str, Any] | None:
     """What the selected trainer refuses: ``<sd_scripts_dir>/lora_trainer/unsupported_options.json`` read as
-    ``{"options": {name: reason}, "values": {name: {"allowed": [...], "reason": str}}}`` (a bare JSON list or
-    dict of names is taken as ``options``). None when the file is absent (an upstream checkout refuses nothing).
+    ``{"options": {name: reason}, "values": {name: {"allowed": [...], "reason": str}}, "script_options": {name:
+    {"scripts": [script stems that implement it], "reason": str}}}`` (a bare JSON list or dict of names is taken as
+    ``options``). None when the file is absent (an upstream checkout refuses nothing).
     """
     base = _g(settings, "sd_scripts_dir")
     if not base:
@@ -844,7 +848,10 @@ def unsupported_options(settings: Any) -> dict[str, Any] | None:
         options = {}
     options = {str(k).lstrip("-"): (v if isinstance(v, str) else "") for k, v in options.items()
                if not str(k).startswith("_")}
-    return {"options": options, "values": values if isinstance(values, dict) else {}}
+    scripted = data.get("script_options", {}) if isinstance(data, dict) else {}
+    scripted = {str(k): v for k, v in scripted.items() if isinstance(v, dict) and not str(k).startswith("_")} \
+        if isinstance(scripted, dict) else {}
+    return {"options": options, "values": values if isinstance(values, dict) else {}, "script_options": scripted}
 
 
 def _catalogue_defaults(base: str, script: str) -> dict[str, Any]:
@@ -918,6 +925,13 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                 why = rule.get("reason", "")
                 out.err(fname, f"{opt} = {v!r}: the bundled trainer does not implement it ({why}); allowed: "
                                f"{', '.join(repr(a) for a in allowed)}")
+        for opt, rule in refused.get("script_options", {}).items():  # options only some scripts implement
+            scripts = rule.get("scripts", []) if isinstance(rule, dict) else []
+            if scripts and script.removesuffix(".py") not in scripts and opt in written \
+                    and not _trainer_unset(written[opt], defaults.get(opt)):
+                out.err(field_of.get(opt, opt), f"{opt} = {written[opt]!r}: the bundled trainer implements it for "
+                                                f"{', '.join(s + '.py' for s in scripts)} only "
+                                                f"({rule.get('reason', '')}){suffix}")
     for opt in dict.fromkeys(u.name for u in (argv_uses(cfg, settings) or ()) if u.name):
         if opt in refused["options"]:
             out.err("additional_parameters", f"additional parameter --{opt} is not implemented by the bundled "
