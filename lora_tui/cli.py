@@ -245,7 +245,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         from lora_tui.demo import demo_config, prepare_demo
 
         try:
-            files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"))
+            files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"),
+                                 family=args.demo)
         except RuntimeError as exc:
             raise CliError(f"--demo: {exc}") from None
         cfg, notes = demo_config(files), []
@@ -266,7 +267,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         source = Path(args.config).name
     else:
         source = f"preset {Path(preset).stem}"  # a name, or a name with .json (find_preset takes both)
-    return run_app(cfg, notes, demo=args.demo, config_path=Path(args.config) if args.config else None,
+    return run_app(cfg, notes, demo=bool(args.demo), config_path=Path(args.config) if args.config else None,
                    source=source)
 
 
@@ -296,10 +297,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lora_tui.demo import demo_config, prepare_demo
 
     try:
-        files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"))
+        files = prepare_demo(load_app_settings(), log=lambda msg: sys.stderr.write(msg + "\n"),
+                             family=args.family)
     except RuntimeError as exc:
         raise CliError(f"demo: {exc}") from None
-    path = files.root / "demo.json"
+    path = files.root / ("demo_flux.json" if args.family == "flux" else "demo.json")
     save_config_file(demo_config(files), path)
     _out(f"{path}\n")
     return 0
@@ -441,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="open the app with this JSON config (ours or kohya_ss)")
     src.add_argument("--preset", metavar="NAME", help="open the app with this preset (bundled or user)")
-    parser.add_argument("--demo", action="store_true",
-                        help="prepare the offline demo (tiny SDXL model, sample photos) and open the form for it")
+    parser.add_argument("--demo", nargs="?", const="sdxl", default=None, choices=("sdxl", "flux"),
+                        help="prepare the offline demo (tiny SDXL model, or a tiny Flux.1 with `--demo flux`; "
+                             "sample photos) and open the form for it")
     # Its own dest: a subcommand's --set default ([]) would otherwise overwrite it. main() hands it on.
     parser.add_argument("--set", dest="top_set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting of the opened config; repeatable (before print, validate, "
@@ -469,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="prepare the offline demo and print the path of its config JSON (for "
                                     "`lora-tui train`)")
+    p.add_argument("--family", choices=("sdxl", "flux"), default="sdxl", help="the demo model's family")
     p.set_defaults(func=cmd_demo)
 
     # --- job commands (run layer): train, jobs, attach, stop ---------------------------------------------------

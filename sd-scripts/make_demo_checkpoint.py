@@ -6,7 +6,11 @@ original key layout (`model.diffusion_model.*`, `conditioner.embedders.0/1.*` or
 The tiny component configs go into the safetensors metadata (`lora_tui_diffusers_config`) so the loader can
 rebuild the right shapes; a real checkpoint has no such entry and gets the bundled full-size configs.
 
-Usage: make_demo_checkpoint.py [--family sdxl|sd1] [--seed N] OUT.safetensors
+With `--family flux`, OUT is a folder: a tiny Flux.1 in the four single-file layouts users download
+(flux1-tiny.safetensors in BFL layout, ae.safetensors, clip_l.safetensors, t5xxl_tiny.safetensors) and a small
+T5 tokenizer under OUT/tokenizers (give it as `tokenizer_cache_dir`).
+
+Usage: make_demo_checkpoint.py [--family sdxl|sd1|sd2|flux] [--seed N] OUT
 """
 from __future__ import annotations
 
@@ -20,13 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", choices=["sdxl", "sd1", "sd2"], default="sdxl")
+    p.add_argument("--family", choices=["sdxl", "sd1", "sd2", "flux"], default="sdxl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("out", type=Path)
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     torch.set_num_threads(1)
+    if a.family == "flux":
+        from lora_trainer.flux_models import make_tiny_flux
+        paths = make_tiny_flux(a.out, seed=a.seed)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        return 0
     from lora_trainer.demo_model import build_tiny_components, save_original_layout
 
     comps, cfgs = build_tiny_components(a.family, seed=a.seed)

@@ -1,4 +1,5 @@
-"""The demo: a tiny SDXL-architecture checkpoint and a folder of real photographs, prepared once in the user cache dir.
+"""The demo: a tiny SDXL-architecture checkpoint (or, with `--demo flux`, a tiny Flux.1 in its four single files and
+a small T5 tokenizer) and a folder of real photographs, prepared once in the user cache dir.
 
 `lora-tui --demo` opens the form filled with `demo_config()`; pressing Start then trains a real LoRA on the CPU in
 well under two minutes. The checkpoint is written by the trainer's own `make_demo_checkpoint.py` in a subprocess,
@@ -7,6 +8,7 @@ because building it needs torch and the app must never import torch.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -57,37 +59,59 @@ DEMO_OVERRIDES = {
 }
 
 
+# The Flux demo: the Flux.1 preset at CPU size (no mixed precision, plain AdamW, short T5 sequences, 64-px steps
+# as sd-scripts' Flux trainer requires).
+FLUX_DEMO_OVERRIDES = {**DEMO_OVERRIDES, "output_name": "demo_flux_lora", "bucket_reso_steps": 64,
+                       "max_bucket_reso": 192, "full_bf16": False, "fp8_base": False, "text_encoder_lr": 0.0,
+                       "t5xxl_max_token_length": 32, "guidance_scale": 1.0, "sample_prompts": ""}
+FAMILIES = ("sdxl", "flux")
+
+
 @dataclass(frozen=True)
 class DemoFiles:
-    """Where the demo lives: `root` (cache dir), the checkpoint, the image folder (parent of `10_demo person`), the
-    output folder."""
+    """Where the demo lives: `root` (cache dir), the checkpoint (Flux: the transformer file), the image folder
+    (parent of `10_demo person`), the output folder; for Flux also the ae/clip_l/t5xxl files and the folder given
+    as `tokenizer_cache_dir`."""
 
     root: Path
     checkpoint: Path
     train_data_dir: Path
     output_dir: Path
+    family: str = "sdxl"
+    ae: Path | None = None
+    clip_l: Path | None = None
+    t5xxl: Path | None = None
+    tokenizer_cache_dir: Path | None = None
 
 
-def demo_files(settings: AppSettings) -> DemoFiles:
-    """The demo's paths under `settings.cache_dir` (nothing is created)."""
+def demo_files(settings: AppSettings, family: str = "sdxl") -> DemoFiles:
+    """The demo's paths under `settings.cache_dir` for `family` ("sdxl" or "flux"; nothing is created)."""
     root = Path(settings.cache_dir) / "demo"
+    if family == "flux":
+        m = root / "flux_model"
+        return DemoFiles(root, m / "flux1-tiny.safetensors", root / "img", root / "outputs", "flux",
+                         m / "ae.safetensors", m / "clip_l.safetensors", m / "t5xxl_tiny.safetensors",
+                         m / "tokenizers")
     return DemoFiles(root, root / "model" / "tiny_sdxl.safetensors", root / "img", root / "outputs")
 
 
-def prepare_demo(settings: AppSettings, log=print) -> DemoFiles:
-    """Create the demo checkpoint and dataset once (idempotent; a second call only checks).
+def prepare_demo(settings: AppSettings, log=print, family: str = "sdxl") -> DemoFiles:
+    """Create the demo checkpoint (`family` "sdxl" or "flux") and dataset once (idempotent; a second call only
+    checks).
 
     Raises `RuntimeError` with the trainer's message when the checkpoint cannot be built (for example when the
     trainer's packages are not installed in `settings.python`).
     """
-    files = demo_files(settings)
-    if not files.checkpoint.exists():
-        log(f"Building the tiny SDXL-architecture demo checkpoint in {files.checkpoint.parent} ...")
+    files = demo_files(settings, family)
+    if not files.checkpoint.exists() or (family == "flux" and not (files.tokenizer_cache_dir or Path()).is_dir()):
+        label = "Flux.1" if family == "flux" else "SDXL"
+        log(f"Building the tiny {label}-architecture demo model in {files.checkpoint.parent} ...")
         files.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         script = Path(settings.sd_scripts_dir) / "make_demo_checkpoint.py"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        target = files.checkpoint.parent if family == "flux" else files.checkpoint
         try:
-            proc = subprocess.run([str(settings.python), str(script), "--family", "sdxl", str(files.checkpoint)],
+            proc = subprocess.run([str(settings.python), str(script), "--family", family, str(target)],
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
         except OSError as exc:  # no such interpreter, or not executable
             raise RuntimeError(f"could not run {settings.python} ({exc.strerror}); set the trainer's Python "
@@ -109,10 +133,18 @@ def prepare_demo(settings: AppSettings, log=print) -> DemoFiles:
 
 
 def demo_config(files: DemoFiles) -> TrainingConfig:
-    """The SDXL face preset (`presets/sdxl-face-lora.json`) pointed at the demo files, with `DEMO_OVERRIDES`."""
-    base = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
-    data = base.model_dump()
-    data.update(DEMO_OVERRIDES)
+    """The SDXL face preset (`presets/sdxl-face-lora.json`) pointed at the demo files, with `DEMO_OVERRIDES`; for
+    the Flux demo the Flux.1 preset (`presets/flux1-lora.json`) with `FLUX_DEMO_OVERRIDES`, its three extra files,
+    and the demo's T5 tokenizer folder as `--tokenizer_cache_dir` (an sd-scripts option the form has no field
+    for, so it goes in additional_parameters as kohya_ss users pass it)."""
+    if files.family == "flux":
+        data = load_config_file(BUNDLED_PRESETS / "flux1-lora.json").config.model_dump()
+        data.update(FLUX_DEMO_OVERRIDES)
+        data.update(ae=str(files.ae), clip_l=str(files.clip_l), t5xxl=str(files.t5xxl),
+                    additional_parameters=shlex.join(["--tokenizer_cache_dir", str(files.tokenizer_cache_dir)]))
+    else:
+        data = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config.model_dump()
+        data.update(DEMO_OVERRIDES)
     data.update(
         pretrained_model_name_or_path=str(files.checkpoint),
         train_data_dir=str(files.train_data_dir),
