@@ -383,7 +383,13 @@ class Job:
         if s.get("exit_note") and self.exit_code is None:
             how = "finished" if s.get("status") == "done" else "stopped; the trainer saved"
             return f"{how} (exit status unknown: {s['exit_note']})"
-        return exit_hint(self.exit_code, self.failure_exception(), stopped=bool(self.stop_signals))
+        return exit_hint(self.exit_code, self.failure_exception(), stopped=bool(self.stop_signals),
+                         launcher=self.under_launcher)
+
+    @property
+    def under_launcher(self) -> bool:
+        """The trainer command is accelerate's launcher (its exit code hides how the trainer ended)."""
+        return _is_accelerate_launcher(self.state.get("argv") or [])
 
     def progress(self, nbytes: int = 256 * 1024):
         """A ``ProgressState`` from the last ``nbytes`` of the log (cheap; for lists such as ``lora-tui jobs``)."""

@@ -397,12 +397,19 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool = False) -> str:
+def exit_hint(exit_code: int | None, exception: str | None = None, stopped: bool = False,
+              launcher: bool = False) -> str:
     """A short human explanation of how a trainer ended.
 
     ``exit_code`` follows ``subprocess``: negative = killed by that signal; shells report 128+N for the same.
-    ``exception`` is ``ProgressState.exception``; ``stopped`` says a Stop was requested.
+    ``exception`` is ``ProgressState.exception``; ``stopped`` says a Stop was requested; ``launcher``: the code is
+    accelerate's launcher's (``accelerate launch --quiet`` turns any failure of its trainer, a SIGKILL included,
+    into a silent exit 1), so an exit 1 without any error from the trainer is most likely a kill.
     """
+    if launcher and exit_code == 1 and not exception and not stopped:
+        return ("killed? exit code 1 from accelerate's launcher, which does not say how its trainer ended, and the "
+                "trainer printed no error: most likely killed (SIGKILL; the out-of-memory killer does this: check "
+                "dmesg)")
     if exit_code is None:
         return "ended; exit code unknown (its processes are gone and no exit status was recorded)"
     if exit_code == 0:

@@ -398,7 +398,7 @@ class QueueRunner:
         return self.queue.mark(running.id, job.state.get("status", "failed"), exit_code=job.exit_code,
                                ended=job.state.get("end_time") or time.time(),
                                message=exit_hint(job.exit_code, job.failure_exception(),
-                                                 stopped=bool(job.stop_signals)))
+                                                 stopped=bool(job.stop_signals), launcher=job.under_launcher))
 
     def tick(self) -> QueueItem | None:
         """Advance the queue; returns the item started or settled by this call (``None`` if nothing changed)."""

@@ -52,7 +52,7 @@ class JobControl:
         self._cancel_escalation()
         prog = self.query_one(RunView).progress
         stopped = self.stop_presses > 0 or bool(job.stop_signals)
-        hint = exit_hint(exit_code, prog.exception if prog else None, stopped)
+        hint = exit_hint(exit_code, prog.exception if prog else None, stopped, launcher=job.under_launcher)
         self.last_exit = exit_code
         self.last_outcome = ""
         self.job_running = False

@@ -312,7 +312,7 @@ class RunView(Vertical):
         code = "unknown" if exit_code is None else str(exit_code)
         saved = f" · saved {prog.saved[-1]}" if prog.saved else ""
         headline = (f"Last run: job {job.id} ended ({status}) · exit code {code} · "
-                    f"{exit_hint(exit_code, prog.exception, stopped)}{saved}")
+                    f"{exit_hint(exit_code, prog.exception, stopped, launcher=getattr(job, 'under_launcher', False))}{saved}")
         bad = not stopped and status not in ("done", "stopped") and exit_code != 0  # as JobControl decides
         tail = list(prog.tail)
         self.show_end(headline, bad, tail)

@@ -307,3 +307,25 @@ def test_stop_now_says_what_it_sends(tmp_path):
     assert "(SIGTERM, then SIGKILL after 5 s)" in out.stdout and "SIGINT" not in out.stdout, out.stdout
     job.refresh()
     assert job.stop_signals == ["SIGTERM"]
+
+
+def test_a_trainer_killed_under_accelerates_quiet_launcher_is_said_to_be_killed(tmp_path):
+    import signal
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    # Stand-in for `accelerate launch --quiet SCRIPT ...` (simple_launcher): any failure of its trainer, a SIGKILL
+    # included, becomes a silent exit 1.
+    (bindir / "accelerate").write_text(f"#!{sys.executable}\n"
+                                       "import subprocess, sys\n"
+                                       "args = [a for a in sys.argv[2:] if a != '--quiet']\n"
+                                       "sys.exit(0 if subprocess.Popen([sys.executable, *args]).wait() == 0 else 1)\n")
+    (bindir / "accelerate").chmod(0o755)
+    job = start_job([str(bindir / "accelerate"), "launch", "--quiet", *fake("saving_trainer.py", tmp_path, 100000,
+                                                                             0.02)[1:]], state_dir=tmp_path / "state")
+    wait_for(lambda: job.log_path.exists() and "LORA_TUI_PROGRESS" in job.log_path.read_text(), 10)
+    launcher = psutil.Process(job.refresh()["child_pid"])
+    trainer = launcher.children()[0]
+    trainer.send_signal(signal.SIGKILL)  # as the out-of-memory killer does
+    assert job.wait(timeout=20) == 1 and job.state["status"] == "failed"
+    assert "most likely killed (SIGKILL" in job.hint(), job.hint()
