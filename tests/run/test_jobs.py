@@ -33,7 +33,9 @@ def test_trainer_failing_after_2s_is_seen_ended_within_1s_with_code_and_tail(sta
     tail = other.tail()
     assert tail[:2] == ["prepare optimizer, data loader etc.", "epoch 1/3"]
     assert tail[-1] == "ValueError: fake failure: train_data_dir has no images"
-    assert other.hint() == "failed (exit code 1): ValueError: fake failure: train_data_dir has no images"
+    # the failure headline names where it failed (the innermost frame of the trainer's own code)
+    assert other.hint() == ("failed (exit code 1): ValueError: fake failure: train_data_dir has no images "
+                            "(at fake_trainers/fail_after.py:9 in <module>)")
 
 
 def test_stop_leaves_no_process_of_the_group(state_dir):
