@@ -158,6 +158,12 @@ def state_problem(data: Any) -> str | None:
     for key in _DICT_KEYS:
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"{key} is a {_kind(data[key])}, not an object"
+    meta = data.get("meta") or {}
+    for key in ("config_toml", "config_json", "output_dir", "output_name", "label", "queue_item"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            return f"meta.{key} is a {_kind(meta[key])}, not text"
+    if meta.get("max_train_steps") is not None and not _is_int(meta["max_train_steps"]):
+        return f"meta.max_train_steps is a {_kind(meta['max_train_steps'])}, not an integer"
     argv = data.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
         return "argv is not a list of text"

@@ -147,7 +147,8 @@ def test_broken_state_files_and_queue_file_leave_jobs_stop_and_attach_working(tm
               "20260101-000001-garb": os.urandom(64) + b"\xff\xfe",
               "20260101-000002-type": json.dumps({"status": "running", "pid": "123", "start_time": "yesterday",
                                                   "stop_signals": 5}).encode(),
-              "20260101-000003-list": b"[1, 2, 3]"}
+              "20260101-000003-list": b"[1, 2, 3]",
+              "20260101-000004-meta": json.dumps({"status": "done", "meta": {"config_json": ["x"]}}).encode()}
     for name, data in broken.items():
         (state / "jobs" / name).mkdir(parents=True)
         (state / "jobs" / name / "state.json").write_bytes(data)
@@ -163,6 +164,8 @@ def test_broken_state_files_and_queue_file_leave_jobs_stop_and_attach_working(tm
         assert one.returncode == 1 and "state unreadable" in one.stdout and "nothing was signalled" in one.stdout
         att = cli(["attach", "--text", name], tmp_path)
         assert att.returncode == 1 and "state unreadable" in att.stdout and "Traceback" not in att.stderr
+    app = cli(["attach", "20260101-000004-meta"], tmp_path)  # the app's attach reads the job's meta
+    assert app.returncode != 0 and "state unreadable (meta.config_json is a list, not text)" in app.stderr, app
     stopped = cli(["stop", "--grace", "10"], tmp_path)  # the running job, with the queue file broken
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "queue not paused" in stopped.stdout and f"stopping job {job.id}" in stopped.stdout
