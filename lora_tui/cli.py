@@ -174,7 +174,7 @@ def _out(text: str) -> None:
         sys.stdout.write(text)
     else:
         sys.stdout.flush()
-        # backslashreplace: a lone surrogate (from a broken \\u escape in a file's key) prints as \\udXXX
+        # backslashreplace: a lone surrogate (from a broken \u escape in a file's key) prints as \udXXX
         buf.write(text.encode("utf-8", "backslashreplace"))
         buf.flush()
 
@@ -206,7 +206,7 @@ def cmd_print(args: argparse.Namespace) -> int:
         if info["notes"]:
             out += ["", "# notes"] + [f"- {n}" for n in info["notes"]]
         _out("\n".join(out) + "\n")
-    return 1 if _has_error(info["problems"]) else 0
+    return EXIT_CONFIG_ERRORS if _has_error(info["problems"]) else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -234,7 +234,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         # What reading the file did (the app's ctrl+n): a kohya user learns here which keys were dropped.
         out += ["", "# notes (reading the file)"] + [f"- {n}" for n in load_notes]
     _out("\n".join(out) + "\n")
-    return 1 if _has_error(info["problems"]) else 0
+    return EXIT_CONFIG_ERRORS if _has_error(info["problems"]) else 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
