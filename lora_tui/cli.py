@@ -38,7 +38,7 @@ def apply_sets(cfg: Any, sets: Sequence[str]) -> tuple[Any, list[str]]:
 
     overrides = _parse_sets(sets)
     try:
-        config = config_from_dict({**config_to_dict(cfg), **overrides}).config
+        config = config_from_dict(config_to_dict(cfg), overrides=overrides).config
     except ConfigError as exc:
         raise CliError(f"--set {exc}", 2) from None
     return config, _set_notes(overrides)
@@ -108,11 +108,11 @@ def load_input(path: Optional[str], preset: Optional[str] = None, sets: Sequence
                 names = ", ".join(p.name for p in list_presets(load_app_settings())) or "none found"
                 raise CliError(f"--preset {preset}: no such preset (available: {names})", 2)
             data = read_config_dict(ref.path)
-        if overrides:
-            if not isinstance(data, dict):
-                raise ConfigError("", "expected a JSON object of settings")
-            data = {**data, **overrides}
-        result = config_from_dict(data)
+        if overrides and not isinstance(data, dict):
+            raise ConfigError("", "expected a JSON object of settings")
+        # The overrides are applied after the file's legacy renames and argv moves (config_from_dict), so a --set
+        # wins over an old key such as lora_network_weights that becomes the same field.
+        result = config_from_dict(data, overrides=overrides)
     except ConfigError as exc:
         # A file-level error already starts with the path (read_config_dict): name it once.
         named = bool(path) and not exc.field and str(exc).startswith(f"{Path(path)}: ")
@@ -138,6 +138,7 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     ``ACCELERATE_USE_CPU`` for CPU processes, ``TORCHINDUCTOR_CACHE_DIR`` with ``torch_compile``). Writes
     nothing."""
     from lora_tui.config.kohya_json import config_to_dict
+    from lora_tui.config.rates import rates_in_force
     from lora_tui.config.shown import clip
     from lora_tui.plan import make_plan
     from lora_tui.plan.launch import LaunchError, build_launch, child_env
@@ -163,8 +164,22 @@ def describe(cfg: Any, settings: Any) -> dict[str, Any]:
     steps_obj: dict[str, Any] = plan.steps.as_dict()
     if plan.steps.summary:
         steps_obj["summary"] = plan.steps.summary
+    if plan.steps.notes:
+        steps_obj["notes"] = list(plan.steps.notes)
+    rates = rates_in_force(cfg)
     return {"argv": argv, "config_toml": toml, "settings": config_to_dict(cfg), "steps": steps_obj,
+            "learning_rates": {part: {"rate": r.rate, "from": r.source}
+                               for part, r in (("unet", rates.unet), ("text_encoder", rates.text_encoder))},
             "problems": probs, "notes": notes, "env": env}
+
+
+def rates_line(rates: Any) -> str:
+    """``print``'s line for the rates in force, e.g. "U-Net 0.0002 (learning_rate) · text encoder 0.0001
+    (text_encoder_lr)"; a part not trained says so."""
+    parts = []
+    for what, part in (("U-Net", rates["unet"]), ("text encoder", rates["text_encoder"])):
+        parts.append(f"{what} {part['rate']:g} ({part['from']})" if part["rate"] > 0 else f"{what} not trained")
+    return " · ".join(parts)
 
 
 def _out(text: str) -> None:
@@ -201,7 +216,9 @@ def cmd_print(args: argparse.Namespace) -> int:
         env = [f"{k}={v}" for k, v in sorted(info["env"].items())]
         out = ["# command", shlex.join((["env"] + env if env else []) + info["argv"]), "", "# config TOML", info["config_toml"].rstrip("\n"), ""]
         if info["steps"]:
-            out += ["# steps", info["steps"].get("summary") or json.dumps(info["steps"]), ""]
+            out += ["# steps", info["steps"].get("summary") or json.dumps(info["steps"])]
+            out += [f"- {n}" for n in info["steps"].get("notes", [])] + [""]
+        out += ["# learning rates", rates_line(info["learning_rates"]), ""]
         out += ["# problems", _format_problems(info["problems"])]
         if info["notes"]:
             out += ["", "# notes"] + [f"- {n}" for n in info["notes"]]

@@ -24,6 +24,7 @@ from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, fie
 from lora_tui.config.sd_scripts import FORM_OWNED, all_script_options, last_uses, read_argv
 from lora_tui.config.shown import clip, shown
 from lora_tui.config.unused import unused_value_notes
+from lora_tui.config.wording import agree, counted
 
 
 class ConfigError(ValueError):
@@ -266,11 +267,30 @@ def refuse_other_kinds(data: Mapping[str, Any]) -> None:
                                   f"kohya_ss LoRA config instead")
 
 
-def _legacy(d: dict[str, Any], notes: list[str]) -> None:
-    """kohya_ss's own legacy fixes (update_my_data, spec §7.2), each reported."""
-    if "optimizer" not in d and "use_8bit_adam" in d:
+def _legacy_keys(d: dict[str, Any], notes: list[str], forced: frozenset[str] = frozenset()) -> None:
+    """kohya_ss's own legacy key fixes (update_my_data, spec §7.2): renames and settings derived from old keys,
+    each reported. ``forced``: fields given on the command line (``--set``), which the file's legacy keys must not
+    overwrite: an old key renamed into one of them is dropped, with a note."""
+    if "optimizer" not in d and "optimizer" not in forced and "use_8bit_adam" in d:
         d["optimizer"] = "AdamW8bit" if d.get("use_8bit_adam") in (True, "true", "True") else "AdamW"
         notes.append(f"optimizer: set to {d['optimizer']} from legacy use_8bit_adam")
+    if str(d.get("use_wandb", "")).lower() == "true" and not d.get("log_with") and "log_with" not in forced:
+        d["log_with"] = "wandb"
+        notes.append("log_with: set to 'wandb' from legacy use_wandb")
+    for old, new in LEGACY_RENAMES.items():
+        if old in d:
+            value = d.pop(old)
+            if new in forced:
+                notes.append(f"{old}: legacy key ignored, {new} is given on the command line")
+            elif new in d and d[new] not in (None, ""):
+                notes.append(f"{old}: legacy key ignored, {new} is also set")
+            else:
+                d[new] = value
+                notes.append(f"{old}: legacy key renamed to {new}")
+
+
+def _legacy_values(d: dict[str, Any], notes: list[str]) -> None:
+    """kohya_ss's own legacy value fixes (update_my_data, spec §7.2), each reported."""
     if d.get("LoRA_type") == "LoCon":
         d["LoRA_type"] = "LyCORIS/LoCon"
         notes.append("LoRA_type: legacy 'LoCon' read as 'LyCORIS/LoCon'")
@@ -278,20 +298,9 @@ def _legacy(d: dict[str, Any], notes: list[str]) -> None:
         new = "xformers" if d["xformers"] else "none"
         notes.append(f"xformers: legacy {d['xformers']!r} read as {shown(new)}")
         d["xformers"] = new
-    if str(d.get("use_wandb", "")).lower() == "true" and not d.get("log_with"):
-        d["log_with"] = "wandb"
-        notes.append("log_with: set to 'wandb' from legacy use_wandb")
     if "save_model_as" in d and d["save_model_as"] not in ("safetensors", "ckpt"):
         notes.append(f"save_model_as: {shown(d['save_model_as'])} is not a LoRA format, read as 'safetensors'")
         d["save_model_as"] = "safetensors"
-    for old, new in LEGACY_RENAMES.items():
-        if old in d:
-            value = d.pop(old)
-            if new in d and d[new] not in (None, ""):
-                notes.append(f"{old}: legacy key ignored, {new} is also set")
-            else:
-                d[new] = value
-                notes.append(f"{old}: legacy key renamed to {new}")
 
 
 # Fields whose TOML key is not a plain copy of the field (the launch derives it from several fields), and list
@@ -318,7 +327,7 @@ def argv_options(tokens: list[str]) -> list[tuple[str, list[str], list[str]]]:
     return groups
 
 
-def move_argv_settings(values: dict[str, Any], notes: list[str]) -> None:
+def move_argv_settings(values: dict[str, Any], notes: list[str], forced: frozenset[str] = frozenset()) -> None:
     """Move options of ``values["additional_parameters"]`` (extra trainer argv) that a field holds into that field,
     each with a note. sd-scripts parses the command line after ``--config_file`` and the command line wins (CLI >
     TOML > default, sd_scripts_interface.md §1.2), so kohya_ss trained with the argv value: the field takes it, and
@@ -329,7 +338,9 @@ def move_argv_settings(values: dict[str, Any], notes: list[str]) -> None:
     the argv, where it would move the LoRA past the overwrite check. Kept in the argv: options without a field,
     fields the launch derives from several settings (learning rates, steps, warm-up, ...), another option given
     twice, a value argparse would not read (a missing or extra value), and a value that does not read as the
-    field's type (validate reports what is left)."""
+    field's type (validate reports what is left). ``forced``: fields given on the command line (``--set``): that
+    value wins over the argv's, whose option is dropped from the argv (with a note), since it would win over the
+    TOML."""
     text = values.get("additional_parameters")
     if not isinstance(text, str) or "--" not in text:
         return
@@ -360,6 +371,11 @@ def move_argv_settings(values: dict[str, Any], notes: list[str]) -> None:
         if new is None:
             continue
         moved.add(name)
+        if meta.name in forced:
+            typed = " ".join(f"'{shlex.join(u.tokens)}'" for u in occurrences)
+            notes.append(f"additional_parameters: {clip(typed, 200)} dropped, {meta.name} is given on the command "
+                         f"line (the argv option would win over it)")
+            continue
         in_file = meta.name in values
         old = values[meta.name] if in_file else meta.default
         typed = " ".join(f"'{shlex.join(u.tokens)}'" for u in occurrences)
@@ -392,11 +408,28 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = None) -> LoadResult:
+#: Machine-local paths: a file without them (every shared kohya_ss preset: they name no checkpoint or folder) keeps
+#: the form's values (`config_from_dict(local=...)`), so loading a preset over the demo or a set-up form does not
+#: blank the user's checkpoint and folders. Everything else a file lacks is a training setting and takes its default.
+MACHINE_LOCAL_PATHS: tuple[str, ...] = (
+    "pretrained_model_name_or_path", "train_data_dir", "output_dir", "logging_dir",
+)
+
+
+def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = None,
+                     overrides: Optional[Mapping[str, Any]] = None,
+                     local: Optional[TrainingConfig] = None) -> LoadResult:
     """Build a config from a kohya-style dict (kohya key space; our own JSON is the same).
 
     Every field is set: keys present in ``data`` are coerced (see :func:`coerce_value`); missing keys take
     ``base``'s value when given (applying a preset over the current form) or our defaults, and a note lists them.
+    ``local`` (a file loaded in place of the form): the :data:`MACHINE_LOCAL_PATHS` the file lacks keep
+    ``local``'s non-empty values instead of the empty default, with their own note. A null (kohya_ss reads null as
+    "keep the form's value") for a field that cannot be unset counts as missing (``lr_warmup: null`` takes the
+    default 10, as a missing one does); for an optional number null is our "unset".
+    ``overrides`` (``--set key=raw``): raw values applied after the file's legacy renames, so they win over any
+    old key renamed into the same field and over the same option in ``additional_parameters``; they replace the
+    file's value before it is read (an unreadable file value can be fixed that way).
     Unknown keys are reported in the notes, never fatal; so is an ignored key's value that says something
     (``"<key>: <value> not carried over: <why>"``), and a value the file sets for a field its LoRA type, family or
     noise type does not use (kept in the config, ``"<field>: <value> kept, not used: <why>"``, see
@@ -405,28 +438,39 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
     """
     if not isinstance(data, Mapping):
         raise ConfigError("", f"expected a JSON object of settings, found {type(data).__name__}")
-    refuse_other_kinds(data)
-    d = dict(data)
+    overrides = dict(overrides or {})
+    forced = frozenset(overrides)
+    refuse_other_kinds({**data, **overrides})
+    d = {k: v for k, v in data.items() if k not in forced}
     notes: list[str] = []
-    _legacy(d, notes)
-    # _legacy consumed these when it used them (the optimizer/log_with it set is noted there).
-    used = {k for k, used_if in (("use_8bit_adam", "optimizer" not in data),
+    _legacy_keys(d, notes, forced)
+    d.update(overrides)
+    _legacy_values(d, notes)
+    # _legacy_keys consumed these when it used them (the optimizer/log_with it set is noted there).
+    used = {k for k, used_if in (("use_8bit_adam", "optimizer" not in data and "optimizer" not in forced),
                                  ("use_wandb", d.get("log_with") == "wandb" and not data.get("log_with")))
             if used_if}
     values: dict[str, Any] = {}
     unknown: list[str] = []
     ignored: list[str] = []
+    nulls: list[str] = []
+    derived: dict[str, Any] = {}
     for key, raw in d.items():
         try:
             meta = field_meta(key)
         except KeyError:
-            if key in IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
+            if key in DERIVED_KEYS:
+                derived[key] = raw
+            elif key in IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
                 if key in _IGNORED_WHY and key not in used and _has_value(raw):
                     notes.append(f"{key}: {shown(raw)} not carried over: {_IGNORED_WHY[key]}")
                 else:
                     ignored.append(key)
             else:
                 unknown.append(key)
+            continue
+        if raw is None and not meta.optional:
+            nulls.append(key)  # kohya_ss: a null value keeps the form's value, as a missing key does
             continue
         value, note = coerce_value(meta, raw)
         if key == "max_resolution" and value is not None:
@@ -440,16 +484,27 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         if note:
             notes.append(note)
         values[key] = value
-    move_argv_settings(values, notes)
+    move_argv_settings(values, notes, forced)
+    notes.extend(f"{key}: null read as not in the file (kohya_ss keeps the form's value for a null)" for key in nulls)
     missing = [m.name for m in all_field_meta() if m.name not in values]
+    kept_local: list[str] = []
     if base is not None:
         for name in missing:
             values[name] = getattr(base, name)
-    if missing:
+    elif local is not None:
+        for name in MACHINE_LOCAL_PATHS:
+            if name in missing and getattr(local, name):
+                values[name] = getattr(local, name)
+                kept_local.append(name)
+    defaulted = [n for n in missing if n not in kept_local]
+    if kept_local:
+        notes.append(f"{counted(len(kept_local), 'machine-local path')} not in the file "
+                     f"{agree(len(kept_local), 'was', 'were')} kept from the form: {', '.join(kept_local)}")
+    if defaulted:
         source = "kept from the form" if base is not None else "took defaults"
-        names = ", ".join(missing[:_NAMES_SHOWN]) + (
-            f" and {len(missing) - _NAMES_SHOWN} more" if len(missing) > _NAMES_SHOWN else "")
-        notes.append(f"{len(missing)} settings not in the file {source}: {names}")
+        names = ", ".join(defaulted[:_NAMES_SHOWN]) + (
+            f" and {len(defaulted) - _NAMES_SHOWN} more" if len(defaulted) > _NAMES_SHOWN else "")
+        notes.append(f"{missing_note_head(len(defaulted), source)}: {names}")
     if ignored:
         notes.append(f"ignored (no effect in lora-tui): {', '.join(sorted(ignored))}")
     if unknown:
@@ -467,9 +522,52 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
         if isinstance(inp, str) and len(inp) > 80:
             msg = msg.replace(inp, shown(inp)[1:-1])  # a validator's message may quote the whole value
         raise ConfigError(loc, f"{clip(_LONG_WORDS.sub(_cut, msg), 500)} (value {shown(inp)})") from None
+    notes.extend(_derived_notes(cfg, derived))
     # Values the file sets for another LoRA type, family or noise type: kept, but the user is told.
     notes.extend(unused_value_notes(cfg, [k for k in d if k in values]))
-    return LoadResult(cfg, notes, missing)
+    return LoadResult(cfg, notes, defaulted)
+
+
+def missing_note_head(n: int, source: str) -> str:
+    """The start of the note about the ``n`` settings a file lacked: "1 setting not in the file took its default",
+    "3 settings not in the file took defaults", "2 settings not in the file kept from the form" (``source``:
+    "took defaults" or "kept from the form"). The app's toast finds the note by :data:`MISSING_NOTE`."""
+    if n == 1 and source == "took defaults":
+        source = "took its default"
+    return f"{counted(n, 'setting')} not in the file {source}"
+
+
+#: Matches :func:`missing_note_head`: group 1 the count, group 2 "kept from the form" / "took defaults" /
+#: "took its default".
+MISSING_NOTE = re.compile(r"(\d+) settings? not in the file (kept from the form|took defaults|took its default)\b")
+
+#: sd-scripts switches a file may hold that lora-tui (like kohya_ss, which has no such setting) derives from the
+#: learning rates: text_encoder_lr 0 → network_train_unet_only, unet_lr 0 → network_train_text_encoder_only.
+DERIVED_KEYS: dict[str, str] = {
+    "network_train_unet_only": "text_encoder_lr 0 (the U-Net trains alone)",
+    "network_train_text_encoder_only": "unet_lr 0 (the text encoder trains alone)",
+}
+
+
+def _derived_notes(cfg: TrainingConfig, derived: Mapping[str, Any]) -> list[str]:
+    """What became of a file's ``network_train_unet_only`` / ``network_train_text_encoder_only``: the launch writes
+    them from the learning rates (config.rates), so a note says whether the file's value is what will be written."""
+    from lora_tui.config.rates import rates_in_force
+
+    written = rates_in_force(cfg).toml
+    notes = []
+    for key, raw in derived.items():
+        on = bool(written.get(key))
+        said = _has_value(raw) and str(raw).strip().lower() not in _FALSE
+        if said and on:
+            notes.append(f"{key}: {shown(raw)} kept: lora-tui writes it from {DERIVED_KEYS[key]}")
+        elif said:
+            notes.append(f"{key}: {shown(raw)} not carried over: lora-tui writes it from the learning rates, as "
+                         f"kohya_ss does; set {DERIVED_KEYS[key]} to get it")
+        elif on:
+            notes.append(f"{key}: {shown(raw)} in the file, but lora-tui writes it on: it comes from "
+                         f"{DERIVED_KEYS[key]}")
+    return notes
 
 
 _LONG_WORDS = re.compile(r"\S{120,}")
@@ -480,11 +578,12 @@ def _cut(m: re.Match) -> str:
     return f"{m.group()[:80]}…({len(m.group())} characters)"
 
 
-def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig] = None) -> LoadResult:
-    """Read a kohya_ss LoRA JSON (or ours) from ``path``; see :func:`config_from_dict`.
+def load_config_file(path: str | os.PathLike[str], base: Optional[TrainingConfig] = None,
+                     local: Optional[TrainingConfig] = None) -> LoadResult:
+    """Read a kohya_ss LoRA JSON (or ours) from ``path``; see :func:`config_from_dict` (``base``, ``local``).
 
     Raises :class:`ConfigError` (field "") when the file is missing, unreadable or not JSON."""
-    return config_from_dict(read_config_dict(path), base=base)
+    return config_from_dict(read_config_dict(path), base=base, local=local)
 
 
 def read_config_dict(path: str | os.PathLike[str]) -> Any:

@@ -206,8 +206,10 @@ class TrainingConfig(BaseModel):
     learning_rate: Optional[float] = F(
         0.0001, "Training", "Learning rate", minimal=True,
         help=(
-            "Base learning rate; also used for the U-Net and text encoders when their own rates are empty. "
-            "sd-scripts: --learning_rate"
+            "Base learning rate: the U-Net and the text encoder train at it where unet_lr / text_encoder_lr are "
+            "empty (sd-scripts lets those two override it). The Minimal form's learning-rate row always edits the "
+            "U-Net's rate: this field while unet_lr is empty, unet_lr (labelled U-Net learning rate) when a file "
+            "sets it; the line under the row says which rate is in force. sd-scripts: --learning_rate"
         ),
     )
     lr_scheduler: str = F(
@@ -752,8 +754,10 @@ class TrainingConfig(BaseModel):
         help="T5-XXL learning rate (Flux.1); becomes the second element of sd-scripts --text_encoder_lr",
     )
     unet_lr: Optional[float] = F(
-        0.0001, "Network", "U-Net learning rate",
-        help="U-Net LR; empty = Learning rate; 0 = train the text encoder only. sd-scripts: --unet_lr",
+        None, "Network", "U-Net learning rate",
+        help=("U-Net LR; empty = Learning rate (a file without unet_lr leaves it empty); 0 = train the text "
+              "encoder only. When set it overrides learning_rate for the U-Net (sd-scripts). "
+              "sd-scripts: --unet_lr"),
     )
     network_dim: int = F(
         8, "Network", "Network rank (dim)", minimal=True,

@@ -46,7 +46,7 @@ DEMO_OVERRIDES = {
     "save_every_n_epochs": 1,
     "optimizer": "AdamW",
     "learning_rate": 0.0005,
-    "unet_lr": 0.0005,
+    "unet_lr": None,  # empty: the U-Net trains at learning_rate, the Minimal form's "Learning rate"
     "text_encoder_lr": 0.0001,
     "mixed_precision": "no",
     "save_precision": "fp16",

@@ -38,6 +38,7 @@ from lora_tui.config.model import (
     script_name,
 )
 from lora_tui.config.sd_scripts import script_options
+from lora_tui.config.rates import rates_in_force
 from lora_tui.config.unused import NOISE_TYPE_FIELDS
 
 
@@ -193,22 +194,15 @@ def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
     elif cfg.lr_warmup and cfg.lr_warmup > 0:
         out["lr_warmup_steps"] = float(cfg.lr_warmup) / 100.0
 
-    # Learning rates: empty U-Net/TE rates inherit learning_rate; 0 means "do not train that part".
-    lr = cfg.learning_rate
-    if lr is not None:
-        out["learning_rate"] = float(lr)
-    unet = cfg.unet_lr if cfg.unet_lr is not None else lr
-    te = cfg.text_encoder_lr if cfg.text_encoder_lr is not None else lr
-    if unet:
-        out["unet_lr"] = float(unet)
-    if te:
-        second = cfg.t5xxl_lr if (fam == "flux1" and cfg.t5xxl_lr) else te
-        out["text_encoder_lr"] = [float(te), float(second)]
-    if unet is not None and te is not None:
-        if unet and not te:
-            out["network_train_unet_only"] = True
-        elif te and not unet:
-            out["network_train_text_encoder_only"] = True
+    # Learning rates: empty U-Net/TE rates inherit learning_rate; 0 means "do not train that part" (one rule,
+    # config.rates, which the forms' hints and `print` read too).
+    rates = rates_in_force(cfg).toml
+    for key, value in rates.items():
+        if key == "text_encoder_lr":
+            second = cfg.t5xxl_lr if (fam == "flux1" and cfg.t5xxl_lr) else value
+            out[key] = [float(value), float(second)]
+        else:
+            out[key] = value
 
     # Network.
     out["network_module"] = network_module(cfg)

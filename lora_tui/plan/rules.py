@@ -165,12 +165,49 @@ def _input_rules(out: _Out, cfg: Any) -> None:
     if opt and opt.lower() not in known and not _OPTIMIZER_PATH.match(opt):
         out.err("optimizer", f"optimizer '{opt}' is not an optimizer: pick one from the list, or give a class "
                              f"path such as bitsandbytes.optim.AdEMAMix8bit")
-    # kohya_ss Minimal bug 1 (spec §8.6): the form's learning rate must not be silently overridden.
-    lr, unet = _g(cfg, "learning_rate"), _g(cfg, "unet_lr")
-    if lr is not None and unet is not None and unet and float(unet) != float(lr):
-        out.warn("learning_rate", f"the U-Net trains at unet_lr = {unet:g}, not at learning_rate = {lr:g} (sd-scripts "
-                                  f"uses learning_rate only where unet_lr is empty): clear unet_lr in the "
-                                  f"Advanced form to train at learning_rate, or set unet_lr there")
+    # kohya_ss Minimal bug 1 (spec §8.6), a Minimal "Learning rate" that unet_lr silently overrides, cannot happen
+    # here: the Minimal row edits the field the U-Net's rate comes from (config.rates.minimal_lr_field) and the
+    # Advanced form says under each rate which one is in force. What is left to catch is a rate no run survives.
+    _lr_sanity(out, cfg)
+    if family(cfg) == "sdxl" and (_g(cfg, "clip_skip") or 0) > 1 and not out.has_error("clip_skip"):
+        out.warn("clip_skip", f"clip_skip {_g(cfg, 'clip_skip')} does nothing on SDXL: the trainer ignores it (as "
+                              f"sd-scripts does, with a warning) and the SDXL text encoders use their fixed layers; "
+                              f"set it to 1")
+
+
+# Optimizers that take learning_rate as a multiplier of a step size they find themselves (D-Adaptation, Prodigy) or,
+# for Adafactor with relative_step, replace it: 1.0 is their usual rate.
+_ADAPTIVE = ("dadapt", "prodigy")
+_LR_LIMIT = 0.1     # far above any LoRA rate for Adam-style optimizers (1e-4 to 1e-3 is usual)
+_LR_LIMIT_ADAPTIVE = 10.0
+
+
+def _lr_sanity(out: _Out, cfg: Any) -> None:
+    """A learning rate in force that no run survives (a text encoder LR of 16 typed for 1e-6, say): a warning on
+    the field, naming the usual range for the optimizer."""
+    from lora_tui.config.rates import rates_in_force
+
+    opt = _s(cfg, "optimizer") or "AdamW"
+    low = opt.lower()
+    relative = low == "adafactor" and _optimizer_kwargs(cfg).get("relative_step", "True") not in ("False", "0")
+    adaptive = low.startswith(_ADAPTIVE) or relative
+    limit = _LR_LIMIT_ADAPTIVE if adaptive else _LR_LIMIT
+    try:
+        rates = rates_in_force(cfg)
+    except (TypeError, ValueError, AttributeError):
+        return  # a value the range rules report already
+    in_force = {p.source for p in (rates.unet, rates.text_encoder) if p.trained}
+    for name in ("learning_rate", "unet_lr", "text_encoder_lr"):
+        v = _g(cfg, name)
+        if name not in in_force or isinstance(v, bool) or not isinstance(v, (int, float)) or v <= limit \
+                or out.has_error(name):
+            continue
+        if adaptive:
+            out.warn(name, f"{name} {v:g} is far too high for {opt}, which takes the rate as a multiplier of the step "
+                           f"size it finds itself (1.0 is usual): type 1.0")
+        else:
+            out.warn(name, f"{name} {v:g} is far too high for {opt}: a LoRA trains at about 1e-4 to 1e-3 and at "
+                           f"{v:g} the weights blow up in the first steps; type a rate such as 0.0001")
 
 
 def _bucket_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
@@ -574,6 +611,22 @@ def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
     return {t.split("=", 1)[0].lower(): t.split("=", 1)[1] for t in tokens if "=" in t}
 
 
+def _warmup_rules(out: _Out, cfg: Any, plan: StepPlan | None, warm_field: str) -> None:
+    """A warm-up the scheduler uses: which of the two settings wins when both are set (kohya_ss writes
+    lr_warmup_steps and logs "lr_warmup_steps will be used"), and a warm-up as long as the whole run (the rate
+    would never reach learning_rate)."""
+    steps, pct = _f(cfg, "lr_warmup_steps"), _f(cfg, "lr_warmup")
+    if steps > 0 and pct > 0 and not out.has_error("lr_warmup"):
+        out.warn("lr_warmup", f"lr_warmup {pct:g} % is not used: lr_warmup_steps {steps:g} is set too and wins (as in "
+                              f"kohya_ss); set lr_warmup to 0, or lr_warmup_steps to 0 to warm up by percentage")
+    if plan is None or plan.max_train_steps <= 0 or plan.lr_warmup_steps < plan.max_train_steps \
+            or out.has_error(warm_field):
+        return
+    out.warn(warm_field, f"the warm-up ({counted(plan.lr_warmup_steps, 'step')}) is as long as the whole run "
+                         f"({counted(plan.max_train_steps, 'step')}): the rate never reaches learning_rate; lower "
+                         f"{warm_field}")
+
+
 def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
     sched = _s(cfg, "lr_scheduler") or "constant"
     opt = _s(cfg, "optimizer") or "AdamW"
@@ -598,6 +651,8 @@ def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
             out.warn(warm_field, f"the constant scheduler takes no warm-up, so {warm_field} "
                                  f"{_g(cfg, warm_field)} is not used: pick constant_with_warmup to warm up, or set "
                                  f"it to 0")
+        else:
+            _warmup_rules(out, cfg, plan, warm_field)
     if sched == "piecewise_constant" and "step_rules" not in _s(cfg, "lr_scheduler_args"):
         out.err("lr_scheduler_args", "piecewise_constant needs step_rules in lr_scheduler_args, e.g. "
                                      "step_rules='\"1:10,0.1:20,0.01\"' (inner quotes make it a text value)")

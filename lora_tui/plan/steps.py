@@ -228,8 +228,11 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
                           f"this).")
     elif max_steps is not None and epoch is not None and per_epoch and epoch != plan.epochs:
         plan.notes.append(f"max_train_steps {max_steps} sets the length, so 'epoch' {epoch} is not used "
-                          f"({plan.epochs} epoch{'' if plan.epochs == 1 else 's'} will run); clear max_train_steps to train "
-                          f"by epochs.")
+                          f"({counted(plan.epochs, 'epoch')} will run); clear max_train_steps to train by epochs.")
+    if max_epochs is not None and epoch is not None and epoch != max_epochs:
+        # A loaded kohya_ss file often sets Max train epochs; the Minimal form shows only Epochs.
+        plan.notes.append(f"max_train_epochs {max_epochs} (Advanced form) sets the length, so Epochs {epoch} is not "
+                          f"used; clear max_train_epochs to train by Epochs.")
 
     plan.lr_warmup_steps = warmup_steps(cfg, plan.max_train_steps, P)
     plan.summary = _summary(plan, scan, cfg)

@@ -50,16 +50,17 @@ def apply_sets(cfg, sets: list[str] | None):
         return cfg
     from lora_tui.config.kohya_json import config_from_dict, config_to_dict, parse_sets
 
-    return config_from_dict({**config_to_dict(cfg), **parse_sets(sets)}).config
+    return config_from_dict(config_to_dict(cfg), overrides=parse_sets(sets)).config
 
 
 def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None = None):
-    """Load our JSON or a kohya_ss LoRA JSON and apply ``--set`` overrides. Raises ``ConfigError``."""
-    from lora_tui.config.kohya_json import ConfigError, load_config_file
+    """Load our JSON or a kohya_ss LoRA JSON and apply ``--set`` overrides (after the file's legacy renames, so
+    they win). Raises ``ConfigError``."""
+    from lora_tui.config.kohya_json import ConfigError, config_from_dict, parse_sets, read_config_dict
 
     if path is None:
         raise ConfigError("", "no config file given")
-    return apply_sets(load_config_file(path).config, sets)
+    return config_from_dict(read_config_dict(path), overrides=parse_sets(sets or [])).config
 
 
 def preflight_errors(cfg, settings: Any) -> list:

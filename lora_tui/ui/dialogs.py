@@ -232,7 +232,7 @@ def summarize_notes(title: str, notes: list[str]) -> str:
 
     coerced = legacy = ignored = defaults = other = 0
     for note in map(str, notes):
-        m = re.match(r"(\d+) settings not in the file", note)
+        m = re.match(r"(\d+) settings? not in the file", note)
         if m:
             defaults += int(m.group(1))
         elif note.startswith(("ignored", "unknown keys ignored")):

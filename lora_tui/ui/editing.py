@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual.css.query import NoMatches
+
 from lora_tui.ui.fields import FieldRow, field_spec, validation_message, value_to_text
 
 if TYPE_CHECKING:
@@ -69,14 +71,19 @@ class ConfigEditing:
         return FieldRow(spec, value, message, severity)
 
     def message_for(self, name: str) -> tuple[str, str]:
-        """The inline message of field `name` and its severity ("error", "warning" or "")."""
+        """The inline message of field `name` and its severity ("error", "warning", "info" or ""). In the Advanced
+        form the three learning-rate fields also say which rate is in force for which part
+        (`config.rates.lr_hint`); the Minimal form needs no such line, its learning-rate row is the U-Net's rate."""
+        from lora_tui.config.rates import lr_hint
+
         if name in self.field_errors:
             return self.field_errors[name][1], "error"
+        hint = lr_hint(self.config, name) if self.view == "advanced" else ""
         mine = [p for p in self.plan_problems if p.field == name]
         if not mine:
-            return "", ""
+            return (hint, "info") if hint else ("", "")
         mine.sort(key=lambda p: p.severity != "error")
-        return "\n".join(p.message for p in mine), mine[0].severity
+        return "\n".join([p.message for p in mine] + ([hint] if hint else [])), mine[0].severity
 
     def on_field_row_edited(self, event: FieldRow.Edited) -> None:
         event.stop()
@@ -126,11 +133,18 @@ class ConfigEditing:
         debounced re-plan redraws them anyway).
         """
         from lora_tui.config.model import family
+        from lora_tui.config.rates import minimal_lr_field
 
         old = self.config
         self.config = new
         visibility_changed = (family(old) != family(new)
                               or getattr(old, "LoRA_type", None) != getattr(new, "LoRA_type", None))
+        # The Minimal form's learning-rate row shows the field the U-Net's rate comes from (unet_lr or
+        # learning_rate): a load or an Advanced edit that moves it re-mounts that form; the row being typed in
+        # stays (emptying unet_lr there must not swap the row under the cursor).
+        lr_slot = minimal_lr_field(new)
+        if self.view == "minimal" and lr_slot != minimal_lr_field(old) and edited not in ("unet_lr", "learning_rate"):
+            visibility_changed = True
         if visibility_changed:
             self.run_worker(self._repopulate(focus=edited), group="repopulate", exclusive=True)
         else:
@@ -151,8 +165,13 @@ class ConfigEditing:
 
     async def _repopulate(self, focus: str | None = None) -> None:
         form = self._current_form()
-        if form is not None:
-            await form.populate()
+        if form is not None and not self.widgets_gone():
+            try:
+                await form.populate()
+            except NoMatches:  # the app closed while the rows were replaced
+                if self.widgets_gone():
+                    return
+                raise
             if focus:
                 target = self.query_one_optional(f"#f-{focus}")
                 if target is not None:

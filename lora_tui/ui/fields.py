@@ -68,6 +68,14 @@ PLACEHOLDERS = {
     "max_train_steps": "unset · Epochs set the steps",
     "max_train_epochs": "unset · Epochs is used",
     "seed": "unset · random",
+    "unet_lr": "empty · learning_rate applies",
+    "text_encoder_lr": "empty · learning_rate applies",
+}
+
+
+# Fields with no TOML key of their own that the launch still writes under another key (plan.launch.toml_dict).
+DERIVED_TOML = {
+    "epoch": "TOML key: max_train_epochs (while max_train_steps and max_train_epochs are empty)",
 }
 
 
@@ -107,7 +115,9 @@ def field_spec(name: str) -> FieldSpec:
         kind = "text"
     number = meta.kind if meta.kind in ("int", "float") else None
     key = meta.toml_key
-    if key:
+    if name in DERIVED_TOML:
+        hint = DERIVED_TOML[name]
+    elif key:
         hint = f"TOML key: {key}"
     elif meta.net_arg:
         hint = f"network_args: {meta.net_arg}=…"
@@ -301,6 +311,7 @@ class FieldRow(Widget):
         label.update(message)
         label.set_class(severity == "error", "-error")
         label.set_class(severity == "warning", "-warning")
+        label.set_class(severity == "info", "-info")
         self._fit_message()
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -48,23 +48,27 @@ class ConfigFiles:
         defaults" for kept values a preset made invalid (`load_file`)."""
         from lora_tui.ui.dialogs import summarize_notes
 
+        from lora_tui.config.kohya_json import MISSING_NOTE
         from lora_tui.config.presets import RESET_NOTE_MARK
+        from lora_tui.config.wording import counted
 
         texts = [str(n) for n in notes]
         self.load_notes = (title, texts)
-        # These two are counted here (summarize_notes would call them "defaults" and "notes"), in the notes' words.
+        # These are counted here (summarize_notes would call them "defaults" and "notes"), in the notes' words.
         parts, rest, resets = [], [], 0
         for note in texts:
-            m = _MISSING_NOTE.match(note)
+            m = MISSING_NOTE.match(note)
+            local = _LOCAL_NOTE.match(note)
             if m:
-                n = int(m.group(1))
-                parts.append(f"{n} setting{'s' * (n != 1)} {m.group(2)}")
+                parts.append(f"{counted(int(m.group(1)), 'setting')} {m.group(2)}")
+            elif local:
+                parts.append(f"{counted(int(local.group(1)), 'path')} kept from the form")
             elif RESET_NOTE_MARK in note:
                 resets += 1
             else:
                 rest.append(note)
         if resets:
-            parts.append(f"{resets} invalid value{'s' * (resets != 1)} took "
+            parts.append(f"{counted(resets, 'invalid value')} took "
                          f"{'its default' if resets == 1 else 'defaults'}")
         summary = summarize_notes(title, rest)
         if parts:
@@ -125,7 +129,10 @@ class ConfigFiles:
         from lora_tui.config.kohya_json import load_config_file
 
         try:
-            result = load_config_file(path, base=self.config if over_current else None)
+            # A file replaces the form, but the machine-local paths it lacks (every shared kohya_ss preset has
+            # none) keep the form's: the user's checkpoint and folders (kohya_json.MACHINE_LOCAL_PATHS).
+            result = load_config_file(path, base=self.config if over_current else None,
+                                      local=None if over_current else self.config)
         except Exception as exc:
             self.notify(f"{path}: {exc}", title="Not loaded", severity="error", timeout=12)
             return False
@@ -190,22 +197,24 @@ class ConfigFiles:
         self.notify(f"Saved {path}", timeout=4)
 
 
-_MISSING_NOTE = re.compile(r"(\d+) settings not in the file (kept from the form|took defaults)\b")
+_LOCAL_NOTE = re.compile(r"(\d+) machine-local paths? not in the file")
 
 
 def _without_reset(notes: list[str], missing: list[str], reset: list[str]) -> list[str]:
     """`notes` with the "N settings not in the file ..." line counting and naming only the fields still kept
     (`missing` less `reset`): a reset field took its default, it was not kept."""
+    from lora_tui.config.kohya_json import MISSING_NOTE, missing_note_head
+
     kept = [name for name in missing if name not in reset]
     out = []
     for note in notes:
-        m = re.match(r"(\d+) settings not in the file ([^:]+): ", note)
+        m = MISSING_NOTE.match(note)
         if m and int(m.group(1)) == len(missing):
             if not kept:
                 continue
             shown = ", ".join(kept[:_NAMES_SHOWN]) + (
                 f" and {len(kept) - _NAMES_SHOWN} more" if len(kept) > _NAMES_SHOWN else "")
-            note = f"{len(kept)} settings not in the file {m.group(2)}: {shown}"
+            note = f"{missing_note_head(len(kept), m.group(2))}: {shown}"
         out.append(note)
     return out
 

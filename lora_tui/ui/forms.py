@@ -113,10 +113,16 @@ class MinimalForm(VerticalScroll):
         return family(self.app.config) != MINIMAL_FAMILY
 
     def shown_fields(self) -> list[str]:
-        """The Minimal fields shown for the current config (none when it is not SDXL)."""
+        """The Minimal fields shown for the current config (none when it is not SDXL). The learning-rate slot shows
+        the field the U-Net's rate comes from (`config.rates.minimal_lr_field`): `unet_lr` when a file sets it,
+        else `learning_rate`, so the value on screen is the one the U-Net trains at."""
         if self.is_locked_out():
             return []
-        return [n for n in minimal_fields() if self.app.field_applies(n)]
+        from lora_tui.config.rates import minimal_lr_field
+
+        lr_field = minimal_lr_field(self.app.config)
+        names = [lr_field if n == "learning_rate" else n for n in minimal_fields()]
+        return [n for n in names if self.app.field_applies(n)]
 
     async def populate(self) -> None:
         """Mount the rows for the current model values (replacing any)."""

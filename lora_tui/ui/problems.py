@@ -113,7 +113,11 @@ class PlanAndProblems:
         self.plan_problems = list(plan.problems)
         steps = getattr(plan, "steps", None)
         summary = getattr(steps, "summary", "") if steps is not None else ""
-        self.query_one("#plan-summary", Static).update(Content(summary or "(no step plan)"))  # holds folder names
+        # The plan's notes say why the length is not what a form shows (max_train_epochs from a loaded file while
+        # the Minimal form shows Epochs, a step count that overrides the epochs, ...).
+        notes = list(getattr(steps, "notes", None) or [])
+        text = "\n".join([summary or "(no step plan)"] + [f"· {n}" for n in notes])
+        self.query_one("#plan-summary", Static).update(Content(text))  # holds folder names
         if self._preflight_timer is not None:
             self._preflight_timer.stop()
             self._preflight_timer = None

@@ -91,6 +91,9 @@ class SavingMixin:
                     if t:
                         freq[t] = freq.get(t, 0) + 1
         buckets = {str(i): {"resolution": list(k), "count": len(v)} for i, (k, v) in enumerate(sorted(ds.buckets.items()))}
+        # Only SD1.x/2.x use clip_skip (the SDXL text encoders always read their fixed layers, as in sd-scripts,
+        # which warns and ignores it): the metadata must not claim a skip that did not happen.
+        clip_skip = args.clip_skip if fam in ("sd1", "sd2") else None
         te_lr = args.text_encoder_lr[0] if isinstance(args.text_encoder_lr, list) and args.text_encoder_lr \
             else args.text_encoder_lr
         model_path = Path(args.pretrained_model_name_or_path)
@@ -109,7 +112,7 @@ class SavingMixin:
             "ss_network_module": args.network_module or "networks.lora", "ss_network_dim": str(self.network_dim),
             "ss_network_alpha": str(self.network_alpha), "ss_network_dropout": str(args.network_dropout),
             "ss_mixed_precision": str(self.mixed_precision), "ss_full_fp16": str(args.full_fp16),
-            "ss_v2": str(bool(args.v2)), "ss_base_model_version": base, "ss_clip_skip": str(args.clip_skip),
+            "ss_v2": str(bool(args.v2)), "ss_base_model_version": base, "ss_clip_skip": str(clip_skip),
             "ss_max_token_length": str(args.max_token_length), "ss_cache_latents": str(args.cache_latents),
             "ss_seed": str(args.seed), "ss_lowram": str(args.lowram), "ss_noise_offset": str(args.noise_offset),
             "ss_noise_offset_random_strength": str(args.noise_offset_random_strength),

@@ -76,7 +76,7 @@ def test_messy_values_are_coerced_with_a_note():
     assert cfg.clip_skip == 1 and isinstance(cfg.clip_skip, int)
     assert cfg.max_train_epochs is None
     assert cfg.sdxl_cache_text_encoder_outputs is True
-    assert cfg.lr_warmup == 0
+    assert cfg.lr_warmup == 10 and "lr_warmup" in result.defaulted  # null = not in the file, as kohya_ss reads it
     assert cfg.seed == 12345 and cfg.learning_rate == 5e-05 and cfg.gradient_accumulation_steps == 2
     assert cfg.max_token_length == 225 and cfg.max_resolution == "768,768" and cfg.min_timestep == 0
     for key in ("clip_skip", "max_train_epochs", "sdxl_cache_text_encoder_outputs", "lr_warmup", "seed",

@@ -1,6 +1,6 @@
 """Rules for values a form takes as free text that the trainer cannot use, found in a new user's trial:
-an output name that is a path, an optimizer name that is no optimizer, and a learning rate that a preset's
-unet_lr silently overrides (kohya_ss Minimal bug 1, spec §8.6)."""
+an output name that is a path, an optimizer name that is no optimizer, a learning rate no run survives, and a
+setting the model family ignores (clip_skip on SDXL). A file's unet_lr is no false alarm (issue 14)."""
 from __future__ import annotations
 
 import pytest
@@ -34,11 +34,40 @@ def test_optimizer_name(opt, bad):
     assert bool(found) is bad
 
 
-def test_unet_lr_overriding_the_learning_rate_is_a_warning_on_the_learning_rate():
-    found = [p for p in problems_of(learning_rate=0.0003, unet_lr=0.0001) if p.field == "learning_rate"]
-    assert len(found) == 1 and found[0].severity == "warning" and "unet_lr = 0.0001" in found[0].message
-    assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=None) if p.field == "learning_rate"]
-    assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=0.0003) if p.field == "learning_rate"]
+def test_a_unet_lr_in_force_is_no_false_alarm():
+    # A kohya file that sets unet_lr (the usual practice) is shown as such (the Minimal row edits unet_lr, the
+    # Advanced form says which rate is in force): no warning that it "overrides" learning_rate.
+    for unet in (0.0001, None, 0.0003):
+        assert not [p for p in problems_of(learning_rate=0.0003, unet_lr=unet)
+                    if p.field in ("learning_rate", "unet_lr")], unet
+
+
+def _lr_warnings(**kw):
+    return {p.field: p.message for p in problems_of(**kw)
+            if p.field in ("learning_rate", "unet_lr", "text_encoder_lr") and "far too high" in p.message}
+
+
+def test_an_absurd_learning_rate_in_force_gets_a_sanity_warning():
+    found = _lr_warnings(optimizer="AdamW", learning_rate=0.0001, unet_lr=None, text_encoder_lr=16.0)
+    assert list(found) == ["text_encoder_lr"] and "text_encoder_lr 16 is far too high for AdamW" in \
+        found["text_encoder_lr"] and "0.0001" in found["text_encoder_lr"]
+    assert list(_lr_warnings(optimizer="AdamW8bit", learning_rate=1.0, unet_lr=None, text_encoder_lr=None)) == \
+        ["learning_rate"]
+    # not in force (both parts have their own rate): no warning about learning_rate
+    assert not _lr_warnings(optimizer="AdamW", learning_rate=5.0, unet_lr=0.0001, text_encoder_lr=0.0001)
+    # adaptive optimizers take 1.0 (real Prodigy/DAdapt/Adafactor presets); 16 is still absurd there
+    for opt in ("Prodigy", "DAdaptAdam", "Adafactor"):
+        assert not _lr_warnings(optimizer=opt, learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0), opt
+    assert list(_lr_warnings(optimizer="Prodigy", learning_rate=1.0, unet_lr=16.0, text_encoder_lr=1.0)) == \
+        ["unet_lr"]
+
+
+def test_clip_skip_on_sdxl_is_a_warning():
+    def clip(**kw):
+        return [p for p in problems_of(**kw) if p.field == "clip_skip"]
+    found = clip(sdxl=True, clip_skip=2)
+    assert len(found) == 1 and found[0].severity == "warning" and "does nothing on SDXL" in found[0].message
+    assert not clip(sdxl=True, clip_skip=1) and not clip(sdxl=False, clip_skip=2)
 
 
 def test_no_upscale_bucket_with_a_zero_side_is_an_error(tmp_path):

@@ -83,7 +83,7 @@ def _toml(path: Path, ckpt: Path, data: Path, out: Path, **extra) -> Path:
 def sdxl_run(tmp_path_factory, tiny_sdxl_ckpt, dataset):
     """SDXL, TOML with sections, bf16 asked for on a CPU box, launched as the app launches it."""
     d = tmp_path_factory.mktemp("sdxl_run")
-    toml = _toml(d / "config.toml", tiny_sdxl_ckpt, dataset, d / "out")
+    toml = _toml(d / "config.toml", tiny_sdxl_ckpt, dataset, d / "out", clip_skip=2)  # ignored on SDXL
     t = time.time()
     r = _run([ACCELERATE, "launch", "--num_cpu_threads_per_process", "1", SD / "sdxl_train_network.py",
               "--config_file", toml])
@@ -239,6 +239,7 @@ def test_sdxl_lora_keys_are_kohya_format(sdxl_run):
     assert meta["ss_network_module"] == "networks.lora" and meta["ss_base_model_version"] == "sdxl_base_v1-0"
     assert meta["ss_mixed_precision"] == "no" and meta["ss_num_epochs"] == "3" and meta["ss_steps"] == "24"
     assert json.loads(meta["ss_dataset_dirs"]) == {"2_demo person": {"n_repeats": 2, "img_count": 4}}
+    assert meta["ss_clip_skip"] == "None"  # the TOML's clip_skip 2 does nothing on SDXL: no value is claimed
     assert re.fullmatch(r"[0-9a-f]{64}", meta["sshs_model_hash"])
     import hashlib
     assert hashlib.sha256(data).hexdigest() == meta["sshs_model_hash"]
