@@ -79,6 +79,9 @@ class JobControl:
             self.last_outcome = f"{message.status} · {outcome}"
         self.query_one(RunView).show_end(headline, bad)
         self._refresh_title()
+        # The run may have written the LoRA the form names: re-plan now, so the overwrite risk (and anything else
+        # the run changed on disk) shows at once, not after the next edit.
+        self.schedule_plan(0)
         self.notify(headline, severity="error" if bad else "information", timeout=10)
         if self._exit_after_job:
             self.quit_outcome = headline

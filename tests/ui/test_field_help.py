@@ -72,3 +72,17 @@ async def test_f1_on_the_advanced_section_list_explains_it_and_the_highlighted_s
         await wait_for(pilot, lambda: app.screen.id != "notes-dialog")
         assert app.focused is nav
         assert not any("move to a field first" in str(n.message) for n in app._notifications)
+
+
+async def test_f1_for_epoch_says_it_is_written_as_max_train_epochs(settings):
+    # It said "not written to the TOML" although the launch writes it as max_train_epochs (issue 14).
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.query("#f-epoch"))
+        editor = app.query_one("#f-epoch")
+        editor.focus()
+        await wait_for(pilot, lambda: app.focused is editor)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: app.screen.id == "notes-dialog")
+        text = dialog_text(app)
+        assert "TOML key: max_train_epochs" in text and "not written" not in text
