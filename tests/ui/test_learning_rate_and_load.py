@@ -91,3 +91,15 @@ async def test_loading_a_shared_preset_keeps_the_forms_paths(settings, tmp_path)
         toast = list(app._notifications)[-1].message
         assert "4 paths kept from the form" in toast and "settings took defaults" in toast
         assert "1 settings" not in toast
+
+
+async def test_the_step_preview_says_why_a_files_max_train_epochs_wins(settings, tmp_path):
+    path = tmp_path / "epochs.json"
+    path.write_text(json.dumps({"LoRA_type": "Standard", "sdxl": True, "epoch": 2, "max_train_epochs": 10}))
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.load_file(path)
+        await wait_for(pilot, lambda: app.query_one("#f-epoch").value == "2")  # the Minimal form shows Epochs 2
+        await wait_for(pilot, lambda: "max_train_epochs 10" in static_text(app.query_one("#plan-summary")))
+        assert "so Epochs 2 is not used" in static_text(app.query_one("#plan-summary"))
