@@ -108,3 +108,43 @@ def test_sample_prompts_that_are_a_file_or_binary(tmp_path):
     assert p.severity == "error" and "control characters" in p.message
     assert not [p for p in validate(make_cfg(sample_prompts="a cat\na dog --n blurry\n"), None, AppSettings())
                 if p.field == "sample_prompts"]
+
+
+def test_lora_tui_train_refuses_to_overwrite_where_the_argv_points(tmp_path):
+    """The issue's case end to end, through the real command line: a kohya_ss file whose argv repeats
+    --output_dir and abbreviates --output_name. Loading moves both into their fields, so the overwrite check
+    sees the LoRA the trainer would replace and `lora-tui train` refuses, writing nothing (before: the trainer
+    started and replaced it)."""
+    import json
+    import os
+    import subprocess
+
+    from PIL import Image
+
+    ckpt = write_safetensors_header(tmp_path / "sdxl.safetensors",
+                                    ["conditioner.embedders.1.model.ln_final.weight",
+                                     "model.diffusion_model.input_blocks.0.0.weight"])
+    sub = tmp_path / "img" / "10_face"
+    sub.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (64, 64)).save(sub / f"{i}.png")
+        (sub / f"{i}.txt").write_text("a face")
+    form_out, other = tmp_path / "out", tmp_path / "other"
+    form_out.mkdir()
+    other.mkdir()
+    precious = other / "face.safetensors"
+    precious.write_bytes(b"someone's finished LoRA")
+    cfg = tmp_path / "kohya.json"
+    cfg.write_text(json.dumps({
+        "LoRA_type": "Standard", "sdxl": True, "pretrained_model_name_or_path": str(ckpt),
+        "train_data_dir": str(tmp_path / "img"), "output_dir": str(form_out), "output_name": "new",
+        "max_resolution": "64,64", "network_dim": 4, "network_alpha": 4,
+        "additional_parameters": f"--output_dir {other} --output_dir {other} --output_nam face"}))
+    env = {**os.environ, **{v: str(tmp_path / v.lower()) for v in ("XDG_CONFIG_HOME", "XDG_STATE_HOME",
+                                                                   "XDG_CACHE_HOME", "XDG_DATA_HOME")}}
+    r = subprocess.run([sys.executable, "-m", "lora_tui", "train", str(cfg)], capture_output=True, env=env,
+                       cwd=REPO, timeout=120)
+    said = (r.stdout + r.stderr).decode()
+    assert r.returncode == 1 and f"{precious} already exists" in said, said
+    assert precious.read_bytes() == b"someone's finished LoRA"
+    assert not list(other.glob("config_lora-*")) and not list(form_out.iterdir())
