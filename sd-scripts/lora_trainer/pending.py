@@ -33,7 +33,9 @@ class LrSnapshot:
 
     @classmethod
     def of(cls, optimizer) -> "LrSnapshot":
-        return cls([{"name": g.get("name", "group"), "lr": g["lr"]} for g in optimizer.param_groups])
+        # a float: Adafactor's own schedule leaves a 0-dim tensor in "lr" (and None before its first step)
+        return cls([{"name": g.get("name", "group"), "lr": None if g["lr"] is None else float(g["lr"])}
+                    for g in optimizer.param_groups])
 
 
 @dataclass

@@ -42,24 +42,36 @@ def _stale_step(step: int, keep, every) -> int:
     return old - old % int(every)
 
 
+def check_model(args, script: str) -> str:
+    """The checkpoint's family ("sd1"/"sd2"/"sdxl") from its header; ModelError when it does not fit `script`
+    or `v2`. Reads no weights."""
+    family = detect_family(args.pretrained_model_name_or_path)
+    expected = "sdxl" if script == "sdxl_train_network" else "sd"
+    if (expected == "sdxl") != (family == "sdxl"):
+        right = "sdxl_train_network.py" if family == "sdxl" else "train_network.py"
+        raise ModelError(f"pretrained_model_name_or_path: {args.pretrained_model_name_or_path} is an "
+                         f"{FAMILY_LABEL[family]} checkpoint; train it with {right}")
+    if family == "sd2" and not args.v2:
+        raise ModelError("pretrained_model_name_or_path is an SD2.x checkpoint; add --v2 (v2 = true)")
+    if family == "sd1" and args.v2:
+        raise ModelError("v2 is set but the checkpoint is SD1.x; remove v2")
+    return family
+
+
 def main(script: str, argv: list[str] | None = None) -> int:
-    """Entry point for `train_network.py` ("train_network") and `sdxl_train_network.py`; returns the exit code."""
+    """Entry point for `train_network.py` ("train_network") and `sdxl_train_network.py`; returns the exit code.
+    With `--preflight` anywhere in `argv`: the checks only (`preflight.run`), nothing loaded or written."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--preflight" in argv:
+        from .preflight import run
+        return run(script, [a for a in argv if a != "--preflight"])
     try:
         args = parse_args(script, argv)
     except SystemExit as e:
         return int(e.code or 0)
     try:
         validate(args, script)
-        family = detect_family(args.pretrained_model_name_or_path)
-        expected = "sdxl" if script == "sdxl_train_network" else "sd"
-        if (expected == "sdxl") != (family == "sdxl"):
-            right = "sdxl_train_network.py" if family == "sdxl" else "train_network.py"
-            raise ModelError(f"pretrained_model_name_or_path: {args.pretrained_model_name_or_path} is an "
-                             f"{FAMILY_LABEL[family]} checkpoint; train it with {right}")
-        if family == "sd2" and not args.v2:
-            raise ModelError("pretrained_model_name_or_path is an SD2.x checkpoint; add --v2 (v2 = true)")
-        if family == "sd1" and args.v2:
-            raise ModelError("v2 is set but the checkpoint is SD1.x; remove v2")
+        family = check_model(args, script)
         dataset = build_dataset(args, warn)
         if args.cache_latents and args.random_crop:
             raise OptionError("cache_latents cannot be combined with random_crop (set in dataset_config); turn one off")
@@ -317,9 +329,40 @@ class Trainer(SavingMixin, StateMixin):
 
     # ---------------------------------------------------------------- optimizer / scheduler (optim.py)
     def _make_optimizer(self, groups):
-        """(optimizer, its `ss_optimizer` name) over `groups`; see `optim.make_optimizer`."""
+        """(optimizer, its `ss_optimizer` name) over `groups`; see `optim.make_optimizer`. Also sets
+        `optimizer_train`/`optimizer_eval` (schedule-free optimizers' mode switches, else no-ops)."""
+        from .optim import train_eval_fns
         opt, name, self.adafactor_relative = make_optimizer(self.args, groups)
+        self.optimizer_train, self.optimizer_eval = train_eval_fns(opt, self.args)
         return opt, name
+
+    def _last_lr(self) -> float | None:
+        """The scheduler's first group lr as a float (Adafactor's schedule returns 0-dim tensors), or None."""
+        get = getattr(self.scheduler, "get_last_lr", None)
+        lrs = get() if get is not None else None
+        return float(lrs[0]) if lrs and lrs[0] is not None else None
+
+    @contextlib.contextmanager
+    def _eval_weights(self):
+        """A schedule-free optimizer's evaluation weights in place while sampling or saving (sd-scripts calls
+        its eval() before and train() after); nothing for other optimizers."""
+        ev = getattr(self, "optimizer_eval", None)
+        if ev is None:
+            yield
+            return
+        ev()
+        try:
+            yield
+        finally:
+            self.optimizer_train()
+
+    def _save(self, *a, **kw):
+        with self._eval_weights():
+            return super()._save(*a, **kw)
+
+    def _save_state(self, *a, **kw):
+        with self._eval_weights():
+            return super()._save_state(*a, **kw)
 
     def _make_scheduler(self, optimizer):
         """The LR scheduler over max_train_steps × processes steps; see `optim.make_scheduler`."""
@@ -578,7 +621,7 @@ class Trainer(SavingMixin, StateMixin):
                         self.optimizer.zero_grad(set_to_none=True)
                 # what the bookkeeping reads that the next launch changes (the scheduler steps inside it)
                 where = {"epoch": epoch, "bi": bi, "sync": acc.sync_gradients, "lrs": LrSnapshot.of(self.optimizer),
-                         "lr": self.scheduler.get_last_lr()[0] if hasattr(self.scheduler, "get_last_lr") else None}
+                         "lr": self._last_lr()}
                 launched += where["sync"]
                 if not lag:
                     rec = StepRecord.done(self._mean_loss(loss), **where)
@@ -719,7 +762,8 @@ class Trainer(SavingMixin, StateMixin):
         for te in self.model.text_encoders:
             te.to(self.acc.device)
         try:
-            sample_images(self, epoch, step)
+            with self._eval_weights():
+                sample_images(self, epoch, step)
         except (ValueError, OSError) as e:
             print(f"ERROR: sample images skipped: {e}", file=sys.stderr, flush=True)
         finally:
