@@ -28,6 +28,16 @@ def tiny_sdxl_ckpt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sd2_ckpt(tmp_path_factory) -> Path:
+    """A tiny random SD2.x checkpoint in the original layout (OpenCLIP text encoder under cond_stage_model.model),
+    built once per session."""
+    out = tmp_path_factory.mktemp("ckpt2") / "tiny_sd2.safetensors"
+    subprocess.run([sys.executable, str(SD_SCRIPTS / "make_demo_checkpoint.py"), "--family", "sd2", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_sd15_ckpt(tmp_path_factory) -> Path:
     """A tiny random SD1.5-architecture single-file checkpoint (original key layout), built once per session."""
     out = tmp_path_factory.mktemp("ckpt15") / "tiny_sd15.safetensors"

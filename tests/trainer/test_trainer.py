@@ -131,15 +131,6 @@ SD15_ARGV = ["--resolution", "64", "--caption_extension", ".txt", "--cache_laten
 
 
 @pytest.fixture(scope="session")
-def tiny_sd2_ckpt(tmp_path_factory) -> Path:
-    """A tiny random SD2.x checkpoint in the original layout (OpenCLIP text encoder under cond_stage_model.model)."""
-    out = tmp_path_factory.mktemp("ckpt2") / "tiny_sd2.safetensors"
-    subprocess.run([sys.executable, str(SD / "make_demo_checkpoint.py"), "--family", "sd2", str(out)], check=True,
-                   env=ENV, capture_output=True)
-    return out
-
-
-@pytest.fixture(scope="session")
 def sd2_run(tmp_path_factory, tiny_sd2_ckpt, dataset):
     """SD2.x with --v2 --v_parameterization from the command line."""
     out = tmp_path_factory.mktemp("sd2_run") / "out"
@@ -518,7 +509,7 @@ def test_optimizers_and_schedulers_through_the_trainer(checks):
     warm = [r for k, r in rows.items() if "constant_with_warmup" in k][0]
     assert warm["lrs"] == [0.005, 0.01, 0.01, 0.01]  # a float warm-up is a fraction of the steps
     assert [r for k, r in rows.items() if k.startswith("--optimizer_type SGDNesterov")][0]["optimizer"] == \
-        "torch.optim.sgd.SGD(momentum=0.9,nesterov=True)"
+        "torch.optim.sgd.SGD(momentum=0.9)"  # sd-scripts' ss_optimizer: nesterov=True is not an optimizer_arg
     bad = rows["--optimizer_type NoSuchOpt"]
     assert not bad["ok"] and "NoSuchOpt" in bad["error"]
 
@@ -574,9 +565,12 @@ def test_new_options_train_and_log_to_tensorboard(tmp_path, sd15_run, tiny_sd15_
     assert scalars["lr/unet"] == list(range(1, 13)) and scalars["lr/textencoder"] == list(range(1, 13))
     assert scalars["loss/epoch"] == [1, 2]  # 8 batches per epoch: 12 steps end in epoch 2
     assert list((runs[0] / "network_train").rglob("hparams.yml"))  # log_config
+    # log_with without logging_dir: logs go to <output_dir>/logs (sd-scripts stops there); the preflight agrees
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
-              "--train_data_dir", dataset, "--output_dir", tmp_path / "out2", "--log_with", "tensorboard"])
-    _assert_clean_failure(r, tmp_path / "out2", "log_with tensorboard needs logging_dir")
+              "--train_data_dir", dataset, "--output_dir", tmp_path / "out2", "--log_with", "tensorboard",
+              "--preflight"])
+    assert r.returncode == 0 and '"ok": true' in r.stdout.splitlines()[-1], r.stdout + r.stderr[-2000:]
+    assert not (tmp_path / "out2").exists()  # the preflight writes nothing
 
 
 # ------------------------------------------------------------------ full_fp16 / full_bf16
