@@ -157,7 +157,8 @@ class TrainLog:
 
             if getattr(args, "wandb_api_key", None) and os.environ.get("WANDB_MODE") != "offline":
                 wandb.login(key=args.wandb_api_key)
-            wb = WandBTracker(name, **kwargs.get("wandb", {}))
+            # dir as well as WANDB_DIR: wandb reads the variable once per process
+            wb = WandBTracker(name, **{"dir": str(run_dir), **kwargs.get("wandb", {})})
             wb.start()
             self.trackers.append(wb)
         if config is not None:

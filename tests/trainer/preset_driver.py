@@ -1,7 +1,7 @@
 """Runs many trainer launches in ONE process (test_presets_train.py): imports the trainer once and calls the
 entry function the scripts call (`lora_trainer.train.main(script, argv)`) for each launch in turn, first with
 `--preflight`, then for real. Each launch's output goes to its own log file. Usage: preset_driver.py SPEC.json,
-SPEC = [{"name", "script", "argv", "log"}]; prints `RESULT <json list>` with rc, preflight rc/findings, seconds.
+SPEC = [{"name", "script", "argv", "log", "preflight_only"?}]; prints `RESULT <json list>` with rc, preflight rc/findings, seconds.
 """
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def main() -> None:
         row["preflight"] = [json.loads(ln.split(" ", 1)[1]) for ln in pre.getvalue().splitlines()
                             if ln.startswith("LORA_TUI_PREFLIGHT ")]
         row["preflight_s"] = round(time.time() - t0, 2)
+        row["preflight_done"] = [json.loads(ln.split(" ", 1)[1]) for ln in pre.getvalue().splitlines()
+                                 if ln.startswith("LORA_TUI_PREFLIGHT_DONE ")]
+        if item.get("preflight_only"):
+            log.close()
+            results.append(row)
+            continue
         t0 = time.time()
         _reset_accelerate()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):

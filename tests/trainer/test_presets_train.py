@@ -55,6 +55,33 @@ OVERRIDES = {
 }
 
 
+# the preflight on bad settings (SD1.5, run in the same driver process): case → argv added to a good launch
+PREFLIGHT_CASES = {
+    "pre:optimizer_args": ["--optimizer_type", "AdamW", "--optimizer_args", "network_train_unet_only=True"],
+    "pre:dadapt_args": ["--optimizer_type", "DAdaptAdam", "--optimizer_args", "no_such_arg=1"],
+    "pre:min_lr": ["--lr_scheduler", "cosine_with_min_lr"],
+    "pre:scheduler_name": ["--lr_scheduler", "cosine_annealing"],
+    "pre:scheduler_type": ["--lr_scheduler_type", "NoSuchLR"],
+    "pre:warmup_constant": ["--lr_warmup_steps", "3"],
+    "pre:tracker_config": ["--log_with", "wandb", "--log_tracker_config", "{root}/missing.toml"],
+    "pre:refused": ["--huggingface_repo_id", "me/x"],
+    "pre:prompts": ["--sample_prompts", "{root}/missing.txt"],
+    "pre:no_images": ["--train_data_dir", "{root}/pre_out"],
+    "pre:argparse": ["--network_dim", "four"],
+    "pre:good": ["--optimizer_type", "AdamWScheduleFree", "--lr_scheduler", "warmup_stable_decay",
+                 "--lr_decay_steps", "0.5", "--log_with", "all", "--logging_dir", "{root}/pre_logs"],
+}
+# case → (exit code, {field: severity} the findings must hold)
+PREFLIGHT_EXPECT = {
+    "pre:optimizer_args": (1, {"optimizer_args": "error"}), "pre:dadapt_args": (1, {"optimizer_args": "error"}),
+    "pre:min_lr": (1, {"lr_scheduler": "error"}), "pre:scheduler_name": (1, {"lr_scheduler": "error"}),
+    "pre:scheduler_type": (1, {"lr_scheduler_type": "error"}), "pre:warmup_constant": (1, {"lr_warmup_steps": "error"}),
+    "pre:tracker_config": (1, {"log_tracker_config": "error"}), "pre:refused": (1, {"huggingface_repo_id": "error"}),
+    "pre:prompts": (1, {"sample_prompts": "error"}), "pre:no_images": (1, {"train_data_dir": "error"}),
+    "pre:argparse": (2, {}), "pre:good": (0, {}),
+}
+
+
 def lora_presets() -> list[Path]:
     """The LoRA presets of the SD1.x/2.x/SDXL families (flux1/sd3 presets and other kinds of file excluded)."""
     out = []
@@ -105,6 +132,13 @@ def preset_runs(tmp_path_factory, tiny_sd15_ckpt, tiny_sdxl_ckpt, tiny_sd2_ckpt)
         at = next(j for j, a in enumerate(launch.argv) if a.endswith(script_name(cfg)))
         spec.append({"name": path.name, "script": script_name(cfg).removesuffix(".py"),
                      "argv": launch.argv[at + 1:], "log": str(root / f"log{i:02d}.txt")})
+    base = ["--pretrained_model_name_or_path", str(tiny_sd15_ckpt), "--train_data_dir", str(data), "--resolution",
+            "64", "--output_dir", str(root / "pre_out")]
+    for name, argv in PREFLIGHT_CASES.items():
+        argv = [a.replace("{root}", str(root)) for a in argv]
+        spec.append({"name": name, "script": "train_network", "argv": base + argv, "preflight_only": True,
+                     "log": str(root / f"pre-{len(spec)}.txt")})
+        rows[name] = {"errors": [], "out": root / "pre_out", "i": -1}
     f = root / "spec.json"
     f.write_text(json.dumps(spec))
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline", PYTHONUNBUFFERED="1")
@@ -126,6 +160,8 @@ def test_there_are_the_45_lora_presets():
 def test_every_lora_preset_trains_or_is_refused_before_launch(preset_runs):
     failed = {}
     for name, row in preset_runs.items():
+        if name.startswith("pre:"):
+            continue
         if name in PENDING:
             continue
         if name in EXPECTED_REFUSALS:
@@ -151,5 +187,16 @@ def test_wandb_presets_log_offline_under_output_dir_logs(preset_runs):
 
 def test_preflight_passes_for_every_preset_that_trains(preset_runs):
     bad = {n: r["preflight"] for n, r in preset_runs.items()
-           if r.get("rc") == 0 and (r.get("preflight_rc") != 0 or any(f["severity"] == "error" for f in r["preflight"]))}
+           if not n.startswith("pre:") and r.get("rc") == 0 and (r.get("preflight_rc") != 0 or any(f["severity"] == "error" for f in r["preflight"]))}
     assert not bad, bad
+
+
+def test_preflight_names_the_field_of_each_bad_setting_and_writes_nothing(preset_runs):
+    for name, (rc, fields) in PREFLIGHT_EXPECT.items():
+        row = preset_runs[name]
+        got = {f["field"]: f["severity"] for f in row["preflight"]}
+        assert row["preflight_rc"] == rc and all(got.get(k) == v for k, v in fields.items()), (name, row)
+        if rc != 2:  # argparse errors print usage only, as a run does
+            assert row["preflight_done"] == [{**row["preflight_done"][0], "ok": rc == 0}]
+            assert all(f["message"] and f["severity"] in ("error", "warning") for f in row["preflight"])
+    assert not preset_runs["pre:good"]["out"].exists() and not (preset_runs["pre:good"]["out"].parent / "pre_logs").exists()

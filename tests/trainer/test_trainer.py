@@ -388,12 +388,12 @@ def test_wrong_family(tmp_path, dataset, tiny_sd15_ckpt, tiny_sdxl_ckpt):
 
 def test_unsupported_options_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
     out = tmp_path / "out"
-    toml = _toml(tmp_path / "c.toml", tiny_sdxl_ckpt, dataset, out, log_with="wandb", deepspeed=True,
-                 lr_scheduler_args=["T_max=100"])
+    toml = _toml(tmp_path / "c.toml", tiny_sdxl_ckpt, dataset, out, deepspeed=True, huggingface_repo_id="me/x",
+                 save_model_as="diffusers")
     r = _run([sys.executable, SD / "sdxl_train_network.py", "--config_file", toml])
-    _assert_clean_failure(r, out, "log_with", "deepspeed", "lr_scheduler_args", "not supported")
+    _assert_clean_failure(r, out, "save_model_as", "deepspeed", "huggingface_repo_id", "not supported")
     listed = json.loads((SD / "lora_trainer" / "unsupported_options.json").read_text())
-    assert "deepspeed" in listed["options"] and "wandb" not in listed["values"]["log_with"]["allowed"]
+    assert "deepspeed" in listed["options"] and "diffusers" not in listed["values"]["save_model_as"]["allowed"]
 
 
 def test_bad_network_and_optimizer_args_are_named(tmp_path, dataset, tiny_sdxl_ckpt):
