@@ -34,8 +34,9 @@ class LrSnapshot:
     @classmethod
     def of(cls, optimizer) -> "LrSnapshot":
         # a float: Adafactor's own schedule leaves a 0-dim tensor in "lr" (and None before its first step)
-        return cls([{"name": g.get("name", "group"), "lr": None if g["lr"] is None else float(g["lr"])}
-                    for g in optimizer.param_groups])
+        # "d": the step size D-Adaptation and Prodigy find (sd-scripts logs d*lr for them)
+        return cls([{"name": g.get("name", "group"), "lr": None if g["lr"] is None else float(g["lr"]),
+                     **({"d": float(g["d"])} if "d" in g else {})} for g in optimizer.param_groups])
 
 
 @dataclass

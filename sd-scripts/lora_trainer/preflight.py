@@ -136,8 +136,35 @@ def _checks(f: Findings, args, script: str) -> None:
     steps = _steps(args, dataset)
     if steps is not None:
         _guard(f, "optimizer_type", "optimizer_type", lambda: _optimizer(args, steps))
+    if args.network_module == "lycoris.kohya":
+        _guard(f, "network_args", "network_args", lambda: _lycoris(args))
     if args.sample_prompts:
         _guard(f, "sample_prompts", "sample_prompts", lambda: _prompts(args))
+
+
+def _lycoris(args) -> None:
+    """lycoris.kohya reads `algo` and `preset` only when it builds the network on the model: check them here
+    against the installed lycoris-lora (its module table and built-in presets; a preset may be a TOML file)."""
+    from pathlib import Path
+
+    from .args import OptionError
+    from .lycoris_options import lycoris_available
+    from .options import key_values
+
+    if not lycoris_available():
+        return  # options.validate reports the missing package
+    from lycoris.config import PRESET
+    from lycoris.wrapper import network_module_dict
+
+    kv = key_values("network_args", args.network_args)
+    algo = (kv.get("algo") or "lora").lower()
+    if algo not in network_module_dict:
+        raise OptionError(f"network_args: algo={kv.get('algo')} is not a LyCORIS algorithm "
+                          f"({', '.join(sorted(network_module_dict))})")
+    preset = kv.get("preset", "full")
+    if preset not in PRESET and not Path(preset).is_file():
+        raise OptionError(f"network_args: preset={preset} is neither a LyCORIS preset ({', '.join(sorted(PRESET))}) "
+                          f"nor a preset file")
 
 
 def _dataset(args, f: Findings):

@@ -6,7 +6,8 @@ folder: `<logging_dir>/<log_prefix><YYYYmmddHHMMSS>/`, TensorBoard under `<log_t
 "network_train">/` (sd-scripts' layout); wandb's files go under the run folder too (sd-scripts sets WANDB_DIR).
 Tracker keyword arguments: `{"wandb": {"name": wandb_run_name}}`, replaced by the TOML file
 `log_tracker_config` when given (sd-scripts). Scalars: `loss/current` and `loss/average` every optimizer step,
-`lr/<group>` per parameter group (`lr/textencoder`, `lr/unet`), `loss/epoch` at each epoch's end (x = epoch).
+`lr/<group>` per parameter group (`lr/textencoder`, `lr/unet`; D-Adaptation/Prodigy also `lr/d*lr/<group>`),
+`loss/epoch` at each epoch's end (x = epoch).
 With `log_config`, the options (without keys and paths, as sd-scripts' `get_sanitized_config_or_none`) go in
 as hyperparameters. Main process only.
 
@@ -187,6 +188,8 @@ class TrainLog:
             seen[name] = seen.get(name, 0) + 1
             key = f"lr/{name}" if seen[name] == 1 else f"lr/{name}{seen[name]}"
             values[key] = float(g["lr"])
+            if "d" in g:  # D-Adaptation / Prodigy: the effective lr, as sd-scripts logs it
+                values[f"lr/d*lr/{key[3:]}"] = float(g["d"]) * float(g["lr"])
         self._log(values, step)
 
     def epoch(self, epoch: int, avr: float) -> None:

@@ -1,7 +1,8 @@
 """Runs many trainer launches in ONE process (test_presets_train.py): imports the trainer once and calls the
 entry function the scripts call (`lora_trainer.train.main(script, argv)`) for each launch in turn, first with
-`--preflight`, then for real. Each launch's output goes to its own log file. Usage: preset_driver.py SPEC.json,
-SPEC = [{"name", "script", "argv", "log", "preflight_only"?}]; prints `RESULT <json list>` with rc, preflight rc/findings, seconds.
+`--preflight`, then for real. Each launch's output goes to its own log file.
+Usage: preset_driver.py SPEC.json, SPEC = [{"name", "script", "argv", "log", "preflight_only"?}]; prints
+`RESULT <json list>` with rc, preflight rc/findings, seconds.
 """
 from __future__ import annotations
 

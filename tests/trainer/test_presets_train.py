@@ -68,6 +68,7 @@ PREFLIGHT_CASES = {
     "pre:prompts": ["--sample_prompts", "{root}/missing.txt"],
     "pre:no_images": ["--train_data_dir", "{root}/pre_out"],
     "pre:argparse": ["--network_dim", "four"],
+    "pre:lycoris_algo": ["--network_module", "lycoris.kohya", "--network_args", "algo=lohaa"],
     "pre:good": ["--optimizer_type", "AdamWScheduleFree", "--lr_scheduler", "warmup_stable_decay",
                  "--lr_decay_steps", "0.5", "--log_with", "all", "--logging_dir", "{root}/pre_logs"],
 }
@@ -75,10 +76,11 @@ PREFLIGHT_CASES = {
 PREFLIGHT_EXPECT = {
     "pre:optimizer_args": (1, {"optimizer_args": "error"}), "pre:dadapt_args": (1, {"optimizer_args": "error"}),
     "pre:min_lr": (1, {"lr_scheduler": "error"}), "pre:scheduler_name": (1, {"lr_scheduler": "error"}),
-    "pre:scheduler_type": (1, {"lr_scheduler_type": "error"}), "pre:warmup_constant": (1, {"lr_warmup_steps": "error"}),
+    "pre:scheduler_type": (1, {"lr_scheduler_type": "error"}),
+    "pre:warmup_constant": (1, {"lr_warmup_steps": "error"}),
     "pre:tracker_config": (1, {"log_tracker_config": "error"}), "pre:refused": (1, {"huggingface_repo_id": "error"}),
     "pre:prompts": (1, {"sample_prompts": "error"}), "pre:no_images": (1, {"train_data_dir": "error"}),
-    "pre:argparse": (2, {}), "pre:good": (0, {}),
+    "pre:argparse": (2, {}), "pre:good": (0, {}), "pre:lycoris_algo": (1, {"network_args": "error"}),
 }
 
 
@@ -187,7 +189,8 @@ def test_wandb_presets_log_offline_under_output_dir_logs(preset_runs):
 
 def test_preflight_passes_for_every_preset_that_trains(preset_runs):
     bad = {n: r["preflight"] for n, r in preset_runs.items()
-           if not n.startswith("pre:") and r.get("rc") == 0 and (r.get("preflight_rc") != 0 or any(f["severity"] == "error" for f in r["preflight"]))}
+           if not n.startswith("pre:") and r.get("rc") == 0
+           and (r.get("preflight_rc") != 0 or any(f["severity"] == "error" for f in r["preflight"]))}
     assert not bad, bad
 
 
@@ -199,4 +202,5 @@ def test_preflight_names_the_field_of_each_bad_setting_and_writes_nothing(preset
         if rc != 2:  # argparse errors print usage only, as a run does
             assert row["preflight_done"] == [{**row["preflight_done"][0], "ok": rc == 0}]
             assert all(f["message"] and f["severity"] in ("error", "warning") for f in row["preflight"])
-    assert not preset_runs["pre:good"]["out"].exists() and not (preset_runs["pre:good"]["out"].parent / "pre_logs").exists()
+    good = preset_runs["pre:good"]["out"]
+    assert not good.exists() and not (good.parent / "pre_logs").exists()

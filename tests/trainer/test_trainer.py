@@ -567,8 +567,8 @@ def test_new_options_train_and_log_to_tensorboard(tmp_path, sd15_run, tiny_sd15_
     assert list((runs[0] / "network_train").rglob("hparams.yml"))  # log_config
     # log_with without logging_dir: logs go to <output_dir>/logs (sd-scripts stops there); the preflight agrees
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
-              "--train_data_dir", dataset, "--output_dir", tmp_path / "out2", "--log_with", "tensorboard",
-              "--preflight"])
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", tmp_path / "out2",
+              "--log_with", "tensorboard", "--preflight"])
     assert r.returncode == 0 and '"ok": true' in r.stdout.splitlines()[-1], r.stdout + r.stderr[-2000:]
     assert not (tmp_path / "out2").exists()  # the preflight writes nothing
 
