@@ -45,7 +45,10 @@ def _refusing_config(tmp_path: Path, sdxl: bool) -> tuple[TrainingConfig, dict[s
     cfg.train_data_dir, cfg.output_dir, cfg.output_name = str(tmp_path / "img"), str(tmp_path / "out"), "t"
     by_key = {m.toml_key or m.name: m for m in all_field_meta()}
     how, extra = {}, []
-    for opt in TABLE["options"]:
+    script = "sdxl_train_network" if sdxl else "train_network"
+    per_script = [o for o, r in TABLE.get("script_options", {}).items()
+                  if not o.startswith("_") and script not in r["scripts"]]
+    for opt in [*TABLE["options"], *per_script]:
         meta = by_key.get(opt)
         if meta is not None and meta.kind in ("bool", "int", "float", "str") and not meta.choices \
                 and applies(meta, cfg):
@@ -55,6 +58,8 @@ def _refusing_config(tmp_path: Path, sdxl: bool) -> tuple[TrainingConfig, dict[s
             extra += _argv_value(opt)
             how[opt] = "additional_parameters"
     for opt, rule in TABLE["values"].items():
+        if opt not in CATALOGUE:
+            continue  # an option of another family's script (Flux.1's model_type)
         # a refused value: one of sd-scripts' choices for it, else a module name no table allows
         choices = CATALOGUE[opt]["choices"] or ["networks.oft"]
         bad = next((c for c in choices if c not in rule["allowed"]), None)
