@@ -42,6 +42,9 @@ def flux_problems(args) -> list[str]:
     if args.cache_text_encoder_outputs_to_disk and not args.cache_text_encoder_outputs:
         args.cache_text_encoder_outputs = True  # as sd-scripts' Flux trainer does, with its warning
         warn("cache_text_encoder_outputs_to_disk is enabled, so cache_text_encoder_outputs is also enabled")
+    if args.cache_text_encoder_outputs_to_disk:
+        warn("cache_text_encoder_outputs_to_disk: this trainer keeps the text-encoder outputs in memory for the run "
+             "(no _flux_te.npz files are written); training is the same")
     if args.fp8_base_unet:
         args.fp8_base = True
     if (args.loss_type or "l2") not in ("l2", "l1"):
