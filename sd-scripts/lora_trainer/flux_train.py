@@ -61,28 +61,94 @@ def flux_problems(args) -> list[str]:
     return msgs
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `flux_train_network.py`; returns the exit code."""
-    from .dataset import DatasetError, build_dataset
+def _checks(args):
+    """Everything checked before a model loads: options, the four files (headers), the dataset blueprint.
+    Returns the dataset; raises OptionError / ModelError / DatasetError (every line one problem)."""
+    from .dataset import build_dataset
+    from .flux_models import FILE_OPTION, check_file
     from .options import validate
 
+    problems = []
+    try:
+        validate(args, SCRIPT)
+    except OptionError as e:
+        problems.append(str(e))
+    for kind in ("transformer", "ae", "clip_l", "t5xxl"):
+        if getattr(args, FILE_OPTION[kind], None) or kind == "transformer":  # unset ones: flux_problems says so
+            try:
+                check_file(kind, getattr(args, FILE_OPTION[kind]))
+            except ModelError as e:
+                problems.append(str(e))
+    if problems:
+        raise ModelError("\n".join(problems))
+    return build_dataset(args, warn)
+
+
+def preflight(argv: list[str]) -> int:
+    """`flux_train_network.py ... --preflight`: the checks of a run without loading a model, as the app's
+    preflight reads them: one `LORA_TUI_PREFLIGHT {"field", "severity", "message"}` line per finding, then
+    `LORA_TUI_PREFLIGHT_DONE {"ok", "errors", "warnings", "seconds"}`; exit 0 (no error), 1 (errors), 2 (argparse)."""
+    import contextlib
+    import io
+    import json
+    import re
+    import time
+
+    from .args import catalogue
+    from .dataset import DatasetError
+
+    t0 = time.time()
+    known = set(catalogue(SCRIPT))
+    found: list[dict] = []
+
+    def add(severity: str, text: str) -> None:
+        for line in text.splitlines():
+            msg = line.strip()
+            for prefix in ("ERROR: ", "WARNING: ", "WARNING "):
+                msg = msg.removeprefix(prefix)
+            if not msg:
+                continue
+            words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", msg)
+            fld = words[0] if words and words[0] in known else next((w for w in words if w in known), "")
+            item = {"field": fld, "severity": severity, "message": msg}
+            if item not in found:
+                found.append(item)
+
+    try:
+        args = parse_args(SCRIPT, argv)
+    except SystemExit as e:
+        return int(e.code or 2)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            _checks(args)
+        except (OptionError, ModelError, DatasetError) as e:
+            add("error", str(e))
+    for line in err.getvalue().splitlines():
+        if line.startswith(("WARNING", "ERROR")):
+            add("error" if line.startswith("ERROR") else "warning", line)
+    for item in found:
+        print("LORA_TUI_PREFLIGHT " + json.dumps(item), flush=True)
+    n_err = sum(i["severity"] == "error" for i in found)
+    print("LORA_TUI_PREFLIGHT_DONE " + json.dumps({"ok": n_err == 0, "errors": n_err,
+                                                   "warnings": len(found) - n_err,
+                                                   "seconds": round(time.time() - t0, 2)}), flush=True)
+    return 1 if n_err else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `flux_train_network.py`; returns the exit code. With `--preflight` the checks only."""
+    from .dataset import DatasetError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--preflight" in argv:
+        return preflight([a for a in argv if a != "--preflight"])
     try:
         args = parse_args(SCRIPT, argv)
     except SystemExit as e:
         return int(e.code or 0)
     try:
-        validate(args, SCRIPT)
-        from .flux_models import check_file
-        problems = []
-        for kind in ("transformer", "ae", "clip_l", "t5xxl"):
-            from .flux_models import FILE_OPTION
-            try:
-                check_file(kind, getattr(args, FILE_OPTION[kind]))
-            except ModelError as e:
-                problems.append(str(e))
-        if problems:
-            raise ModelError("\n".join(problems))
-        dataset = build_dataset(args, warn)
+        dataset = _checks(args)
         return FluxTrainer(args, "flux", dataset).run()
     except (OptionError, ModelError, DatasetError) as e:
         for line in str(e).splitlines():

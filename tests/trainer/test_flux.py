@@ -113,3 +113,19 @@ def test_flux_refusals_before_loading(tmp_path):
     for needle in ("ae is not set", "clip_l is not set", "t5xxl is not set", "networks.lora_flux",
                    "blocks_to_swap", "model_type"):
         assert needle in err, err
+
+
+def test_flux_preflight_reports_findings_by_field(tiny, tmp_path):
+    """`--preflight` (what the app runs before Start): findings on their options, nothing loaded or written."""
+    model, _ = tiny
+    r = _run([sys.executable, SD / "flux_train_network.py", "--preflight",
+              "--pretrained_model_name_or_path", model / "flux1-tiny.safetensors", "--ae", model / "ae.safetensors",
+              "--clip_l", model / "t5xxl_tiny.safetensors", "--t5xxl", tmp_path / "none.safetensors",
+              "--train_data_dir", tmp_path, "--output_dir", tmp_path / "out", "--network_module", "networks.lora_flux",
+              "--bucket_reso_steps", "32", "--enable_bucket", "--noise_offset", "0.1"])
+    lines = [json.loads(x.split(" ", 1)[1]) for x in r.stdout.splitlines() if x.startswith("LORA_TUI_PREFLIGHT")]
+    assert r.returncode == 1 and lines[-1]["ok"] is False, r.stdout + r.stderr
+    by = {(f["field"], f["severity"]) for f in lines[:-1]}
+    assert {("bucket_reso_steps", "error"), ("clip_l", "error"), ("t5xxl", "error"),
+            ("noise_offset", "warning")} <= by, lines
+    assert not (tmp_path / "out").exists()
