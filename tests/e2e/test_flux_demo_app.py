@@ -35,7 +35,8 @@ async def test_flux_demo_trains_and_stops_with_a_save(demo_settings):
     app = LoraApp(config=cfg, demo=True, settings=demo_settings)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.job_running, timeout=10)
+        # Start runs the trainer's --preflight first (seconds of imports), then launches
+        await wait_for(pilot, lambda: app.job_running, timeout=120, step=0.2)
         run = app.query_one("#run")
         await wait_for(pilot, lambda: (run.progress.step or 0) >= 2, timeout=240, step=0.2)
         await pilot.press("f9")
