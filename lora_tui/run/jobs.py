@@ -682,8 +682,16 @@ def child_environment(env: dict[str, str] | None) -> dict[str, str]:
     from lora_tui.plan.launch import child_env
 
     out = child_env()
+    # Both streams go to one log: the bundled trainer then writes its stdout into its stderr, since
+    # `accelerate launch` pipes the script's stderr through a thread of its own and lines of the two streams
+    # would interleave mid-line (a progress record glued to the bar, "...is: 1000running training").
+    out[ONE_LOG_ENV] = "1"
     out.update({str(k): str(v) for k, v in (env or {}).items()})
     return out
+
+
+ONE_LOG_ENV = "LORA_TUI_ONE_LOG"
+"""Set to 1 in a job's environment: its stdout and stderr are read as one log (`train.log`)."""
 
 
 def start_job(argv: list[str], env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,

@@ -163,6 +163,28 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         that is no longer there."""
         return not self.is_running or not self.query("#main")  # Textual clears is_running first when it shuts down
 
+    def push_screen(self, screen: Any, callback: Any = None, wait_for_dismiss: bool = False, *,
+                    mode: str | None = None) -> Any:
+        """Textual's `App.push_screen`, except that a dialog already open is not opened again.
+
+        Every dialog has an id (`#quit-dialog`, `#notes-dialog`, ...), and a key pressed again while its dialog is
+        open (ctrl+q twice at the quit question, ctrl+n or F1 over an open notes box) would push a second screen
+        of that id: Textual raises `DuplicateIds` and the app dies. One check here covers every push, the
+        mixins' and the widgets' alike: the open dialog stays (it still has the question), and the second push
+        is dropped. Its callback is not called; a `wait_for_dismiss` caller gets None at once (as a cancel).
+        """
+        from textual.screen import Screen as _Screen
+
+        if isinstance(screen, _Screen) and screen.id and any(s.id == screen.id for s in self.screen_stack):
+            if wait_for_dismiss:
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(None)
+                return future
+            from textual.await_complete import AwaitComplete
+
+            return AwaitComplete()
+        return super().push_screen(screen, callback, wait_for_dismiss, mode=mode)
+
     def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
                markup: bool = False) -> None:
         """Textual's `App.notify`, with plain text by default: toasts carry paths, exception texts and trainer

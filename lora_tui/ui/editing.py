@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from textual.css.query import NoMatches
 
 from lora_tui.ui.fields import FieldRow, field_spec, validation_message, value_to_text
+from lora_tui.ui.forms import FAMILY_FIELDS, MinimalForm
 
 if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
@@ -157,6 +158,9 @@ class ConfigEditing:
                 row = self.query_one_optional(f"#row-{key}", FieldRow)
                 if row is not None:
                     row.show_value(getattr(new, key))
+        if not visibility_changed and any(getattr(old, n, None) != getattr(new, n, None) for n in FAMILY_FIELDS):
+            # same family, other prediction type (SD2.x 512 ↔ 768-v): the Minimal form's choice and head say it
+            self.query_one(MinimalForm).refresh_head()
         self._refresh_title()
         if refresh_problems or visibility_changed:
             self._refresh_messages()
@@ -181,19 +185,32 @@ class ConfigEditing:
         """Make the config a `target` family config ("sd1", "sd2", "sdxl", "flux1", "sd3") by setting the family
         checkboxes (`sdxl`, `v2`, `flux1_checkbox`, `sd3_checkbox`); every other value is kept. Returns False
         (with a message) when the model refuses it."""
+        return self.set_family_fields({"sdxl": target == "sdxl", "v2": target == "sd2",
+                                       "flux1_checkbox": target == "flux1", "sd3_checkbox": target == "sd3"},
+                                      target)
+
+    def set_family_fields(self, updates: dict[str, Any], what: str) -> bool:
+        """Set the family fields `updates` (the Minimal form's family choice, `forms.MINIMAL_FAMILIES`) in one
+        validated step, every other value kept; refused values of those fields are dropped. A value the choice
+        turned off that was on (`v_parameterization` when SDXL is chosen) is said in a toast. Returns False (with
+        a message naming `what`) when the model refuses it."""
         from pydantic import ValidationError
 
         from lora_tui.config.model import TrainingConfig
 
         data = self.config.model_dump()
-        data.update(sdxl=target == "sdxl", v2=target == "sd2", flux1_checkbox=target == "flux1",
-                    sd3_checkbox=target == "sd3")
+        turned_off = [name for name, value in updates.items() if value is False and data.get(name) is True
+                      and name == "v_parameterization"]
+        data.update(updates)
         try:
             new = TrainingConfig.model_validate(data)
         except ValidationError as exc:
-            self.notify(f"Family not switched: {exc}", severity="error", timeout=10)
+            self.notify(f"Family not switched to {what}: {exc}", severity="error", timeout=10)
             return False
-        for name in ("sdxl", "v2", "flux1_checkbox", "sd3_checkbox"):
+        for name in updates:
             self.field_errors.pop(name, None)
         self.set_config(new)
+        if turned_off:
+            self.notify(f"Model family {what}: {', '.join(turned_off)} turned off (as kohya_ss's model choice "
+                        f"does); F3 sets it again.", timeout=6)
         return True

@@ -1,4 +1,4 @@
-"""The Minimal form (the 16 fields of kohya_ss_minimal's tab) and the Advanced form (every field, one section at a
+"""The Minimal form (the 16 fields of kohya_ss_minimal's tab, under a model family choice) and the Advanced form (every field, one section at a
 time). Both are views of the app's one `TrainingConfig`: they ask the app to build rows (`LoraApp.make_row`) and
 never keep values of their own.
 
@@ -7,14 +7,15 @@ and mounting all ~250 fields would take seconds (notes/textual.md §2d).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from lora_tui.ui.inputs import OrderedInput
@@ -63,13 +64,63 @@ def section_of(name: str) -> str:
 
 
 MINIMAL_FAMILY = "sdxl"
-"""The Minimal form is the SDXL face-LoRA view (kohya_ss_minimal's tab): its family is a locked field."""
+"""The family a new form opens on and the one the locked-out offer switches to (`#minimal-to-sdxl`)."""
+
+
+@dataclass(frozen=True)
+class FamilyChoice:
+    """One entry of the Minimal form's model family choice (`#minimal-family-choice`).
+
+    Attributes:
+        label: what the choice list shows, e.g. "SD2.x 768-v".
+        family: the model family it makes (`config.model.family`), e.g. "sd2".
+        fields: the model fields it writes; every field of `FAMILY_FIELDS` it does not name is written False.
+            As kohya_ss's model picker: SD2.x is `v2`, a 768-v SD2.x model also `v_parameterization`; SDXL is
+            `sdxl` (the script sdxl_train_network.py); SD1.x sets none.
+    """
+
+    label: str
+    family: str
+    fields: tuple[tuple[str, Any], ...] = ()
+
+    def updates(self) -> dict[str, Any]:
+        """The field values this choice writes (all of `FAMILY_FIELDS`)."""
+        return {name: False for name in FAMILY_FIELDS} | dict(self.fields)
+
+
+FAMILY_FIELDS = ("sdxl", "v2", "v_parameterization", "flux1_checkbox", "sd3_checkbox")
+"""The model fields a family choice writes (the family checkboxes and the prediction type)."""
+
+MINIMAL_FAMILIES: dict[str, FamilyChoice] = {
+    "sd1": FamilyChoice("SD1.x", "sd1"),
+    "sd2": FamilyChoice("SD2.x 512 (ε)", "sd2", (("v2", True),)),
+    "sd2-v": FamilyChoice("SD2.x 768-v", "sd2", (("v2", True), ("v_parameterization", True))),
+    "sdxl": FamilyChoice("SDXL", "sdxl", (("sdxl", True),)),
+}
+"""The Minimal form's family choices, in list order; a family added here (Flux.1, SD3) is offered at once, and a
+config of a family not listed shows the locked-out offer instead of fields."""
+
+
+def family_choice(cfg: Any) -> str | None:
+    """The key of `MINIMAL_FAMILIES` that `cfg` is: the entry whose fields all match, else the first entry of its
+    family (an SDXL config with `v_parameterization` set is "sdxl"), else None (a family the form does not offer)."""
+    from lora_tui.config.model import family
+
+    fam = family(cfg)
+    candidates = [key for key, choice in MINIMAL_FAMILIES.items() if choice.family == fam]
+    for key in candidates:
+        if all(getattr(cfg, name) == value for name, value in MINIMAL_FAMILIES[key].updates().items()):
+            return key
+    return candidates[0] if candidates else None
 
 
 class MinimalForm(VerticalScroll):
-    """The 16 Minimal fields, mounted while the form is shown, under the locked model family (`#minimal-family`).
+    """The 16 Minimal fields, mounted while the form is shown, under the model family choice
+    (`#minimal-family-choice`: SD1.x, SD2.x 512, SD2.x 768-v, SDXL, from `MINIMAL_FAMILIES`; `#minimal-family`
+    names the script that trains it). Choosing a family writes its fields as kohya_ss does and keeps every other
+    value.
 
-    For a config of another family (an SD1.5 preset loaded, say) the form shows no fields but says so
+    For a config of a family the choice does not offer (Flux.1, SD3) the form shows no fields but says so
     (`#minimal-locked`) and offers to switch the family to SDXL (`#minimal-to-sdxl`, every other value kept) or
     to edit the config as it is in the Advanced form (`#minimal-to-advanced`)."""
 
@@ -80,9 +131,14 @@ class MinimalForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
-        with Horizontal(classes="field-row locked-row", id="row-minimal-family"):
-            yield Label("Model family", classes="field-label")
-            yield Static("", id="minimal-family", classes="locked-value")
+        with Horizontal(classes="field-row family-row", id="row-minimal-family"):
+            yield Label("Model family\n[dim]sdxl · v2 · v_param…[/]", classes="field-label")
+            with Vertical(classes="family-editor"):
+                # A family the choice does not offer hides it (`#minimal-family` and the offer below say why).
+                yield Select([(c.label, key) for key, c in MINIMAL_FAMILIES.items()], id="minimal-family-choice",
+                             compact=True, allow_blank=False,
+                             value=family_choice(self.app.config) or MINIMAL_FAMILY)
+                yield Static("", id="minimal-family", classes="locked-value")
         with Vertical(id="minimal-locked"):
             yield Static("", id="minimal-locked-text")
             with Horizontal(classes="dialog-buttons"):
@@ -107,15 +163,13 @@ class MinimalForm(VerticalScroll):
             self.focus_first()
 
     def is_locked_out(self) -> bool:
-        """The config is not of the Minimal form's family: no fields, the switch offer instead."""
-        from lora_tui.config.model import family
-
-        return family(self.app.config) != MINIMAL_FAMILY
+        """The config is of a family the form's choice does not offer: no fields, the switch offer instead."""
+        return family_choice(self.app.config) is None
 
     def shown_fields(self) -> list[str]:
-        """The Minimal fields shown for the current config (none when it is not SDXL). The learning-rate slot shows
-        the field the U-Net's rate comes from (`config.rates.minimal_lr_field`): `unet_lr` when a file sets it,
-        else `learning_rate`, so the value on screen is the one the U-Net trains at."""
+        """The Minimal fields shown for the current config (none when its family is not offered). The learning-rate
+        slot shows the field the U-Net's rate comes from (`config.rates.minimal_lr_field`): `unet_lr` when a file
+        sets it, else `learning_rate`, so the value on screen is the one the U-Net trains at."""
         if self.is_locked_out():
             return []
         from lora_tui.config.rates import minimal_lr_field
@@ -132,24 +186,45 @@ class MinimalForm(VerticalScroll):
         self.refresh_head()
 
     def refresh_head(self) -> None:
-        """The header line, the locked family field, and the switch offer when the config is not SDXL."""
+        """The header line, the family choice and its script, and the switch offer when the family is not
+        offered."""
         from lora_tui.config.model import family, script_name
 
         cfg = self.app.config
         fam, lora_type = family(cfg), getattr(cfg, "LoRA_type", "")
-        self.query_one("#minimal-head", Static).update(
-            f"[b]Minimal[/b] · SDXL LoRA · {lora_type} · F3: every field")
-        locked_out = self.is_locked_out()
         label = FAMILY_NAMES.get(fam, fam)
+        vpred = " v-pred" if getattr(cfg, "v_parameterization", False) else ""
+        self.query_one("#minimal-head", Static).update(
+            f"[b]Minimal[/b] · {label}{vpred} LoRA · {lora_type} · F3: every field")
+        choice = family_choice(cfg)
+        select = self.query_one("#minimal-family-choice", Select)
+        locked_out = choice is None
+        select.display = not locked_out
+        if choice is not None and select.value != choice:
+            with select.prevent(Select.Changed):
+                select.value = choice
         self.query_one("#minimal-family", Static).update(
-            f"[b]{label}[/b] · {script_name(cfg)}" + (" · [i]locked[/i]" if not locked_out else ""))
+            f"{label} · {script_name(cfg)}" + (" · Advanced form only" if locked_out else ""))
         box = self.query_one("#minimal-locked")
         box.display = locked_out
         if locked_out:
+            offered = ", ".join(dict.fromkeys(FAMILY_NAMES.get(c.family, c.family)
+                                              for c in MINIMAL_FAMILIES.values()))
             self.query_one("#minimal-locked-text", Static).update(
-                f"This config is for [b]{label}[/b]. The Minimal form trains SDXL LoRAs only. Switch the family "
+                f"This config is for [b]{label}[/b]. The Minimal form trains {offered} LoRAs. Switch the family "
                 f"to SDXL (every other value is kept; pick an SDXL checkpoint), or keep {label} and edit it in "
                 f"the Advanced form.")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "minimal-family-choice":
+            return
+        event.stop()
+        key = event.value
+        # Only the user's choice (the list has the focus then): a Select also reports its first value when
+        # mounted, which for a family the choice does not offer is not the config's family.
+        if not event.select.has_focus or key not in MINIMAL_FAMILIES or key == family_choice(self.app.config):
+            return
+        self.app.set_family_fields(MINIMAL_FAMILIES[key].updates(), MINIMAL_FAMILIES[key].label)
 
     def focus_first(self) -> None:
         """Focus the first editor, or the switch button when the form shows none."""

@@ -92,6 +92,9 @@ class RunView(Vertical):
         self._queue_rows: list[tuple[str, str]] = []
         self._queue_items: dict[str, Any] = {}
         self._queue_paused = False
+        # The headline of the last run that ended badly while its failure box is shown (None otherwise): a queued
+        # run starting right after it must not take the error off the screen before the user has read it.
+        self._failure: str | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="run-head"):
@@ -168,9 +171,9 @@ class RunView(Vertical):
         self.query_one("#log", Log).clear()
         self._log_following, self._log_pinned_y = True, 0.0
         self.query_one("#live", Static).update("")
-        self.query_one("#failure").display = False
         self.query_one("#run-mid").display = False
         self.query_one("#plot-box").display = False
+        self._keep_earlier_failure()
         self.query_one("#samples").display = False
         self.query_one(SamplePane).show(None)
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
@@ -180,6 +183,19 @@ class RunView(Vertical):
             self._plot.plt.clear_data()
             self._plot.refresh()
         self.flush_feed()
+
+    def _keep_earlier_failure(self) -> None:
+        # The next queue item starts as soon as one fails: its failure box (the error and the last lines) stays,
+        # titled as the earlier run's, until the new run ends; Enter on its queue item shows it again after that.
+        box = self.query_one("#failure")
+        if self._failure is None:
+            box.display = False
+            return
+        self.query_one("#run-mid").display = True
+        box.display = True
+        self.query_one("#failure-hint", Static).update(Content.assemble(
+            ("Earlier run: ", "bold"), (self._failure, "bold"),
+            "\nLast lines of its output (Enter on its queue item shows them again):"))
 
     def poll_samples(self) -> None:
         """Show the newest image in the followed job's `<output_dir>/sample/` (the pane stays hidden until the
@@ -284,6 +300,7 @@ class RunView(Vertical):
             prog.eta_s = None  # the trainer's last ETA means nothing once it has ended
             self.query_one("#run-stats", Static).update(prog.summary())
         box = self.query_one("#failure")
+        self._failure = headline if bad else None
         if bad:
             if tail is None:
                 tail = list(prog.tail) if prog is not None else []
@@ -336,8 +353,16 @@ class RunView(Vertical):
             return
         from lora_tui.ui.dialogs import NotesDialog
 
+        job = None
+        if item.job_id and item.status not in ("pending", "running", "done"):
+            from lora_tui.run.jobs import load_job
+
+            try:
+                job = load_job(item.job_id, getattr(self.app, "settings", None))
+            except Exception:  # noqa: BLE001 - removed or unreadable: the item's own message still shows
+                job = None
         self.app.push_screen(NotesDialog(f"Queue item “{item.label or item.id}” · {item.status}",
-                                         queue_item_details(item)))
+                                         queue_item_details(item, job)))
 
     def show_queue(self, items: list[Any], paused: bool = False) -> None:
         """The queue list: every item with its state or result (`#queue`; hidden while the queue is empty), its
@@ -501,9 +526,14 @@ class FailureTail(WrapLog):
         self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
 
-def queue_item_details(item: Any) -> list[str]:
+FAILED_TAIL_LINES = 15
+
+
+def queue_item_details(item: Any, job: Any = None) -> list[str]:
     """The lines Enter on a queue item shows (`run.queue.QueueItem`): its outcome and message (a refusal's reason),
-    where it writes, whether it may overwrite, its job, and when it was queued, started and ended."""
+    where it writes, whether it may overwrite, its job, and when it was queued, started and ended; with its ended
+    `job` (a run-layer `Job`), the last FAILED_TAIL_LINES lines of that job's log, so a failure's error stays
+    readable after the queue has moved on to the next item."""
     when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "–"  # noqa: E731
     config = item.config or {}
     lines = [f"status: {item.status}" + (f" · exit code {item.exit_code}" if item.exit_code is not None else "")]
@@ -517,6 +547,15 @@ def queue_item_details(item: Any) -> list[str]:
     if item.job_id:
         lines.append(f"job: {item.job_id} (lora-tui attach {item.job_id})")
     lines.append(f"queued {when(item.added)} · started {when(item.started)} · ended {when(item.ended)}")
+    if job is not None:
+        try:
+            prog = job.progress()
+        except Exception:  # noqa: BLE001 - an unreadable log: the lines above still say what happened
+            prog = None
+        tail = [line for line in (prog.tail if prog is not None else ()) if line.strip()][-FAILED_TAIL_LINES:]
+        if tail:
+            lines.append(f"last lines of its log ({job.log_path}):")
+            lines += tail
     return lines
 
 

@@ -26,6 +26,20 @@ def streams_merged() -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def join_streams() -> None:
+    """Under lora-tui (`LORA_TUI_ONE_LOG=1`: stdout and stderr end in one log) make stdout write where stderr
+    does. `accelerate launch` pipes the script's stderr through a copying thread while stdout goes straight to
+    the log, so lines of the two streams landed in the log out of order and glued mid-line; on one descriptor
+    they keep their order, and `streams_merged()` is then true (each message is written once)."""
+    if os.environ.get("LORA_TUI_ONE_LOG") != "1" or streams_merged():
+        return
+    try:
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # no real descriptors (an embedding host): keep the streams as they are
+
+
 def log(msg: str) -> None:
     """Log line on stderr (sd-scripts logs through `logging` to stderr); main process only."""
     if is_main():

@@ -1,5 +1,6 @@
 """SIGINT/SIGTERM handling for a training run. Unlike sd-scripts (which dies and saves nothing), a signal only
-sets a flag: the loop finishes the current optimizer step, saves `<output_name>` and exits 130."""
+sets a flag: the loop finishes the current optimizer step, saves `<output_name>-step<NNNNNNNN>` (sd-scripts'
+step-save name: a stopped run is told apart from a finished `<output_name>`) and exits 130."""
 from __future__ import annotations
 
 import signal

@@ -178,9 +178,16 @@ def read_lora(path):
     p = Path(path)
     if not p.is_file():
         raise OptionError(f"network_weights: {path} does not exist")
-    if p.suffix == ".safetensors":
-        return load_file(str(p))
-    return torch.load(str(p), map_location="cpu", weights_only=True)
+    # A file that is not what its name says (a text file, a truncated download, a checkpoint pickle) raises deep in
+    # safetensors or torch ("SafetensorError: header too large"): name the option and the file instead.
+    try:
+        if p.suffix == ".safetensors":
+            return load_file(str(p))
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every reader failure means the same to the user
+        kind = "a .safetensors LoRA file" if p.suffix == ".safetensors" else "a LoRA file (.safetensors or torch)"
+        raise OptionError(f"network_weights: {path} could not be read as {kind} ({type(e).__name__}: {e}); "
+                          f"give a LoRA saved by sd-scripts or lora-tui, or leave network_weights empty") from None
 
 
 def dims_from_weights(sd):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .args import OptionError, parse_args
-from .console import PROGRESS_PREFIX, log, out, streams_merged, warn
+from .console import PROGRESS_PREFIX, join_streams, log, out, streams_merged, warn
 from .dataset import DatasetError, build_dataset, captions_are_static, load_image_tensor, process_caption
 from .interrupt import Interrupt
 from .loss import diffusion_loss, sample_noise
@@ -65,6 +65,7 @@ def main(script: str, argv: list[str] | None = None) -> int:
     if "--preflight" in argv:
         from .preflight import run
         return run(script, [a for a in argv if a != "--preflight"])
+    join_streams()
     try:
         args = parse_args(script, argv)
     except SystemExit as e:
@@ -663,9 +664,13 @@ class Trainer(SavingMixin, StateMixin):
         self.trainlog.close()
         self._check_replicas()
         final_epoch = self.num_epochs if not interrupted else epoch + 1
-        path = self._save(name_final, final_epoch, global_step)
+        # A stopped run is not the finished LoRA: it is saved under sd-scripts' step-save name
+        # (`<output_name>-step00000NNN`), so neither a user nor a later resume mistakes it for the final file,
+        # and a finished LoRA of that name is not replaced by a half-trained one.
+        stem = f"{args.output_name or 'at'}-step{global_step:08d}" if interrupted else name_final
+        path = self._save(stem, final_epoch, global_step)
         if args.save_state or args.save_state_on_train_end:
-            self._save_state(f"{args.output_name or 'last'}-state", final_epoch, global_step, rng)
+            self._save_state(f"{stem}-state", final_epoch, global_step, rng)
         acc.wait_for_everyone()
         if interrupted:
             if acc.is_main_process:

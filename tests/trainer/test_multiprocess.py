@@ -144,10 +144,12 @@ def test_stop_of_a_two_process_job_saves_and_leaves_no_process(tmp_path, tiny_sd
     # launch exits 1; the supervisor only sees the launcher. Reported to the run layer.)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     log = job.log_path.read_text(encoding="utf-8", errors="replace")
-    saved = tmp_path / "out" / "demo.safetensors"
+    # a stopped run is saved under sd-scripts' step-save name, not as the finished demo.safetensors
+    files = sorted((tmp_path / "out").glob("*.safetensors"))
+    assert len(files) == 1 and re.fullmatch(r"demo-step\d{8}\.safetensors", files[0].name), files
+    saved = files[0]
     assert f"interrupted: saved {saved}" in log
     assert log.count("interrupted: saved") == 1  # the main process only (once: stdout and stderr share the log)
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == ["demo.safetensors"]
     raw = saved.read_bytes()
     meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
     assert 3 <= int(meta["ss_steps"]) < 100 * 4 and meta["ss_total_batch_size"] == "2"

@@ -138,7 +138,7 @@ def test_fast_path_bookkeeping_one_step_late_matches_step_order(stop_runs):
     def progress(k):
         return ["progress", k]
     saves = {3: ["saved", "s-step00000003.safetensors", 3, 0], 6: ["saved", "s-step00000006.safetensors", 6, 1],
-             "e1": ["saved", "s-000001.safetensors", 4, 1], 7: ["saved", "s.safetensors", 7, 2]}
+             "e1": ["saved", "s-000001.safetensors", 4, 1], 7: ["saved", "s-step00000007.safetensors", 7, 2]}
     # unlagged (plain path, LORA_TUI_LOSS_LAG=0): each step's bookkeeping before the next launch
     in_order = [launch(1), progress(1), launch(2), progress(2), launch(3), progress(3), saves[3],
                 launch(4), progress(4), saves["e1"], launch(5), progress(5), launch(6), progress(6), saves[6],

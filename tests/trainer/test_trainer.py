@@ -354,8 +354,12 @@ def test_sigint_finishes_step_saves_and_exits_130(tmp_path, tiny_sdxl_ckpt, data
     os.killpg(p.pid, signal.SIGINT)  # what the app does: signal the whole group
     rest, err = p.communicate(timeout=120)
     assert p.returncode == 130, err[-2000:]
-    assert f"interrupted: saved {out / 'demo.safetensors'}" in err
-    header, meta, _ = _lora(out / "demo.safetensors")
+    # A stopped run is saved under sd-scripts' step-save name, never as the finished `demo.safetensors`.
+    saved = [f for f in out.iterdir() if f.suffix == ".safetensors"]
+    assert len(saved) == 1 and not (out / "demo.safetensors").exists(), saved
+    header, meta, _ = _lora(saved[0])
+    assert saved[0].name == f"demo-step{int(meta['ss_steps']):08d}.safetensors"
+    assert err.count(f"interrupted: saved {saved[0]}") == 1, err[-2000:]
     assert header and all(k.startswith("lora_unet_") for k in header)  # network_train_unet_only: no lora_te*
     assert 3 <= int(meta["ss_steps"]) < 500 * 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -403,6 +407,16 @@ def test_bad_network_and_optimizer_args_are_named(tmp_path, dataset, tiny_sdxl_c
               "--network_args", "conv_dim=two", "--optimizer_args", "betas"])
     _assert_clean_failure(r, out, "network_args: conv_dim='two' is not a number",
                           "optimizer_args: 'betas' is not key=value")
+    assert "Traceback" not in r.stderr
+
+
+def test_network_weights_that_are_not_a_lora_name_the_option_and_file(tmp_path, dataset, tiny_sdxl_ckpt):
+    # A text file under a .safetensors name: safetensors alone says "header too large", naming nothing.
+    out, bad = tmp_path / "out", tmp_path / "notes.safetensors"
+    bad.write_text("this is not a LoRA file, just some notes\n" * 20)
+    r = _run([sys.executable, SD / "sdxl_train_network.py", "--pretrained_model_name_or_path", tiny_sdxl_ckpt,
+              "--train_data_dir", dataset, "--resolution", "64", "--output_dir", out, "--network_weights", bad])
+    _assert_clean_failure(r, out, f"ERROR: network_weights: {bad} could not be read as a .safetensors LoRA file")
     assert "Traceback" not in r.stderr
 
 
