@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from lora_tui.plan.wording import agree, counted
 from lora_tui.run.jobs import (Job, JobBusy, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job,
                                start_lock)
-from lora_tui.run.progress import stop_outcome
+from lora_tui.run.progress import step_save_note, stop_outcome
 
 
 class PlanRefused(ValueError):
@@ -450,7 +450,9 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
     hint = job.hint()
     # "interrupted (SIGINT); the trainer saved ... if it supports it" is what the saved path already says.
     note = "" if hint.startswith("interrupted") else f"; {hint}"
-    print(f"lora-tui: job {job.id} {job.status} · {stop_outcome(job.progress())} · {result.message}{note}", file=out)
+    outcome = stop_outcome(job.progress())
+    print(f"lora-tui: job {job.id} {job.status} · {outcome}{step_save_note(outcome)} · {result.message}{note}",
+          file=out)
     return 0
 
 

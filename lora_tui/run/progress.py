@@ -455,3 +455,16 @@ def stop_outcome(prog: ProgressState | None) -> str:
     if prog.saved:
         return f"nothing saved ({prog.saved[-1]} was reported saved but is not there now)"
     return "nothing saved"
+
+
+_STEP_SAVE = re.compile(r"-step(\d{8})\.[A-Za-z0-9]+$")
+
+
+def step_save_note(outcome: str) -> str:
+    """For a `stop_outcome` that names a step-numbered file (sd-scripts' `<output_name>-step00000012.safetensors`,
+    the name our trainer gives a stopped run): " (stopped at step 12: a step save, not the finished LoRA)";
+    "" otherwise. Said by the Run view's end line and `lora-tui stop`, so a stopped run is not taken for a
+    finished one."""
+    m = _STEP_SAVE.search(outcome.strip())
+    return f" (stopped at step {int(m.group(1))}: a step save, not the finished LoRA)" if m else ""
+

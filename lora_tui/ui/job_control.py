@@ -46,7 +46,7 @@ class JobControl:
         message.stop()
         if self.widgets_gone():  # the app is closing; the supervisor has recorded the end
             return
-        from lora_tui.run.progress import exit_hint, stop_outcome
+        from lora_tui.run.progress import exit_hint, step_save_note, stop_outcome
 
         job, exit_code = message.job, message.exit_code
         self._cancel_escalation()
@@ -64,7 +64,9 @@ class JobControl:
         if stopped and exit_code != 0:
             how = f" ({message.status})" if message.status not in (None, "stopped") else ""  # e.g. killed
             signal_note = "" if hint.startswith("interrupted") else f" · {hint}"  # SIGTERM / SIGKILL say so
-            headline = f"Job {job.id} stopped{how} · {stop_outcome(prog)} · exit code {code}{signal_note}"
+            outcome = stop_outcome(prog)
+            headline = (f"Job {job.id} stopped{how} · {outcome}{step_save_note(outcome)} · exit code {code}"
+                        f"{signal_note}")
         else:
             # what the trainer confirmed it saved (and is there), or the save that failed, naming the path
             outcome = stop_outcome(prog)

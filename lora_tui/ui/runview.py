@@ -285,7 +285,12 @@ class RunView(Vertical):
         plt.clear_data()
         plt.clear_figure()
         plt.title("loss by step")
-        plt.plot([s for s, _ in prog.loss_history], [v for _, v in prog.loss_history], marker="braille")
+        steps, losses = [s for s, _ in prog.loss_history], [v for _, v in prog.loss_history]
+        plt.plot(steps, losses, marker="braille")
+        (x_lo, x_hi), ticks = step_axis(steps)
+        plt.xlim(x_lo, x_hi)
+        plt.xticks(ticks, [str(t) for t in ticks])
+        plt.ylim(*loss_axis(losses))
         self._plot.refresh()
 
     def show_end(self, headline: str, bad: bool, tail: list[str] | None = None) -> None:
@@ -400,6 +405,30 @@ class RunView(Vertical):
 
     def on_descendant_blur(self) -> None:
         self._title_queue()
+
+
+def step_axis(steps: list[int], most: int = 5) -> tuple[tuple[float, float], list[int]]:
+    """The loss plot's x axis for optimizer `steps` (ascending, non-empty): ((low, high), ticks) with at most
+    `most` whole-step ticks at a round stride (1, 2, 5, 10, 20, ...): a step is never "13.2". One step gets one
+    tick with a step of room on each side (plotext alone puts fractional ticks around a single point)."""
+    lo, hi = int(min(steps)), int(max(steps))
+    if lo == hi:
+        return (lo - 1, hi + 1), [lo]
+    scale = 1
+    while True:
+        for stride in (scale, 2 * scale, 5 * scale):
+            first = -(-lo // stride) * stride  # the first multiple of the stride from `lo` on
+            if len(range(first, hi + 1, stride)) <= most:
+                return (lo, hi), list(range(first, hi + 1, stride))
+        scale *= 10
+
+
+def loss_axis(losses: list[float]) -> tuple[float, float]:
+    """The loss plot's y range: the values' range with a little room, or ±10 % (at least 0.01) around a single
+    value, which plotext alone would frame as 0.5 ... 1.5 whatever the loss."""
+    lo, hi = min(losses), max(losses)
+    pad = (hi - lo) * 0.05 if hi > lo else max(abs(lo) * 0.1, 0.01)
+    return lo - pad, hi + pad
 
 
 class WrapLog(Log):

@@ -1,6 +1,7 @@
 """Fake trainer that behaves like ours: tqdm-style progress + LORA_TUI lines; on SIGINT it 'saves' and exits 130.
 
-usage: saving_trainer.py OUT_DIR [STEPS] [STEP_S] [SAVE_S]"""
+usage: saving_trainer.py OUT_DIR [STEPS] [STEP_S] [SAVE_S] [STOP_NAME]
+STOP_NAME: the stopped run's file (default fake-interrupted.safetensors; "{step}" becomes the step, 8 digits)."""
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ try:
 except KeyboardInterrupt:
     sys.stderr.write("\r" + bar + "\n")  # tqdm's close(): the final state, then a newline
     time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)  # a save takes a while
-    save("fake-interrupted.safetensors", step)
-    print(f"interrupted: saved {out / 'fake-interrupted.safetensors'}", flush=True)
+    name = (sys.argv[5] if len(sys.argv) > 5 else "fake-interrupted.safetensors").replace("{step}", f"{step:08d}")
+    save(name, step)
+    print(f"interrupted: saved {out / name}", flush=True)
     sys.exit(130)

@@ -67,3 +67,21 @@ def test_stop_of_a_job_that_finished_names_its_final_lora(tmp_path):
     assert out.returncode == 0
     assert last_line(out.stdout).startswith(
         f"lora-tui: job {job.id} done · saved {tmp_path / 'fake.safetensors'} · already ended")
+
+
+def test_stop_of_a_run_saved_under_a_step_name_says_it_is_not_the_finished_lora(tmp_path):
+    # our trainer saves a stopped run as sd-scripts' step save `<output_name>-stepNNNNNNNN`: `stop` says what it is
+    state = tmp_path / "xstate" / "lora-tui"
+    job = start_job(fake("saving_trainer.py", tmp_path, 10_000, 0.02, 0, "demo-step{step}.safetensors"),
+                    state_dir=state)
+    try:
+        wait_in_log(job, "LORA_TUI_PROGRESS")
+        stopped = cli(["stop", "--grace", "20", job.id], tmp_path)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        saved = next(tmp_path.glob("demo-step*.safetensors"))
+        step = int(saved.stem.rpartition("-step")[2])
+        line = last_line(stopped.stdout)
+        assert f"saved {saved} (stopped at step {step}: a step save, not the finished LoRA) · " in line, line
+    finally:
+        for p in job.members():
+            p.kill()

@@ -45,3 +45,22 @@ async def test_a_toast_with_bracketed_trainer_text_is_shown_as_is(settings):
         await pilot.pause(0.3)
         toasts = [str(t.render()) for t in app.screen.query("Toast")]
         assert any("[network_args=conv_dim=4] in /data/[set 1]" in t for t in toasts), toasts
+
+
+async def test_the_plot_has_whole_step_ticks_and_frames_a_single_point(settings):
+    from ui_helpers import painted
+
+    for steps in (1, 13):
+        job = start_job(fake("bar_trainer.py", steps), settings=settings)
+        assert job.wait(30) is not None or not job.is_alive()
+        app = LoraApp(settings=settings, attach_job=job)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: not app.job_running and app.query_one("#plot-box").display
+                           and app.query_one_optional("#loss-plot") is not None, timeout=15)
+            await wait_for(pilot, lambda: any("┼" in row or "┬" in row for row in painted(app, "#loss-plot")))
+            rows = painted(app, "#loss-plot")
+            x_labels = rows[-1].split()  # the row under the x axis
+            assert x_labels and all(label.isdigit() for label in x_labels), rows
+            assert x_labels[0] == "1" if steps == 1 else {"5", "10"} <= set(x_labels), rows
+            # a single loss of 1.0 is framed around it (plotext alone: the step axis 0.50 ... 1.50)
+            assert "0.50" not in "\n".join(rows) and "1.50" not in "\n".join(rows), rows
