@@ -100,6 +100,8 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
                                suggester=PathSuggester())
             yield OptionList(id="open-list")
             yield Label("", id="open-msg", classes="field-msg -error", markup=False)  # echoes what was typed
+            yield Label("Enter opens (the grey completion too) · → takes the suggested path · ↓ to the list · "
+                        "Escape cancels", classes="dialog-question")
 
     def on_mount(self) -> None:
         self._fill("")
@@ -132,6 +134,17 @@ class OpenDialog(ModalScreen["tuple[Path, bool] | None"]):
             path = Path(text).expanduser()
             if path.is_file():
                 self.dismiss((path, False))
+                return
+            # The grey completion is what Enter takes (as → does, and as the save dialog reads): a file opens,
+            # a folder is filled in to go on typing.
+            suggestion = str(getattr(event.input, "_suggestion", "") or "")
+            if _looks_like_path(text) and suggestion.startswith(event.value) and len(suggestion) > len(event.value):
+                completed = Path(suggestion.strip()).expanduser()
+                if completed.is_file():
+                    self.dismiss((completed, False))
+                    return
+                event.input.value = suggestion
+                event.input.action_end()
                 return
             if _looks_like_path(text):  # not the highlighted preset: the user meant that file
                 self.query_one("#open-msg", Label).update(f"“{text}”: no such file.")

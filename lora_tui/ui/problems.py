@@ -96,7 +96,7 @@ class PlanAndProblems:
             from lora_tui.plan.problems import Problem
 
             text = f"planning failed: {clip(repr(message.error), 300)}"
-            self.query_one("#plan-summary", Static).update(Content.styled(text, "red"))
+            self._plan_failure = text  # the steps panel says so (`_refresh_summary`) until a plan succeeds
             # Never "no problems" (nor an older plan's list) while the settings could not be checked: an error
             # in the panel, so F5 is refused as well until an edit plans again.
             self.plan_problems = [Problem("", "error", f"{text}; the settings could not be checked: report this, "
@@ -110,14 +110,8 @@ class PlanAndProblems:
         `preflight` (a `PreflightResult`), else a cached answer; without one (and no error in the plan) the
         preflight is scheduled for when the config has settled (`PREFLIGHT_SETTLE_S`)."""
         self.plan = plan
+        self._plan_failure = None
         self.plan_problems = list(plan.problems)
-        steps = getattr(plan, "steps", None)
-        summary = getattr(steps, "summary", "") if steps is not None else ""
-        # The plan's notes say why the length is not what a form shows (max_train_epochs from a loaded file while
-        # the Minimal form shows Epochs, a step count that overrides the epochs, ...).
-        notes = list(getattr(steps, "notes", None) or [])
-        text = "\n".join([summary or "(no step plan)"] + [f"· {n}" for n in notes])
-        self.query_one("#plan-summary", Static).update(Content(text))  # holds folder names
         if self._preflight_timer is not None:
             self._preflight_timer.stop()
             self._preflight_timer = None
@@ -176,6 +170,30 @@ class PlanAndProblems:
         self._refresh_messages()
         self._refresh_problems()
 
+    def _refresh_summary(self) -> None:
+        # The steps are the plan's of the last valid config: while a field holds a refused value ("two" in
+        # Epochs) they would be the old value's, shown as if current. Say which value stops the count instead.
+        if self.field_errors:
+            refused = [f"{field_spec(name).label} “{raw}”" for name, (raw, _) in self.field_errors.items()]
+            self.query_one("#plan-summary", Static).update(Content.styled(
+                f"Steps not counted: {', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not valid "
+                f"(see the field).", "red"))
+            return
+        failure = getattr(self, "_plan_failure", None)
+        if failure:
+            self.query_one("#plan-summary", Static).update(Content.styled(failure, "red"))
+            return
+        if self.plan is None:
+            self.query_one("#plan-summary", Static).update("…")
+            return
+        steps = getattr(self.plan, "steps", None)
+        summary = getattr(steps, "summary", "") if steps is not None else ""
+        # The plan's notes say why the length is not what a form shows (max_train_epochs from a loaded file while
+        # the Minimal form shows Epochs, a step count that overrides the epochs, ...).
+        notes = list(getattr(steps, "notes", None) or [])
+        text = "\n".join([summary or "(no step plan)"] + [f"· {n}" for n in notes])
+        self.query_one("#plan-summary", Static).update(Content(text))  # holds folder names
+
     def all_problems(self) -> list[Any]:
         """Refused values first, then the plan's problems (errors before warnings, in the plan's order)."""
         mine = []
@@ -188,6 +206,7 @@ class PlanAndProblems:
         return mine + rest
 
     def _refresh_problems(self) -> None:
+        self._refresh_summary()
         problems = self.all_problems()
         panel = self.query_one("#problems", OptionList)
         highlighted = panel.highlighted

@@ -1,0 +1,56 @@
+"""Small things a new user hit (issue 14, "Also reported"): the steps panel while a field holds a refused value,
+the load dialog's completion and filter."""
+from __future__ import annotations
+
+from lora_tui.ui.app import LoraApp
+from ui_helpers import SIZE, static_text, type_into, valid_sdxl_setup, wait_for
+
+
+def summary(app) -> str:
+    return static_text(app.query_one("#plan-summary"))
+
+
+async def test_the_steps_panel_says_a_refused_value_stops_the_count(settings, tmp_path):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        for name, value in valid_sdxl_setup(tmp_path).items():
+            assert app.apply_edit(name, value)
+        assert app.apply_edit("max_train_steps", None) and app.apply_edit("epoch", 2)
+        await wait_for(pilot, lambda: "2 epochs" in summary(app) or "epochs: 2" in summary(app)
+                       or " 2 epoch" in summary(app), timeout=15)
+        counted = summary(app)
+        await type_into(pilot, app, "epoch", "two")
+        await wait_for(pilot, lambda: "epoch" in app.field_errors)
+        await wait_for(pilot, lambda: summary(app) != counted)
+        assert "Epochs “two”" in summary(app) and "not valid" in summary(app)
+        await pilot.pause(0.5)  # a re-plan of the last valid config must not bring the old count back
+        assert "Epochs “two”" in summary(app)
+        await type_into(pilot, app, "epoch", "3")
+        await wait_for(pilot, lambda: "not valid" not in summary(app) and summary(app) not in ("…", counted),
+                       timeout=15)
+
+
+async def test_the_load_dialog_takes_the_grey_completion_on_enter_and_filters_presets(settings, tmp_path):
+    from lora_tui.config.kohya_json import save_config_file
+    from lora_tui.config.model import TrainingConfig
+
+    saved = tmp_path / "configs" / "my_char_lora.json"
+    saved.parent.mkdir()
+    save_config_file(TrainingConfig(sdxl=True, output_name="from_the_file"), saved)
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.id == "open-dialog")
+        lst = app.screen.query_one("#open-list")
+        everything = lst.option_count
+        await pilot.press(*"sd15")  # the preset list filters as you type
+        await wait_for(pilot, lambda: 0 < lst.option_count < everything)
+        shown = [str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)]
+        assert all("sd15" in text for text in shown), shown
+        inp = app.screen.query_one("#open-path")
+        inp.value = ""
+        await pilot.press(*f"{saved.parent}/my_c")
+        await wait_for(pilot, lambda: inp._suggestion == str(saved))  # the grey completion
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.id != "open-dialog")
+        await wait_for(pilot, lambda: app.config.output_name == "from_the_file" and app.config_path == saved)
