@@ -54,3 +54,25 @@ async def test_the_load_dialog_takes_the_grey_completion_on_enter_and_filters_pr
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.id != "open-dialog")
         await wait_for(pilot, lambda: app.config.output_name == "from_the_file" and app.config_path == saved)
+
+
+async def test_only_the_focused_dialog_button_and_the_focused_row_stand_out(settings):
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_into(pilot, app, "output_name", "edited")
+        rows = [app.query_one("#row-output_name"), app.query_one("#row-train_data_dir")]
+        await wait_for(pilot, lambda: rows[0].styles.background != rows[1].styles.background)  # the focused row
+        await pilot.press("ctrl+q")  # unsaved edits: asks, Cancel (the default) focused
+        await wait_for(pilot, lambda: app.screen.id == "quit-unsaved-dialog")
+        quit_button, cancel = app.screen.query_one("#choice-quit"), app.screen.query_one("#choice-cancel")
+        await wait_for(pilot, lambda: cancel.has_focus)
+        assert cancel.styles.background != quit_button.styles.background
+        await pilot.press("left")
+        await wait_for(pilot, lambda: quit_button.has_focus)
+        # the default button (Cancel) no longer looks chosen: it looks as the other buttons did
+        await wait_for(pilot, lambda: cancel.styles.background != quit_button.styles.background)
+        unfocused_before = cancel.styles.background
+        await pilot.press("right")
+        await wait_for(pilot, lambda: cancel.has_focus)
+        assert quit_button.styles.background == unfocused_before
+        await pilot.press("escape")
