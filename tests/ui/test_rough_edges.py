@@ -76,3 +76,21 @@ async def test_only_the_focused_dialog_button_and_the_focused_row_stand_out(sett
         await wait_for(pilot, lambda: cancel.has_focus)
         assert quit_button.styles.background == unfocused_before
         await pilot.press("escape")
+
+
+async def test_a_dialog_folds_a_path_at_its_separators_not_inside_a_name(settings):
+    from lora_tui.ui.dialogs import ChoiceDialog
+    from ui_helpers import screen_text
+
+    path = "/home/someone/training/outputs/characters/my_character_lora_version_two.safetensors"
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(ChoiceDialog(f"{path} already exists: training would overwrite it. Overwrite, or train "
+                                     f"under a new output name?", [("cancel", "Cancel")], dialog_id="long-dialog"))
+        await wait_for(pilot, lambda: app.screen.id == "long-dialog" and "Overwrite," in screen_text(app))
+        from ui_helpers import painted
+
+        rows = [row.strip() for row in painted(app, app.screen.query_one(".dialog-question"))]
+        assert "my_character_lora_version_two.safetensors" in "\n".join(rows), rows  # the name on one row
+        first = next(row for row in rows if row.startswith("/home/someone"))
+        assert first.endswith("/"), rows  # the path's first row ends at a separator
