@@ -15,48 +15,8 @@ from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from lora_tui.ui.folding import FoldedLabel
 from lora_tui.ui.inputs import OrderedInput
-
-
-def fold_at_separators(text: str, width: int) -> list[str]:
-    """`text` folded into lines of at most `width` cells, breaking after a space or a path separator (`/`, `\\`)
-    rather than inside a name: "/data/out/my_lora.safetensors" breaks as "/data/out/" + "my_lora.safetensors".
-    A piece longer than a line is cut (nothing is lost). Line breaks in `text` are kept."""
-    import re
-
-    from rich.cells import cell_len
-
-    width = max(1, width)
-    out: list[str] = []
-    for para in text.split("\n"):
-        line = ""
-        for piece in re.findall(r"[^\s/\\]*(?:[/\\]|\s+|$)", para):
-            if not piece:
-                continue
-            if line and cell_len((line + piece).rstrip()) > width:
-                out.append(line.rstrip())
-                line = ""
-            line += piece.lstrip() if not line else piece
-            while cell_len(line.rstrip()) > width:  # one name longer than the line
-                out.append(line[:width])
-                line = line[width:]
-        out.append(line.rstrip())
-    return out
-
-
-class FoldedLabel(Label):
-    """A plain-text label that wraps at spaces and path separators (`fold_at_separators`), not inside a file
-    name as Textual's wrapping does when a path has no space to break at."""
-
-    def __init__(self, text: str, **kwargs: Any) -> None:
-        super().__init__(text, markup=False, **kwargs)
-        self.text = text
-
-    def render(self) -> Any:
-        return Content("\n".join(fold_at_separators(self.text, self.content_region.width or 80)))
-
-    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        return len(fold_at_separators(self.text, width))
 
 
 class ChoiceDialog(ModalScreen[str]):

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select
 
+from lora_tui.ui.folding import FoldedLabel
 from lora_tui.ui.inputs import OrderedInput
 
 EditorKind = Literal["bool", "select", "text"]
@@ -215,7 +216,8 @@ class FieldRow(Widget):
             yield self._message_label(self._message, self._severity)
 
     def _message_label(self, message: str, severity: str) -> Label:
-        label = Label(message, id=f"msg-{self.spec.name}", classes="field-msg", markup=False)
+        # folded at spaces and path separators: a message quotes paths, which Textual would break mid-name
+        label = FoldedLabel(message, id=f"msg-{self.spec.name}", classes="field-msg")
         if severity:
             label.add_class(f"-{severity}")
         return label

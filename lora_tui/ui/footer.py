@@ -14,7 +14,12 @@ from textual.widgets import Footer, Label
 
 # Actions whose keys stay visible longest (design.md "Keys": run control, views, quit); the others are hidden
 # first, from the end of the row, when the width runs out.
-KEEP_ACTIONS = frozenset({"start", "stop", "view('minimal')", "view('advanced')", "view('run')", "quit"})
+# Help (F1) and the load notes (ctrl+n) stay too: a new user at 80 columns never found them behind the "…".
+KEEP_ACTIONS = frozenset({"start", "stop", "view('minimal')", "view('advanced')", "view('run')", "quit",
+                          "field_help", "show_notes"})
+# Under 120 columns (compact) these keys say less, so the kept keys fit in 80 columns (Stop included while a job
+# runs); ctrl+p → "Keys" has the long words.
+SHORT_DESCRIPTIONS = {"view('minimal')": "Min", "view('advanced')": "Adv"}
 
 
 class KeyFooter(Footer):
@@ -59,6 +64,15 @@ class KeyFooter(Footer):
         keys = [k for k in all_keys if not k.has_class("-command-palette")]
         if more is None or not keys:
             return
+        for key in keys:
+            short = SHORT_DESCRIPTIONS.get(key.action)
+            if short is not None:
+                long = getattr(key, "_long_description", None) or key.description
+                key._long_description = long
+                wanted = short if self.compact else long
+                if key.description != wanted:
+                    key.description = wanted
+                    key.refresh(layout=True)
         palette = [k for k in all_keys if k.has_class("-command-palette")]
         widths = {id(k): _cells(k) for k in keys}
         room = self.size.width - sum(_cells(p) for p in palette)

@@ -30,6 +30,28 @@ class OrderedInput(Input):
     placeholder wider than the box ends in "…" (Input cuts it bare: a user could not tell text is missing).
     """
 
+    def _show_end(self) -> None:
+        # A box narrower than its text shows the text's end while it is not being edited: of a path, the file or
+        # folder name matters (Input alone shows the start, "/home/me/train..." and nothing of the name).
+        if self.is_mounted and (not self.has_focus or self.cursor_position >= len(self.value)):
+            self.scroll_to(x=self.max_scroll_x, animate=False, force=True, immediate=True)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def on_blur(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def on_focus(self) -> None:
+        self.call_after_refresh(self._show_end)  # the cursor starts at the end: show it there
+
+    def watch_value(self) -> None:
+        if not self.has_focus:  # a value set by the app (a load), not typed
+            self.call_after_refresh(self._show_end)
+
     def render_line(self, y: int) -> Strip:
         full = self.placeholder
         width = self.scrollable_content_region.width

@@ -188,6 +188,7 @@ class RunView(Vertical):
         # The next queue item starts as soon as one fails: its failure box (the error and the last lines) stays,
         # titled as the earlier run's, until the new run ends; Enter on its queue item shows it again after that.
         box = self.query_one("#failure")
+        box.set_class(self._failure is not None, "-earlier")
         if self._failure is None:
             box.display = False
             return
@@ -305,6 +306,7 @@ class RunView(Vertical):
             prog.eta_s = None  # the trainer's last ETA means nothing once it has ended
             self.query_one("#run-stats", Static).update(prog.summary())
         box = self.query_one("#failure")
+        box.remove_class("-earlier")
         self._failure = headline if bad else None
         if bad:
             if tail is None:
