@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--preflight" in argv:
         return preflight([a for a in argv if a != "--preflight"])
+    from .console import join_streams
+
+    join_streams()  # one ordered stream under lora-tui's job log, as train.main
     try:
         args = parse_args(SCRIPT, argv)
     except SystemExit as e:
