@@ -96,9 +96,11 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
         raise PlanRefused(checked)
     launch = build_launch(cfg, settings, now=now)
     steps = getattr(plan, "steps", None)
+    gpus = launch_gpus(launch.argv)
     with start_lock(settings, state_dir):
         if exclusive:
-            busy = running_jobs(settings, state_dir)
+            # one training per GPU set: a job on other GPUs (gpu_ids 0 and 1 on a two-GPU box) does not hold it
+            busy = running_jobs(settings, state_dir, gpus=gpus)
             if busy:
                 raise JobBusy(busy[0])
         try:
@@ -112,6 +114,7 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
             "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
             "output_dir": str(getattr(cfg, "output_dir", "") or ""), "output_name": getattr(cfg, "output_name", None),
             "max_train_steps": getattr(steps, "max_train_steps", None),
+            "gpu_ids": gpus,  # None: every GPU (`jobs.job_gpus`)
         }
         job_meta.update(meta or {})
         try:
@@ -123,6 +126,34 @@ def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None
         except BaseException:
             _remove_launch_files(launch)
             raise
+
+
+def launch_gpus(argv: list[str]) -> list[str] | None:
+    """The GPU ids a launch's `accelerate launch` argv trains on: its `--gpu_ids` value (from the `gpu_ids` field
+    or `extra_accelerate_launch_args`), as a list; None when it passes none (every GPU the machine shows)."""
+    for i, token in enumerate(argv):
+        value = None
+        if token == "--gpu_ids" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif token.startswith("--gpu_ids="):
+            value = token.partition("=")[2]
+        if value is not None:
+            ids = [part.strip() for part in value.split(",") if part.strip()]
+            return None if not ids or value.strip().lower() == "all" else ids
+        if token.endswith(".py"):
+            break  # the script's own arguments follow
+    return None
+
+
+def config_gpus(cfg: Any, settings: Any = None) -> list[str] | None:
+    """The GPU ids a Start of `cfg` would train on (`launch_gpus` of its launch); None: every GPU, also when the
+    launch cannot be built (Start then says why)."""
+    from lora_tui.plan.launch import build_launch
+
+    try:
+        return launch_gpus(build_launch(cfg, _settings(settings)).argv)
+    except Exception:  # noqa: BLE001 - a launch that cannot be built is refused by Start with its reason
+        return None
 
 
 def _with_path(exc: OSError, fallback: Path) -> OSError:

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import psutil
 
@@ -752,9 +752,29 @@ def list_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None) 
     return out
 
 
-def running_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None) -> list[Job]:
-    """Jobs whose trainer is alive now (dead pids are marked ended on the way)."""
-    return [j for j in list_jobs(settings, state_dir) if j.is_alive()]
+def running_jobs(settings: Any = None, state_dir: str | os.PathLike | None = None,
+                 gpus: Iterable[str] | None = None) -> list[Job]:
+    """Jobs whose trainer is alive now (dead pids are marked ended on the way). With `gpus` (the GPU ids a new
+    run would use), only the jobs on a GPU of that set (`gpus_overlap`): one training per GPU set, so runs on
+    separate GPUs go side by side. `gpus` None means every GPU (each running job counts)."""
+    want = None if gpus is None else frozenset(str(g).strip() for g in gpus)
+    return [j for j in list_jobs(settings, state_dir) if j.is_alive() and gpus_overlap(job_gpus(j), want)]
+
+
+def job_gpus(job: "Job") -> frozenset[str] | None:
+    """The GPU ids a job was started on (its meta's `gpu_ids`, written by `headless.launch_config`), or None: every
+    GPU (an empty `gpu_ids`, or a job started without that record)."""
+    ids = (job.state.get("meta") or {}).get("gpu_ids")
+    if not ids or not isinstance(ids, (list, tuple)):
+        return None
+    return frozenset(str(i).strip() for i in ids)
+
+
+def gpus_overlap(a: Iterable[str] | None, b: Iterable[str] | None) -> bool:
+    """Whether two runs' GPU sets share a GPU; None (every GPU) overlaps everything."""
+    if a is None or b is None:
+        return True
+    return bool(set(a) & set(b))
 
 
 class JobWatch:

@@ -325,6 +325,14 @@ def output_writers(queue: "Queue", cfg: Any) -> list[str]:
     return found
 
 
+def _item_gpus(item: QueueItem) -> list[str] | None:
+    """The GPU ids queue item `item` trains on (its config's `gpu_ids`; None: every GPU): it waits only for a job
+    on one of them (one training per GPU set, as `headless.launch_config` checks)."""
+    from lora_tui.plan.launch import gpu_id_list
+
+    return gpu_id_list(str((item.config or {}).get("gpu_ids") or ""))
+
+
 Launch = Callable[[QueueItem], Job]
 
 
@@ -416,7 +424,7 @@ class QueueRunner:
             item = self.queue.next_pending()
             if item is None:
                 return None
-            busy = running_jobs(state_dir=self.queue.state_dir) if self.exclusive else []
+            busy = running_jobs(state_dir=self.queue.state_dir, gpus=_item_gpus(item)) if self.exclusive else []
             if busy:
                 self.waiting_for = busy[0].id
                 return None

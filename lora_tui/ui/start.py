@@ -85,16 +85,23 @@ class StartFlow:
         if queue_only:
             await self._enqueue(cfg, overwrite)
             return
-        from lora_tui.run.jobs import running_jobs
+        from lora_tui.run.headless import config_gpus
+        from lora_tui.run.jobs import gpus_overlap, job_gpus, running_jobs
 
-        others = [] if self.job_running else await asyncio.to_thread(running_jobs, self.settings)
-        if self.job_running or others:
+        # One training per GPU set: a job on other GPUs (gpu_ids 0, then 1, on a two-GPU box) goes on beside this
+        # one; an empty gpu_ids means every GPU, which overlaps every job.
+        gpus = await asyncio.to_thread(config_gpus, cfg, self.settings)
+        followed_busy = self.job_running and self.job is not None and gpus_overlap(job_gpus(self.job), gpus)
+        others = [] if followed_busy else await asyncio.to_thread(running_jobs, self.settings, None, gpus)
+        if followed_busy or others:
             from lora_tui.ui.dialogs import ChoiceDialog
 
-            busy = self.job if self.job_running else others[0]
+            busy = self.job if followed_busy else others[0]
+            where = job_gpus(busy)
+            on = f" on GPU {','.join(sorted(where))}" if where else ""
             # Two trainers never start on one GPU by accident: offer the queue instead.
             choice = await self.push_screen_wait(ChoiceDialog(
-                f"Job {busy.id} is still running. Queue this config to run after it?",
+                f"Job {busy.id} is still running{on}. Queue this config to run after it?",
                 [("queue", "Queue it"), ("cancel", "Cancel")], dialog_id="queue-dialog"))
             if choice == "queue":
                 await self._enqueue(cfg, overwrite)
@@ -184,6 +191,10 @@ class StartFlow:
             return
         toml = Path(str((job.state.get("meta") or {}).get("config_toml", ""))).name
         self.notify(f"Started job {job.id}: {toml}", timeout=5)
+        if self.job_running and self.job is not None and self.job.id != job.id:
+            # a run on other GPUs: the one followed so far goes on, detached from this view
+            self.notify(f"Job {self.job.id} goes on (other GPUs): `lora-tui attach {self.job.id}` follows it.",
+                        timeout=10)
         self.attach(job)
 
     async def _enqueue(self, cfg: TrainingConfig, overwrite: bool = False) -> None:
