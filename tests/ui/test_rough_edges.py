@@ -94,3 +94,20 @@ async def test_a_dialog_folds_a_path_at_its_separators_not_inside_a_name(setting
         assert "my_character_lora_version_two.safetensors" in "\n".join(rows), rows  # the name on one row
         first = next(row for row in rows if row.startswith("/home/someone"))
         assert first.endswith("/"), rows  # the path's first row ends at a separator
+
+
+async def test_the_problems_panel_is_planned_again_when_a_run_ends(settings, tmp_path):
+    from ui_helpers import run_script_to_end
+
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        fields = valid_sdxl_setup(tmp_path)
+        for name, value in fields.items():
+            assert app.apply_edit(name, value)
+        out = f"{fields['output_dir']}/{app.config.output_name}.safetensors"
+        await wait_for(pilot, lambda: app.plan is not None and not app.plan.errors, timeout=15)
+        assert not any("already exist" in p.message for p in app.plan_problems)
+        # a run that writes the LoRA this config names, then ends: the overwrite warning shows with no edit
+        await run_script_to_end(pilot, app, settings, tmp_path / "writes.py",
+                                f"open({out!r}, 'wb').write(b'a finished LoRA')\n")
+        await wait_for(pilot, lambda: any("already exist" in p.message for p in app.plan_problems), timeout=15)
