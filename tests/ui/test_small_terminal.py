@@ -60,11 +60,12 @@ async def test_80x24_cuts_nothing_bare_and_folds_the_problem_list(settings, tmp_
         side_title = painted(app, "#problems-title")[-1]
         assert side_title.startswith("Problems · 3 errors") and side_title.endswith("…"), side_title
 
-        # Footer: compact, the most used keys whole, the rest behind a "…".
+        # Footer: compact, the most used keys whole (F1 and ^n among them; the views say Min/Adv), the rest
+        # behind a "…".
         footer = footer_row(app)
-        for key in ("^q Quit", "f5 Start", "f2 Minimal", "f3 Advanced", "f4 Run", "^p palette"):
+        for key in ("^q Quit", "f5 Start", "f2 Min", "f3 Adv", "f4 Run", "f1 Help", "^n Notes", "^p palette"):
             assert key in footer, footer
-        assert "…" in footer and "Help" not in footer, footer
+        assert "…" in footer and "Save" not in footer, footer
         # While a job runs, Stop joins them (check_action shows it) and still nothing is cut.
         app.job_running = True
         await wait_for(pilot, lambda: "f9 Stop" in footer_row(app), timeout=5)
