@@ -169,6 +169,9 @@ def preflight(cfg: Any, settings: Any, max_age_s: Optional[float] = None,
         job = _prepare(cfg, settings)
     except LaunchError as exc:
         return PreflightResult(notes=[f"preflight skipped: {exc}"])
+    except Exception as exc:  # noqa: BLE001 - a value the launch cannot write is the plan's finding, not a crash
+        return PreflightResult(notes=[f"preflight skipped: the launch cannot be built ({exc.__class__.__name__}: "
+                                      f"{exc})"])
     hit = _cached(job.key, max_age_s)
     if hit is not None:
         return hit
@@ -178,7 +181,12 @@ def preflight(cfg: Any, settings: Any, max_age_s: Optional[float] = None,
         hit = _cached(job.key, max_age_s)  # another thread may have run it while this one waited
         if hit is not None:
             return hit
-        result = _run(job, cfg, timeout_s)
+        try:
+            result = _run(job, cfg, timeout_s)
+        except Exception as exc:  # noqa: BLE001 - never raises (docstring); the launch itself will say more
+            return PreflightResult([Problem("", "warning", f"the trainer's preflight could not run "
+                                                           f"({exc.__class__.__name__}: {exc}), so its checks "
+                                                           f"were skipped")])
         with _cache_lock:
             _cache[job.key] = result
             _cache.move_to_end(job.key)
