@@ -71,7 +71,9 @@ async def test_a_failed_run_at_80x24_shows_the_error_the_last_lines_and_the_log(
         assert log.scrollable_content_region.height >= 3  # several log rows, not a border alone
         assert tail.scrollable_content_region.height >= 3
         status = flat(painted(app, app.query_one("#run-status")))
-        assert "exitcode1" in status and status.endswith("END-OF-ERROR"), status
+        # whole, to its end: the headline then says where it failed (the trainer's innermost frame)
+        assert "exitcode1" in status and "END-OF-ERROR(at" in status and status.endswith("/failing.py:7in<module>)"), \
+            status
         assert str(app.query_one("#title-bar").render()).endswith(": ended (exit 1)")  # a failure keeps its code
         # The failure box and the log pane both end with the error, folded but whole.
         error = flat("FileNotFoundError: no such file: /data/10_subject/missing.txt (check train_data_dir) "

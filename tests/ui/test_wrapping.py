@@ -72,7 +72,9 @@ async def test_a_failed_run_shows_long_lines_whole_in_log_and_failure_box(settin
         await run_script_to_end(pilot, app, settings, tmp_path / "long_lines.py", LONG_TRAINER)
         await pilot.pause(0.3)
         status = painted(app, app.query_one("#run-status"))
-        assert "exit code 1" in status and status.endswith("END-OF-ERROR"), status
+        # whole, to its end: the headline then says where it failed (the trainer's innermost frame)
+        assert "exit code 1" in status and "END-OF-ERROR (at " in status \
+            and status.endswith("/long_lines.py:5 in <module>)"), status
         hint = painted(app, app.query_one("#failure-hint"))
         assert hint.startswith("Job ") and "END-OF-ERROR" in hint, hint
         tail = painted(app, app.query_one("#failure-tail"))
