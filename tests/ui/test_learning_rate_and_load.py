@@ -103,3 +103,20 @@ async def test_the_step_preview_says_why_a_files_max_train_epochs_wins(settings,
         await wait_for(pilot, lambda: app.query_one("#f-epoch").value == "2")  # the Minimal form shows Epochs 2
         await wait_for(pilot, lambda: "max_train_epochs 10" in static_text(app.query_one("#plan-summary")))
         assert "so Epochs 2 is not used" in static_text(app.query_one("#plan-summary"))
+
+
+async def test_a_form_edit_wins_over_a_files_legacy_key(settings, tmp_path):
+    # Every form edit applies to the loaded config, after the file's renames: emptying network_weights in the form
+    # must not bring back the file's legacy lora_network_weights.
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"LoRA_type": "Standard", "sdxl": True,
+                                "lora_network_weights": str(tmp_path / "old_lora.safetensors")}))
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.load_file(path)
+        assert app.config.network_weights == str(tmp_path / "old_lora.safetensors")
+        await app.focus_field("network_weights")
+        await wait_for(pilot, lambda: app.query_one_optional("#f-network_weights") is not None)
+        await type_into(pilot, app, "network_weights", "")
+        assert app.config.network_weights == "" and "network_weights" not in toml_of(app)
