@@ -16,6 +16,11 @@ from ui_helpers import SIZE, static_text, toml_of, type_into, wait_for
 SHARED_PRESETS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "kohya_presets"
 
 
+def _words(widget) -> str:
+    """A message label's text with its line breaks (it folds at the row's width) read as spaces."""
+    return " ".join(static_text(widget).split())
+
+
 def _lr_rows(app) -> list[str]:
     return [w.id.removeprefix("f-") for w in app.query(".field-editor")
             if w.id in ("f-learning_rate", "f-unet_lr")]
@@ -59,13 +64,13 @@ async def test_loaded_files_show_the_rate_in_force_minimal_and_advanced(settings
         await app.show_view("advanced")
         await app.query_one(AdvancedForm).show_section(section_of("unet_lr"))
         await wait_for(pilot, lambda: app.query_one_optional("#msg-unet_lr") is not None)
-        assert static_text(app.query_one("#msg-unet_lr")) == \
+        assert _words(app.query_one("#msg-unet_lr")) == \
             "in force: the U-Net trains at 0.0003, not at learning_rate 0.0001"
         assert "-info" in app.query_one("#msg-unet_lr").classes
-        assert static_text(app.query_one("#msg-text_encoder_lr")).startswith("in force: the text encoder trains at 5e-05")
+        assert _words(app.query_one("#msg-text_encoder_lr")).startswith("in force: the text encoder trains at 5e-05")
         await app.query_one(AdvancedForm).show_section(section_of("learning_rate"))
         await wait_for(pilot, lambda: app.query_one_optional("#msg-learning_rate") is not None)
-        assert static_text(app.query_one("#msg-learning_rate")) == (
+        assert _words(app.query_one("#msg-learning_rate")) == (
             "not used: the U-Net trains at unet_lr 0.0003, the text encoder trains at text_encoder_lr 5e-05")
 
 
@@ -101,8 +106,8 @@ async def test_the_step_preview_says_why_a_files_max_train_epochs_wins(settings,
         await pilot.pause()
         assert app.load_file(path)
         await wait_for(pilot, lambda: app.query_one("#f-epoch").value == "2")  # the Minimal form shows Epochs 2
-        await wait_for(pilot, lambda: "max_train_epochs 10" in static_text(app.query_one("#plan-summary")))
-        assert "so Epochs 2 is not used" in static_text(app.query_one("#plan-summary"))
+        await wait_for(pilot, lambda: "max_train_epochs 10" in _words(app.query_one("#plan-summary")))
+        assert "so Epochs 2 is not used" in _words(app.query_one("#plan-summary"))
 
 
 async def test_a_form_edit_wins_over_a_files_legacy_key(settings, tmp_path):
