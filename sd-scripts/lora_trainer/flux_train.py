@@ -85,55 +85,12 @@ def _checks(args):
 
 
 def preflight(argv: list[str]) -> int:
-    """`flux_train_network.py ... --preflight`: the checks of a run without loading a model, as the app's
-    preflight reads them: one `LORA_TUI_PREFLIGHT {"field", "severity", "message"}` line per finding, then
-    `LORA_TUI_PREFLIGHT_DONE {"ok", "errors", "warnings", "seconds"}`; exit 0 (no error), 1 (errors), 2 (argparse)."""
-    import contextlib
-    import io
-    import json
-    import re
-    import time
+    """`flux_train_network.py ... --preflight`: the shared preflight (`preflight.run`: options, the four files by
+    header, the dataset blueprint, optimizer and scheduler on stand-in parameters, trackers, sample prompts),
+    printed as the app's preflight reads it; exit 0 (no error), 1 (errors), 2 (argparse)."""
+    from .preflight import run
 
-    from .args import catalogue
-    from .dataset import DatasetError
-
-    t0 = time.time()
-    known = set(catalogue(SCRIPT))
-    found: list[dict] = []
-
-    def add(severity: str, text: str) -> None:
-        for line in text.splitlines():
-            msg = line.strip()
-            for prefix in ("ERROR: ", "WARNING: ", "WARNING "):
-                msg = msg.removeprefix(prefix)
-            if not msg:
-                continue
-            words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", msg)
-            fld = words[0] if words and words[0] in known else next((w for w in words if w in known), "")
-            item = {"field": fld, "severity": severity, "message": msg}
-            if item not in found:
-                found.append(item)
-
-    try:
-        args = parse_args(SCRIPT, argv)
-    except SystemExit as e:
-        return int(e.code or 2)
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            _checks(args)
-        except (OptionError, ModelError, DatasetError) as e:
-            add("error", str(e))
-    for line in err.getvalue().splitlines():
-        if line.startswith(("WARNING", "ERROR")):
-            add("error" if line.startswith("ERROR") else "warning", line)
-    for item in found:
-        print("LORA_TUI_PREFLIGHT " + json.dumps(item), flush=True)
-    n_err = sum(i["severity"] == "error" for i in found)
-    print("LORA_TUI_PREFLIGHT_DONE " + json.dumps({"ok": n_err == 0, "errors": n_err,
-                                                   "warnings": len(found) - n_err,
-                                                   "seconds": round(time.time() - t0, 2)}), flush=True)
-    return 1 if n_err else 0
+    return run(SCRIPT, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

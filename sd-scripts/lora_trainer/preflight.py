@@ -29,10 +29,8 @@ class Findings:
     """Findings in order, each {"field", "severity", "message"}; `field_of` names the option of a message."""
 
     def __init__(self, script: str):
-        import json as _json
-
-        from .args import CATALOGUE
-        self.known = set(_json.loads(CATALOGUE.read_text())[script])
+        from .args import catalogue
+        self.known = set(catalogue(script))
         self.items: list[dict] = []
 
     def field_of(self, message: str) -> str:
@@ -73,8 +71,8 @@ class Findings:
 
 
 def run(script: str, argv: list[str]) -> int:
-    """The preflight for `script` ("train_network"/"sdxl_train_network") with the run's `argv` (without
-    `--preflight`); prints the findings and returns the exit code."""
+    """The preflight for `script` ("train_network"/"sdxl_train_network"/"flux_train_network") with the run's
+    `argv` (without `--preflight`); prints the findings and returns the exit code."""
     t0 = time.time()
     from .args import parse_args
 
@@ -130,7 +128,9 @@ def _checks(f: Findings, args, script: str) -> None:
     from .train import check_model
 
     _guard(f, "options", "", lambda: validate(args, script))
-    if args.pretrained_model_name_or_path:
+    if script == "flux_train_network":
+        _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: _flux_files(args))
+    elif args.pretrained_model_name_or_path:
         _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: check_model(args, script))
     dataset = _guard(f, "dataset", "train_data_dir", lambda: _dataset(args, f))
     steps = _steps(args, dataset)
@@ -165,6 +165,23 @@ def _lycoris(args) -> None:
     if preset not in PRESET and not Path(preset).is_file():
         raise OptionError(f"network_args: preset={preset} is neither a LyCORIS preset ({', '.join(sorted(PRESET))}) "
                           f"nor a preset file")
+
+
+def _flux_files(args) -> None:
+    """Flux.1's four files (transformer, ae, clip_l, t5xxl) as `flux_train.main` checks them: headers only."""
+    from .flux_models import FILE_OPTION, check_file
+    from .models import ModelError
+
+    problems = []
+    for kind in ("transformer", "ae", "clip_l", "t5xxl"):
+        if not getattr(args, FILE_OPTION[kind], None) and kind != "transformer":
+            continue  # an unset one: flux_problems (options.validate) says so
+        try:
+            check_file(kind, getattr(args, FILE_OPTION[kind]))
+        except ModelError as e:
+            problems.append(str(e))
+    if problems:
+        raise ModelError("\n".join(problems))
 
 
 def _dataset(args, f: Findings):

@@ -129,3 +129,18 @@ def test_flux_preflight_reports_findings_by_field(tiny, tmp_path):
     assert {("bucket_reso_steps", "error"), ("clip_l", "error"), ("t5xxl", "error"),
             ("noise_offset", "warning")} <= by, lines
     assert not (tmp_path / "out").exists()
+
+
+def test_flux_preflight_passes_the_trained_config_and_names_bad_ones(trained):
+    """`flux_train_network.py --preflight` on the TOML that trained above: no error; with a missing ae file and an
+    unknown optimizer keyword: both named on their options, nothing written (issue 13's preflight, Flux.1 too)."""
+    root, _ = trained
+    toml = root / "config.toml"
+    r = _run([sys.executable, SD / "flux_train_network.py", "--config_file", toml, "--preflight"])
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("LORA_TUI_PREFLIGHT_DONE"), r.stdout + r.stderr
+    r = _run([sys.executable, SD / "flux_train_network.py", "--config_file", toml, "--ae", root / "none.safetensors",
+              "--optimizer_args", "foo=1", "--output_dir", root / "pre_out", "--preflight"])
+    lines = [json.loads(ln.split(" ", 1)[1]) for ln in r.stdout.splitlines() if ln.startswith("LORA_TUI_PREFLIGHT ")]
+    assert r.returncode == 1 and {f["field"] for f in lines if f["severity"] == "error"} >= {"ae", "optimizer_args"}, \
+        r.stdout + r.stderr
+    assert not (root / "pre_out").exists()

@@ -71,6 +71,21 @@ PREFLIGHT_CASES = {
     "pre:lycoris_algo": ["--network_module", "lycoris.kohya", "--network_args", "algo=lohaa"],
     "pre:good": ["--optimizer_type", "AdamWScheduleFree", "--lr_scheduler", "warmup_stable_decay",
                  "--lr_decay_steps", "0.5", "--log_with", "all", "--logging_dir", "{root}/pre_logs"],
+    # sd-scripts' other optimizers and schedulers: each built with its arguments and stepped once
+    "pre:ok_dadapt_min_lr": ["--optimizer_type", "DAdaptAdam", "--learning_rate", "1", "--optimizer_args",
+                             "decouple=True", "betas=0.9,0.99", "--lr_scheduler", "cosine_with_min_lr",
+                             "--lr_scheduler_min_lr_ratio", "0.1", "--lr_warmup_steps", "0.1"],
+    "pre:ok_lion_inverse_sqrt": ["--optimizer_type", "Lion", "--lr_scheduler", "inverse_sqrt",
+                                 "--lr_warmup_steps", "2", "--lr_scheduler_timescale", "4"],
+    "pre:ok_sgd_sf_piecewise": ["--optimizer_type", "SGDScheduleFree", "--lr_scheduler", "piecewise_constant",
+                                "--lr_scheduler_args", "step_rules='1:10,0.1:20,0.01'"],
+    "pre:ok_radam_sf": ["--optimizer_type", "RAdamScheduleFree"],
+    "pre:ok_dotted_scheduler": ["--optimizer_type", "torch.optim.Adam", "--lr_scheduler_type",
+                                "torch.optim.lr_scheduler.StepLR", "--lr_scheduler_args", "step_size=1",
+                                "gamma=0.5"],
+    "pre:ok_adafactor_relative": ["--optimizer_type", "Adafactor", "--lr_scheduler", "cosine"],
+    "pre:ok_8bit_flag": ["--use_8bit_adam", "--lr_scheduler", "polynomial", "--lr_scheduler_power", "2"],
+    "pre:ok_dadaptation": ["--optimizer_type", "DAdaptation", "--learning_rate", "1"],
 }
 # case → (exit code, {field: severity} the findings must hold)
 PREFLIGHT_EXPECT = {
@@ -80,7 +95,9 @@ PREFLIGHT_EXPECT = {
     "pre:warmup_constant": (1, {"lr_warmup_steps": "error"}),
     "pre:tracker_config": (1, {"log_tracker_config": "error"}), "pre:refused": (1, {"huggingface_repo_id": "error"}),
     "pre:prompts": (1, {"sample_prompts": "error"}), "pre:no_images": (1, {"train_data_dir": "error"}),
-    "pre:argparse": (2, {}), "pre:good": (0, {}), "pre:lycoris_algo": (1, {"network_args": "error"}),
+    "pre:argparse": (2, {}), "pre:good": (0, {}),
+    "pre:lycoris_algo": (1, {"network_args": "error"}),
+    **{k: (0, {}) for k in PREFLIGHT_CASES if k.startswith("pre:ok_")},
 }
 
 
