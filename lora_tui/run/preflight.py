@@ -62,6 +62,29 @@ class PreflightResult:
         return [p for p in self.problems if p.severity == "error"]
 
 
+class PreflightCancelled(Exception):
+    """The check was ended by :func:`cancel_running` (the app closed); it has no answer and nothing is cached."""
+
+
+_running: dict = {}  # the preflight processes now running (subprocess.Popen) → the thread that waits for it
+_cancelled: set = set()
+
+
+def cancel_running(thread_id: Optional[int] = None) -> int:
+    """End the preflight processes now running (SIGKILL; a check has nothing to save), those a thread waits for
+    when ``thread_id`` (``threading.get_ident()``) is given: the app ends its settle check's when it closes, so no
+    trainer process outlives it. Their callers get :class:`PreflightCancelled`. Returns how many."""
+    with _cache_lock:
+        procs = [p for p, t in _running.items() if thread_id is None or t == thread_id]
+        _cancelled.update(procs)
+    for proc in procs:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    return len(procs)
+
+
 _cache: "OrderedDict[str, PreflightResult]" = OrderedDict()
 _cache_lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
@@ -156,8 +179,9 @@ def preflight(cfg: Any, settings: Any, max_age_s: Optional[float] = None,
 
     Blocks for the process (about a second or two; call it from a worker thread in the app). A second caller with
     the same config waits for the first one's answer instead of starting another process. ``max_age_s``: take a
-    cached answer only this young (None: any). Never raises: a trainer that cannot start, crashes or times out
-    becomes an error (or, for a timeout, a warning) naming what happened; an upstream checkout gives a note only.
+    cached answer only this young (None: any). Raises only :class:`PreflightCancelled` (:func:`cancel_running`):
+    a trainer that cannot start, crashes or times out becomes an error (or, for a timeout, a warning) naming what
+    happened; an upstream checkout gives a note only.
     """
     from lora_tui.plan.launch import LaunchError
 
@@ -183,6 +207,8 @@ def preflight(cfg: Any, settings: Any, max_age_s: Optional[float] = None,
             return hit
         try:
             result = _run(job, cfg, timeout_s)
+        except PreflightCancelled:
+            raise
         except Exception as exc:  # noqa: BLE001 - never raises (docstring); the launch itself will say more
             return PreflightResult([Problem("", "warning", f"the trainer's preflight could not run "
                                                            f"({exc.__class__.__name__}: {exc}), so its checks "
@@ -211,21 +237,35 @@ def _run(job: _Job, cfg: Any, timeout_s: float) -> PreflightResult:
         toml_path.write_text(tomli_w.dumps(data), encoding="utf-8")
         argv = [job.python, str(job.script), "--config_file", str(toml_path), *job.argv_tail, "--preflight"]
         try:
-            done = subprocess.run(argv, cwd=job.cwd, env=job.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            wall = time.monotonic() - started
-            return PreflightResult([Problem("", "warning", f"the trainer's preflight did not answer within "
-                                                           f"{timeout_s:.0f} s, so its checks were skipped")],
-                                   ran=True, wall_s=wall, at=time.monotonic(), key=job.key)
+            proc = subprocess.Popen(argv, cwd=job.cwd, env=job.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             return PreflightResult([Problem("", "error", f"the trainer's Python '{job.python}' does not start "
                                                          f"({exc.strerror or exc}): set the `python` app setting "
                                                          f"to an interpreter with the trainer's packages")],
                                    ran=True, at=time.monotonic(), key=job.key)
+        with _cache_lock:
+            _running[proc] = threading.get_ident()
+        try:
+            out_b, err_b = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            wall = time.monotonic() - started
+            return PreflightResult([Problem("", "warning", f"the trainer's preflight did not answer within "
+                                                           f"{timeout_s:.0f} s, so its checks were skipped")],
+                                   ran=True, wall_s=wall, at=time.monotonic(), key=job.key)
+        finally:
+            with _cache_lock:
+                _running.pop(proc, None)
+                cancelled = proc in _cancelled
+                _cancelled.discard(proc)
+        if cancelled:
+            raise PreflightCancelled()
     wall = time.monotonic() - started
-    stdout = done.stdout.decode("utf-8", "replace")
-    stderr = done.stderr.decode("utf-8", "replace")
+    stdout = out_b.decode("utf-8", "replace")
+    stderr = err_b.decode("utf-8", "replace")
+    done = proc
     problems = parse_findings(stdout, cfg)
     notes: list[str] = []
     tail = "\n".join(stderr.strip().splitlines()[-15:])

@@ -128,6 +128,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._preflight_timer: Any = None
         self._preflight_running = False
         self._preflight_again = False
+        self._preflight_thread: int | None = None  # the settle check's worker thread (to end its process on exit)
         self.preflight_notes: list[str] = []  # what the last trainer preflight said besides problems (skipped, ...)
         self._starting = False
         self.job: Any = None
@@ -268,6 +269,10 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._hangup_loop = asyncio.get_running_loop()
 
     def on_unmount(self) -> None:
+        if self._preflight_running and self._preflight_thread is not None:
+            from lora_tui.run.preflight import cancel_running
+
+            cancel_running(self._preflight_thread)  # a settle check's trainer process must not outlive the app
         for sig, old in getattr(self, "_old_signal_handlers", {}).items():
             try:
                 if signal.getsignal(sig) == self._on_hangup_signal:

@@ -146,10 +146,15 @@ class PlanAndProblems:
 
     @work(thread=True, group="preflight", exit_on_error=False)
     def _preflight_worker(self, cfg: TrainingConfig, gen: int) -> None:
-        from lora_tui.run.preflight import PreflightResult, preflight
+        from lora_tui.run.preflight import PreflightCancelled, PreflightResult, preflight
 
+        import threading
+
+        self._preflight_thread = threading.get_ident()
         try:
             result = preflight(cfg, self.settings)
+        except PreflightCancelled:
+            return  # the app is closing
         except Exception as exc:  # a bug here must not take the form down; Start checks again
             result = PreflightResult(notes=[f"the trainer's preflight could not run: {exc!r}"])
         self.post_message(PreflightReady(gen, result))

@@ -1,6 +1,6 @@
 """Stand-in for the bundled trainer's `sdxl_train_network.py --preflight` (the app side's tests; the real
 trainer's preflight is tested on the real trainer). Reads --config_file and the argv after it as sd-scripts does,
-appends one line to $PREFLIGHT_LOG per run (so a test can count the processes), sleeps $PREFLIGHT_SLEEP s,
+appends one line to $PREFLIGHT_LOG per run, its pid first (so a test can count the processes), sleeps $PREFLIGHT_SLEEP s the first time,
 and prints findings in the
 trainer's format, one `LORA_TUI_PREFLIGHT {json}` line each:
 - optimizer_args holding `foo=...`: error on optimizer_args (an optimizer keyword AdamW does not take);
@@ -17,9 +17,11 @@ import tomllib
 argv = sys.argv[1:]
 if "--preflight" not in argv:
     sys.exit(3)
+first = os.path.getsize(os.environ["PREFLIGHT_LOG"]) == 0
 with open(os.environ["PREFLIGHT_LOG"], "a", encoding="utf-8") as fh:
-    fh.write(" ".join(argv) + "\n")
-time.sleep(float(os.environ.get("PREFLIGHT_SLEEP", "0")))  # a slow check (torch import on a busy machine)
+    fh.write(f"{os.getpid()} " + " ".join(argv) + "\n")
+if first:
+    time.sleep(float(os.environ.get("PREFLIGHT_SLEEP", "0")))  # a slow check (torch import on a busy machine)
 toml = tomllib.load(open(argv[argv.index("--config_file") + 1], "rb"))
 found = []
 

@@ -33,7 +33,7 @@ async def test_settled_config_gets_the_trainers_findings_and_start_refuses_on_th
     log = _bundled_stand_in(tmp_path, settings, monkeypatch)
     cfg = TrainingConfig(**valid_sdxl_setup(tmp_path), sdxl=True, output_name="x", optimizer="AdamW",
                          optimizer_args="foo=1")
-    monkeypatch.setenv("PREFLIGHT_SLEEP", "1")
+    monkeypatch.setenv("PREFLIGHT_SLEEP", "4")
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         # no F5: the check runs by itself once the config has settled, in a worker: the form takes keys meanwhile
@@ -54,3 +54,21 @@ async def test_settled_config_gets_the_trainers_findings_and_start_refuses_on_th
         await wait_for(pilot, lambda: not _preflight_errors(app) and any(
             p.field == "optimizer" and p.message == "checked optimizer AdamW" for p in app.all_problems()), timeout=30)
         assert len(log.read_text().splitlines()) > before
+
+
+async def test_a_settle_check_still_running_ends_with_the_app(settings, tmp_path, monkeypatch):
+    import psutil
+
+    log = _bundled_stand_in(tmp_path, settings, monkeypatch)
+    monkeypatch.setenv("PREFLIGHT_SLEEP", "60")
+    cfg = TrainingConfig(**valid_sdxl_setup(tmp_path), sdxl=True, output_name="x")
+    app = LoraApp(cfg, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: log.read_text() != "", timeout=30)
+        pid = int(log.read_text().split()[0])
+        assert psutil.pid_exists(pid)
+    # the app closed while its check ran: the trainer process is gone, nothing left behind
+    proc = psutil.Process(pid) if psutil.pid_exists(pid) else None
+    if proc is not None:
+        proc.wait(timeout=10)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
