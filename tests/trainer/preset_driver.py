@@ -63,6 +63,9 @@ def main() -> None:
         log.close()
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"CPU {ru.ru_utime + ru.ru_stime:.1f}", flush=True)  # the process's own CPU seconds (load-independent)
     print("RESULT " + json.dumps(results), flush=True)
 
 

@@ -165,6 +165,8 @@ def preset_runs(tmp_path_factory, tiny_sd15_ckpt, tiny_sdxl_ckpt, tiny_sd2_ckpt)
                        capture_output=True, text=True, env=env, cwd=root, timeout=900)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert r.returncode == 0 and line, r.stderr[-4000:]
+    cpu = [ln for ln in r.stdout.splitlines() if ln.startswith("CPU ")]
+    print(f"\npreset driver: {cpu[-1][4:] if cpu else '?'} s CPU")
     for res in json.loads(line[-1][len("RESULT "):]):
         rows[res["name"]].update(res)
         rows[res["name"]]["log_text"] = Path(next(s["log"] for s in spec if s["name"] == res["name"])).read_text()
@@ -202,6 +204,17 @@ def test_wandb_presets_log_offline_under_output_dir_logs(preset_runs):
     assert len(rows) == 3
     for r in rows:
         assert list((r["out"] / "logs").glob("*/wandb/offline-run-*")), r["log_text"][-1500:]
+
+
+def test_a_preset_the_preflight_passes_trains(preset_runs):
+    """"validate OK means the run starts training", pending presets included: a preset whose preflight reports no
+    error must train (one that cannot train must be named by the preflight, i.e. before launch)."""
+    late = {n: r.get("log_text", "")[-800:] for n, r in preset_runs.items()
+            if not n.startswith("pre:") and r.get("preflight_rc") == 0 and r.get("rc") != 0}
+    assert not late, late
+    rows = [r for n, r in preset_runs.items() if "seconds" in r]
+    print(f"\n{len(rows)} presets: {sum(r['seconds'] for r in rows):.1f} s training, "
+          f"{sum(r['preflight_s'] for r in rows):.1f} s preflight (wall, one process)")
 
 
 def test_preflight_passes_for_every_preset_that_trains(preset_runs):
