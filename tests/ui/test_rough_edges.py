@@ -111,3 +111,24 @@ async def test_the_problems_panel_is_planned_again_when_a_run_ends(settings, tmp
         await run_script_to_end(pilot, app, settings, tmp_path / "writes.py",
                                 f"open({out!r}, 'wb').write(b'a finished LoRA')\n")
         await wait_for(pilot, lambda: any("already exist" in p.message for p in app.plan_problems), timeout=15)
+
+
+async def test_80x24_shows_a_paths_end_and_gives_the_log_room(settings, tmp_path):
+    from lora_tui.run.jobs import start_job
+    from ui_helpers import fake, painted
+
+    long_path = tmp_path / "some" / "deeply" / "nested" / "model" / "folders" / "my_checkpoint_v2.safetensors"
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.apply_edit("pretrained_model_name_or_path", str(long_path))
+        assert app.apply_edit("train_data_dir", str(tmp_path / "another" / "long" / "folder" / "of" / "images"))
+        # a box narrower than its path shows the path's end (the file name), focused or not
+        for name, end in (("pretrained_model_name_or_path", "my_checkpoint_v2.safetensors"), ("train_data_dir", "images")):
+            await wait_for(pilot, lambda: painted(app, f"#f-{name}")[0].rstrip().endswith(end))
+        # the Run view of a run with a loss plot: the figures keep one line and the log keeps 6 lines or more
+        job = start_job(fake("bar_trainer.py", 30), settings=settings)
+        job.wait(30)
+        app.attach(job)
+        await wait_for(pilot, lambda: not app.job_running and app.query_one("#plot-box").display, timeout=15)
+        await wait_for(pilot, lambda: app.query_one("#log").scrollable_content_region.height >= 6)
+        assert app.query_one("#run-stats").size.height == 1
