@@ -7,6 +7,7 @@ lines at their width (`WrapLog`): a traceback or a path is read whole in an 80-c
 """
 from __future__ import annotations
 
+import re
 import time
 from bisect import bisect_right
 from itertools import accumulate
@@ -229,9 +230,10 @@ class RunView(Vertical):
         before, started = follower.offset, time.perf_counter()
         batch = follower.poll()
         self._adapt_read_budget(follower, follower.offset - before, time.perf_counter() - started)
-        if batch.lines:
-            self.query_one("#log", Log).write_lines(batch.lines, scroll_end=False)
-            self.lines_shown += len(batch.lines)
+        lines = without_glued_records(batch.lines)
+        if lines:
+            self.query_one("#log", Log).write_lines(lines, scroll_end=False)
+            self.lines_shown += len(lines)
             self.keep_log_end()
         if batch.live is not None:
             self.query_one("#live", Static).update(batch.live)
@@ -317,7 +319,7 @@ class RunView(Vertical):
                 Content.assemble((headline, "bold"), "\nLast lines of output:"))  # an exception's text: no markup
             tail_log = self.query_one("#failure-tail", Log)
             tail_log.clear()
-            tail_log.write_lines(tail or ["(no output)"])
+            tail_log.write_lines(without_glued_records(tail) or ["(no output)"])
             # The box has just appeared and shrunk the layout: its end (the error) is scrolled to once it has a
             # size, or a short terminal would show the traceback's first lines and not the error.
             self.call_after_refresh(tail_log.scroll_end, animate=False, immediate=True, x_axis=False)
@@ -348,7 +350,7 @@ class RunView(Vertical):
         self.query_one("#run-stats", Static).update(prog.summary())
         log = self.query_one("#log", Log)
         log.clear()
-        log.write_lines(tail or ["(no output)"])
+        log.write_lines(without_glued_records(tail) or ["(no output)"])
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Enter on a queue item: what it is and how it went (an error's reason stays readable after its toast)."""
@@ -407,6 +409,24 @@ class RunView(Vertical):
 
     def on_descendant_blur(self) -> None:
         self._title_queue()
+
+
+_GLUED_RECORD = re.compile(r"LORA_TUI_[A-Z_]+ \{[^{}]*\}")
+
+
+def without_glued_records(lines: list[str]) -> list[str]:
+    """`lines` without machine records glued inside a line: a `LORA_TUI_PROGRESS {...}` written on a bar's open line
+    by a trainer whose stdout and stderr reach the log apart (a log from before our trainer joined them, another
+    trainer) is never shown raw; a line that was only such a record is dropped. Lines that start with a record are
+    the follower's to parse and never reach here."""
+    out = []
+    for line in lines:
+        if "LORA_TUI_" in line:
+            line = _GLUED_RECORD.sub("", line)
+            if not line.strip():
+                continue
+        out.append(line)
+    return out
 
 
 def step_axis(steps: list[int], most: int = 5) -> tuple[tuple[float, float], list[int]]:

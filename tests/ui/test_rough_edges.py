@@ -132,3 +132,22 @@ async def test_80x24_shows_a_paths_end_and_gives_the_log_room(settings, tmp_path
         await wait_for(pilot, lambda: not app.job_running and app.query_one("#plot-box").display, timeout=15)
         await wait_for(pilot, lambda: app.query_one("#log").scrollable_content_region.height >= 6)
         assert app.query_one("#run-stats").size.height == 1
+
+
+async def test_a_progress_record_glued_to_a_bar_line_never_shows_raw(settings, tmp_path):
+    from ui_helpers import run_script_to_end
+
+    app = LoraApp(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        # stdout and stderr reaching the log apart (a trainer under accelerate's stderr pipe): the record lands
+        # on the bar's open line
+        await run_script_to_end(pilot, app, settings, tmp_path / "glued.py", (
+            "import sys\n"
+            "sys.stdout.write('steps:  50%|#    | 1/2 [00:01<00:01, avr_loss=0.5]'"
+            " 'LORA_TUI_PROGRESS {\"step\": 1, \"total\": 2, \"loss\": 0.5}\\n')\n"
+            "print('LORA_TUI_PROGRESS {\"step\": 2, \"total\": 2, \"loss\": 0.4}')\n"
+            "print('done here')\n"))
+        await wait_for(pilot, lambda: any("done here" in line for line in app.query_one("#log").lines))
+        shown = list(app.query_one("#log").lines)
+        assert not [line for line in shown if "LORA_TUI_" in line], shown
+        assert any(line.startswith("steps:  50%") for line in shown), shown
