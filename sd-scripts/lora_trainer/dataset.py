@@ -11,6 +11,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"}
@@ -32,6 +33,9 @@ class ImageItem:
     latents: object = None
     latents_flipped: object = None
     opts: object = None  # per-subset options (flip_aug, random_crop, caption options); the args in CLI mode
+    bucketed: bool = True  # its dataset has enable_bucket (SDXL size ids differ without it)
+    mask: object = None  # cached loss mask [H, W] in [0, 1] at bucket size (alpha_mask / conditioning image)
+    cond_path: Path | None = None  # conditioning image of masked_loss (conditioning_data_dir)
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Subset:
     class_tokens: str
     is_reg: bool
     items: list[ImageItem] = field(default_factory=list)
+    opts: object = None  # its options (dataset_config), for the ss_datasets metadata
 
 
 def parse_subset_dir(name: str) -> tuple[int, str] | None:
@@ -109,7 +114,7 @@ def scan_subset(d: Path, repeats: int, tokens: str, is_reg: bool, caption_extens
     Raises DatasetError for an image PIL cannot open, or a bad caption file (`read_caption`)."""
     from PIL import Image
 
-    sub = Subset(d, repeats, tokens, is_reg)
+    sub = Subset(d, repeats, tokens, is_reg, opts=opts)
     for img in sorted(p for p in d.iterdir()
                       if p.is_file() and p.suffix in IMAGE_EXTS and not p.name.startswith(".")):
         try:
@@ -180,6 +185,13 @@ def assign_no_upscale(size: tuple[int, int], max_area: int, step: int) -> tuple[
     return bucket, resized
 
 
+def ar_error(item: ImageItem) -> float:
+    """sd-scripts' `select_bucket` aspect error: bucket W/H − image W/H (0 for an image already bucket-sized)."""
+    if tuple(item.size) == tuple(item.bucket):
+        return 0.0
+    return item.bucket[0] / item.bucket[1] - item.size[0] / item.size[1]
+
+
 @dataclass
 class Dataset:
     """All items with repeats expanded into per-epoch sample lists and batches."""
@@ -189,6 +201,12 @@ class Dataset:
     num_reg_images: int
     batch_size: int
     buckets: dict[tuple[int, int], list[ImageItem]] = field(default_factory=dict)
+    # how it was bucketed, for the ss_* metadata (sd-scripts' `bucket_info`, `ss_datasets`)
+    resolution: tuple[int, int] = (0, 0)
+    bucket_opts: object = None      # enable_bucket, bucket_no_upscale, min/max_bucket_reso, bucket_reso_steps
+    bucket_list: list | None = None  # the full predefined bucket list (enable_bucket without bucket_no_upscale)
+    resize_interpolation: str | None = None
+    validation: object = None  # the validation Dataset split off by validation_split (validation.py), or None
 
     def batches(self, epoch: int, seed: int) -> list[list[ImageItem]]:
         """The epoch's batches: every batch from one bucket, bucket contents and batch order shuffled with
@@ -208,7 +226,24 @@ class Dataset:
 
 def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, bucket, warn, where: str) -> Dataset:
     """Balance reg images against the train count (§2.7) and bucket (§2.8) one dataset. `bucket` holds
-    enable_bucket, bucket_no_upscale, min_bucket_reso, max_bucket_reso, bucket_reso_steps."""
+    enable_bucket, bucket_no_upscale, min_bucket_reso, max_bucket_reso, bucket_reso_steps (and validation_split,
+    validation_seed, seed: a validation split of each training folder, `validation.split_items`)."""
+    split = float(getattr(bucket, "validation_split", 0) or 0)
+    if split > 0:
+        from .validation import split_items
+        seed = getattr(bucket, "validation_seed", None)
+        seed = seed if seed is not None else (getattr(bucket, "seed", None) or 0)
+        val_subsets = []
+        for s in train:
+            keep, held = split_items(s.items, split, int(seed))
+            val_subsets.append(Subset(s.dir, s.repeats, s.class_tokens, False, held, s.opts))
+            s.items = keep
+        no_split = SimpleNamespace(**{**vars(bucket), "validation_split": 0})
+        val = _assemble(val_subsets, [], reso, batch_size, no_split, warn, where) \
+            if any(v.items for v in val_subsets) else None
+        ds = _assemble(train, reg, reso, batch_size, no_split, warn, where)
+        ds.bucket_opts, ds.validation = bucket, val
+        return ds
     num_train = sum(len(s.items) * s.repeats for s in train)
     if num_train == 0:
         raise DatasetError(f"No data found in {where}: it must be the parent of folders named like '10_name' "
@@ -239,6 +274,7 @@ def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, buc
 
     step = int(bucket.bucket_reso_steps)
     items = {id(it): it for it in samples}.values()
+    bl = None
     if bucket.enable_bucket and not bucket.bucket_no_upscale:
         mn = int(bucket.min_bucket_reso) // step * step
         mx = -(-int(bucket.max_bucket_reso) // step) * step
@@ -258,11 +294,13 @@ def _assemble(train: list[Subset], reg: list[Subset], reso, batch_size: int, buc
     else:
         for it in items:
             it.bucket = reso
+            it.bucketed = False
             _, it.resized = assign_bucket(it.size, [reso])
     buckets: dict[tuple[int, int], list[ImageItem]] = {}
     for it in samples:
         buckets.setdefault(it.bucket, []).append(it)
-    return Dataset(train + reg, samples, num_train, num_reg, batch_size, buckets)
+    return Dataset(train + reg, samples, num_train, num_reg, batch_size, buckets, tuple(reso), bucket, bl,
+                   getattr(bucket, "resize_interpolation", None))
 
 
 def build_dataset(args, warn):
@@ -300,6 +338,8 @@ class DatasetGroup:
         self.num_train_images = sum(p.num_train_images for p in parts)
         self.num_reg_images = sum(p.num_reg_images for p in parts)
         self.batch_size = parts[0].batch_size
+        vals = [p.validation for p in parts if p.validation is not None]
+        self.validation = DatasetGroup(vals) if vals else None
         self.buckets: dict = {}
         for p in parts:
             for k, v in p.buckets.items():
@@ -330,32 +370,94 @@ def parse_resolution(value) -> tuple[int, int]:
     raise DatasetError(f"resolution {value!r} is not 'S' or 'W,H' in pixels")
 
 
-def load_image_tensor(item: ImageItem, random_crop: bool, flip: bool, rng: random.Random):
-    """The image resized to cover its bucket and cropped to it, as a [3, H, W] float tensor in [-1, 1].
+def _opt(item: ImageItem, name: str, default=None):
+    """A per-subset option of `item` (its opts, the args in CLI mode), `default` when absent or None."""
+    v = getattr(item.opts, name, None) if item.opts is not None else None
+    return default if v is None else v
 
-    Returns (tensor, crop_top_left (top, left)) where the crop offset is the centre-fit one used for SDXL's size
-    conditioning (§2.9)."""
+
+def wants_alpha(item: ImageItem) -> bool:
+    """Whether `item`'s loss mask comes from its alpha channel (alpha_mask)."""
+    return bool(_opt(item, "alpha_mask", False))
+
+
+def load_image_tensor(item: ImageItem, random_crop: bool, flip: bool, rng: random.Random, augment: bool = True):
+    """The image resized and trimmed to its bucket with sd-scripts' rules (`resize.trim_and_resize`; face crop
+    for non-bucketed items with face_crop_aug_range and a `_cx_cy_w_h` name), colour-augmented (color_aug, when
+    `augment`) and flipped, as a [3, H, W] float tensor in [-1, 1].
+
+    Returns (tensor, mask): mask is the [H, W] float loss mask in [0, 1] (alpha channel with alpha_mask — ones for
+    an image without one — or the conditioning image's red channel with conditioning_data_dir), else None."""
     import numpy as np
     import torch
     from PIL import Image
 
+    from .resize import trim_and_resize
+
+    alpha = wants_alpha(item)
     with Image.open(item.path) as im:
-        im = im.convert("RGB")
-        rw, rh = item.resized
-        if (rw, rh) != im.size:
-            filt = Image.LANCZOS if rw * rh > im.size[0] * im.size[1] else Image.BOX
-            im = im.resize((rw, rh), filt)
-        bw, bh = item.bucket
-        if random_crop:
-            left, top = rng.randint(0, rw - bw), rng.randint(0, rh - bh)
-        else:
-            left, top = (rw - bw) // 2, (rh - bh) // 2
-        im = im.crop((left, top, left + bw, top + bh))
-        if flip:
-            im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
-    ct, cl = (rh - bh) // 2, (rw - bw) // 2
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), (ct, cl)
+        arr = np.asarray(im.convert("RGBA" if alpha else "RGB"))
+    interp = _opt(item, "resize_interpolation")
+    face_range = _opt(item, "face_crop_aug_range")
+    face = None
+    if face_range and not item.bucketed:
+        from .augment import face_box
+        face = face_box(item.path.stem)
+    if face is not None:
+        from .augment import face_crop
+        rng_range = [float(x) for x in (face_range.split(",") if isinstance(face_range, str) else face_range)]
+        arr = face_crop(arr, face, item.bucket, (rng_range[0], rng_range[1]), random_crop, interp, rng)
+    else:
+        arr = trim_and_resize(arr, item.bucket, item.resized, interp, random_crop, rng)
+    if augment and _opt(item, "color_aug", False):
+        from .augment import color_aug
+        arr = np.concatenate([color_aug(arr[:, :, :3], rng), arr[:, :, 3:]], axis=2) if alpha \
+            else color_aug(arr, rng)
+    if flip:
+        arr = arr[:, ::-1]
+    mask = None
+    if alpha:
+        mask = torch.from_numpy(arr[:, :, 3].astype(np.float32) / 255.0)
+    elif item.cond_path is not None:
+        mask = conditioning_mask(item, flip)
+    rgb = np.ascontiguousarray(arr[:, :, :3]).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), mask
+
+
+def conditioning_mask(item: ImageItem, flip: bool):
+    """masked_loss's mask from the conditioning image: resized straight to the bucket size (sd-scripts'
+    ControlNet dataset: no aspect-preserving crop), flipped with the image, red channel / 255 → [H, W]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .resize import resize_array
+
+    with Image.open(item.cond_path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    bw, bh = item.bucket
+    if arr.shape[:2] != (bh, bw):
+        arr = resize_array(arr, (bw, bh), _opt(item, "resize_interpolation"))
+    if flip:
+        arr = arr[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(arr[:, :, 0]).astype(np.float32) / 255.0)
+
+
+def size_ids(item: ImageItem, flipped: bool, cached: bool) -> list[int]:
+    """SDXL's six size ids [original H, W, crop top, crop left, target H, W] for `item`, as sd-scripts' dataset
+    gives them: crop from `get_crop_ltrb` (the image fitted inside the bucket), left mirrored when flipped; a
+    non-bucketed image read from file has original = target and crop ltrb (0, 0, 0, 0)."""
+    from .resize import crop_ltrb, crop_top_left
+
+    bw, bh = item.bucket
+    if item.bucketed or cached:
+        ow, oh = item.size
+        ltrb = crop_ltrb(item.bucket, item.size)
+    else:
+        ow, oh = bw, bh
+        ltrb = (0, 0, 0, 0)
+    ct, cl = crop_top_left(ltrb, bw, flipped)
+    return [oh, ow, ct, cl, bh, bw]
 
 
 def expand_wildcards(text: str, rng: random.Random) -> str:
@@ -369,12 +471,14 @@ def expand_wildcards(text: str, rng: random.Random) -> str:
     return text.replace(left, "{").replace(right, "}")
 
 
-def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
+def process_caption(caption: str, args, epoch: int, rng: random.Random, step: int = 0, max_steps: int = 0) -> str:
     """Caption pipeline of §2.5: prefix/suffix, dropout, wildcards (a random line, `{a|b}` alternatives) or the
     first line, then (with shuffle or tag dropout) the fixed head — `keep_tokens` tokens, or the text before
     `keep_tokens_separator` (and the fixed tail after a second one) — and the shuffled/dropped rest, re-joined
     with ", "; finally `secondary_separator` becomes `caption_separator`. As in sd-scripts, without shuffle or
-    tag dropout a `keep_tokens_separator` stays in the text."""
+    tag dropout a `keep_tokens_separator` stays in the text. `token_warmup_step` (a fraction < 1 of `max_steps`, or
+    steps) keeps only the first floor(step · (n − token_warmup_min) / warmup) + token_warmup_min flexible tags before
+    `step` (the optimizer step) reaches it, before shuffling (sd-scripts' order)."""
     if args.caption_prefix:
         caption = args.caption_prefix + " " + caption
     if args.caption_suffix:
@@ -389,7 +493,10 @@ def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
     else:
         caption = caption.split("\n")[0]
     sep = args.caption_separator or ","
-    if args.shuffle_caption or args.caption_tag_dropout_rate:
+    warmup = float(getattr(args, "token_warmup_step", 0) or 0)
+    if 0 < warmup < 1:
+        warmup = math.floor(warmup * max_steps)
+    if args.shuffle_caption or args.caption_tag_dropout_rate or warmup:
         kts = getattr(args, "keep_tokens_separator", None)
         tail: list[str] = []
         if kts and kts in caption:
@@ -403,6 +510,9 @@ def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
             toks = [t.strip() for t in caption.strip().split(sep)]
             k = int(args.keep_tokens or 0)
             fixed, flex = toks[:k], toks[k:]
+        if warmup and step < warmup:
+            lo = int(getattr(args, "token_warmup_min", 1) or 0)
+            flex = flex[:math.floor(step * ((len(flex) - lo) / warmup)) + lo]
         if args.shuffle_caption:
             rng.shuffle(flex)
         if args.caption_tag_dropout_rate:
@@ -417,4 +527,5 @@ def process_caption(caption: str, args, epoch: int, rng: random.Random) -> str:
 def captions_are_static(args) -> bool:
     """True when a caption's text never changes between epochs, so text-encoder outputs can be cached."""
     return not (args.shuffle_caption or args.caption_tag_dropout_rate or args.caption_dropout_rate
-                or args.caption_dropout_every_n_epochs or getattr(args, "enable_wildcard", False))
+                or args.caption_dropout_every_n_epochs or getattr(args, "enable_wildcard", False)
+                or getattr(args, "token_warmup_step", 0))

@@ -25,9 +25,7 @@ SUBSET_KEYS = {"num_repeats", "shuffle_caption", "caption_separator", "keep_toke
                "cache_info"}
 SUBSET_ONLY = {"image_dir", "is_reg", "alpha_mask", "metadata_file", "conditioning_data_dir"}
 # schema keys we refuse when set to anything but their default
-NOT_IMPLEMENTED = {"color_aug": False, "face_crop_aug_range": None, "token_warmup_step": 0,
-                   "custom_attributes": {}, "resize_interpolation": None, "validation_split": 0.0,
-                   "alpha_mask": False, "metadata_file": None, "conditioning_data_dir": None}
+NOT_IMPLEMENTED = {"custom_attributes": {}, "metadata_file": None}
 _CLI_NAME = {"batch_size": "train_batch_size", "num_repeats": "dataset_repeats"}
 
 
@@ -83,7 +81,9 @@ def build_from_config(args, warn):
             reso = ",".join(str(x) for x in reso)
         reso = parse_resolution(reso)
         bucket = SimpleNamespace(**{k: pick(k, ds, general) for k in (
-            "enable_bucket", "bucket_no_upscale", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps")})
+            "enable_bucket", "bucket_no_upscale", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
+            "resize_interpolation", "validation_split", "validation_seed")})
+        bucket.seed = getattr(args, "seed", None)
         train, reg = [], []
         seen = set()
         for si, sub in enumerate(ds.get("subsets") or []):
@@ -101,8 +101,14 @@ def build_from_config(args, warn):
             opts = SimpleNamespace(**{k: pick(k, sub, ds, general) for k in (
                 "shuffle_caption", "caption_separator", "keep_tokens", "flip_aug", "random_crop", "caption_prefix",
                 "caption_suffix", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-                "caption_tag_dropout_rate", "keep_tokens_separator", "secondary_separator", "enable_wildcard")})
+                "caption_tag_dropout_rate", "keep_tokens_separator", "secondary_separator", "enable_wildcard",
+                "color_aug", "face_crop_aug_range", "resize_interpolation", "alpha_mask", "token_warmup_min",
+                "token_warmup_step")})
             opts.caption_separator = opts.caption_separator or ","
+            from .resize import check_interpolation
+            bad = check_interpolation(opts.resize_interpolation)
+            if bad:
+                raise DatasetError(f"dataset_config: {bad} ({swhere})")
             ext = pick("caption_extension", sub, ds, general, default=".caption")
             tokens = pick("class_tokens", sub, ds, general)
             if tokens is None:
@@ -110,12 +116,18 @@ def build_from_config(args, warn):
             repeats = int(pick("num_repeats", sub, ds, general, default=1))
             is_reg = bool(sub.get("is_reg", False))
             s = scan_subset(d, repeats, tokens, is_reg, ext, bool(opts.enable_wildcard), opts)
+            if sub.get("conditioning_data_dir"):
+                if not getattr(args, "masked_loss", False):
+                    raise DatasetError(f"dataset_config: conditioning_data_dir ({swhere}) is read only with "
+                                       f"masked_loss; set masked_loss = true or remove it")
+                from .loss_mask import find_conditioning_images
+                find_conditioning_images(s.items, sub["conditioning_data_dir"], swhere)
             (reg if is_reg else train).append(s)
         parts.append(_assemble(train, reg, reso, int(pick("batch_size", ds, general, default=1)), bucket, warn,
                                f"dataset_config {path} {where}"))
     # Options read globally (caching decisions, metadata) take the most demanding subset value.
     subs = [it.opts for p in parts for it in p.samples]
-    for k in ("shuffle_caption", "flip_aug", "random_crop", "enable_wildcard"):
+    for k in ("shuffle_caption", "flip_aug", "random_crop", "enable_wildcard", "color_aug"):
         setattr(args, k, any(bool(getattr(o, k)) for o in subs))
     for k in ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs"):
         setattr(args, k, max((getattr(o, k) or 0) for o in subs))

@@ -35,6 +35,13 @@ def token_windows(tok, captions: list[str], max_token_length: int | None):
     n = window_count(max_token_length)
     length = MIDDLE * n + 2
     ids = tok(captions, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
+    return windows_of(ids, n, tok)
+
+
+def windows_of(ids, n: int, tok):
+    """Full-length id rows (B, 75·n + 2) → (B·n, 77) windows, repaired as described above; identity for n = 1."""
+    import torch
+
     if n == 1:
         return ids
     eos, pad = tok.eos_token_id, tok.pad_token_id

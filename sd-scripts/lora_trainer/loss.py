@@ -37,10 +37,12 @@ def sample_noise(args, latents):
         noise = noise / noise.std()
     return noise
 
-def diffusion_loss(args, pred, target, timesteps, weights, snr_table, noise_scheduler):
+def diffusion_loss(args, pred, target, timesteps, weights, snr_table, noise_scheduler, mask=None):
     """Mean loss (0-dim float32) of `pred` against `target` (B, C, H, W), each sample weighted by `weights` (B,)
     and by its timestep's SNR from `snr_table` (1000,: the schedule's SNR before zero_terminal_snr);
-    `noise_scheduler` gives the alphas for the huber_c "snr" schedule. OptionError for an unknown loss_type."""
+    `noise_scheduler` gives the alphas for the huber_c "snr" schedule. `mask` (B, 1, H', W') in [0, 1], at image
+    size, multiplies the element-wise loss after an area resize to the latent size (sd-scripts'
+    `apply_masked_loss`). OptionError for an unknown loss_type."""
     import torch
 
     pred, target = pred.float(), target.float()
@@ -55,6 +57,8 @@ def diffusion_loss(args, pred, target, timesteps, weights, snr_table, noise_sche
         el = 2 * c * (torch.sqrt(d2 + c ** 2) - c) if lt == "huber" else 2 * (torch.sqrt(d2 + c ** 2) - c)
     else:
         raise OptionError(f"loss_type {lt!r}: use l2, l1, huber or smooth_l1")
+    if mask is not None:
+        el = el * torch.nn.functional.interpolate(mask.float(), size=el.shape[2:], mode="area")
     loss = el.mean(dim=(1, 2, 3)) * weights
     snr = snr_table[timesteps]
     if args.min_snr_gamma:

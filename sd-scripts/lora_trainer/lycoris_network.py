@@ -89,17 +89,36 @@ class LycorisNetwork(nn.Module):
 
     def param_groups(self, te_lrs: list[float | None], unet_lr: float | None, default_lr: float):
         """Groups like `LoRANetwork.param_groups`: text encoders then UNet; an lr of 0 leaves a part out.
-        One text-encoder LR (the first given) for both SDXL encoders."""
-        groups = []
+        One text-encoder LR (the first given) for both SDXL encoders. LoRA+ ratios (network_args
+        loraplus_*lr_ratio, read by LyCORIS) put `lora_up` parameters in a `plus` group, as LyCORIS'
+        `prepare_optimizer_params` does."""
+        from .network import param_groups_of
+
+        n = self.net
+        base = getattr(n, "loraplus_lr_ratio", None)
+        te_ratio = getattr(n, "loraplus_text_encoder_lr_ratio", None) or base
+        unet_ratio = getattr(n, "loraplus_unet_lr_ratio", None) or base
         te_lr = default_lr if not te_lrs or te_lrs[0] is None else te_lrs[0]
-        if self.te_modules and te_lr:
-            groups.append({"params": [p for m in self.te_modules for p in m.parameters()], "lr": te_lr,
-                           "name": "textencoder"})
         u_lr = default_lr if unet_lr is None else unet_lr
-        if self.unet_modules and u_lr:
-            groups.append({"params": [p for m in self.unet_modules for p in m.parameters()], "lr": u_lr,
-                           "name": "unet"})
-        return groups
+        return param_groups_of(self.te_modules, te_lr, te_ratio, "textencoder") + \
+            param_groups_of(self.unet_modules, u_lr, unet_ratio, "unet")
+
+    def apply_max_norm_regularization(self, max_norm: float, device):
+        """`scale_weight_norms` through LyCORIS' own per-module `apply_max_norm` (each algorithm knows its ΔW).
+        Returns (modules scaled, mean norm, max norm) as sd-scripts logs them; (0, 0, 0) when none was scaled."""
+        import torch
+
+        with torch.no_grad():
+            scaled, norms = 0, []
+            for m in self.unet_modules + self.te_modules:
+                s, norm = m.apply_max_norm(max_norm, device)
+                if s is None:
+                    continue
+                norms.append(float(norm))
+                scaled += int(s)
+        if scaled == 0:
+            return 0, 0.0, 0.0
+        return scaled, sum(norms) / len(norms), max(norms)
 
     def _rename(self, key: str, table: dict[str, str]) -> str:
         head, dot, rest = key.partition(".")

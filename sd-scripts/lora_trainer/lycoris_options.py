@@ -19,9 +19,4 @@ def lycoris_problems(args) -> list[str]:
     if not lycoris_available():
         return ["network_module lycoris.kohya needs the lycoris-lora package: pip install lycoris-lora into the "
                 "trainer's Python, or use networks.lora"]
-    msgs = []
-    if args.scale_weight_norms:
-        msgs.append("scale_weight_norms is not supported with lycoris.kohya by this trainer; remove it")
-    if args.dim_from_weights:
-        msgs.append("dim_from_weights is not supported with lycoris.kohya by this trainer; give network_dim")
-    return msgs
+    return []

@@ -124,6 +124,22 @@ def _unet_targets(unet: nn.Module, family: str, conv: bool):
             yield "lora_unet_" + name_path.replace(".", "_"), mod, is_kxk
 
 
+def param_groups_of(modules: list, lr: float | None, loraplus_ratio: float | None, name: str) -> list[dict]:
+    """The optimizer groups of `modules` at `lr`, as sd-scripts' `assemble_params`: with a LoRA+ ratio the
+    `lora_up` parameters go to a second group (`<name> plus`) at lr × ratio; a group with lr 0/None or no
+    parameters is left out."""
+    plain, plus = [], []
+    for m in modules:
+        for pname, p in m.named_parameters():
+            (plus if loraplus_ratio is not None and "lora_up" in pname else plain).append(p)
+    out = []
+    for ps, glr, gname in ((plain, lr, name), (plus, None if lr is None else lr * (loraplus_ratio or 0),
+                                                f"{name} plus")):
+        if ps and glr:
+            out.append({"params": ps, "lr": glr, "name": gname})
+    return out
+
+
 class LoRANetwork(nn.Module):
     """All LoRA modules of one model. `state_dict()` is exactly the kohya file content (before dtype casts).
 
@@ -132,22 +148,47 @@ class LoRANetwork(nn.Module):
     def __init__(self, unet, text_encoders: list, family: str, network_dim: int, network_alpha: float | None,
                  train_unet: bool = True, train_te: bool = True, conv_dim: int | None = None,
                  conv_alpha: float | None = None, dropout: float | None = None, rank_dropout: float | None = None,
-                 module_dropout: float | None = None):
+                 module_dropout: float | None = None, blocks=None, module_dims: dict | None = None):
+        """`blocks`: a `network_blocks.BlockPlan` (per-block U-Net ranks/alphas; a rank of 0 makes no module).
+        `module_dims`: {kohya module name: (rank, alpha)} as read by `dim_from_weights` — then exactly those
+        modules are made (3×3 convs included), as sd-scripts' `create_network_from_weights`."""
         super().__init__()
         self.te_modules: list[LoRAModule] = []
         self.unet_modules: list[LoRAModule] = []
+        self.loraplus: tuple[float | None, float | None, float | None] = (None, None, None)
+        self.block_lr_weight = blocks.lr_weight if blocks is not None else None
+        self.is_sdxl = family == "sdxl"
         kw = {"dropout": dropout, "rank_dropout": rank_dropout, "module_dropout": module_dropout}
         if train_te:
             prefixes = ["lora_te"] if len(text_encoders) == 1 else ["lora_te1", "lora_te2"]
             for prefix, te in zip(prefixes, text_encoders):
                 for name, mod in _te_targets(te, prefix):
-                    self.te_modules.append(LoRAModule(name, mod, network_dim, network_alpha, **kw))
+                    if module_dims is not None:
+                        if name in module_dims:
+                            self.te_modules.append(LoRAModule(name, mod, *module_dims[name], **kw))
+                    else:
+                        self.te_modules.append(LoRAModule(name, mod, network_dim, network_alpha, **kw))
         if train_unet:
-            for name, mod, is_kxk in _unet_targets(unet, family, conv_dim is not None and conv_dim > 0):
-                if is_kxk:
-                    self.unet_modules.append(LoRAModule(name, mod, conv_dim, 1.0 if conv_alpha is None else conv_alpha, **kw))
+            with_conv = module_dims is not None or (conv_dim is not None and conv_dim > 0) \
+                or (blocks is not None and blocks.conv_dims is not None)
+            for name, mod, is_kxk in _unet_targets(unet, family, with_conv):
+                if module_dims is not None:
+                    rank, alpha = module_dims.get(name, (None, None))
+                elif blocks is not None:
+                    from .network_blocks import block_index
+                    i = block_index(name, self.is_sdxl)
+                    if not is_kxk:
+                        rank, alpha = blocks.dims[i], blocks.alphas[i]
+                    elif blocks.conv_dims is not None:
+                        rank, alpha = blocks.conv_dims[i], blocks.conv_alphas[i]
+                    else:
+                        rank = alpha = None
+                elif is_kxk:
+                    rank, alpha = conv_dim, 1.0 if conv_alpha is None else conv_alpha
                 else:
-                    self.unet_modules.append(LoRAModule(name, mod, network_dim, network_alpha, **kw))
+                    rank, alpha = network_dim, network_alpha
+                if rank:  # rank 0 / None: no module here (a block switched off, a layer not in the file)
+                    self.unet_modules.append(LoRAModule(name, mod, int(rank), alpha, **kw))
         for m in self.te_modules + self.unet_modules:
             if hasattr(self, m.lora_name):
                 raise ValueError(f"duplicate LoRA module name {m.lora_name}")
@@ -166,24 +207,31 @@ class LoRANetwork(nn.Module):
             m.multiplier = multiplier
 
     def param_groups(self, te_lrs: list[float | None], unet_lr: float | None, default_lr: float):
-        """Optimizer groups: text encoders (one group per TE when two different LRs are given), then UNet.
-        A group whose lr is 0 is left out, as sd-scripts does; its modules keep their zero update but are saved."""
+        """Optimizer groups: text encoders (one group per TE when two different LRs are given), then UNet (one
+        group per block with block LR weights, `unet_block<i>`). A group whose lr is 0 is left out, as sd-scripts
+        does; its modules keep their zero update but are saved. LoRA+ splits each group (`param_groups_of`)."""
         groups = []
+        te_ratio = self.loraplus[2] or self.loraplus[0]
+        unet_ratio = self.loraplus[1] or self.loraplus[0]
         if self.te_modules:
             lrs = [default_lr if lr is None else lr for lr in (te_lrs or [None])]
             if len(lrs) > 1 and lrs[0] != lrs[1]:
                 for prefix, lr in (("lora_te1_", lrs[0]), ("lora_te2_", lrs[1])):
-                    ps = [p for m in self.te_modules if m.lora_name.startswith(prefix) for p in m.parameters()]
-                    if lr and ps:
-                        groups.append({"params": ps, "lr": lr, "name": "textencoder"})
-            elif lrs[0]:
-                groups.append({"params": [p for m in self.te_modules for p in m.parameters()], "lr": lrs[0],
-                               "name": "textencoder"})
+                    mods = [m for m in self.te_modules if m.lora_name.startswith(prefix)]
+                    groups += param_groups_of(mods, lr, te_ratio, "textencoder")
+            else:
+                groups += param_groups_of(self.te_modules, lrs[0], te_ratio, "textencoder")
         if self.unet_modules:
             lr = default_lr if unet_lr is None else unet_lr
-            if lr:
-                groups.append({"params": [p for m in self.unet_modules for p in m.parameters()], "lr": lr,
-                               "name": "unet"})
+            if self.block_lr_weight is None:
+                groups += param_groups_of(self.unet_modules, lr, unet_ratio, "unet")
+            else:
+                from .network_blocks import block_index
+                by_block: dict[int, list] = {}
+                for m in self.unet_modules:
+                    by_block.setdefault(block_index(m.lora_name, self.is_sdxl), []).append(m)
+                for i, mods in by_block.items():
+                    groups += param_groups_of(mods, lr * self.block_lr_weight[i], unet_ratio, f"unet_block{i}")
         return groups
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

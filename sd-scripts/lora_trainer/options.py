@@ -20,11 +20,17 @@ def key_values(option: str, items) -> dict[str, str]:
     return kv
 
 
-LORA_NETWORK_ARGS = {"conv_dim": int, "conv_alpha": float, "rank_dropout": float, "module_dropout": float}
+LORA_NETWORK_ARGS = {"conv_dim": int, "conv_alpha": float, "rank_dropout": float, "module_dropout": float,
+                     "loraplus_lr_ratio": float, "loraplus_unet_lr_ratio": float,
+                     "loraplus_text_encoder_lr_ratio": float}
+# block-wise keys: comma lists (or lr-weight presets) checked against the model's block count (network_blocks.py)
+LORA_BLOCK_ARGS = ("block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas", "down_lr_weight",
+                   "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold")
 
 
 def network_args(args) -> dict[str, str]:
-    """`network_args` as {key: value}; for networks.lora only the keys of `LORA_NETWORK_ARGS`, each a number.
+    """`network_args` as {key: value}; for networks.lora only the keys of `LORA_NETWORK_ARGS` (each a number)
+    and `LORA_BLOCK_ARGS`.
     OptionError names the bad key and the supported ones."""
     kv = key_values("network_args", args.network_args)
     if args.network_module == "lycoris.kohya":
@@ -33,17 +39,70 @@ def network_args(args) -> dict[str, str]:
         from .flux_network import flux_network_options
         flux_network_options(kv)  # its own keys (train_blocks, split_qkv, ...), checked here
         return kv
-    bad = sorted(set(kv) - set(LORA_NETWORK_ARGS))
+    bad = sorted(set(kv) - set(LORA_NETWORK_ARGS) - set(LORA_BLOCK_ARGS))
     if bad:
         raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
-                          f"(supported: {', '.join(sorted(LORA_NETWORK_ARGS))})")
+                          f"(supported: {', '.join(sorted(set(LORA_NETWORK_ARGS) | set(LORA_BLOCK_ARGS)))})")
     for key, value in kv.items():
+        if key not in LORA_NETWORK_ARGS:
+            continue  # block-wise lists: options.block_problems / network_blocks.py
         try:
             LORA_NETWORK_ARGS[key](value)
         except ValueError:
             raise OptionError(f"network_args: {key}={value!r} is not a number "
                               f"({'an integer' if LORA_NETWORK_ARGS[key] is int else 'e.g. 0.1'})") from None
     return kv
+
+
+def feature_problems(args) -> list[str]:
+    """Checks of the training features that need no model: resize_interpolation's name, face_crop_aug_range's
+    "min,max" form, fp8_base's need for mixed precision (sd-scripts asserts fp16/bf16) and its network."""
+    msgs = []
+    from .resize import check_interpolation
+    bad = check_interpolation(args.resize_interpolation)
+    if bad:
+        msgs.append(bad)
+    if args.face_crop_aug_range:
+        try:
+            lo, hi = (float(x) for x in str(args.face_crop_aug_range).split(","))
+        except ValueError:
+            msgs.append(f"face_crop_aug_range {args.face_crop_aug_range!r}: give two numbers \"min,max\", e.g. "
+                        f"\"2.0,4.0\"")
+    if args.fp8_base or args.fp8_base_unet:
+        # (the Flux family checks fp8 itself: flux_train.flux_problems)
+        if (args.mixed_precision or "no") == "no" and args.network_module != "networks.lora_flux":
+            msgs.append("fp8_base needs mixed_precision fp16 or bf16 (as sd-scripts); set mixed_precision")
+        if args.network_module == "lycoris.kohya":
+            msgs.append("fp8_base with lycoris.kohya is not supported by this trainer (LyCORIS reads the base "
+                        "weights itself); use networks.lora or turn fp8_base off")
+    if args.base_weights_multiplier and not args.base_weights:
+        msgs.append("base_weights_multiplier is set without base_weights; give the LoRA files to merge")
+    for f in args.base_weights or []:
+        if not Path(f).is_file():
+            msgs.append(f"base_weights: {f} does not exist")
+    return msgs
+
+
+def block_problems(args, script: str) -> list[str]:
+    """The block-wise network_args of networks.lora checked against the family the script trains (25 blocks for
+    SD1.x/2.x, 23 for SDXL), before any model loads."""
+    if args.network_module in ("lycoris.kohya", "networks.lora_flux"):
+        return []
+    try:
+        kv = network_args(args)
+    except OptionError:
+        return []  # reported by validate's own network_args check
+    try:
+        if not any(k in kv for k in LORA_BLOCK_ARGS):
+            return []
+        from .network_blocks import block_plan
+        conv_dim = int(kv["conv_dim"]) if "conv_dim" in kv else None
+        conv_alpha = float(kv["conv_alpha"]) if "conv_alpha" in kv else None
+        block_plan(kv, script == "sdxl_train_network", int(args.network_dim or 4), args.network_alpha, conv_dim,
+                   conv_alpha)
+    except OptionError as e:
+        return [str(e)]
+    return []
 
 
 def validate(args, script: str) -> None:
@@ -58,6 +117,7 @@ def validate(args, script: str) -> None:
             parse(args)
         except OptionError as e:
             msgs.append(str(e))
+    msgs += block_problems(args, script)
     if not args.pretrained_model_name_or_path:
         msgs.append("pretrained_model_name_or_path is not set; give a local .safetensors/.ckpt checkpoint")
     if not args.output_dir:
@@ -70,8 +130,11 @@ def validate(args, script: str) -> None:
         msgs.append("v_pred_like_loss cannot be used with v_parameterization")
     if script == "sdxl_train_network" and args.v2:
         msgs.append("v2 is not valid for SDXL (sdxl_train_network.py)")
-    if args.cache_latents and args.random_crop:  # color_aug is refused outright (unsupported_options.json)
+    if args.cache_latents and args.random_crop:
         msgs.append("cache_latents cannot be combined with random_crop; turn one off")
+    if args.cache_latents and args.color_aug:  # sd-scripts asserts the same: a cached latent has no augmentation
+        msgs.append("cache_latents cannot be combined with color_aug; turn one off")
+    msgs += feature_problems(args)
     if args.network_weights and not Path(args.network_weights).is_file():
         msgs.append(f"network_weights: {args.network_weights} does not exist")
     if args.resume and not Path(args.resume).is_dir():
@@ -88,6 +151,11 @@ def validate(args, script: str) -> None:
     if script == "flux_train_network":
         from .flux_train import flux_problems
         msgs += flux_problems(args)
+        # the SD/SDXL trainer's features that the Flux family does not run through (its own network, text
+        # encoding and loss): refused rather than silently ignored
+        for name in ("base_weights", "masked_loss", "alpha_mask", "weighted_captions"):
+            if getattr(args, name, None):
+                msgs.append(f"{name} is not supported for Flux.1 by this trainer; remove it")
     elif args.network_module == "networks.lora_flux":
         msgs.append(f"network_module networks.lora_flux is for Flux.1 (flux_train_network.py), not {script}.py; "
                     f"use networks.lora")

@@ -29,42 +29,56 @@ SAMPLERS = {
 
 def read_prompts(path: str) -> list[dict]:
     """Parse a prompt file into dicts (`prompt`, `negative_prompt`, `width`, `height`, `seed`, `scale`,
-    `sample_steps`, `sample_sampler`). Raises ValueError naming the file for an unsupported format."""
+    `sample_steps`, `sample_sampler`), as sd-scripts' `load_prompts`: `.txt` lines, `.json` (strings parsed like
+    lines, or dicts), `.toml` (`[prompt]` defaults merged into each `[[prompt.subset]]`; sd-scripts raises on a
+    key given in both, here the subset's value wins). Raises ValueError naming the file for a bad value."""
     p = Path(path)
     if p.suffix == ".json":
         raw = json.loads(p.read_text(encoding="utf-8"))
-        return [{"prompt": r} if isinstance(r, str) else dict(r) for r in raw]
+        if not isinstance(raw, list):
+            raise ValueError(f"sample_prompts: {path}: a .json prompt file holds a list")
+        return [_line_to_dict(r, path) if isinstance(r, str) else dict(r) for r in raw]
     if p.suffix == ".toml":
-        raise ValueError(f"sample_prompts: {path}: .toml prompt files are not supported; use .txt or .json")
-    prompts = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = re.split(r"\s--", line)
-        d = {"prompt": parts[0].strip()}
-        for opt in parts[1:]:
-            key, _, val = opt.partition(" ")
-            val = val.strip()
-            try:
-                if key == "n":
-                    d["negative_prompt"] = val
-                elif key == "w":
-                    d["width"] = int(val)
-                elif key == "h":
-                    d["height"] = int(val)
-                elif key == "d":
-                    d["seed"] = int(val)
-                elif key == "l":
-                    d["scale"] = float(val)
-                elif key == "s":
-                    d["sample_steps"] = max(1, min(1000, int(val)))
-                elif key == "ss":
-                    d["sample_sampler"] = val
-            except ValueError:
-                raise ValueError(f"sample_prompts: {path}: bad value for --{key}: {val!r}") from None
-        prompts.append(d)
-    return prompts
+        import tomllib
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"sample_prompts: {path} is not valid TOML: {e}") from None
+        table = data.get("prompt")
+        if not isinstance(table, dict) or not isinstance(table.get("subset"), list):
+            raise ValueError(f"sample_prompts: {path}: a .toml prompt file needs [prompt] with [[prompt.subset]] "
+                             f"tables (one per image)")
+        defaults = {k: v for k, v in table.items() if k != "subset"}
+        return [{**defaults, **sub} for sub in table["subset"]]
+    return [_line_to_dict(line.strip(), path) for line in p.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def _line_to_dict(line: str, path) -> dict:
+    """One prompt line with its inline options (`--n`, `--w`, `--h`, `--d`, `--l`, `--s`, `--ss`) as a dict."""
+    parts = re.split(r"\s--", line)
+    d = {"prompt": parts[0].strip()}
+    for opt in parts[1:]:
+        key, _, val = opt.partition(" ")
+        val = val.strip()
+        try:
+            if key == "n":
+                d["negative_prompt"] = val
+            elif key == "w":
+                d["width"] = int(val)
+            elif key == "h":
+                d["height"] = int(val)
+            elif key == "d":
+                d["seed"] = int(val)
+            elif key == "l":
+                d["scale"] = float(val)
+            elif key == "s":
+                d["sample_steps"] = max(1, min(1000, int(val)))
+            elif key == "ss":
+                d["sample_sampler"] = val
+        except ValueError:
+            raise ValueError(f"sample_prompts: {path}: bad value for --{key}: {val!r}") from None
+    return d
 
 
 def sample_images(trainer, epoch: int | None, step: int) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -65,6 +66,28 @@ class SavingMixin:
         out(SAVED_PREFIX + " " + json.dumps({"path": str(path), "step": step, "epoch": epoch}))
         return path
 
+    def _file_hashes(self) -> dict[str, str]:
+        """ss_sd_model_hash / ss_new_sd_model_hash (and ss_vae_* with `vae`) of local files, computed once per
+        run (sd-scripts hashes them once before training): the legacy A1111 hash (SHA-256 of the 64 KiB at
+        1 MiB, 8 hex digits) and the SHA-256 of the whole file; the name is the file's basename."""
+        cached = getattr(self, "_hashes", None)
+        if cached is not None:
+            return cached
+        from .file_hash import legacy_hash, sha256_file
+
+        out: dict[str, str] = {}
+        for key, value in (("sd", self.args.pretrained_model_name_or_path), ("vae", self.args.vae)):
+            if not value:
+                continue
+            name = str(value)
+            if Path(name).exists():
+                out[f"ss_{key}_hash" if key == "vae" else "ss_sd_model_hash"] = legacy_hash(name)
+                out[f"ss_new_{key}_hash" if key == "vae" else "ss_new_sd_model_hash"] = sha256_file(name)
+                name = Path(name).name
+            out["ss_sd_model_name" if key == "sd" else "ss_vae_name"] = name
+        self._hashes = out
+        return out
+
     def _metadata(self, epoch: int, step: int) -> dict[str, str]:
         """sd-scripts' `ss_*` training metadata (only the network keys with no_metadata) and the `modelspec.*`
         keys, all strings."""
@@ -78,32 +101,18 @@ class SavingMixin:
             base = ("sd_v2" if fam == "sd2" else "sd_v1") + ("_v" if args.v_parameterization else "")
             arch = "stable-diffusion-v1/lora" if fam == "sd1" else \
                 ("stable-diffusion-v2-768-v/lora" if args.v_parameterization else "stable-diffusion-v2-512/lora")
-        dirs = {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.items)} for s in ds.subsets if not s.is_reg}
-        reg_dirs = {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.items)} for s in ds.subsets if s.is_reg}
-        tags: dict[str, dict[str, int]] = {}
-        for s in ds.subsets:
-            if s.is_reg:
-                continue
-            freq = tags.setdefault(s.dir.name, {})
-            for it in s.items:
-                for t in it.caption.split(","):
-                    t = t.strip().lower()
-                    if t:
-                        freq[t] = freq.get(t, 0) + 1
-        buckets = {str(i): {"resolution": list(k), "count": len(v)} for i, (k, v) in enumerate(sorted(ds.buckets.items()))}
         # Only SD1.x/2.x use clip_skip (the SDXL text encoders always read their fixed layers, as in sd-scripts,
         # which warns and ignores it): the metadata must not claim a skip that did not happen.
         clip_skip = args.clip_skip if fam in ("sd1", "sd2") else None
         te_lr = args.text_encoder_lr[0] if isinstance(args.text_encoder_lr, list) and args.text_encoder_lr \
             else args.text_encoder_lr
-        model_path = Path(args.pretrained_model_name_or_path)
         reso = args.resolution
         md = {
             "ss_session_id": str(self.session_id), "ss_training_started_at": str(self.started_at),
             "ss_training_finished_at": str(time.time()), "ss_output_name": str(args.output_name),
             "ss_learning_rate": str(args.learning_rate), "ss_unet_lr": str(args.unet_lr),
             "ss_text_encoder_lr": str(te_lr), "ss_num_train_images": str(ds.num_train_images),
-            "ss_num_validation_images": "0", "ss_num_reg_images": str(ds.num_reg_images),
+            "ss_num_validation_images": str(getattr(getattr(ds, "validation", None), "num_train_images", 0)), "ss_num_reg_images": str(ds.num_reg_images),
             "ss_num_batches_per_epoch": str(self.batches_per_epoch), "ss_num_epochs": str(self.num_epochs),
             "ss_steps": str(step), "ss_epoch": str(epoch), "ss_max_train_steps": str(self.max_train_steps),
             "ss_gradient_checkpointing": str(args.gradient_checkpointing),
@@ -111,6 +120,7 @@ class SavingMixin:
             "ss_lr_warmup_steps": str(args.lr_warmup_steps), "ss_lr_scheduler": str(args.lr_scheduler),
             "ss_network_module": args.network_module or "networks.lora", "ss_network_dim": str(self.network_dim),
             "ss_network_alpha": str(self.network_alpha), "ss_network_dropout": str(args.network_dropout),
+            # the precision trained in (sd-scripts writes the option; on a CPU box ours falls back to "no")
             "ss_mixed_precision": str(self.mixed_precision), "ss_full_fp16": str(args.full_fp16),
             "ss_v2": str(bool(args.v2)), "ss_base_model_version": base, "ss_clip_skip": str(clip_skip),
             "ss_max_token_length": str(args.max_token_length), "ss_cache_latents": str(args.cache_latents),
@@ -131,19 +141,31 @@ class SavingMixin:
             "ss_caption_dropout_every_n_epochs": str(args.caption_dropout_every_n_epochs),
             "ss_caption_tag_dropout_rate": str(args.caption_tag_dropout_rate),
             "ss_face_crop_aug_range": str(args.face_crop_aug_range),
-            "ss_sd_model_name": model_path.name if model_path.exists() else str(args.pretrained_model_name_or_path),
-            "ss_batch_size_per_device": str(args.train_batch_size),
-            "ss_total_batch_size": str(int(args.train_batch_size) * self.acc.num_processes
-                                       * int(args.gradient_accumulation_steps)),
-            "ss_resolution": str(tuple(int(x) for x in str(reso).split(","))) if reso else "None",
-            "ss_color_aug": str(args.color_aug), "ss_flip_aug": str(args.flip_aug),
-            "ss_random_crop": str(args.random_crop), "ss_shuffle_caption": str(args.shuffle_caption),
-            "ss_enable_bucket": str(args.enable_bucket), "ss_bucket_no_upscale": str(args.bucket_no_upscale),
-            "ss_min_bucket_reso": str(args.min_bucket_reso), "ss_max_bucket_reso": str(args.max_bucket_reso),
-            "ss_keep_tokens": str(args.keep_tokens), "ss_dataset_dirs": json.dumps(dirs),
-            "ss_reg_dataset_dirs": json.dumps(reg_dirs), "ss_tag_frequency": json.dumps(tags),
-            "ss_bucket_info": json.dumps({"buckets": buckets}),
+            "ss_fp8_base": str(bool(args.fp8_base)), "ss_fp8_base_unet": str(bool(args.fp8_base_unet)),
+            "ss_validation_seed": str(args.validation_seed), "ss_validation_split": str(args.validation_split),
+            "ss_max_validation_steps": str(args.max_validation_steps),
+            "ss_validate_every_n_epochs": str(args.validate_every_n_epochs),
+            "ss_validate_every_n_steps": str(args.validate_every_n_steps),
+            "ss_resize_interpolation": str(args.resize_interpolation),
         }
+        from .dataset_metadata import config_metadata, folder_metadata
+        if getattr(args, "dataset_config", None):
+            md.update(config_metadata(getattr(ds, "parts", [ds])))
+        else:
+            # sd-scripts stores the parsed resolution tuple: "512" -> (512, 512)
+            r = tuple(int(x) for x in str(reso).split(",")) if reso else None
+            md.update({
+                "ss_batch_size_per_device": str(args.train_batch_size),
+                "ss_total_batch_size": str(int(args.train_batch_size) * self.acc.num_processes
+                                           * int(args.gradient_accumulation_steps)),
+                "ss_resolution": str(r * 2 if r and len(r) == 1 else r),
+                "ss_color_aug": str(bool(args.color_aug)), "ss_flip_aug": str(bool(args.flip_aug)),
+                "ss_random_crop": str(bool(args.random_crop)), "ss_shuffle_caption": str(bool(args.shuffle_caption)),
+                "ss_enable_bucket": str(bool(args.enable_bucket)),
+                "ss_bucket_no_upscale": str(bool(args.bucket_no_upscale)),
+                "ss_min_bucket_reso": str(args.min_bucket_reso), "ss_max_bucket_reso": str(args.max_bucket_reso),
+                "ss_keep_tokens": str(args.keep_tokens), **folder_metadata(ds)})
+        md.update(self._file_hashes())
         if args.network_args:
             kv = network_args(args)
             kv["dropout"] = str(args.network_dropout)
@@ -190,18 +212,39 @@ def read_lora(path):
                           f"give a LoRA saved by sd-scripts or lora-tui, or leave network_weights empty") from None
 
 
-def dims_from_weights(sd):
-    """(network_dim, network_alpha, conv_dim, conv_alpha) read from a kohya LoRA state dict."""
-    dim = alpha = cdim = calpha = None
+# the 3×3 convs of ResnetBlock2D / Downsample2D / Upsample2D, by their kohya names (SD1/2 diffusers paths, SDXL
+# original paths); 1×1 convs (conv_shortcut / skip_connection) take network_dim as sd-scripts gives them
+_KXK_NAME = re.compile(r"_(conv1|conv2|conv|in_layers_2|out_layers_3|op)$")
+# per algorithm, the tensor whose first dimension is the rank (LoCon/LoRA, LoHa, LoKr, sd-scripts' lora)
+_RANK_KEYS = (".lora_down.weight", ".hada_w1_b", ".lokr_w2_b", ".lokr_w1_b")
+
+
+def module_dims_from_weights(sd) -> dict[str, tuple[int, float]]:
+    """{module name: (rank, alpha)} of a kohya LoRA state dict, as sd-scripts' `create_network_from_weights`
+    reads it: rank from the first dimension of `lora_down` (or LyCORIS' hada_w1_b / lokr_w2_b / lokr_w1_b), alpha
+    from `<name>.alpha`, else the rank."""
+    out: dict[str, tuple[int, float]] = {}
     for k, v in sd.items():
-        if not k.endswith(".lora_down.weight"):
-            continue
-        base = k[: -len(".lora_down.weight")]
-        a = sd.get(base + ".alpha")
-        if v.dim() == 4 and v.shape[2] > 1:
-            cdim = cdim or int(v.shape[0])
-            calpha = calpha if calpha is not None else (float(a) if a is not None else cdim)
-        else:
-            dim = dim or int(v.shape[0])
-            alpha = alpha if alpha is not None else (float(a) if a is not None else dim)
+        for suffix in _RANK_KEYS:
+            if k.endswith(suffix):
+                name = k[: -len(suffix)]
+                if name not in out:
+                    a = sd.get(name + ".alpha")
+                    rank = int(v.shape[0])
+                    out[name] = (rank, float(a) if a is not None else float(rank))
+                break
+    return out
+
+
+def dims_from_weights(sd):
+    """(network_dim, network_alpha, conv_dim, conv_alpha) read from a kohya LoRA state dict: the first linear
+    (or 1×1) module's rank/alpha and the first 3×3 conv module's (None when the file has none). For LyCORIS,
+    whose modules are made from one dim/alpha pair per kind."""
+    dim = alpha = cdim = calpha = None
+    for name, (rank, a) in module_dims_from_weights(sd).items():
+        if _KXK_NAME.search(name):
+            if cdim is None:
+                cdim, calpha = rank, a
+        elif dim is None:
+            dim, alpha = rank, a
     return dim or 4, alpha, cdim, calpha

@@ -112,6 +112,16 @@ def fast_path_refusal(trainer) -> str | None:
         return "network dropout options"
     if trainer.acc.num_processes != 1:
         return "several processes"
+    # features whose step differs from the captured one (masks, fp8 layers, per-step image/caption changes)
+    for opt in ("fp8_base", "fp8_base_unet", "masked_loss", "alpha_mask", "color_aug", "face_crop_aug_range",
+                "weighted_captions", "token_warmup_step"):
+        if getattr(args, opt, None):
+            return opt
+    if any(getattr(it, "mask", None) is not None or getattr(it, "cond_path", None) is not None
+           for it in trainer.dataset.samples[:1000]):
+        return "loss masks"
+    if getattr(trainer.dataset, "validation", None) is not None:
+        return "validation_split"
     if not trainer.network.unet_modules:
         return "no U-Net LoRA modules"
     return None

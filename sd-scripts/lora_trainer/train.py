@@ -22,7 +22,9 @@ from pathlib import Path
 
 from .args import OptionError, parse_args
 from .console import PROGRESS_PREFIX, join_streams, log, out, streams_merged, warn
-from .dataset import DatasetError, build_dataset, captions_are_static, load_image_tensor, process_caption
+from .dataset import (DatasetError, build_dataset, captions_are_static, load_image_tensor, process_caption,
+                      size_ids)
+from .loss_mask import batch_masks
 from .interrupt import Interrupt
 from .loss import diffusion_loss, sample_noise
 from .models import FAMILY_LABEL, ModelError, detect_family
@@ -93,6 +95,8 @@ class Trainer(SavingMixin, StateMixin):
         self.args, self.family, self.dataset = args, family, dataset
         self.interrupt = Interrupt()
         self.saved: list[Path] = []
+        self.current_step = 0
+        self.unet_input_dtype = None  # fp8_base: the compute dtype the U-Net's inputs keep (_prepare_models)
 
     # ---------------------------------------------------------------- setup
     def run(self) -> int:
@@ -170,7 +174,9 @@ class Trainer(SavingMixin, StateMixin):
             weights_sd = read_lora(args.network_weights)
             if args.dim_from_weights:
                 network_dim, network_alpha, conv_dim, conv_alpha = dims_from_weights(weights_sd)
-        self.network_dim, self.network_alpha = network_dim, network_alpha
+        self.weights_sd = weights_sd
+        # recorded in ss_network_dim/alpha as given (sd-scripts writes the options: "None" when unset)
+        self.network_dim, self.network_alpha = args.network_dim, args.network_alpha
         train_unet = not args.network_train_text_encoder_only
         train_te = not args.network_train_unet_only
         net = self._make_network(unet, tes, na, network_dim, network_alpha, train_unet, train_te, conv_dim,
@@ -193,7 +199,7 @@ class Trainer(SavingMixin, StateMixin):
             te_lrs = [te_lrs]
         te_lrs = [float(x) for x in te_lrs] if te_lrs else None
         groups = net.param_groups(te_lrs, args.unet_lr, float(args.learning_rate))
-        self.te_trained = any(g["name"] == "textencoder" for g in groups)
+        self.te_trained = any(g["name"].startswith("textencoder") for g in groups)
         if not groups:
             raise OptionError("nothing to train: every learning rate (learning_rate/unet_lr/text_encoder_lr) is 0")
 
@@ -231,6 +237,9 @@ class Trainer(SavingMixin, StateMixin):
         if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained and self.family != "flux":
             raise OptionError("cache_text_encoder_outputs needs network_train_unet_only (the text encoders "
                               "cannot be trained from cached outputs)")
+        if getattr(args, "cache_text_encoder_outputs_to_disk", False):
+            from .te_cache import cache_te_outputs_to_disk
+            log(f"text encoder outputs cached to disk: {cache_te_outputs_to_disk(self)} encoded")
 
         # --- steps
         P = acc.num_processes
@@ -243,6 +252,8 @@ class Trainer(SavingMixin, StateMixin):
             log(f"override steps. steps for {args.max_train_epochs} epochs is: {args.max_train_steps}")
         self.max_train_steps = int(args.max_train_steps)
         self.num_epochs = math.ceil(self.max_train_steps / steps_per_epoch)
+        if args.save_n_epoch_ratio:  # sd-scripts: about save_n_epoch_ratio saves over the run
+            args.save_every_n_epochs = math.floor(self.num_epochs / args.save_n_epoch_ratio) or 1
         self.batches_per_epoch = L
 
         optimizer, self.optimizer_name = self._make_optimizer(groups)
@@ -289,30 +300,35 @@ class Trainer(SavingMixin, StateMixin):
                           tokenizer_cache_dir=args.tokenizer_cache_dir, vae_path=args.vae)
 
     def _make_network(self, unet, tes, na, network_dim, network_alpha, train_unet, train_te, conv_dim, conv_alpha):
-        """The LoRA network (`networks.lora` or `lycoris.kohya`) over `unet` and the text encoders `tes`."""
+        """The network over `unet` and the text encoders `tes` (not applied yet): `base_weights` merged first,
+        then `network_build.build_network` (networks.lora with block-wise ranks/LR weights and LoRA+, or
+        lycoris.kohya; ranks from `network_weights` with dim_from_weights); with fp8_base the frozen layers get
+        their upcasting classes here, before the LoRA captures their forward (`fp8.py`)."""
         args = self.args
-        from .network import LoRANetwork
-        if args.network_module == "lycoris.kohya":
-            from .lycoris_network import LycorisNetwork
-            try:
-                return LycorisNetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                                      train_te=train_te, network_args=na, dropout=args.network_dropout)
-            except (KeyError, ValueError, TypeError) as e:  # LyCORIS checks its keys only here (algo=typo: KeyError)
-                raise OptionError(f"network_args {' '.join(args.network_args or [])}: lycoris.kohya cannot build "
-                                  f"the network ({type(e).__name__}: {e}); check algo, preset and the other "
-                                  f"keys") from None
-        return LoRANetwork(unet, tes, self.family, network_dim, network_alpha, train_unet=train_unet,
-                           train_te=train_te, conv_dim=conv_dim, conv_alpha=conv_alpha,
-                           dropout=args.network_dropout,
-                           rank_dropout=float(na["rank_dropout"]) if "rank_dropout" in na else None,
-                           module_dropout=float(na["module_dropout"]) if "module_dropout" in na else None)
+        if args.base_weights:
+            from .base_weights import merge_base_weights
+            merge_base_weights(args, unet, tes, self.family, log)
+            log(f"all weights merged: {', '.join(args.base_weights)}")
+        from .network_build import build_network
+        net = build_network(args, self.family, unet, tes, self.weights_sd).net
+        from . import fp8
+        self.fp8_models = fp8.fp8_models(args, unet, tes)
+        fp8.prepare(self.fp8_models)
+        return net
 
     def _after_network(self, net) -> None:
         """Checks that need the built network (a family's own rules); nothing for SD."""
 
     def _prepare_models(self, weight_dtype) -> None:
-        """After the models are on the device in their training dtypes (a family may store frozen weights in
-        fp8 here); nothing for SD."""
+        """After the models are on the device in their training dtypes: with fp8_base the frozen layers' weights
+        go to float8_e4m3fn (`fp8.store`), and the U-Net's inputs keep the compute dtype."""
+        from . import fp8
+        models = getattr(self, "fp8_models", [])
+        if models:
+            saved = fp8.store(models)
+            self.unet_input_dtype = weight_dtype
+            out(f"enable fp8 training for U-Net{'' if self.args.fp8_base_unet else ' and Text Encoder'}: "
+                f"{saved / 2**20:.1f} MiB saved")
 
     def _setup_noise(self, dev) -> None:
         """The training noise schedule: SD's DDPM schedule (`noise_scheduler`, `snr`)."""
@@ -376,44 +392,69 @@ class Trainer(SavingMixin, StateMixin):
         import torch
 
         args = self.args
-        items = list({id(it): it for it in self.dataset.samples}.values())
+        val = getattr(self.dataset, "validation", None)
+        samples = self.dataset.samples + (val.samples if val is not None else [])
+        items = list({id(it): it for it in samples}.values())
         log(f"caching latents for {len(items)} images")
         suffix = {"sdxl": "_sdxl.npz", "flux": "_flux.npz"}.get(self.family, "_sd.npz")
         rng = random.Random(0)
+        from .dataset import conditioning_mask, wants_alpha
+        from .resize import crop_ltrb
         for it in items:
             npz = it.path.with_name(f"{it.path.stem}_{it.size[0]:04d}x{it.size[1]:04d}{suffix}")
+            alpha = wants_alpha(it)
             if args.cache_latents_to_disk and npz.is_file():
                 with np.load(npz) as z:
                     if "latents" in z and (not args.flip_aug or "latents_flipped" in z) and \
+                            (not alpha or "alpha_mask" in z) and \
                             tuple(z["latents"].shape[1:]) == (it.bucket[1] // 8, it.bucket[0] // 8):
                         it.latents = torch.from_numpy(z["latents"])
                         it.latents_flipped = torch.from_numpy(z["latents_flipped"]) if args.flip_aug else None
+                        it.mask = torch.from_numpy(z["alpha_mask"]) if alpha else None
+                        if it.cond_path is not None:
+                            it.mask = conditioning_mask(it, False)
                         continue
             flips = [False, True] if args.flip_aug else [False]
             for flip in flips:
-                img, _ = load_image_tensor(it, False, flip, rng)
+                img, mask = load_image_tensor(it, False, flip, rng, augment=False)
                 with torch.no_grad():
                     lat = vae.encode(img[None].to(self.acc.device, dtype=vae_dtype)).latent_dist.sample()[0]
                 lat = torch.nan_to_num(lat.float().cpu(), 0.0)
                 if flip:
                     it.latents_flipped = lat
                 else:
-                    it.latents = lat
+                    it.latents, it.mask = lat, mask
             if args.cache_latents_to_disk:
                 from .atomic import atomic_path
+                # sd-scripts' npz keys; crop_ltrb as its get_crop_ltrb gives it (floats)
                 arrays = {"latents": it.latents.numpy(), "original_size": np.array(it.size),
-                          "crop_ltrb": np.array([0, 0, it.bucket[0], it.bucket[1]])}
+                          "crop_ltrb": np.array(crop_ltrb(it.bucket, it.size))}
                 if it.latents_flipped is not None:
                     arrays["latents_flipped"] = it.latents_flipped.numpy()
+                if alpha and it.mask is not None:
+                    arrays["alpha_mask"] = it.mask.numpy()
                 with atomic_path(npz) as tmp:
                     with open(tmp, "wb") as f:
                         np.savez(f, **arrays)
 
     # ---------------------------------------------------------------- conditioning
     def _tokenize(self, tok, captions):
-        """Ids (B·n, 77): n windows per caption for max_token_length 150/225 (long_prompts.py), else n = 1."""
+        """Ids (B·n, 77): n windows per caption for max_token_length 150/225 (long_prompts.py), else n = 1.
+        With weighted_captions the ids come without the attention brackets and their weights (B, 75·n + 2)
+        are kept in `self._caption_weights[id(tok)]` for `_weigh`."""
+        if self.args.weighted_captions:
+            from .weighted_captions import weighted_ids
+            ids, w = weighted_ids(tok, captions, self.args.max_token_length)
+            self._caption_weights = {**getattr(self, "_caption_weights", {}), id(tok): w.to(self.acc.device)}
+            return ids.to(self.acc.device)
         from .long_prompts import token_windows
         return token_windows(tok, captions, self.args.max_token_length).to(self.acc.device)
+
+    def _weigh(self, tok, hidden):
+        """Stitched hidden states (B, 75·n + 2, D) times the caption weights of `tok` (weighted_captions)."""
+        if not self.args.weighted_captions:
+            return hidden
+        return hidden * self._caption_weights[id(tok)][:, :, None].to(hidden.dtype)
 
     def _encode(self, captions: list[str]):
         """Text conditioning for a batch: SD1/2 → (context, None); SDXL → (context, pooled), spec §4.8."""
@@ -433,7 +474,8 @@ class Trainer(SavingMixin, StateMixin):
                 o1 = te1(self._tokenize(m.tokenizers[0], captions), output_hidden_states=True)
                 o2 = te2(self._tokenize(m.tokenizers[1], captions), output_hidden_states=True)
                 B = len(captions)
-                ctx = torch.cat([stitch(o1.hidden_states[-2], B), stitch(o2.hidden_states[-2], B)], dim=-1)
+                ctx = torch.cat([self._weigh(m.tokenizers[0], stitch(o1.hidden_states[-2], B)),
+                                 self._weigh(m.tokenizers[1], stitch(o2.hidden_states[-2], B))], dim=-1)
                 pooled = first_window(o2.text_embeds, B)
             else:
                 te = m.text_encoders[0]
@@ -444,7 +486,7 @@ class Trainer(SavingMixin, StateMixin):
                     ctx = norm(o.hidden_states[-cs])
                 else:
                     ctx = o.last_hidden_state
-                ctx = stitch(ctx, len(captions))
+                ctx = self._weigh(m.tokenizers[0], stitch(ctx, len(captions)))
                 pooled = None
         if self.cond_cache is not None:
             for i, c in enumerate(captions):
@@ -456,21 +498,24 @@ class Trainer(SavingMixin, StateMixin):
         import torch
 
         args = self.args
-        lats, imgs, captions, time_ids, weights = [], [], [], [], []
+        lats, imgs, captions, time_ids, weights, masks = [], [], [], [], [], []
         for it in batch:
             opts = it.opts or args
             flip = bool(opts.flip_aug) and rng.random() < 0.5
-            if it.latents is not None:
+            cached = it.latents is not None
+            if cached:
                 lats.append(it.latents_flipped if flip and it.latents_flipped is not None else it.latents)
-                ct, cl = (it.resized[1] - it.bucket[1]) // 2, (it.resized[0] - it.bucket[0]) // 2
+                mask = it.mask.flip(1) if flip and it.mask is not None else it.mask
             else:
-                img, (ct, cl) = load_image_tensor(it, bool(opts.random_crop), flip, rng)
+                img, mask = load_image_tensor(it, bool(opts.random_crop), flip, rng)
                 imgs.append(img)
-            if flip:
-                cl = it.resized[0] - cl - it.bucket[0]
-            captions.append(process_caption(it.caption, opts, epoch + 1, rng))
-            time_ids.append([it.size[1], it.size[0], ct, cl, it.bucket[1], it.bucket[0]])
+            masks.append(mask)
+            captions.append(process_caption(it.caption, opts, epoch + 1, rng, self.current_step, self.max_train_steps))
+            time_ids.append(size_ids(it, flip, cached))
             weights.append(float(args.prior_loss_weight) if it.is_reg else 1.0)
+        # the loss masks of this batch (masked_loss / alpha_mask), read by `_step`; the fast path never runs with
+        # masks (speed.fast_path_refusal), so its 4-tuple use of this method is unchanged
+        self.batch_masks = batch_masks(masks)
         dev = self.acc.device
         if lats:
             latents = torch.stack(lats).to(dev)
@@ -486,9 +531,12 @@ class Trainer(SavingMixin, StateMixin):
     def _step(self, batch, epoch, rng):
         latents, captions, time_ids, weights = self._batch_inputs(batch, epoch, rng)
         ctx, pooled = self._encode(captions)
-        return self._forward_loss(latents, ctx, pooled, time_ids, weights)
+        mask = self.batch_masks.to(latents.device) if self.batch_masks is not None else None
+        if mask is None:  # a family's _forward_loss (Flux) takes no mask: masked_loss is refused for it
+            return self._forward_loss(latents, ctx, pooled, time_ids, weights)
+        return self._forward_loss(latents, ctx, pooled, time_ids, weights, mask)
 
-    def _forward_loss(self, latents, ctx, pooled, time_ids, weights):
+    def _forward_loss(self, latents, ctx, pooled, time_ids, weights, mask=None):
         """Noise, UNet forward and loss from device tensors. Must stay free of host syncs and host randomness:
         `speed.FastPath` captures it in a CUDA graph."""
         import torch
@@ -512,9 +560,10 @@ class Trainer(SavingMixin, StateMixin):
             kw = {}
             if self.family == "sdxl":
                 kw["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
-            pred = self.model.unet(noisy.to(self.model.unet.dtype), timesteps, ctx.to(self.model.unet.dtype), **kw).sample
+            dt = self.unet_input_dtype or self.model.unet.dtype  # fp8_base: the weights' dtype is not the inputs'
+            pred = self.model.unet(noisy.to(dt), timesteps, ctx.to(dt), **kw).sample
         target = self.noise_scheduler.get_velocity(latents, noise, timesteps) if args.v_parameterization else noise
-        return diffusion_loss(args, pred, target, timesteps, weights, self.snr, self.noise_scheduler)
+        return diffusion_loss(args, pred, target, timesteps, weights, self.snr, self.noise_scheduler, mask)
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> int:
@@ -533,6 +582,13 @@ class Trainer(SavingMixin, StateMixin):
             first_epoch = done // steps_per_epoch
             global_step = first_epoch * steps_per_epoch
             out(f"resumed from {args.resume}: epoch {first_epoch + 1}, step {global_step}")
+        from .start_point import start_point
+        sp = start_point(args, self.batches_per_epoch, acc.num_processes, self.max_train_steps)
+        skip = 0
+        if sp is not None:  # initial_epoch / initial_step override the resumed step, as sd-scripts
+            first_epoch, global_step, skip = sp.epoch, sp.global_step, sp.skip_batches
+            out(f"starting at epoch {first_epoch + 1}, step {global_step}"
+                + (f", skipping {skip} batches" if skip else ""))
         self.interrupt.install()
         bar = tqdm(total=self.max_train_steps, initial=global_step, desc="steps", smoothing=0, file=sys.stderr,
                    dynamic_ncols=False, ascii=False, disable=not acc.is_main_process)
@@ -570,6 +626,9 @@ class Trainer(SavingMixin, StateMixin):
             bar.update(1)
             self.trainlog.step(global_step, last_loss, avr, rec.lrs)
             bar.set_postfix(refresh=True, **postfix)  # tqdm sorts keyword keys, as sd-scripts' bar shows them
+            if args.validate_every_n_steps and global_step % int(args.validate_every_n_steps) == 0:
+                from .validation import validate
+                validate(self, "step", global_step, rec.epoch, avr)
             if global_step % every == 0 or global_step == self.max_train_steps:
                 el = time.time() - t0
                 out(("\n" if merged else "") + PROGRESS_PREFIX + " " + json.dumps({
@@ -600,6 +659,9 @@ class Trainer(SavingMixin, StateMixin):
             out(f"\nepoch {epoch + 1}/{self.num_epochs}")
             batches = self._my_batches(self.dataset.batches(epoch, self.dataset_seed))
             for bi, batch in enumerate(batches):
+                if skip:  # skip_until_initial_step: the data of the steps before initial_step is drawn, not trained
+                    skip -= 1
+                    continue
                 if pending is not None and self._stop_requested():
                     # the stop flag is host-side: seen before launching another step, the run ends on the
                     # weights of the step in flight
@@ -607,6 +669,7 @@ class Trainer(SavingMixin, StateMixin):
                     pending = None
                     interrupted = True
                     break
+                self.current_step = global_step  # the step captions see (token_warmup_step)
                 if self.fast is not None:
                     loss = self.fast.step(batch, epoch, rng)
                 else:
@@ -643,6 +706,9 @@ class Trainer(SavingMixin, StateMixin):
             if interrupted or global_step >= self.max_train_steps and epoch + 1 < self.num_epochs:
                 break
             self.trainlog.epoch(epoch + 1, avr)
+            if not args.validate_every_n_epochs or (epoch + 1) % int(args.validate_every_n_epochs) == 0:
+                from .validation import validate  # sd-scripts validates every epoch unless told otherwise
+                validate(self, "epoch", epoch + 1, epoch, avr)
             if args.sample_every_n_epochs and args.sample_prompts and (epoch + 1) % int(args.sample_every_n_epochs) == 0:
                 self._sample(epoch + 1, global_step)
             if args.save_every_n_epochs and (epoch + 1) % int(args.save_every_n_epochs) == 0 \
@@ -786,8 +852,12 @@ class Trainer(SavingMixin, StateMixin):
 
     def _scale_weight_norms(self, max_norm: float):
         """`--scale_weight_norms` (spec §4.3 step 11): shrink modules whose ΔW norm exceeds `max_norm`.
-        Returns (number scaled, mean norm, max norm) after scaling."""
+        Returns (number scaled, mean norm, max norm) after scaling. LyCORIS networks scale with their own
+        per-algorithm rule (`LycorisNetwork.apply_max_norm_regularization`)."""
         import torch
+
+        if hasattr(self.network, "apply_max_norm_regularization"):
+            return self.network.apply_max_norm_regularization(max_norm, self.acc.device)
 
         norms, scaled = [], 0
         with torch.no_grad():

@@ -1,5 +1,5 @@
 """Flux.1 inputs before Start: the three extra files set, existing and of the right component (header only), the
-bucket step sd-scripts' Flux trainer requires, and fp8_base refused by the bundled trainer outside Flux.1."""
+bucket step sd-scripts' Flux trainer requires, and fp8_base's need for mixed precision."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +46,9 @@ def test_missing_wrong_and_other_family_files_are_named(tmp_path, settings):
     assert "does not exist" in _errors(cfg, settings)["t5xxl"]
 
 
-def test_fp8_base_is_flux_only_in_the_bundled_trainer(tmp_path):
+def test_fp8_base_is_accepted_for_flux_and_sd_in_the_bundled_trainer(tmp_path):
     bundled = AppSettings(sd_scripts_dir=REPO / "sd-scripts")
     assert "fp8_base" not in _errors(_flux(tmp_path, fp8_base=True), bundled)
-    sd = make_cfg(fp8_base=True)
-    assert "flux_train_network.py only" in _errors(sd, bundled)["fp8_base"]
+    # the SD/SDXL trainer stores frozen weights in fp8 too (fp8.py); only mixed precision is required
+    assert "fp8_base" not in _errors(make_cfg(fp8_base=True, mixed_precision="bf16"), bundled)
+    assert "mixed precision" in _errors(make_cfg(fp8_base=True, mixed_precision="no"), bundled)["fp8_base"]

@@ -458,7 +458,8 @@ def test_network_weights_samples_and_loss_options(tmp_path, sd15_run, tiny_sd15_
     header, meta, _ = _lora(out / "cont.safetensors")
     base_header, _, _ = _lora(out15 / "sd15.safetensors")
     assert set(header) == set(base_header)  # same modules, ranks taken from the file (dim_from_weights)
-    assert meta["ss_min_snr_gamma"] == "5.0" and meta["ss_noise_offset"] == "0.05" and meta["ss_network_dim"] == "3"
+    assert meta["ss_min_snr_gamma"] == "5.0" and meta["ss_noise_offset"] == "0.05"
+    assert meta["ss_network_dim"] == "None"  # sd-scripts records the option as given: not given here
 
 
 def test_dataset_config_with_two_datasets_and_reg_images(tmp_path, tiny_sdxl_ckpt, dataset):
@@ -503,7 +504,11 @@ resolution = [96, 64]
     assert "batch size per device / バッチサイズ: 2, 1" in r.stdout
     _, meta, _ = _lora(out / "dc.safetensors")
     assert meta["ss_steps"] == meta["ss_max_train_steps"]
-    resos = {tuple(b["resolution"]) for b in json.loads(meta["ss_bucket_info"])["buckets"].values()}
+    # with a dataset_config sd-scripts describes each dataset in ss_datasets (no top-level ss_bucket_info)
+    assert "ss_bucket_info" not in meta and "ss_resolution" not in meta
+    datasets = json.loads(meta["ss_datasets"])
+    assert [d["batch_size_per_device"] for d in datasets] == [2, 1]
+    resos = {tuple(b["resolution"]) for d in datasets for b in d["bucket_info"]["buckets"].values()}
     assert (64, 64) in resos and any(w * h <= 96 * 64 and (w, h) != (64, 64) for w, h in resos)
     bad = tmp_path / "bad.toml"
     bad.write_text(cfg.read_text().replace("flip_aug = true", "flip_agu = true"))
@@ -671,17 +676,25 @@ def test_lycoris_loha_sd15_keys(tmp_path, tiny_sd15_ckpt, dataset):
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
               "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
               "--output_dir", out, "--output_name", "loha", "--max_train_steps", "2", "--network_module",
-              "lycoris.kohya", "--network_dim", "4", "--network_args", "algo=loha", "--network_train_unet_only"])
+              "lycoris.kohya", "--network_dim", "4", "--network_args", "algo=loha", "--network_train_unet_only",
+              "--scale_weight_norms", "0.0001"])
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "Keys Scaled" in r.stderr  # LyCORIS' own per-algorithm max-norm, as sd-scripts calls it
     header, meta, _ = _lora(out / "loha.safetensors")
     keys = list(header)
     assert keys and all(k.startswith("lora_unet_") for k in keys)  # network_train_unet_only: no lora_te
     assert any(k.endswith(".hada_w1_a") for k in keys) and not any(k.endswith(".lora_down.weight") for k in keys)
     assert any(k.startswith("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.") for k in keys)
+    # dim_from_weights: the LoHa's rank read back from the file (no network_dim given), trained on from it
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
-              "--train_data_dir", dataset, "--output_dir", tmp_path / "o2", "--network_module", "lycoris.kohya",
-              "--scale_weight_norms", "1"])
-    _assert_clean_failure(r, tmp_path / "o2", "scale_weight_norms is not supported with lycoris.kohya")
+              "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt", "--cache_latents",
+              "--output_dir", tmp_path / "o2", "--output_name", "loha2", "--max_train_steps", "1",
+              "--network_module", "lycoris.kohya", "--network_args", "algo=loha", "--network_train_unet_only",
+              "--network_weights", out / "loha.safetensors", "--dim_from_weights"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "missing 0, unexpected 0" in r.stdout
+    h2, meta2, _ = _lora(tmp_path / "o2" / "loha2.safetensors")
+    assert {k: v["shape"] for k, v in h2.items()} == {k: v["shape"] for k, v in header.items()}
     r = _run([sys.executable, SD / "train_network.py", "--pretrained_model_name_or_path", tiny_sd15_ckpt,
               "--train_data_dir", dataset, "--resolution", "64", "--caption_extension", ".txt",
               "--output_dir", tmp_path / "o3", "--network_module", "lycoris.kohya", "--network_args", "algo=lohaa"])
