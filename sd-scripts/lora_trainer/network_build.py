@@ -23,8 +23,8 @@ class BuiltNetwork:
 
 def build_network(args, family: str, unet, text_encoders: list, weights_sd: dict | None = None) -> BuiltNetwork:
     """The network for `args` over the loaded models (not yet applied); `weights_sd` is the network_weights file
-    when already read. Raises OptionError for network_args LyCORIS or the block rules reject (naming them) and
-    for dim_from_weights without network_weights."""
+    when already read. Raises OptionError for network_args LyCORIS or the block rules reject (naming them);
+    dim_from_weights without network_weights is ignored with a warning (sd-scripts crashes on it)."""
     from .saving import dims_from_weights, module_dims_from_weights, read_lora
 
     na = network_args(args)
@@ -37,7 +37,10 @@ def build_network(args, family: str, unet, text_encoders: list, weights_sd: dict
     if weights_sd is None and args.network_weights:
         weights_sd = read_lora(args.network_weights)
     if args.dim_from_weights and weights_sd is None:
-        raise OptionError("dim_from_weights needs network_weights (the LoRA file whose ranks to take)")
+        # sd-scripts crashes here (it opens a None path); kohya_ss presets of a second training phase carry the
+        # switch without the file, so train at network_dim instead and say so
+        from .console import warn
+        warn("dim_from_weights without network_weights: ignored, the network takes network_dim")
     recorded_dim = args.network_dim
     if args.network_module == "lycoris.kohya":
         from .lycoris_network import LycorisNetwork

@@ -30,14 +30,8 @@ PHOTOS = REPO / "lora_tui" / "demo" / "photos"
 
 # preset file name → why the app refuses it before launch (aim: none)
 EXPECTED_REFUSALS: dict[str, str] = {}
-# presets waiting for trainer features being built now (helper i13data): not asserted either way until they land
-_SWN = "scale_weight_norms with lycoris.kohya (being implemented)"
-PENDING: dict[str, str] = {
-    "SDXL - LoHA AI_Characters v1.0.json": _SWN, "iA3-Prodigy-sd15.json": _SWN, "loha-sd15.json": _SWN,
-    "sd15 - GLoRA v1.0.json": _SWN, "sd15 - LoKR v1.0.json": _SWN, "sd15 - LoKr v1.1.json": _SWN,
-    "test-iA3-Prodigy.json": _SWN,
-    "test-locon-AdamW8bit-masked_loss-toml.json": "masked_loss (being implemented)",
-}
+# presets waiting for trainer features: none now (scale_weight_norms with lycoris.kohya and masked_loss landed)
+PENDING: dict[str, str] = {}
 
 # what the test changes in each preset: where things are, how big and how long, and precision
 OVERRIDES = {
