@@ -3,6 +3,8 @@ shows the failed run's error and last lines (as the earlier run's), and Enter on
 shows them again after that."""
 from __future__ import annotations
 
+import pytest
+
 from lora_tui.config.kohya_json import config_to_dict, load_config_file
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.run.jobs import start_job
@@ -15,7 +17,8 @@ def failure_lines(app) -> list[str]:
     return list(app.query_one("#failure-tail").lines)
 
 
-async def test_a_failed_queue_items_error_stays_on_the_run_view_and_in_the_queue_list(settings, tmp_path):
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+async def test_a_failed_queue_items_error_stays_on_the_run_view_and_in_the_queue_list(settings, tmp_path, size):
     cfg = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config
     queue = Queue(settings=settings)
     for label in ("bad", "next"):
@@ -29,7 +32,7 @@ async def test_a_failed_queue_items_error_stays_on_the_run_view_and_in_the_queue
 
     app = LoraApp(cfg, settings=settings)
     app.queue_launch = launch
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: launched == ["bad", "next"] and app.job_running
                        and [i.status for i in app.queue_items] == ["failed", "running"], timeout=30)
         failed_job = next(i.job_id for i in app.queue_items if i.label == "bad")
@@ -38,6 +41,7 @@ async def test_a_failed_queue_items_error_stays_on_the_run_view_and_in_the_queue
         assert app.query_one("#failure").display
         hint = static_text(app.query_one("#failure-hint"))
         assert hint.startswith("Earlier run: ") and f"Job {failed_job}" in hint and "exit code 1" in hint
+        assert app.query_one("#failure-hint").display  # also at 80x24, where a failure's own hint is folded away
         assert any("fake failure: train_data_dir has no images" in line for line in failure_lines(app))
         # ... and from the queue list: Enter on the failed item shows the last lines of its log.
         app.query_one("#queue").focus()
