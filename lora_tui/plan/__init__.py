@@ -1,69 +1,38 @@
 """The plan layer: what Start would do, as pure functions of the config plus a scan of the file system.
 
-``make_plan(cfg, settings, scan=None)`` gives the step plan, the problems and the scan in one object; the UI keeps
-the scan (made in a worker) and passes it back so that editing a field re-plans without touching the disk.
+``make_plan(cfg, settings, scan=None)`` (in :mod:`lora_tui.plan.make`) gives the step plan, the problems and the
+scan in one object. The names below are loaded on first use (PEP 562), so importing one small module of this
+package (``plan.wording``, ``plan.problems``) does not load the rules, the dataset scanner or pydantic.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from lora_tui.plan.dataset import DatasetScan, scan_dataset
-from lora_tui.plan.problems import Problem
-from lora_tui.plan.rules import validate
-from lora_tui.plan.steps import StepPlan, plan_steps
+if TYPE_CHECKING:
+    from lora_tui.plan.dataset import DatasetScan, scan_dataset
+    from lora_tui.plan.make import Plan, make_plan
+    from lora_tui.plan.problems import Problem
+    from lora_tui.plan.rules import validate
+    from lora_tui.plan.steps import StepPlan, plan_steps
 
+_HOMES = {
+    "DatasetScan": "dataset", "scan_dataset": "dataset", "Plan": "make", "make_plan": "make",
+    "Problem": "problems", "validate": "rules", "StepPlan": "steps", "plan_steps": "steps",
+}
 
-@dataclass
-class Plan:
-    """``steps``: the StepPlan; ``problems``: every Problem in display order; ``scan``: the DatasetScan used."""
-
-    steps: StepPlan
-    problems: list[Problem]
-    scan: DatasetScan
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The problems that block Start."""
-        return [p for p in self.problems if p.severity == "error"]
+__all__ = sorted(_HOMES)
 
 
-_last_scan: DatasetScan | None = None
-_lock = threading.Lock()
+def __getattr__(name: str) -> Any:
+    """Load ``name`` from the module that defines it, on first use (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
 
 
-def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
-    """Plan ``cfg`` for the trainer in ``settings.sd_scripts_dir``.
-
-    ``scan``: a previous ``scan_dataset`` result; it is reused when it was made for the same data paths
-    (``scan.matches(cfg)``), otherwise the data is scanned again. Without one, the last scan made here is reused
-    while it matches and ``is_fresh()`` (no scanned folder changed, younger than 30 s), so re-planning after a
-    field edit does not touch the disk. Never raises for bad config values.
-    """
-    global _last_scan
-    if scan is None:
-        with _lock:
-            last = _last_scan
-        if last is not None and last.matches(cfg) and last.is_fresh():
-            scan = last
-    if scan is None or not scan.matches(cfg):
-        scan = scan_dataset(cfg)
-        with _lock:
-            _last_scan = scan
-    failed: list[Problem] = []
-    try:
-        steps = plan_steps(cfg, scan)
-    except Exception as exc:  # noqa: BLE001 - a bug in the step arithmetic must not hide the problems
-        from lora_tui.config.shown import clip
-        from lora_tui.plan.rules import INTERNAL_MARK
-
-        steps = StepPlan()
-        failed.append(Problem("", "error", f"{INTERNAL_MARK} (the step count: {type(exc).__name__}: "
-                                           f"{clip(str(exc), 200)}); report this, and check the values you "
-                                           f"changed last"))
-    problems = failed + validate(cfg, scan, settings, plan=steps)
-    return Plan(steps, problems, scan)
-
-
-__all__ = ["DatasetScan", "Plan", "Problem", "StepPlan", "make_plan", "plan_steps", "scan_dataset", "validate"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
