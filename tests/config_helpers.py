@@ -1,4 +1,4 @@
-"""Test helpers for the config layer: fixture paths, tomllib, and a non-default value for every field."""
+"""Test helpers for the config and plan layers: fixture paths, tomllib, and a non-default value for every field."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from typing import Any
 
 from lora_tui.config.model import FieldMeta, all_field_meta
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = sorted((SHARED / "fixtures" / "kohya_presets").glob("*.json"))
 #: The fixtures that are not LoRA configs (read from the files: no LoRA_type or network_* keys, and the keys of
