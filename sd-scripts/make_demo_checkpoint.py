@@ -10,7 +10,10 @@ With `--family flux`, OUT is a folder: a tiny Flux.1 in the four single-file lay
 (flux1-tiny.safetensors in BFL layout, ae.safetensors, clip_l.safetensors, t5xxl_tiny.safetensors) and a small
 T5 tokenizer under OUT/tokenizers (give it as `tokenizer_cache_dir`).
 
-Usage: make_demo_checkpoint.py [--family sdxl|sd1|sd2|flux] [--seed N] OUT
+With `--family sd3`, OUT is a folder: a tiny SD3.5 Medium-shaped model as one single file (sd3_tiny.safetensors:
+MMDiT, VAE and the three text encoders, as sd3.5 "incl. clips" files are) and the T5 tokenizer under OUT/tokenizers.
+
+Usage: make_demo_checkpoint.py [--family sdxl|sd1|sd2|flux|sd3] [--seed N] OUT
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", choices=["sdxl", "sd1", "sd2", "flux"], default="sdxl")
+    p.add_argument("--family", choices=["sdxl", "sd1", "sd2", "flux", "sd3"], default="sdxl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("out", type=Path)
     a = p.parse_args(argv)
@@ -34,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.family == "flux":
         from lora_trainer.flux_models import make_tiny_flux
         paths = make_tiny_flux(a.out, seed=a.seed)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        return 0
+    if a.family == "sd3":
+        from lora_trainer.sd3_models import make_tiny_sd3
+        paths = make_tiny_sd3(a.out, seed=a.seed)
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
         return 0
     from lora_trainer.demo_model import build_tiny_components, save_original_layout

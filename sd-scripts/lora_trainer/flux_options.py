@@ -42,4 +42,7 @@ def catalogue_for(script: str, cats: dict) -> dict:
     """The option catalogue of `script` given the loaded `args_catalogue.json` (`cats`)."""
     if script == "flux_train_network" and script not in cats:
         return {**cats["sdxl_train_network"], **FLUX_OPTIONS}
+    if script == "sd3_train_network" and script not in cats:
+        from .sd3_options import SD3_OPTIONS
+        return {**cats["sdxl_train_network"], **SD3_OPTIONS}
     return cats[script]

@@ -39,6 +39,10 @@ def network_args(args) -> dict[str, str]:
         from .flux_network import flux_network_options
         flux_network_options(kv)  # its own keys (train_blocks, split_qkv, ...), checked here
         return kv
+    if args.network_module == "networks.lora_sd3":
+        from .sd3_network import sd3_network_options
+        sd3_network_options(kv)  # its own keys (emb_dims, split_qkv, ...), checked here
+        return kv
     bad = sorted(set(kv) - set(LORA_NETWORK_ARGS) - set(LORA_BLOCK_ARGS))
     if bad:
         raise OptionError(f"network_args: {', '.join(bad)} not supported by this trainer "
@@ -156,8 +160,18 @@ def validate(args, script: str) -> None:
         for name in ("base_weights", "masked_loss", "alpha_mask", "weighted_captions"):
             if getattr(args, name, None):
                 msgs.append(f"{name} is not supported for Flux.1 by this trainer; remove it")
+    elif script == "sd3_train_network":
+        from .sd3_train import sd3_problems
+        msgs += sd3_problems(args)
+        step_div = 32  # sd-scripts' SD3 trainer: verify_bucket_reso_steps(32)
+        for name in ("base_weights", "masked_loss", "alpha_mask", "weighted_captions"):
+            if getattr(args, name, None):  # SD/SDXL features the SD3 family does not run through
+                msgs.append(f"{name} is not supported for SD3 by this trainer; remove it")
     elif args.network_module == "networks.lora_flux":
         msgs.append(f"network_module networks.lora_flux is for Flux.1 (flux_train_network.py), not {script}.py; "
+                    f"use networks.lora")
+    if script != "sd3_train_network" and args.network_module == "networks.lora_sd3":
+        msgs.append(f"network_module networks.lora_sd3 is for SD3 (sd3_train_network.py), not {script}.py; "
                     f"use networks.lora")
     if args.bucket_reso_steps % step_div and args.enable_bucket:
         msgs.append(f"bucket_reso_steps {args.bucket_reso_steps} must be a multiple of {step_div}")

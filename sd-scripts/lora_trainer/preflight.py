@@ -71,7 +71,7 @@ class Findings:
 
 
 def run(script: str, argv: list[str]) -> int:
-    """The preflight for `script` ("train_network"/"sdxl_train_network"/"flux_train_network") with the run's
+    """The preflight for `script` ("train_network"/"sdxl_train_network"/"flux_train_network"/"sd3_train_network") with the run's
     `argv` (without `--preflight`); prints the findings and returns the exit code."""
     t0 = time.time()
     from .args import parse_args
@@ -130,6 +130,8 @@ def _checks(f: Findings, args, script: str) -> None:
     _guard(f, "options", "", lambda: validate(args, script))
     if script == "flux_train_network":
         _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: _flux_files(args))
+    elif script == "sd3_train_network":
+        _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: _sd3_files(args))
     elif args.pretrained_model_name_or_path:
         _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: check_model(args, script))
     dataset = _guard(f, "dataset", "train_data_dir", lambda: _dataset(args, f))
@@ -180,6 +182,16 @@ def _flux_files(args) -> None:
             check_file(kind, getattr(args, FILE_OPTION[kind]))
         except ModelError as e:
             problems.append(str(e))
+    if problems:
+        raise ModelError("\n".join(problems))
+
+
+def _sd3_files(args) -> None:
+    """SD3's checkpoint and clip_l/clip_g/t5xxl/vae files as `sd3_train.main` checks them: headers only."""
+    from .models import ModelError
+    from .sd3_train import file_problems
+
+    problems = file_problems(args)
     if problems:
         raise ModelError("\n".join(problems))
 

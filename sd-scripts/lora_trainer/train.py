@@ -234,7 +234,7 @@ class Trainer(SavingMixin, StateMixin):
             self.vae_on_device = True
         self.vae_dtype = vae_dtype
         self.cond_cache = {} if (not self.te_trained and captions_are_static(args)) else None
-        if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained and self.family != "flux":
+        if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained and self.family not in ("flux", "sd3"):
             raise OptionError("cache_text_encoder_outputs needs network_train_unet_only (the text encoders "
                               "cannot be trained from cached outputs)")
         if getattr(args, "cache_text_encoder_outputs_to_disk", False):
@@ -269,7 +269,7 @@ class Trainer(SavingMixin, StateMixin):
         from .speed import setup_fast_path
         # the fast path drives networks.lora's own modules on the SD U-Net
         self.unet_autocast = True  # the fast path may run the frozen bf16 U-Net without it (speed.FastPath)
-        self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" and self.family != "flux" \
+        self.fast = setup_fast_path(self) if args.network_module != "lycoris.kohya" and self.family not in ("flux", "sd3") \
             else None
         if args.torch_compile and self.fast is None:
             from .speed import compile_unet
@@ -287,7 +287,7 @@ class Trainer(SavingMixin, StateMixin):
         return self._loop()
 
     # ---------------------------------------------------------------- family seam
-    # What differs between model families, overridden by a family's Trainer subclass (flux_train.FluxTrainer):
+    # What differs between model families, overridden by a family's Trainer subclass (flux_train.FluxTrainer, sd3_train.SD3Trainer):
     # _load_models, _make_network, _after_network, _prepare_models, _setup_noise, _encode, _forward_loss,
     # _metadata_family, _sample. The loop, data, saving, stop/resume and bookkeeping are shared.
     def _load_models(self):
@@ -396,7 +396,7 @@ class Trainer(SavingMixin, StateMixin):
         samples = self.dataset.samples + (val.samples if val is not None else [])
         items = list({id(it): it for it in samples}.values())
         log(f"caching latents for {len(items)} images")
-        suffix = {"sdxl": "_sdxl.npz", "flux": "_flux.npz"}.get(self.family, "_sd.npz")
+        suffix = {"sdxl": "_sdxl.npz", "flux": "_flux.npz", "sd3": "_sd3.npz"}.get(self.family, "_sd.npz")
         rng = random.Random(0)
         from .dataset import conditioning_mask, wants_alpha
         from .resize import crop_ltrb
