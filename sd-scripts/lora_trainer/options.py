@@ -73,8 +73,9 @@ def feature_problems(args) -> list[str]:
             msgs.append(f"face_crop_aug_range {args.face_crop_aug_range!r}: give two numbers \"min,max\", e.g. "
                         f"\"2.0,4.0\"")
     if args.fp8_base or args.fp8_base_unet:
-        # (the Flux family checks fp8 itself: flux_train.flux_problems)
-        if (args.mixed_precision or "no") == "no" and args.network_module != "networks.lora_flux":
+        # (the Flux and SD3 families cast per call in their own fp8 mode: flux_train._fp8_forward)
+        if (args.mixed_precision or "no") == "no" and args.network_module not in ("networks.lora_flux",
+                                                                                   "networks.lora_sd3"):
             msgs.append("fp8_base needs mixed_precision fp16 or bf16 (as sd-scripts); set mixed_precision")
         if args.network_module == "lycoris.kohya":
             msgs.append("fp8_base with lycoris.kohya is not supported by this trainer (LyCORIS reads the base "
