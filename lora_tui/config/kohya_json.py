@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from lora_tui.config.atomic import atomic_write_text
 from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, field_meta, normalise_resolution
+from lora_tui.config.rates import rates_in_force
 from lora_tui.config.sd_scripts import FORM_OWNED, all_script_options, last_uses, read_argv
 from lora_tui.config.shown import clip, shown
 from lora_tui.config.unused import unused_value_notes
@@ -552,8 +553,6 @@ DERIVED_KEYS: dict[str, str] = {
 def _derived_notes(cfg: TrainingConfig, derived: Mapping[str, Any]) -> list[str]:
     """What became of a file's ``network_train_unet_only`` / ``network_train_text_encoder_only``: the launch writes
     them from the learning rates (config.rates), so a note says whether the file's value is what will be written."""
-    from lora_tui.config.rates import rates_in_force
-
     written = rates_in_force(cfg).toml
     notes = []
     for key, raw in derived.items():

@@ -6,6 +6,7 @@ never needs a re-scan.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lora_tui.plan.dataset_toml import parse_dataset_config
-from lora_tui.plan.imagefiles import IMAGE_EXTS, FolderListing, ImageEntry, list_folder
+from lora_tui.plan.imagefiles import IMAGE_EXTS, FolderListing, ImageEntry, image_size, list_folder
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.wording import agree, counted
 
@@ -447,10 +448,6 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
 def _metadata_listing(meta: str, img_dir: str | None, scan: DatasetScan, where: str) -> FolderListing:
     """Fine-tuning subsets: one image per metadata entry, sizes from ``image_size`` when present, else from the
     image header (§2.4)."""
-    import json
-
-    from lora_tui.plan.imagefiles import image_size
-
     listing = FolderListing(path=img_dir or "")
     path = resolve_path(meta)
     try:

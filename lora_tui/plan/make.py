@@ -8,9 +8,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from lora_tui.config.shown import clip
 from lora_tui.plan.dataset import DatasetScan, scan_dataset
 from lora_tui.plan.problems import Problem
-from lora_tui.plan.rules import validate
+from lora_tui.plan.rules import INTERNAL_MARK, validate
 from lora_tui.plan.steps import StepPlan, plan_steps
 
 
@@ -54,9 +55,6 @@ def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
     try:
         steps = plan_steps(cfg, scan)
     except Exception as exc:  # noqa: BLE001 - a bug in the step arithmetic must not hide the problems
-        from lora_tui.config.shown import clip
-        from lora_tui.plan.rules import INTERNAL_MARK
-
         steps = StepPlan()
         failed.append(Problem("", "error", f"{INTERNAL_MARK} (the step count: {type(exc).__name__}: "
                                            f"{clip(str(exc), 200)}); report this, and check the values you "

@@ -16,10 +16,22 @@ import re
 import shlex
 from typing import Any, Callable, Iterable
 
+from lora_tui.config.kohya_json import TOML_INT_MAX
 from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, network_module, script_name
+from lora_tui.config.rates import rates_in_force
+from lora_tui.config.sd_scripts import (
+    BUNDLED_ONLY_OPTIONS,
+    FORM_OWNED,
+    all_script_options,
+    last_uses,
+    read_argv,
+    script_options,
+)
 from lora_tui.config.shown import clip, shown
 from lora_tui.config.unused import kept_unused_fields
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path, resolved_note
+from lora_tui.plan.flux_files import check_flux_inputs
+from lora_tui.plan.launch import toml_dict, tomllib
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_argv import argv_problems, argv_uses
@@ -119,8 +131,6 @@ def _training_flag(out: _Out, cfg: Any, tok: str) -> bool:
     ``network_train_unet_only=True``), not an optimizer keyword: sd-scripts passes every ``key=value`` to the
     optimizer's constructor, which stops on it (``unexpected keyword argument``) after the model has loaded, and
     a ``--flag`` there does not split as ``key=value`` at all. Reports where it goes; True when reported."""
-    from lora_tui.config.sd_scripts import script_options
-
     key = tok[2:] if tok.startswith("--") else tok
     key = key.split("=", 1)[0].replace("-", "_")
     try:
@@ -185,8 +195,6 @@ _LR_LIMIT_ADAPTIVE = 10.0
 def _lr_sanity(out: _Out, cfg: Any) -> None:
     """A learning rate in force that no run survives (a text encoder LR of 16 typed for 1e-6, say): a warning on
     the field, naming the usual range for the optimizer."""
-    from lora_tui.config.rates import rates_in_force
-
     opt = _s(cfg, "optimizer") or "AdamW"
     low = opt.lower()
     relative = low == "adafactor" and _optimizer_kwargs(cfg).get("relative_step", "True") not in ("False", "0")
@@ -269,8 +277,6 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
             out.err("LyCORIS_preset", f"LyCORIS preset '{preset}' is neither one of {', '.join(LYCORIS_PRESETS)} "
                                       f"nor an existing .toml file")
         else:
-            import tomllib
-
             try:
                 with open(p, "rb") as fh:
                     tomllib.load(fh)
@@ -306,7 +312,6 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
     # 17: base model (+ ours: its family); Flux.1's other three files
     _check_model(out, cfg)
     if family(cfg) == "flux1":
-        from lora_tui.plan.flux_files import check_flux_inputs
         check_flux_inputs(out, cfg, resolve_path, resolved_note)
     # 18-20: data folders
     for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
@@ -477,8 +482,6 @@ def output_target(cfg: Any) -> tuple[str, str, str]:
               "save_model_as": _s(cfg, "save_model_as") or "safetensors"}
     text = _s(cfg, "additional_parameters")
     if "--" in text:
-        from lora_tui.config.sd_scripts import all_script_options, last_uses, read_argv
-
         try:
             given = last_uses(read_argv(shlex.split(text), all_script_options()))
         except ValueError:
@@ -839,8 +842,6 @@ def _path_limits(out: _Out, cfg: Any) -> None:
 def _number_limits(out: _Out, cfg: Any, metas: list[Any]) -> None:
     """Numbers no config file of the trainer can hold: an integer past 64 bits (TOML's limit; the form accepts
     any digits) and, for a number field the range rules do not cover, NaN or an infinity."""
-    from lora_tui.config.kohya_json import TOML_INT_MAX
-
     ranged = {r[0] for r in _RANGES}
     for m in metas:
         v = _g(cfg, m.name)
@@ -929,8 +930,6 @@ def _trainer_unset(value: Any, default: Any) -> bool:
 def _written_options(cfg: Any) -> dict[str, Any] | None:
     """The option → value mapping the launch would write (TOML keys), or None when it cannot be built."""
     try:
-        from lora_tui.plan.launch import toml_dict
-
         return toml_dict(cfg)[0]
     except Exception:  # noqa: BLE001 - a value the launch rejects is reported by its own rule
         return None
@@ -947,8 +946,6 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
                     f"an sd-scripts checkout that has it, or pick another model family")
     refused = unsupported_options(settings)
     if refused is None and base:
-        from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS
-
         for name in BUNDLED_ONLY_OPTIONS:
             if getattr(cfg, name, False):
                 out.warn(name, f"{name} is a switch of lora-tui's bundled trainer; the trainer in '{base}' "
@@ -1035,8 +1032,6 @@ def _argv_over_toml(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> Non
     this catches what is typed later.) An option given twice gets one warning, about the last value: argparse
     keeps the last (a store action overwrites). Options are named as argparse reads them (``--max_grad_n`` is
     ``--max_grad_norm``); the ones the form owns are errors of :func:`argv_problems` already."""
-    from lora_tui.config.sd_scripts import FORM_OWNED
-
     uses = argv_uses(cfg, settings)
     if not uses or not any(u.name for u in uses):
         return

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Any, Mapping, Optional
 
-from lora_tui.plan.accelerate_config import launch_config_file, read_config_file
-from lora_tui.plan.launch import AccelerateLaunch, LaunchError, accelerate_launch, gpu_id_list
+from lora_tui.config.app_settings import AppSettings
+from lora_tui.plan.accelerate_config import cluster_config_keys, launch_config_file, read_config_file
+from lora_tui.plan.launch import AccelerateLaunch, LaunchError, accelerate_launch, find_accelerate, gpu_id_list
 from lora_tui.plan.problems import Problem
+from lora_tui.plan.trainer_packages import package_location, pip_command, python_problem
 
 _EXTRA = "extra_accelerate_launch_args"
 # accelerate launches one of these ways at a time (it refuses a second).
@@ -66,20 +69,13 @@ def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, s
 def _accelerate_rules(out: list[Problem], python: str) -> bool:
     """The trainer's Python (the ``python`` app setting, which the launch runs ``accelerate launch`` with) starts
     and has accelerate. False when it does not (then nothing more about accelerate can be known)."""
-    from lora_tui.plan.trainer_packages import package_location, pip_command, python_problem
-
     bad = python_problem(python)
     if bad:
         _err(out, "", bad)
         return False
-    from lora_tui.config.app_settings import AppSettings
-    from lora_tui.plan.launch import find_accelerate
-
     if len(find_accelerate(AppSettings.model_construct(python=python))) == 1:
         return True  # the `accelerate` script installed beside that Python runs the launch (find_accelerate)
     if package_location(python, "accelerate") == "":
-        import sys
-
         shown = python or sys.executable
         _err(out, "", f"the trainer's Python '{shown}' has no accelerate package, and every training starts "
                       f"with `accelerate launch`: run `{pip_command(python)} accelerate` (or `pip install -e "
@@ -232,9 +228,6 @@ def _config_keys_rule(out: list[Problem], data: dict, where: str, python: str) -
     ``from_yaml_file`` raises ValueError on either, so ``accelerate launch`` stops before the trainer starts (a file
     written by a newer or older accelerate). The known keys come from that accelerate's source, found with the
     trainer's Python (:func:`trainer_packages.package_location`), never by importing it here."""
-    from lora_tui.plan.accelerate_config import cluster_config_keys
-    from lora_tui.plan.trainer_packages import package_location
-
     if "distributed_type" not in data:
         _err(out, _EXTRA, f"{where} has no distributed_type, and accelerate launch stops on such a file (\"A "
                           f"`distributed_type` must be specified\"): add `distributed_type: 'NO'`, or {_CONFIG_FIX}")
