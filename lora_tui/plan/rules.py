@@ -55,16 +55,18 @@ _PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir
                 "vae", "network_weights", "logging_dir", "resume", "log_tracker_config")
 
 
-def _g(cfg: Any, name: str, default: Any = None) -> Any:
+def _get(cfg: Any, name: str, default: Any = None) -> Any:
+    """The attribute ``name`` of a config or settings object, ``default`` when it has none."""
     return getattr(cfg, name, default)
 
 
-def _s(cfg: Any, name: str) -> str:
+def _text(cfg: Any, name: str) -> str:
+    """A text field stripped of surrounding blanks; None → ""."""
     v = getattr(cfg, name, "")
     return "" if v is None else str(v).strip()
 
 
-def _f(cfg: Any, name: str) -> float:
+def _number(cfg: Any, name: str) -> float:
     """A number field as float; None/""/garbage → 0 (kohya counts None as 0 for the LR checks)."""
     v = getattr(cfg, name, None)
     try:
@@ -73,7 +75,9 @@ def _f(cfg: Any, name: str) -> float:
         return 0.0
 
 
-class _Out:
+class _Findings:
+    """The problems the rules find, in the order found (``err``/``warn`` append one naming its field)."""
+
     def __init__(self) -> None:
         self.items: list[Problem] = []
 
@@ -91,10 +95,10 @@ class _Out:
 # --- argument strings --------------------------------------------------------------------------------------------
 
 
-def _check_kv_args(out: _Out, cfg: Any, name: str) -> None:
+def _check_kv_args(out: _Findings, cfg: Any, name: str) -> None:
     """``optimizer_args`` / ``lr_scheduler_args``: tokens ``key=value``, value a Python literal (sd-scripts does
     ``key, value = arg.split("=")`` then ``ast.literal_eval(value)``)."""
-    text = _s(cfg, name)
+    text = _text(cfg, name)
     if not text:
         return
     try:
@@ -126,7 +130,7 @@ _OPTION_HOME = {"network_train_unet_only": "set text_encoder_lr to 0 (that train
                 "network_module": "pick it with LoRA_type", "network_args": "set it in the network fields"}
 
 
-def _training_flag(out: _Out, cfg: Any, tok: str) -> bool:
+def _training_flag(out: _Findings, cfg: Any, tok: str) -> bool:
     """A token of optimizer_args that is a training option of the script (``--network_train_unet_only``,
     ``network_train_unet_only=True``), not an optimizer keyword: sd-scripts passes every ``key=value`` to the
     optimizer's constructor, which stops on it (``unexpected keyword argument``) after the model has loaded, and
@@ -147,8 +151,8 @@ def _training_flag(out: _Out, cfg: Any, tok: str) -> bool:
     return True
 
 
-def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]:
-    text = _s(cfg, name)
+def _check_token_args(out: _Findings, cfg: Any, name: str, dashes: bool) -> list[str]:
+    text = _text(cfg, name)
     if not text:
         return []
     try:
@@ -164,13 +168,13 @@ def _check_token_args(out: _Out, cfg: Any, name: str, dashes: bool) -> list[str]
 _OPTIMIZER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-def _input_rules(out: _Out, cfg: Any) -> None:
+def _input_rules(out: _Findings, cfg: Any) -> None:
     """Values a form accepts as text that the trainer cannot use, and a learning rate that does not apply."""
-    name = _s(cfg, "output_name")
+    name = _text(cfg, "output_name")
     if name and (any(c in name for c in "/\\\0") or name in (".", "..")):
         out.err("output_name", f"output_name '{name}' is a path: it must be a file name without '/' or '\\' "
                                f"(the folder goes in output_dir)")
-    opt = _s(cfg, "optimizer")
+    opt = _text(cfg, "optimizer")
     known = {str(c).lower() for c in (field_meta("optimizer").choices or ())}
     if opt and opt.lower() not in known and not _OPTIMIZER_PATH.match(opt):
         out.err("optimizer", f"optimizer '{opt}' is not an optimizer: pick one from the list, or give a class "
@@ -179,8 +183,8 @@ def _input_rules(out: _Out, cfg: Any) -> None:
     # here: the Minimal row edits the field the U-Net's rate comes from (config.rates.minimal_lr_field) and the
     # Advanced form says under each rate which one is in force. What is left to catch is a rate no run survives.
     _lr_sanity(out, cfg)
-    if family(cfg) == "sdxl" and (_g(cfg, "clip_skip") or 0) > 1 and not out.has_error("clip_skip"):
-        out.warn("clip_skip", f"clip_skip {_g(cfg, 'clip_skip')} does nothing on SDXL: the trainer ignores it (as "
+    if family(cfg) == "sdxl" and (_get(cfg, "clip_skip") or 0) > 1 and not out.has_error("clip_skip"):
+        out.warn("clip_skip", f"clip_skip {_get(cfg, 'clip_skip')} does nothing on SDXL: the trainer ignores it (as "
                               f"sd-scripts does, with a warning) and the SDXL text encoders use their fixed layers; "
                               f"set it to 1")
 
@@ -192,10 +196,10 @@ _LR_LIMIT = 0.1     # far above any LoRA rate for Adam-style optimizers (1e-4 to
 _LR_LIMIT_ADAPTIVE = 10.0
 
 
-def _lr_sanity(out: _Out, cfg: Any) -> None:
+def _lr_sanity(out: _Findings, cfg: Any) -> None:
     """A learning rate in force that no run survives (a text encoder LR of 16 typed for 1e-6, say): a warning on
     the field, naming the usual range for the optimizer."""
-    opt = _s(cfg, "optimizer") or "AdamW"
+    opt = _text(cfg, "optimizer") or "AdamW"
     low = opt.lower()
     relative = low == "adafactor" and _optimizer_kwargs(cfg).get("relative_step", "True") not in ("False", "0")
     adaptive = low.startswith(_ADAPTIVE) or relative
@@ -206,7 +210,7 @@ def _lr_sanity(out: _Out, cfg: Any) -> None:
         return  # a value the range rules report already
     in_force = {p.source for p in (rates.unet, rates.text_encoder) if p.trained}
     for name in ("learning_rate", "unet_lr", "text_encoder_lr"):
-        v = _g(cfg, name)
+        v = _get(cfg, name)
         if name not in in_force or isinstance(v, bool) or not isinstance(v, (int, float)) or v <= limit \
                 or out.has_error(name):
             continue
@@ -218,7 +222,7 @@ def _lr_sanity(out: _Out, cfg: Any) -> None:
                            f"{v:g} the weights blow up in the first steps; type a rate such as 0.0001")
 
 
-def _bucket_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
+def _bucket_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
     """With ``bucket_no_upscale`` a side is floored to ``bucket_reso_steps`` (sd-scripts §2.8.2): a wide image at a
     small resolution can get a side of 0, which the trainer cannot resize to."""
     for ds in (plan.datasets if plan else ()):
@@ -234,35 +238,35 @@ def _bucket_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
 # --- the rules, in order -----------------------------------------------------------------------------------------
 
 
-def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
+def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
     """kohya_gui_behaviour §2, checks 2-29 that apply to a config (1 = already running belongs to the run layer;
     27 = accelerate lookup and 30/31 = file writes belong to the launch)."""
     # 2, 3: argument strings (kohya: a regex; we: shell rules plus sd-scripts' own parsing of each token).
     _check_kv_args(out, cfg, "lr_scheduler_args")
     _check_kv_args(out, cfg, "optimizer_args")
-    lora_type = _s(cfg, "LoRA_type")
+    lora_type = _text(cfg, "LoRA_type")
     # 4: Flux.1 LoRA type
-    if _g(cfg, "flux1_checkbox") and lora_type not in ("Flux1", "Flux1 OFT") and "LyCORIS" not in lora_type:
+    if _get(cfg, "flux1_checkbox") and lora_type not in ("Flux1", "Flux1 OFT") and "LyCORIS" not in lora_type:
         out.err("LoRA_type", f"LoRA type '{lora_type}' cannot train Flux.1: choose 'Flux1', 'Flux1 OFT' or a "
                              f"LyCORIS type")
-    if lora_type in ("Flux1", "Flux1 OFT") and not _g(cfg, "flux1_checkbox"):
+    if lora_type in ("Flux1", "Flux1 OFT") and not _get(cfg, "flux1_checkbox"):
         out.err("LoRA_type", f"LoRA type '{lora_type}' needs a Flux.1 model: tick Flux.1 or pick 'Standard'")
     # 9: native LoHa/LoKr need SDXL
     if lora_type in ("Kohya LoHa", "Kohya LoKr"):
-        if not _g(cfg, "sdxl") or _g(cfg, "flux1_checkbox") or _g(cfg, "sd3_checkbox"):
+        if not _get(cfg, "sdxl") or _get(cfg, "flux1_checkbox") or _get(cfg, "sd3_checkbox"):
             out.err("LoRA_type", f"'{lora_type}' works with SDXL models only: tick SDXL or use "
                                  f"'LyCORIS/{lora_type.split()[-1]}'")
     # 11: dataset_config must be a file
-    dc = _s(cfg, "dataset_config")
+    dc = _text(cfg, "dataset_config")
     if dc and not os.path.isfile(resolve_path(dc)):
         out.err("dataset_config", f"dataset config '{dc}' does not exist{resolved_note(dc)}: "
                                   f"pick the .toml file or clear the field")
     # 12: log_tracker_config
-    ltc = _s(cfg, "log_tracker_config")
+    ltc = _text(cfg, "log_tracker_config")
     if ltc and not os.path.isfile(resolve_path(ltc)):
         out.err("log_tracker_config", f"log tracker config '{ltc}' does not exist: pick the file or clear it")
     # 13: logging_dir writable
-    ld = _s(cfg, "logging_dir")
+    ld = _text(cfg, "logging_dir")
     if ld:
         p = resolve_path(ld)
         if os.path.exists(p) and not os.path.isdir(p):
@@ -270,7 +274,7 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
         elif os.path.isdir(p) and not os.access(p, os.W_OK):
             out.err("logging_dir", f"logging folder '{p}' is not writable: pick another folder")
     # 14: LyCORIS preset (only when a LyCORIS type uses it; kohya checks every type, spec §9.16)
-    preset = _s(cfg, "LyCORIS_preset")
+    preset = _text(cfg, "LyCORIS_preset")
     if "LyCORIS" in lora_type and preset and preset not in LYCORIS_PRESETS:
         p = resolve_path(preset)
         if not os.path.isfile(p):
@@ -284,14 +288,14 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
                 out.err("LyCORIS_preset", f"LyCORIS preset file '{p}' is not valid TOML: "
                                           f"{clip(str(exc) or type(exc).__name__, 200)}")
     # 15: network_weights
-    nw = _s(cfg, "network_weights")
+    nw = _text(cfg, "network_weights")
     if nw and not os.path.isfile(resolve_path(nw)):
         out.err("network_weights", f"initial LoRA weights '{nw}' do not exist: pick the .safetensors file or "
                                    f"clear the field")
     elif nw:
         _check_network_weights(out, nw)
     # 16: output_dir
-    od = _s(cfg, "output_dir")
+    od = _text(cfg, "output_dir")
     if not od:
         out.err("output_dir", "output folder is required: pick where the LoRA files go")
     else:
@@ -316,7 +320,7 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
     # 18-20: data folders
     for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
                         ("train_data_dir", "image folder")):
-        v = _s(cfg, name)
+        v = _text(cfg, name)
         if v:
             p = resolve_path(v)
             if not os.path.isdir(p):
@@ -324,37 +328,37 @@ def _kohya_order(out: _Out, cfg: Any, scan: DatasetScan | None) -> None:
                 fix = f"pick its folder '{os.path.dirname(p)}'" if os.path.isfile(p) else "fix the path"
                 out.err(name, f"{label} '{v}' {what}{resolved_note(v)}: {fix}")
     # 21: VAE
-    vae = _s(cfg, "vae")
+    vae = _text(cfg, "vae")
     if vae and not _hub_id(vae) and not os.path.exists(resolve_path(vae)):
         out.err("vae", f"VAE '{vae}' does not exist{resolved_note(vae)}: pick the file or clear it")
     # 22: folder layout (folder mode)
     if scan is not None:
         out.items.extend(scan.problems)
     # 23: bucket steps
-    steps = _g(cfg, "bucket_reso_steps")
-    if steps is not None and _f(cfg, "bucket_reso_steps") < 1:
+    steps = _get(cfg, "bucket_reso_steps")
+    if steps is not None and _number(cfg, "bucket_reso_steps") < 1:
         out.err("bucket_reso_steps", "bucket resolution steps must be at least 1 (64 is usual)")
     # 24: noise offset
-    no = _g(cfg, "noise_offset")
-    if no not in (None, "") and not 0 <= _f(cfg, "noise_offset") <= 1:
+    no = _get(cfg, "noise_offset")
+    if no not in (None, "") and not 0 <= _number(cfg, "noise_offset") <= 1:
         out.err("noise_offset", f"noise offset {no} must be between 0 and 1 (0.05-0.1 is usual)")
-    ste = _g(cfg, "stop_text_encoder_training")
-    if ste not in (None, "") and _f(cfg, "stop_text_encoder_training") != 0:
+    ste = _get(cfg, "stop_text_encoder_training")
+    if ste not in (None, "") and _number(cfg, "stop_text_encoder_training") != 0:
         out.warn("stop_text_encoder_training", "stop text encoder training is not supported by LoRA training and "
                                                "is ignored: set it to 0")
     # 25: existing output
     _check_existing_output(out, cfg)
     # 26: no data at all
-    if not dc and not _s(cfg, "train_data_dir"):
+    if not dc and not _text(cfg, "train_data_dir"):
         out.err("train_data_dir", "train_data_dir (the image folder) is not set: pick the folder that holds "
                                   "your <repeats>_<name> folders, or set dataset_config")
     # 28: T5-XXL LR
-    if family(cfg) == "flux1" and _f(cfg, "t5xxl_lr") > 0 and _g(cfg, "text_encoder_lr") is not None \
-            and _f(cfg, "text_encoder_lr") == 0:
+    if family(cfg) == "flux1" and _number(cfg, "t5xxl_lr") > 0 and _get(cfg, "text_encoder_lr") is not None \
+            and _number(cfg, "text_encoder_lr") == 0:
         out.err("t5xxl_lr", "a T5-XXL learning rate needs a text encoder learning rate above 0: set "
                             "text_encoder_lr, or set t5xxl_lr to 0")
     # 29: all learning rates zero
-    if _f(cfg, "learning_rate") == 0 and _f(cfg, "text_encoder_lr") == 0 and _f(cfg, "unet_lr") == 0:
+    if _number(cfg, "learning_rate") == 0 and _number(cfg, "text_encoder_lr") == 0 and _number(cfg, "unet_lr") == 0:
         out.err("learning_rate", "every learning rate is 0 or empty, so nothing would train: set learning_rate "
                                  "(1e-4 is usual)")
 
@@ -378,7 +382,7 @@ _WHERE_IT_GOES = {
 _WEIGHT_PICKLES = (".ckpt", ".pt", ".pth", ".bin")
 
 
-def _check_network_weights(out: _Out, value: str) -> None:
+def _check_network_weights(out: _Findings, value: str) -> None:
     """network_weights names a file: it must be LoRA weights (sd-scripts loads a .safetensors file with
     safetensors, anything else with torch.load), not a text file, a base model or a VAE."""
     name, p = "network_weights", resolve_path(value)
@@ -403,11 +407,11 @@ def _check_network_weights(out: _Out, value: str) -> None:
                       f"to start from (the base model goes in pretrained_model_name_or_path)")
 
 
-def _check_sample_prompts(out: _Out, cfg: Any) -> None:
+def _check_sample_prompts(out: _Findings, cfg: Any) -> None:
     """sample_prompts holds the prompts' TEXT (kohya_ss convention; Start writes it to
     <output_dir>/sample/prompt.txt): a file's path there would be sampled as a prompt, and binary data is no
     prompt."""
-    text = str(_g(cfg, "sample_prompts") or "")
+    text = str(_get(cfg, "sample_prompts") or "")
     if not text.strip():
         return
     bad = next((c for c in text if ord(c) < 32 and c not in "\n\r\t"), None)
@@ -427,9 +431,9 @@ def _check_sample_prompts(out: _Out, cfg: Any) -> None:
                                        f"that path would be sampled as a prompt: paste the file's prompts instead")
 
 
-def _check_model(out: _Out, cfg: Any) -> None:
+def _check_model(out: _Findings, cfg: Any) -> None:
     name = "pretrained_model_name_or_path"
-    v = _s(cfg, name)
+    v = _text(cfg, name)
     if not v:
         out.err(name, "no base model: pick a checkpoint (.safetensors) or a Diffusers folder")
         return
@@ -478,9 +482,9 @@ def output_target(cfg: Any) -> tuple[str, str, str]:
     """``(output_dir, output_name, save_model_as)`` the trainer will write to: the fields, unless
     ``additional_parameters`` gives the option (read as argparse reads it, the last one winning: it overrides the
     TOML). Validation refuses such an option; the overwrite check still looks where the trainer would write."""
-    target = {"output_dir": _s(cfg, "output_dir"), "output_name": _s(cfg, "output_name") or "last",
-              "save_model_as": _s(cfg, "save_model_as") or "safetensors"}
-    text = _s(cfg, "additional_parameters")
+    target = {"output_dir": _text(cfg, "output_dir"), "output_name": _text(cfg, "output_name") or "last",
+              "save_model_as": _text(cfg, "save_model_as") or "safetensors"}
+    text = _text(cfg, "additional_parameters")
     if "--" in text:
         try:
             given = last_uses(read_argv(shlex.split(text), all_script_options()))
@@ -505,11 +509,11 @@ def existing_outputs_phrase(found: list[str]) -> str:
 def free_output_name(cfg: Any, limit: int = 10000) -> str:
     """The first of ``<output_name>_2``, ``_3``, ... for which ``existing_outputs`` finds nothing (a name already
     ending in ``_N`` counts on from N+1). Raises ``ValueError`` after ``limit`` tries."""
-    base = _s(cfg, "output_name") or "last"
+    base = _text(cfg, "output_name") or "last"
     m = re.fullmatch(r"(.*\S)_(\d+)", base)
     stem, n = (m.group(1), int(m.group(2)) + 1) if m else (base, 2)
-    folder, names = _output_listing(_s(cfg, "output_dir"))  # once: the candidates are checked against one listing
-    ext = _s(cfg, "save_model_as") or "safetensors"
+    folder, names = _output_listing(_text(cfg, "output_dir"))  # once: the candidates are checked against one listing
+    ext = _text(cfg, "save_model_as") or "safetensors"
     for i in range(n, n + limit):
         candidate = f"{stem}_{i}"
         if not _outputs_named(folder, names, candidate, ext):
@@ -536,7 +540,7 @@ def _outputs_named(folder: str, names: list[str], name: str, ext: str) -> list[s
     return [p for p in found if os.path.isfile(p)]
 
 
-def _check_existing_output(out: _Out, cfg: Any) -> None:
+def _check_existing_output(out: _Findings, cfg: Any) -> None:
     found = existing_outputs(cfg)
     if not found:
         return
@@ -551,49 +555,49 @@ def _check_existing_output(out: _Out, cfg: Any) -> None:
 # --- sd-scripts start-up assertions (§1.4) and scheduler/optimizer pairs (§4.14, §4.15) -------------------------------
 
 
-def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
+def _trainer_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
     fam = family(cfg)
-    mp = _s(cfg, "mixed_precision") or "no"
-    if fam == "sdxl" and _g(cfg, "v2"):
+    mp = _text(cfg, "mixed_precision") or "no"
+    if fam == "sdxl" and _get(cfg, "v2"):
         out.err("v2", "v2 cannot be used with SDXL (the trainer refuses it): untick v2")
-    if _g(cfg, "cache_latents") or _g(cfg, "cache_latents_to_disk"):
+    if _get(cfg, "cache_latents") or _get(cfg, "cache_latents_to_disk"):
         for n in ("color_aug", "random_crop"):
-            if _g(cfg, n):
+            if _get(cfg, n):
                 out.err(n, f"{n} cannot be used with cached latents (the trainer refuses it): untick {n} or "
                            f"untick cache_latents")
-    if _g(cfg, "full_fp16") and mp != "fp16":
+    if _get(cfg, "full_fp16") and mp != "fp16":
         out.err("full_fp16", "full_fp16 needs mixed_precision fp16: set it, or untick full_fp16")
-    if _g(cfg, "full_bf16") and mp != "bf16":
+    if _get(cfg, "full_bf16") and mp != "bf16":
         out.err("full_bf16", "full_bf16 needs mixed_precision bf16: set it, or untick full_bf16")
-    if _g(cfg, "fp8_base") and mp == "no":
+    if _get(cfg, "fp8_base") and mp == "no":
         out.err("fp8_base", "fp8_base needs mixed precision (fp16 or bf16)")
-    if _f(cfg, "adaptive_noise_scale") and not _f(cfg, "noise_offset"):
+    if _number(cfg, "adaptive_noise_scale") and not _number(cfg, "noise_offset"):
         out.err("adaptive_noise_scale", "adaptive_noise_scale needs noise_offset: set noise_offset or clear it")
-    if _g(cfg, "scale_v_pred_loss_like_noise_pred") and not _g(cfg, "v_parameterization"):
+    if _get(cfg, "scale_v_pred_loss_like_noise_pred") and not _get(cfg, "v_parameterization"):
         out.err("scale_v_pred_loss_like_noise_pred", "scale_v_pred_loss_like_noise_pred needs v_parameterization")
-    if _f(cfg, "v_pred_like_loss") and _g(cfg, "v_parameterization"):
+    if _number(cfg, "v_pred_like_loss") and _get(cfg, "v_parameterization"):
         out.err("v_pred_like_loss", "v_pred_like_loss cannot be used with v_parameterization: clear it")
-    if fam == "sdxl" and _g(cfg, "sdxl_cache_text_encoder_outputs"):
-        if _g(cfg, "text_encoder_lr") is None or _f(cfg, "text_encoder_lr") != 0:
+    if fam == "sdxl" and _get(cfg, "sdxl_cache_text_encoder_outputs"):
+        if _get(cfg, "text_encoder_lr") is None or _number(cfg, "text_encoder_lr") != 0:
             out.err("sdxl_cache_text_encoder_outputs", "caching text encoder outputs trains the U-Net only: set "
                                                        "text_encoder_lr to 0, or untick the cache")
         for n in ("shuffle_caption", "caption_dropout_rate", "caption_tag_dropout_rate", "token_warmup_step"):
-            if _f(cfg, n) if n != "shuffle_caption" else _g(cfg, n):
+            if _number(cfg, n) if n != "shuffle_caption" else _get(cfg, n):
                 out.err(n, f"{n} changes captions per step, which cached text encoder outputs cannot follow: clear "
                            f"{n} or untick sdxl_cache_text_encoder_outputs")
     # Resolution against the bucket limits (sd-scripts asserts).
-    reso_raw = _g(cfg, "max_resolution")
+    reso_raw = _get(cfg, "max_resolution")
     reso = parse_resolution(reso_raw)
     if reso_raw not in (None, "") and reso is None:
         out.err("max_resolution", f"resolution '{reso_raw}' is not 'W,H' (e.g. 1024,1024)")
-    step = int(_f(cfg, "bucket_reso_steps") or 64)
-    if step >= 1 and _g(cfg, "enable_bucket"):
+    step = int(_number(cfg, "bucket_reso_steps") or 64)
+    if step >= 1 and _get(cfg, "enable_bucket"):
         div = 32 if fam == "sdxl" else 64 if fam in ("sd1", "sd2") else 16
         if step % div:
             out.err("bucket_reso_steps", f"bucket_reso_steps {step} must be a multiple of {div} for "
                                          f"{FAMILY_LABELS[fam]} (the trainer refuses it): use 64")
-    if reso and _g(cfg, "enable_bucket") and not _g(cfg, "bucket_no_upscale") and step >= 1:
-        lo, hi = adjust_min_max(int(_f(cfg, "min_bucket_reso") or 256), int(_f(cfg, "max_bucket_reso") or 1024),
+    if reso and _get(cfg, "enable_bucket") and not _get(cfg, "bucket_no_upscale") and step >= 1:
+        lo, hi = adjust_min_max(int(_number(cfg, "min_bucket_reso") or 256), int(_number(cfg, "max_bucket_reso") or 1024),
                                 step)
         if lo > hi:
             out.err("min_bucket_reso", f"min_bucket_reso {lo} is above max_bucket_reso {hi}")
@@ -608,17 +612,17 @@ def _trainer_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
 
 def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
     try:
-        tokens = shlex.split(_s(cfg, "optimizer_args"))
+        tokens = shlex.split(_text(cfg, "optimizer_args"))
     except ValueError:
         return {}
     return {t.split("=", 1)[0].lower(): t.split("=", 1)[1] for t in tokens if "=" in t}
 
 
-def _warmup_rules(out: _Out, cfg: Any, plan: StepPlan | None, warm_field: str) -> None:
+def _warmup_rules(out: _Findings, cfg: Any, plan: StepPlan | None, warm_field: str) -> None:
     """A warm-up the scheduler uses: which of the two settings wins when both are set (kohya_ss writes
     lr_warmup_steps and logs "lr_warmup_steps will be used"), and a warm-up as long as the whole run (the rate
     would never reach learning_rate)."""
-    steps, pct = _f(cfg, "lr_warmup_steps"), _f(cfg, "lr_warmup")
+    steps, pct = _number(cfg, "lr_warmup_steps"), _number(cfg, "lr_warmup")
     if steps > 0 and pct > 0 and not out.has_error("lr_warmup"):
         out.warn("lr_warmup", f"lr_warmup {pct:g} % is not used: lr_warmup_steps {steps:g} is set too and wins (as in "
                               f"kohya_ss); set lr_warmup to 0, or lr_warmup_steps to 0 to warm up by percentage")
@@ -630,19 +634,19 @@ def _warmup_rules(out: _Out, cfg: Any, plan: StepPlan | None, warm_field: str) -
                          f"{warm_field}")
 
 
-def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
-    sched = _s(cfg, "lr_scheduler") or "constant"
-    opt = _s(cfg, "optimizer") or "AdamW"
-    warm = _f(cfg, "lr_warmup_steps") > 0 or _f(cfg, "lr_warmup") > 0
-    warm_field = "lr_warmup_steps" if _f(cfg, "lr_warmup_steps") > 0 else "lr_warmup"
+def _scheduler_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
+    sched = _text(cfg, "lr_scheduler") or "constant"
+    opt = _text(cfg, "optimizer") or "AdamW"
+    warm = _number(cfg, "lr_warmup_steps") > 0 or _number(cfg, "lr_warmup") > 0
+    warm_field = "lr_warmup_steps" if _number(cfg, "lr_warmup_steps") > 0 else "lr_warmup"
     kwargs = _optimizer_kwargs(cfg)
     adafactor_relative = opt.lower() == "adafactor" and kwargs.get("relative_step", "True") not in ("False", "0")
     if sched.startswith("adafactor") and opt.lower() != "adafactor":
         out.err("lr_scheduler", f"the adafactor scheduler works only with the Adafactor optimizer, not {opt}: pick "
                                 f"another scheduler (cosine, constant_with_warmup, ...)")
     if warm:
-        if _s(cfg, "lr_scheduler_type"):
-            out.err(warm_field, f"a custom scheduler ({_s(cfg, 'lr_scheduler_type')}) takes no warm-up in the "
+        if _text(cfg, "lr_scheduler_type"):
+            out.err(warm_field, f"a custom scheduler ({_text(cfg, 'lr_scheduler_type')}) takes no warm-up in the "
                                 f"trainer: set {warm_field} to 0")
         elif adafactor_relative:
             out.err(warm_field, "Adafactor with relative_step (its default) replaces the scheduler by its own, "
@@ -652,28 +656,28 @@ def _scheduler_rules(out: _Out, cfg: Any, plan: StepPlan | None) -> None:
             out.err(warm_field, f"the adafactor scheduler takes no warm-up: set {warm_field} to 0")
         elif sched == "constant":
             out.warn(warm_field, f"the constant scheduler takes no warm-up, so {warm_field} "
-                                 f"{_g(cfg, warm_field)} is not used: pick constant_with_warmup to warm up, or set "
+                                 f"{_get(cfg, warm_field)} is not used: pick constant_with_warmup to warm up, or set "
                                  f"it to 0")
         else:
             _warmup_rules(out, cfg, plan, warm_field)
-    if sched == "piecewise_constant" and "step_rules" not in _s(cfg, "lr_scheduler_args"):
+    if sched == "piecewise_constant" and "step_rules" not in _text(cfg, "lr_scheduler_args"):
         out.err("lr_scheduler_args", "piecewise_constant needs step_rules in lr_scheduler_args, e.g. "
                                      "step_rules='\"1:10,0.1:20,0.01\"' (inner quotes make it a text value)")
     low = opt.lower()
     if any(k in low for k in _SCHEDULE_FREE) and sched not in ("constant", "constant_with_warmup"):
         out.warn("lr_scheduler", f"schedule-free optimizer {opt} ignores lr_scheduler '{sched}': pick constant")
-    if (low.startswith("dadapt") or low.startswith("prodigy")) and 0 < _f(cfg, "learning_rate") < 0.1:
+    if (low.startswith("dadapt") or low.startswith("prodigy")) and 0 < _number(cfg, "learning_rate") < 0.1:
         out.warn("learning_rate", f"{opt} expects learning_rate near 1.0 (it finds the step size itself); "
-                                  f"{_g(cfg, 'learning_rate')} makes it train very slowly")
+                                  f"{_get(cfg, 'learning_rate')} makes it train very slowly")
 
 
 # --- data: captions, plan --------------------------------------------------------------------------------------------
 
 
-def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | None) -> None:
+def _data_rules(out: _Findings, cfg: Any, scan: DatasetScan | None, plan: StepPlan | None) -> None:
     if scan is None:
         return
-    cfg_ext = caption_ext(_g(cfg, "caption_extension"))
+    cfg_ext = caption_ext(_get(cfg, "caption_extension"))
     field_for_data = "dataset_config" if scan.mode == "dataset_config" else "train_data_dir"
     for sub in scan.subsets:
         if not sub.images:
@@ -716,13 +720,13 @@ def _data_rules(out: _Out, cfg: Any, scan: DatasetScan | None, plan: StepPlan | 
                                  f"balances them)")
     if scan.mode == "dataset_config":
         for n in ("train_data_dir", "reg_data_dir"):
-            if _s(cfg, n):
+            if _text(cfg, n):
                 out.warn(n, f"{n} is ignored because dataset_config is set (the trainer uses the TOML): clear "
                             f"{n} or dataset_config")
     if plan.source == "trainer_default" and plan.repeats_images and not out.has_error("epoch"):
         out.warn("epoch", f"neither epoch, max_train_epochs nor max_train_steps is set, so the trainer runs its "
                           f"default {plan.max_train_steps} steps (≈ {counted(plan.epochs, 'epoch')}): set epoch")
-    epoch = _g(cfg, "epoch")
+    epoch = _get(cfg, "epoch")
     if isinstance(epoch, int) and epoch > 1:
         for note in plan.notes:
             if "is not used" in note:
@@ -761,9 +765,9 @@ _RANGES: tuple[tuple[str, float, float | None, str], ...] = (
 )
 
 
-def _range_rules(out: _Out, cfg: Any) -> None:
+def _range_rules(out: _Findings, cfg: Any) -> None:
     for name, lo, hi, hint in _RANGES:
-        v = _g(cfg, name)
+        v = _get(cfg, name)
         if v is None or v == "" or isinstance(v, bool):
             continue
         try:
@@ -805,13 +809,13 @@ def _nbytes(text: str) -> int:
 _JSON_SUFFIX = "_20260101-000000-99.json"
 
 
-def _path_limits(out: _Out, cfg: Any) -> None:
+def _path_limits(out: _Findings, cfg: Any) -> None:
     """Paths and names the file system cannot hold: a NUL character, a folder or file name longer than the file
     system allows (Errno 36 "File name too long"), a whole path over its limit, and an output_name that becomes
     too long once the trainer adds its suffixes. Without this the trainer (or the launch's own writes) fails
     with an OSError instead of a message naming the field."""
     for name in _PATH_FIELDS:
-        v = _s(cfg, name)
+        v = _text(cfg, name)
         if not v:
             continue
         if "\0" in v:
@@ -826,11 +830,11 @@ def _path_limits(out: _Out, cfg: Any) -> None:
         elif _nbytes(full) > path_max:
             out.err(name, f"{name} is {_nbytes(full)} bytes long, and the file system allows {path_max} for a "
                           f"whole path ('File name too long'): pick a shorter path")
-    stem = _s(cfg, "output_name")
+    stem = _text(cfg, "output_name")
     if stem and not any(c in stem for c in "/\\\0"):
-        od = _s(cfg, "output_dir")
+        od = _text(cfg, "output_dir")
         name_max = _fs_limits(resolve_path(od))[0] if od and "\0" not in od else 255
-        ext = _s(cfg, "save_model_as") or "safetensors"
+        ext = _text(cfg, "save_model_as") or "safetensors"
         room = name_max - max(_nbytes(f"-step00000010.{ext}"), _nbytes(_JSON_SUFFIX))
         if _nbytes(stem) > room:
             out.err("output_name", f"output_name is {_nbytes(stem)} bytes long; with what the run adds to it "
@@ -839,12 +843,12 @@ def _path_limits(out: _Out, cfg: Any) -> None:
                                    f"most {room} bytes")
 
 
-def _number_limits(out: _Out, cfg: Any, metas: list[Any]) -> None:
+def _number_limits(out: _Findings, cfg: Any, metas: list[Any]) -> None:
     """Numbers no config file of the trainer can hold: an integer past 64 bits (TOML's limit; the form accepts
     any digits) and, for a number field the range rules do not cover, NaN or an infinity."""
     ranged = {r[0] for r in _RANGES}
     for m in metas:
-        v = _g(cfg, m.name)
+        v = _get(cfg, m.name)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         if isinstance(v, int) and abs(v) > TOML_INT_MAX:
@@ -854,9 +858,9 @@ def _number_limits(out: _Out, cfg: Any, metas: list[Any]) -> None:
             out.err(m.name, f"{m.name} is {v}: give a finite number")
 
 
-def _relative_paths(out: _Out, cfg: Any) -> None:
+def _relative_paths(out: _Findings, cfg: Any) -> None:
     for name in _PATH_FIELDS:
-        v = _s(cfg, name)
+        v = _text(cfg, name)
         if not v:
             continue
         if os.sep == "/" and "\\" in v:
@@ -883,7 +887,7 @@ def unsupported_options(settings: Any) -> dict[str, Any] | None:
     {"scripts": [script stems that implement it], "reason": str}}}`` (a bare JSON list or dict of names is taken as
     ``options``). None when the file is absent (an upstream checkout refuses nothing).
     """
-    base = _g(settings, "sd_scripts_dir")
+    base = _get(settings, "sd_scripts_dir")
     if not base:
         return None
     path = os.path.join(str(base), "lora_trainer", "unsupported_options.json")
@@ -935,8 +939,8 @@ def _written_options(cfg: Any) -> dict[str, Any] | None:
         return None
 
 
-def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
-    base = _g(settings, "sd_scripts_dir")
+def _trainer_support(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -> None:
+    base = _get(settings, "sd_scripts_dir")
     script = script_name(cfg)
     if base and os.path.isdir(str(base)):
         if not os.path.isfile(os.path.join(str(base), script)):
@@ -992,7 +996,7 @@ def _trainer_support(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> No
 
 
 
-def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
+def _network_package(out: _Findings, cfg: Any, settings: Any) -> None:
     """A LoRA type whose network_module comes from a package the trainer's Python cannot import (checked once per
     interpreter, see :mod:`lora_tui.plan.trainer_packages`)."""
     try:
@@ -1002,9 +1006,9 @@ def _network_package(out: _Out, cfg: Any, settings: Any) -> None:
     if module not in NETWORK_PACKAGES:
         return
     package, dist = NETWORK_PACKAGES[module]
-    python = str(_g(settings, "python") or "")
+    python = str(_get(settings, "python") or "")
     if package_importable(python, package) is False:
-        out.err("LoRA_type", f"LoRA_type '{_s(cfg, 'LoRA_type')}' trains with network_module {module}, which "
+        out.err("LoRA_type", f"LoRA_type '{_text(cfg, 'LoRA_type')}' trains with network_module {module}, which "
                              f"needs the {dist} package, and the trainer's Python ({python or 'this one'}) does not "
                              f"have it: run `{pip_command(python)} {dist}`, or pick a Kohya LoRA type")
 
@@ -1025,7 +1029,7 @@ def _same_value(arg_values: list[str], written: Any) -> bool:
     return arg_values[0] == str(written)
 
 
-def _argv_over_toml(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> None:
+def _argv_over_toml(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -> None:
     """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
     the command line after ``--config_file`` and the command line wins (sd_scripts_interface.md §1.2), so the
     form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
@@ -1076,10 +1080,10 @@ def _argv_over_toml(out: _Out, cfg: Any, settings: Any, metas: list[Any]) -> Non
 
 def _is_set(cfg: Any, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
-    return not _trainer_unset(_g(cfg, meta.name), meta.default)
+    return not _trainer_unset(_get(cfg, meta.name), meta.default)
 
 
-def _family_fields(out: _Out, cfg: Any, metas: list[Any]) -> None:
+def _family_fields(out: _Findings, cfg: Any, metas: list[Any]) -> None:
     fam = family(cfg)
     for m in metas:
         fams = getattr(m, "families", None)
@@ -1104,7 +1108,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
     error gets no warning about the same value as well (a missing path is not also "relative", epoch -3 is not
     also "unset", v2 on SDXL is not also "for SD2 only"); the same message is never given twice.
     """
-    out = _Out()
+    out = _Findings()
     if plan is None and scan is not None:
         plan = plan_steps(cfg, scan)
     metas = all_field_meta()
@@ -1117,7 +1121,7 @@ def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan |
         lambda: out.items.extend(argv_problems(cfg, settings)),
         lambda: _check_token_args(out, cfg, "extra_accelerate_launch_args", dashes=True),
         lambda: out.items.extend(launch_problems(cfg, settings)),
-        lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_g(cfg, "network_args"),
+        lambda: _check_token_args(out, cfg, "network_args", dashes=False) if isinstance(_get(cfg, "network_args"),
                                                                                           str) else None,
         lambda: _range_rules(out, cfg),
         lambda: _input_rules(out, cfg),
