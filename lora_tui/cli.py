@@ -318,7 +318,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                              family=args.family)
     except RuntimeError as exc:
         raise CliError(f"demo: {exc}") from None
-    path = files.root / ("demo_flux.json" if args.family == "flux" else "demo.json")
+    path = files.root / {"flux": "demo_flux.json", "sd3": "demo_sd3.json"}.get(args.family, "demo.json")
     save_config_file(demo_config(files), path)
     _out(f"{path}\n")
     return 0
@@ -460,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--config", metavar="FILE", help="open the app with this JSON config (ours or kohya_ss)")
     src.add_argument("--preset", metavar="NAME", help="open the app with this preset (bundled or user)")
-    parser.add_argument("--demo", nargs="?", const="sdxl", default=None, choices=("sdxl", "flux"),
-                        help="prepare the offline demo (tiny SDXL model, or a tiny Flux.1 with `--demo flux`; "
+    parser.add_argument("--demo", nargs="?", const="sdxl", default=None, choices=("sdxl", "flux", "sd3"),
+                        help="prepare the offline demo (tiny SDXL model, or a tiny Flux.1 with `--demo flux`, a tiny "
+                             "SD3.5 Medium with `--demo sd3`; "
                              "sample photos) and open the form for it")
     # Its own dest: a subcommand's --set default ([]) would otherwise overwrite it. main() hands it on.
     parser.add_argument("--set", dest="top_set", action="append", default=[], metavar="KEY=VALUE",
@@ -489,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="prepare the offline demo and print the path of its config JSON (for "
                                     "`lora-tui train`)")
-    p.add_argument("--family", choices=("sdxl", "flux"), default="sdxl", help="the demo model's family")
+    p.add_argument("--family", choices=("sdxl", "flux", "sd3"), default="sdxl", help="the demo model's family")
     p.set_defaults(func=cmd_demo)
 
     # --- job commands (run layer): train, jobs, attach, stop ---------------------------------------------------

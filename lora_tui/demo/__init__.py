@@ -1,5 +1,6 @@
 """The demo: a tiny SDXL-architecture checkpoint (or, with `--demo flux`, a tiny Flux.1 in its four single files and
-a small T5 tokenizer) and a folder of real photographs, prepared once in the user cache dir.
+a small T5 tokenizer; with `--demo sd3`, a tiny SD3.5 Medium-shaped single file with its text encoders inside and the
+T5 tokenizer) and a folder of real photographs, prepared once in the user cache dir.
 
 `lora-tui --demo` opens the form filled with `demo_config()`; pressing Start then trains a real LoRA on the CPU in
 well under two minutes. The checkpoint is written by the trainer's own `make_demo_checkpoint.py` in a subprocess,
@@ -64,7 +65,12 @@ DEMO_OVERRIDES = {
 FLUX_DEMO_OVERRIDES = {**DEMO_OVERRIDES, "output_name": "demo_flux_lora", "bucket_reso_steps": 64,
                        "max_bucket_reso": 192, "full_bf16": False, "fp8_base": False, "text_encoder_lr": 0.0,
                        "t5xxl_max_token_length": 32, "guidance_scale": 1.0, "sample_prompts": ""}
-FAMILIES = ("sdxl", "flux")
+# The SD3 demo: the SD3 preset at CPU size (as the Flux demo; U-Net only with the text-encoder outputs cached, as
+# the preset trains, kept in memory; 32-px bucket steps as sd-scripts' SD3 trainer checks).
+SD3_DEMO_OVERRIDES = {**DEMO_OVERRIDES, "output_name": "demo_sd3_lora", "max_bucket_reso": 192, "full_bf16": False,
+                      "text_encoder_lr": 0.0, "sample_prompts": "",
+                      "sd3_cache_text_encoder_outputs_to_disk": False, "optimizer": "AdamW"}
+FAMILIES = ("sdxl", "flux", "sd3")
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,12 @@ class DemoFiles:
 
 
 def demo_files(settings: AppSettings, family: str = "sdxl") -> DemoFiles:
-    """The demo's paths under `settings.cache_dir` for `family` ("sdxl" or "flux"; nothing is created)."""
+    """The demo's paths under `settings.cache_dir` for `family` ("sdxl", "flux" or "sd3"; nothing is created)."""
     root = Path(settings.cache_dir) / "demo"
+    if family == "sd3":
+        m = root / "sd3_model"
+        return DemoFiles(root, m / "sd3_tiny.safetensors", root / "img", root / "outputs", "sd3",
+                         tokenizer_cache_dir=m / "tokenizers")
     if family == "flux":
         m = root / "flux_model"
         return DemoFiles(root, m / "flux1-tiny.safetensors", root / "img", root / "outputs", "flux",
@@ -103,13 +113,14 @@ def prepare_demo(settings: AppSettings, log=print, family: str = "sdxl") -> Demo
     trainer's packages are not installed in `settings.python`).
     """
     files = demo_files(settings, family)
-    if not files.checkpoint.exists() or (family == "flux" and not (files.tokenizer_cache_dir or Path()).is_dir()):
-        label = "Flux.1" if family == "flux" else "SDXL"
+    if not files.checkpoint.exists() or (family in ("flux", "sd3")
+                                         and not (files.tokenizer_cache_dir or Path()).is_dir()):
+        label = {"flux": "Flux.1", "sd3": "SD3.5 Medium"}.get(family, "SDXL")
         log(f"Building the tiny {label}-architecture demo model in {files.checkpoint.parent} ...")
         files.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         script = Path(settings.sd_scripts_dir) / "make_demo_checkpoint.py"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        target = files.checkpoint.parent if family == "flux" else files.checkpoint
+        target = files.checkpoint.parent if family in ("flux", "sd3") else files.checkpoint
         try:
             proc = subprocess.run([str(settings.python), str(script), "--family", family, str(target)],
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
@@ -142,6 +153,10 @@ def demo_config(files: DemoFiles) -> TrainingConfig:
         data.update(FLUX_DEMO_OVERRIDES)
         data.update(ae=str(files.ae), clip_l=str(files.clip_l), t5xxl=str(files.t5xxl),
                     additional_parameters=shlex.join(["--tokenizer_cache_dir", str(files.tokenizer_cache_dir)]))
+    elif files.family == "sd3":
+        data = load_config_file(BUNDLED_PRESETS / "sd3-lora.json").config.model_dump()
+        data.update(SD3_DEMO_OVERRIDES)
+        data.update(additional_parameters=shlex.join(["--tokenizer_cache_dir", str(files.tokenizer_cache_dir)]))
     else:
         data = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config.model_dump()
         data.update(DEMO_OVERRIDES)

@@ -317,6 +317,9 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
     _check_model(out, cfg)
     if family(cfg) == "flux1":
         check_flux_inputs(out, cfg, resolve_path, resolved_note)
+    elif family(cfg) == "sd3":
+        from lora_tui.plan.sd3_files import check_sd3_inputs
+        check_sd3_inputs(out, cfg, resolve_path, resolved_note)
     # 18-20: data folders
     for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
                         ("train_data_dir", "image folder")):

@@ -29,7 +29,7 @@ SCRIPT = "sd3_train_network"
 _IGNORED_FOR_SD3 = ("noise_offset", "multires_noise_iterations", "adaptive_noise_scale", "min_snr_gamma",
                     "scale_v_pred_loss_like_noise_pred", "v_pred_like_loss", "debiased_estimation_loss",
                     "zero_terminal_snr", "v_parameterization", "clip_skip", "max_token_length", "ip_noise_gamma",
-                    "save_clip", "save_t5xxl", "t5xxl_device", "t5xxl_dtype")
+                    "save_clip", "save_t5xxl", "t5xxl_device")  # t5xxl_dtype: kohya_ss always writes it
 
 
 def sd3_problems(args) -> list[str]:

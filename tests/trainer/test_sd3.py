@@ -134,3 +134,47 @@ def test_sd3_preflight_passes_the_trained_config_and_names_bad_ones(trained):
                                                                                            "bucket_reso_steps"}, \
         r.stdout + r.stderr
     assert not (root / "pre_out").exists()
+
+
+def test_app_launch_trains_the_sd3_demo_and_stop_saves(tiny, tmp_path):
+    """The app's Start path (`run.headless.launch_config`: plan, the trainer's preflight, accelerate launch of the
+    bundled sd3_train_network.py) on the SD3 demo config (`lora-tui --demo sd3`: the SD3 preset at CPU size) over
+    the test's tiny model; Stop after a step saves the LoRA under sd-scripts' step-save name."""
+    import re
+    import time
+
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.demo import demo_config, demo_files, prepare_demo
+    from lora_tui.run.follow import LogFollower
+    from lora_tui.run.headless import launch_config
+
+    model, _ = tiny
+    settings = AppSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")
+    files = demo_files(settings, "sd3")
+    files.checkpoint.parent.mkdir(parents=True)
+    shutil.copyfile(model / "sd3_tiny.safetensors", files.checkpoint)  # the module's tiny model: no second build
+    shutil.copytree(model / "tokenizers", files.tokenizer_cache_dir)
+    prepare_demo(settings, log=lambda *a: None, family="sd3")
+    cfg = demo_config(files)
+    assert cfg.sd3_checkbox and cfg.pretrained_model_name_or_path == str(files.checkpoint)
+    job = launch_config(cfg, settings)
+    argv = list(job.state.get("argv") or [])
+    assert any(Path(a).name == "accelerate" for a in argv) and "launch" in argv, argv
+    assert str(SD / "sd3_train_network.py") in argv, argv
+    follower = LogFollower(job)
+    deadline = time.monotonic() + 240
+    while (follower.progress.step or 0) < 1:
+        batch = follower.poll()
+        assert not batch.ended, "\n".join(job.tail())
+        assert time.monotonic() < deadline, "no training step within 240 s:\n" + "\n".join(job.tail())
+        time.sleep(0.1)
+    result = job.stop(grace_s=120)
+    assert result.signals == ["SIGINT"] and result.exited, result.message
+    while not follower.poll().ended:
+        pass
+    log = job.log_path.read_text()
+    assert job.state["status"] == "stopped", log[-3000:]
+    assert "import network module: networks.lora_sd3" in log and "Traceback" not in log, log[-3000:]
+    saved = follower.progress.saved[-1]
+    assert re.fullmatch(rf"{re.escape(str(cfg.output_name))}-step\d{{8}}\.safetensors", Path(saved).name), saved
+    assert Path(saved).stat().st_size > 1000
