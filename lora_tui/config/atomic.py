@@ -55,28 +55,29 @@ def clean_stale_temps(folder: str | os.PathLike[str], min_age_s: float = STALE_T
     return removed
 
 
-def _open_temp(target: Path) -> tuple[int, Path]:
+def _open_temp(target: Path, mode: int = _NEW_FILE_MODE) -> tuple[int, Path]:
     clean_stale_temps(target.parent)
     while True:
         tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(tmp, _FLAGS, _NEW_FILE_MODE), tmp
+            return os.open(tmp, _FLAGS, mode), tmp
         except FileExistsError:
             continue
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, exclusive: bool = False) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, exclusive: bool = False,
+                      new_file_mode: int = _NEW_FILE_MODE) -> Path:
     """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the whole new one, never half of it.
 
-    Creates missing parent directories. A new file gets mode ``0666 & ~umask`` like any file the user creates;
-    replacing an existing file keeps that file's mode (a config the user made private stays private).
+    Creates missing parent directories. A new file gets mode ``new_file_mode & ~umask`` (default 0666, like any
+    file the user creates; the job state files pass 0600); replacing an existing file keeps that file's mode (a config the user made private stays private).
     With ``exclusive=True`` raises FileExistsError instead of replacing an existing file (the link is atomic, so
     two writers racing for one name cannot both win).
     Raises OSError on I/O failure (the temp file is removed).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_temp(target)
+    fd, tmp = _open_temp(target, new_file_mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             if not exclusive:

@@ -43,16 +43,6 @@ def _settings(settings: Any):
     return load_app_settings()
 
 
-def apply_sets(cfg, sets: list[str] | None):
-    """Return ``cfg`` with ``--set key=value`` overrides (kohya key names; values read like JSON-file values).
-    Raises ``ConfigError`` naming the key for a malformed item or an unreadable value."""
-    if not sets:
-        return cfg
-    from lora_tui.config.kohya_json import config_from_dict, config_to_dict, parse_sets
-
-    return config_from_dict(config_to_dict(cfg), overrides=parse_sets(sets)).config
-
-
 def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None = None):
     """Load our JSON or a kohya_ss LoRA JSON and apply ``--set`` overrides (after the file's legacy renames, so
     they win). Raises ``ConfigError``."""

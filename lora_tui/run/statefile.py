@@ -2,7 +2,8 @@
 
 Writes go to a temp file in the same folder and are renamed over the target, so a reader never sees half a
 file. Read-modify-write updates hold an ``flock`` on a sibling ``.lock`` file, so the supervisor recording an
-exit code and the app recording a stop signal cannot overwrite each other. Standard library only: the
+exit code and the app recording a stop signal cannot overwrite each other. Standard library and
+``lora_tui.config.atomic`` only (the config package's ``__init__`` is lazy, so this loads no pydantic): the
 supervisor imports this at trainer start.
 """
 from __future__ import annotations
@@ -11,73 +12,16 @@ import contextlib
 import fcntl
 import json
 import os
-import re
-import secrets
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lora_tui.config.atomic import atomic_write_text
+
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as pretty JSON to ``path`` through a temp file + ``os.replace`` (fsync'd)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# The same as lora_tui.config.atomic's (this module may not import the config package: it loads pydantic,
-# and the supervisor imports this one at trainer start).
-#: Temp files of our atomic writes: ``.<target name>.<writer pid>[.<8 hex>].tmp`` (the config layer's writer, the
-#: job state files and the trainer's LoRA files all name them so).
-_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)(?:\.[0-9a-f]{8})?\.tmp$")
-STALE_TEMP_AGE_S = 10.0
-
-
-def clean_stale_temps(folder: str | os.PathLike[str], min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
-    """Remove the temp files of our naming in ``folder`` that a killed writer left (kill -9 during a save): its
-    pid is not a live process and the file has not changed for ``min_age_s`` seconds. A temp file of a live
-    writer, or of another program's naming, is never touched. Returns the files removed; never raises."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    now = time.time()
-    for entry in entries:
-        m = _TEMP_RE.match(entry.name)
-        if m is None:
-            continue
-        pid = int(m.group("pid"))
-        try:
-            if pid == os.getpid() or not entry.is_file(follow_symlinks=False):
-                continue
-            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
-                continue
-            try:
-                os.kill(pid, 0)
-                continue  # its writer may still be at work
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue  # a live process of another user
-            os.unlink(entry.path)
-            removed.append(Path(entry.path))
-        except OSError:
-            continue
-    return removed
+    """Write ``data`` as pretty JSON to ``path`` with the app's one atomic writer (temp file, fsync, rename:
+    :func:`lora_tui.config.atomic.atomic_write_text`); a new state file is private (0600)."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", new_file_mode=0o600)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
