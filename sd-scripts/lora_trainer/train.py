@@ -61,9 +61,13 @@ def check_model(args, script: str) -> str:
 
 
 def main(script: str, argv: list[str] | None = None) -> int:
-    """Entry point for `train_network.py` ("train_network") and `sdxl_train_network.py`; returns the exit code.
+    """Entry point for `train_network.py` ("train_network"), `sdxl_train_network.py` and (through flux_train.main)
+    `flux_train_network.py`; returns the exit code.
     With `--preflight` anywhere in `argv`: the checks only (`preflight.run`), nothing loaded or written."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if script == "flux_train_network":  # the Flux.1 family (flux_train.py), preflight included
+        from .flux_train import main as flux_main
+        return flux_main(argv)
     if "--preflight" in argv:
         from .preflight import run
         return run(script, [a for a in argv if a != "--preflight"])

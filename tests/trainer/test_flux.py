@@ -59,7 +59,7 @@ def trained(tiny, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         "[training_arguments]", f'output_dir = "{root / "out"}"', 'output_name = "flux_demo"',
         "max_train_steps = 3", "learning_rate = 0.001", "seed = 1", 'network_module = "networks.lora_flux"',
         "network_dim = 4", "t5xxl_max_token_length = 16", "apply_t5_attn_mask = true", "guidance_scale = 1.0",
-        'timestep_sampling = "sigmoid"', 'model_prediction_type = "raw"', "fp8_base = true",
+        'timestep_sampling = "sigmoid"', 'model_prediction_type = "raw"', "fp8_base = true", 'mixed_precision = "bf16"',  # sd-scripts needs it with fp8; on a CPU: fp32
         "gradient_checkpointing = true", "cache_text_encoder_outputs = true"]) + "\n")
     r = _run([ACCELERATE, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", SD / "flux_train_network.py",
