@@ -47,8 +47,6 @@ def flux_problems(args) -> list[str]:
              "(no _flux_te.npz files are written); training is the same")
     if args.fp8_base_unet:
         args.fp8_base = True
-    if args.fp8_base and (args.mixed_precision or "no") not in ("fp16", "bf16"):
-        msgs.append("fp8_base needs mixed_precision fp16 or bf16 (sd-scripts asserts it); set mixed_precision")
     if (args.loss_type or "l2") not in ("l2", "l1"):
         msgs.append(f"loss_type {args.loss_type!r}: Flux.1 training implements l2 and l1 here; use one of them")
     if args.torch_compile:
