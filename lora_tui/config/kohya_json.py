@@ -29,7 +29,9 @@ from lora_tui.config.wording import agree, counted
 
 
 class ConfigError(ValueError):
-    """A config value (or file) that cannot be read. ``field`` is the kohya key ("" for the whole file)."""
+    """A config value (or file) that cannot be read or used. ``field`` is the kohya key ("" for the whole file).
+    The app's one error for a bad value: the launch raises it too (``plan.launch.LaunchError`` is this class) for
+    an argument string that does not split or a TOML that does not read back."""
 
     def __init__(self, field: str, message: str):
         self.field = field

@@ -27,7 +27,7 @@ import tomli_w
 
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.config.atomic import atomic_write_text
-from lora_tui.config.kohya_json import config_to_json
+from lora_tui.config.kohya_json import ConfigError, config_to_json
 from lora_tui.config.model import (
     TrainingConfig,
     all_field_meta,
@@ -42,14 +42,10 @@ from lora_tui.config.rates import rates_in_force
 from lora_tui.config.unused import NOISE_TYPE_FIELDS
 
 
-class LaunchError(RuntimeError):
-    """Start cannot proceed (argument string that does not parse, TOML that does not read back, no accelerate).
-    ``field`` names the config field at fault ("" when none)."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}" if field else message)
+#: Start cannot proceed (an argument string that does not split, a TOML that does not read back): the config
+#: layer's one error for a value that cannot be used, :class:`~lora_tui.config.kohya_json.ConfigError`, under the
+#: name the launch code reads best with. ``field`` names the config field at fault ("" when none).
+LaunchError = ConfigError
 
 
 @dataclass
