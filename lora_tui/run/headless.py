@@ -340,7 +340,7 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
         if cfg is None:
             cfg = load_config_for_run(cfg_file, sets)
         if not overwrite:
-            from lora_tui.plan.rules import existing_outputs, existing_outputs_phrase
+            from lora_tui.plan.outputs import existing_outputs, existing_outputs_phrase
 
             found = existing_outputs(cfg)
             if found:
@@ -720,7 +720,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
         return 1
     queue = Queue(settings)
     if not overwrite:
-        from lora_tui.plan.rules import existing_outputs
+        from lora_tui.plan.outputs import existing_outputs
 
         found = existing_outputs(cfg)
         ahead = output_writers(queue, cfg)
@@ -728,7 +728,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
         fix = ("nothing was queued. Pass --overwrite to replace it, or choose another output_name "
                "(--set output_name=NAME)")
         if found:
-            from lora_tui.plan.rules import existing_outputs_phrase
+            from lora_tui.plan.outputs import existing_outputs_phrase
 
             them = agree(len(found), "it", "them")
             print(f"lora-tui: {existing_outputs_phrase(found)} ({name}) and this run would overwrite {them}; {fix}",

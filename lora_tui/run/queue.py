@@ -11,7 +11,7 @@ in it (``pause_for_stop``), so stopping a run to fix something does not start th
 
 An existing LoRA is never replaced silently: an item carries ``overwrite`` (asked when it was queued: ``lora-tui
 queue add --overwrite``, the app's overwrite dialog), and when its turn comes the runner looks again for the files it
-would write (``plan.rules.existing_outputs``; an earlier item, or the user, may have written them since). An item
+would write (``plan.outputs.existing_outputs``; an earlier item, or the user, may have written them since). An item
 without ``overwrite`` whose output exists is not started: it is marked ``error`` with a message naming the file (and
 the earlier queue item with the same output, if one ran), and the queue goes on.
 
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lora_tui.plan.outputs import existing_outputs, existing_outputs_phrase, output_key
 from lora_tui.run.jobs import Job, JobBusy, JobError, load_job, resolve_state_dir, running_jobs
 from lora_tui.run.statefile import read_json, try_locked, update_json
 
@@ -239,30 +240,12 @@ def _pause_of(data: dict) -> dict | None:
     return {"since": paused.get("since"), "reason": str(paused.get("reason") or "")}
 
 
-def output_target(cfg: Any) -> tuple[str, str, str] | None:
-    """Where a run of ``cfg`` (a ``TrainingConfig`` or a kohya-key dict) writes its LoRA: ``(output_dir resolved,
-    output_name, extension)``, sd-scripts' defaults ``last`` and ``safetensors`` filled in; ``None`` when
-    ``output_dir`` is unset. Two runs with one target write the same files."""
-    from lora_tui.plan.dataset import resolve_path
-
-    get = cfg.get if isinstance(cfg, dict) else (lambda key: getattr(cfg, key, None))
-    folder = str(get("output_dir") or "").strip()
-    if not folder:
-        return None
-    return (resolve_path(folder), str(get("output_name") or "").strip() or "last",
-            str(get("save_model_as") or "").strip() or "safetensors")
-
-
 def item_outputs(item: QueueItem) -> list[str]:
-    """The LoRA files that exist now and that ``item``'s run would overwrite (``plan.rules.existing_outputs`` of
+    """The LoRA files that exist now and that ``item``'s run would overwrite (``plan.outputs.existing_outputs`` of
     its snapshot, else of its config file), final file first; ``[]`` when none, or when its config cannot be read
     (its launch then reports why). Ignores ``item.overwrite``."""
-    from types import SimpleNamespace
-
-    from lora_tui.plan.rules import existing_outputs
-
     if item.config is not None:
-        cfg: Any = SimpleNamespace(**{k: item.config.get(k) for k in ("output_dir", "output_name", "save_model_as")})
+        cfg: Any = {k: item.config.get(k) for k in ("output_dir", "output_name", "save_model_as")}
     else:
         try:
             from lora_tui.run.headless import load_config_for_run
@@ -274,7 +257,7 @@ def item_outputs(item: QueueItem) -> list[str]:
 
 
 def _target_of(item: QueueItem) -> tuple[str, str, str] | None:
-    return output_target(item.config) if item.config is not None else None
+    return output_key(item.config) if item.config is not None else None
 
 
 def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
@@ -286,7 +269,6 @@ def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
     found = item_outputs(item)
     if not found:
         return None
-    from lora_tui.plan.rules import existing_outputs_phrase
     from lora_tui.plan.wording import agree
 
     target = _target_of(item)
@@ -303,11 +285,11 @@ def overwrite_refusal(item: QueueItem, items: list[QueueItem]) -> str | None:
 
 def output_writers(queue: "Queue", cfg: Any) -> list[str]:
     """Who already writes the LoRA ``cfg`` would write, in words for a question or a refusal: the pending or
-    running items of ``queue`` with the same ``output_target`` ("queue item “face” (pending)") and the running
+    running items of ``queue`` with the same ``output_key`` ("queue item “face” (pending)") and the running
     jobs of the state dir with the same output_dir/output_name (a job started by Start or ``lora-tui train``, not
     queued: "job 20261129-… (running)"). Queueing ``cfg`` after them would replace their result. Reads the job
     states: call it off the UI's event loop."""
-    target = output_target(cfg)
+    target = output_key(cfg)
     if target is None:
         return []
     items = [i for i in queue.items() if i.status in ("pending", "running") and _target_of(i) == target]
@@ -318,7 +300,7 @@ def output_writers(queue: "Queue", cfg: Any) -> list[str]:
         folder = str(meta.get("output_dir") or "").strip()
         if job.id in queued_jobs or not folder:
             continue
-        job_target = output_target({"output_dir": folder, "output_name": meta.get("output_name"),
+        job_target = output_key({"output_dir": folder, "output_name": meta.get("output_name"),
                                     "save_model_as": target[2]})  # the job's meta keeps no extension
         if job_target == target:
             found.append(f"job {job.id} (running)")

@@ -13,7 +13,8 @@ from plan_helpers import make_cfg, write_safetensors_header
 
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.config.kohya_json import config_from_dict
-from lora_tui.plan.rules import existing_outputs, validate
+from lora_tui.plan.outputs import existing_outputs
+from lora_tui.plan.rules import validate
 
 REPO = Path(__file__).resolve().parents[2]
 

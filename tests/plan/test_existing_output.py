@@ -3,7 +3,7 @@ free `<output_name>_N`."""
 from __future__ import annotations
 
 from lora_tui.config.model import TrainingConfig
-from lora_tui.plan.rules import existing_outputs, existing_outputs_phrase, free_output_name
+from lora_tui.plan.outputs import existing_outputs, existing_outputs_phrase, free_output_name
 
 
 def test_existing_outputs_final_and_epoch_files(tmp_path):
