@@ -49,6 +49,8 @@ def trained(tiny, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     for p in sorted(p for p in PHOTOS.iterdir() if p.suffix == ".jpg")[:2]:
         shutil.copy(p, sub / p.name)
         (sub / (p.stem + ".txt")).write_text("a photo of sks person\n")
+    prompts = root / "prompts.txt"
+    prompts.write_text("a photo of sks person --w 64 --h 64 --s 2 --d 1 --l 4.0 --n blurry\n")
     toml = root / "config.toml"
     toml.write_text("\n".join([
         "[model_arguments]", f'pretrained_model_name_or_path = "{model / "sd3_tiny.safetensors"}"',
@@ -60,7 +62,8 @@ def trained(tiny, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         "max_train_steps = 3", "learning_rate = 0.001", "seed = 1", 'network_module = "networks.lora_sd3"',
         "network_dim = 4", "t5xxl_max_token_length = 16", "apply_t5_attn_mask = true", "apply_lg_attn_mask = true",
         'weighting_scheme = "logit_normal"', "training_shift = 3.0", "fp8_base = true",
-        "gradient_checkpointing = true", "clip_l_dropout_rate = 0.3", "t5_dropout_rate = 0.3"]) + "\n")
+        "gradient_checkpointing = true", "clip_l_dropout_rate = 0.3", "t5_dropout_rate = 0.3",
+        f'sample_prompts = "{prompts}"', "sample_every_n_steps = 3"]) + "\n")
     r = _run([ACCELERATE, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", SD / "sd3_train_network.py",
               "--config_file", toml])
@@ -83,6 +86,8 @@ def test_sd3_lora_trains_and_loads_in_diffusers(tiny, trained):
     root, r = trained
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "fp8 base:" in r.stdout and "LORA_TUI_SAVED" in r.stdout and "SD3 model type 5-medium" in r.stderr
+    # the sample at step 3 went through diffusers' StableDiffusion3Pipeline over the LoRA-patched modules
+    assert "sample image:" in r.stdout and len(list((root / "out" / "sample").glob("sd3_demo_000003_00_*_1.png"))) == 1
     res = _check("check", model, root / "out" / "sd3_demo.safetensors")
     assert res["unet_names_equal"] and res["unet_names"] == 19
     assert res["te_pattern"] and res["te_names"] == [12, 12] and res["other_names"] == []
