@@ -1,6 +1,6 @@
 """kohya_ss LoRA JSON (presets, saved configs, the JSON written at Start) in and out of :class:`TrainingConfig`.
 
-Reading follows kohya_ss's loader (`update_my_data`, spec §7.2) for legacy keys and values, but is stricter about
+Reading follows kohya_ss's loader (`update_my_data` in kohya_ss' common_gui.py) for legacy keys and values, but is stricter about
 what it cannot read: a value that is neither the field's type nor a clean string form of it raises
 :class:`ConfigError` naming the field. Every coercion, rename, default and ignored key is reported in
 ``LoadResult.notes`` (one line each) so the user can see what happened to their file.
@@ -57,7 +57,7 @@ class LoadResult:
     defaulted: list[str] = field(default_factory=list)
 
 
-#: Old kohya_ss key → current field (spec §7.2 names `lora_network_weights`; the rest appear in real files).
+#: Old kohya_ss key → current field (kohya_ss' `update_my_data` renames `lora_network_weights`; the rest appear in real files).
 LEGACY_RENAMES: dict[str, str] = {
     "lora_network_weights": "network_weights",
     "sdxl_checkbox": "sdxl",
@@ -271,7 +271,7 @@ def refuse_other_kinds(data: Mapping[str, Any]) -> None:
 
 
 def _legacy_keys(d: dict[str, Any], notes: list[str], forced: frozenset[str] = frozenset()) -> None:
-    """kohya_ss's own legacy key fixes (update_my_data, spec §7.2): renames and settings derived from old keys,
+    """kohya_ss's own legacy key fixes (kohya_ss' `update_my_data`): renames and settings derived from old keys,
     each reported. ``forced``: fields given on the command line (``--set``), which the file's legacy keys must not
     overwrite: an old key renamed into one of them is dropped, with a note."""
     if "optimizer" not in d and "optimizer" not in forced and "use_8bit_adam" in d:
@@ -293,7 +293,7 @@ def _legacy_keys(d: dict[str, Any], notes: list[str], forced: frozenset[str] = f
 
 
 def _legacy_values(d: dict[str, Any], notes: list[str]) -> None:
-    """kohya_ss's own legacy value fixes (update_my_data, spec §7.2), each reported."""
+    """kohya_ss's own legacy value fixes (kohya_ss' `update_my_data`), each reported."""
     if d.get("LoRA_type") == "LoCon":
         d["LoRA_type"] = "LyCORIS/LoCon"
         notes.append("LoRA_type: legacy 'LoCon' read as 'LyCORIS/LoCon'")
@@ -333,7 +333,7 @@ def argv_options(tokens: list[str]) -> list[tuple[str, list[str], list[str]]]:
 def move_argv_settings(values: dict[str, Any], notes: list[str], forced: frozenset[str] = frozenset()) -> None:
     """Move options of ``values["additional_parameters"]`` (extra trainer argv) that a field holds into that field,
     each with a note. sd-scripts parses the command line after ``--config_file`` and the command line wins (CLI >
-    TOML > default, sd_scripts_interface.md §1.2), so kohya_ss trained with the argv value: the field takes it, and
+    TOML > default: sd-scripts' `train_util.read_config_from_file` only fills what argv left unset), so kohya_ss trained with the argv value: the field takes it, and
     the form and the TOML show what will be used. The argv is read as the trainer's argparse reads it
     (:func:`~lora_tui.config.sd_scripts.read_argv`: a unique prefix such as ``--output_nam`` is ``--output_name``,
     ``--opt=v`` and ``--opt v`` alike). An option the launch decides (``FORM_OWNED``: output folder and name, data,

@@ -30,7 +30,7 @@ SECTIONS: tuple[str, ...] = (
     "Advanced", "Samples", "Accelerate", "Metadata", "Hugging Face",
 )
 
-#: sd-scripts entry point per family (kohya_ss spec §5.3; SD1.x and SD2.x share train_network.py).
+#: sd-scripts entry point per family (as kohya_ss' lora_gui.py `train_model` picks it; SD1.x and SD2.x share train_network.py).
 SCRIPTS: dict[str, str] = {
     "sd1": "train_network.py",
     "sd2": "train_network.py",
@@ -1490,7 +1490,7 @@ def fields_in_section(section: str) -> list[FieldMeta]:
 
 
 def minimal_fields() -> list[FieldMeta]:
-    """The 16 fields of the Minimal form (kohya_ss Minimal fork, spec §8.2), in that form's order."""
+    """The 16 fields of the Minimal form (the Minimal form), in that form's order."""
     order = ["pretrained_model_name_or_path", "train_data_dir", "output_name", "output_dir", "learning_rate",
              "text_encoder_lr", "network_dim", "network_alpha", "epoch", "max_train_steps", "max_resolution",
              "train_batch_size", "cache_latents", "cache_latents_to_disk", "save_model_as", "save_precision"]
@@ -1498,7 +1498,7 @@ def minimal_fields() -> list[FieldMeta]:
 
 
 def family(cfg: TrainingConfig) -> str:
-    """The model family: ``sdxl`` > ``flux1`` > ``sd3`` (kohya_ss script priority, spec §1.21), else ``sd2``
+    """The model family: ``sdxl`` > ``flux1`` > ``sd3`` (the priority of kohya_ss' `train_model`: the SDXL box is checked first), else ``sd2``
     (``v2``) or ``sd1``."""
     if cfg.sdxl:
         return "sdxl"
@@ -1510,7 +1510,7 @@ def family(cfg: TrainingConfig) -> str:
 
 
 def script_name(cfg: TrainingConfig) -> str:
-    """The sd-scripts entry point for ``cfg`` (kohya_ss spec §5.1), e.g. ``sdxl_train_network.py``."""
+    """The sd-scripts entry point for ``cfg`` (kohya_ss' `train_model`), e.g. ``sdxl_train_network.py``."""
     return SCRIPTS[family(cfg)]
 
 
@@ -1523,14 +1523,14 @@ def applies(meta: FieldMeta, cfg: TrainingConfig) -> bool:
     return True
 
 
-# --- LoRA type → network_module and network_args (kohya_ss spec §4) ---------------------------------------------
+# --- LoRA type → network_module and network_args (kohya_ss lora_gui.py `train_model`) ---------------------------------------------
 
 _STD_BLOCK_ARGS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                    "block_alphas", "conv_block_dims", "conv_block_alphas")
 _FLUX_DIM_ARGS = ("img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim", "txt_attn_dim", "txt_mlp_dim",
                   "txt_mod_dim", "single_mod_dim", "in_dims", "train_double_block_indices",
                   "train_single_block_indices")
-# LyCORIS algorithms: the network_args each one always carries, in kohya_ss order (spec §4).
+# LyCORIS algorithms: the network_args each one always carries, in kohya_ss' order (lora_gui.py `train_model`).
 _LYCORIS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LyCORIS/LoCon": ("locon", ("preset", "conv_dim", "conv_alpha", "use_tucker", "rank_dropout", "bypass_mode",
                                 "dora_wd", "module_dropout", "use_scalar", "rank_dropout_scale", "algo",
@@ -1557,7 +1557,7 @@ _NET_ARG_FIELD = {"preset": "LyCORIS_preset", "constraint": "constrain", "block_
 
 
 def network_module(cfg: TrainingConfig) -> str:
-    """The ``network_module`` for ``cfg.LoRA_type`` (kohya_ss spec §4), e.g. ``networks.lora``."""
+    """The ``network_module`` for ``cfg.LoRA_type`` (kohya_ss' `train_model`), e.g. ``networks.lora``."""
     t = cfg.LoRA_type
     if t in ("Standard", "Kohya LoCon"):
         fam = family(cfg)
@@ -1575,7 +1575,7 @@ def network_module(cfg: TrainingConfig) -> str:
 
 
 def network_args(cfg: TrainingConfig) -> list[str]:
-    """The ``network_args`` list for ``cfg`` (kohya_ss spec §4, minus its bugs): one ``key=value`` string per
+    """The ``network_args`` list for ``cfg`` (kohya_ss' `train_model`, minus its bugs): one ``key=value`` string per
     argument, never re-split on spaces (a LyCORIS preset path with a space stays one token); unset (None)
     values are left out."""
     out: list[str] = []

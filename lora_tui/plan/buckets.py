@@ -1,4 +1,4 @@
-"""Aspect-ratio buckets exactly as sd-scripts assigns them (sd_scripts_interface.md §2.8).
+"""Aspect-ratio buckets exactly as sd-scripts assigns them (sd-scripts' `BucketManager`).
 
 Pure integer/float arithmetic; the float expressions follow sd-scripts' order of operations so that ties and
 roundings land in the same bucket as the trainer's.
@@ -17,7 +17,7 @@ MAX_BUCKET_WIDTHS = 10_000
 def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, step: int) -> list[tuple[int, int]]:
     """The predefined bucket list for ``max_reso`` = (W, H): sorted, de-duplicated ``(w, h)`` pairs.
 
-    Source: sd-scripts ``model_util.make_bucket_resolutions`` (§2.8.1): the square of area ≈ W·H, then for every
+    Source: sd-scripts ``model_util.make_bucket_resolutions``: the square of area ≈ W·H, then for every
     width from ``min_size`` to ``max_size`` in ``step`` increments the tallest height (≤ ``max_size``) whose area
     fits, with its transpose.
     """

@@ -1,4 +1,4 @@
-"""Scan of the training data as sd-scripts will see it (sd_scripts_interface.md §2.1-2.4, §2.10).
+"""Scan of the training data as sd-scripts will see it (sd-scripts' `library/config_util.py` subsets and `train_util.DreamBoothDataset`/`FineTuningDataset`).
 
 ``scan_dataset(cfg)`` reads the file system only: folder names, file names, image headers. What depends on other
 config fields (caption extension, buckets, batch size) is computed later from the scan, so editing those fields
@@ -20,7 +20,7 @@ from lora_tui.plan.imagefiles import IMAGE_EXTS, FolderListing, ImageEntry, imag
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.wording import agree, counted
 
-_REPEAT_FOLDER = re.compile(r"^\d+_.+$")  # kohya_ss' pre-flight pattern (gui §2 #22)
+_REPEAT_FOLDER = re.compile(r"^\d+_.+$")  # kohya_ss' folder check before training (`<repeats>_<name>`)
 
 
 def resolve_path(value: str) -> str:
@@ -38,7 +38,7 @@ def resolved_note(value: str, resolved: str | None = None) -> str:
 
 def parse_repeat_folder(name: str) -> tuple[int, str] | None:
     """``10_sks dog`` → (10, "sks dog"); None when the first ``_`` piece is not an integer (sd-scripts skips the
-    folder) or the repeats are < 1. Uses Python's ``int`` as sd-scripts does (§2.2)."""
+    folder) or the repeats are < 1. Uses Python's ``int`` as sd-scripts' ``config_util.extract_dreambooth_params`` does."""
     head, _, rest = name.partition("_")
     try:
         n = int(head)
@@ -273,7 +273,7 @@ def _names(items: list[str], limit: int = 5) -> str:
 
 
 def _layout_problems(root: RootScan) -> list[Problem]:
-    """The folder-layout findings for one data dir (gui §2 #22, plus the shapes users get wrong)."""
+    """The folder-layout findings for one data dir (kohya_ss' `<repeats>_<name>` folder check, plus the shapes users get wrong)."""
     f = root.field
     label = "image folder" if f == "train_data_dir" else "regularisation folder"
     out: list[Problem] = []
@@ -385,7 +385,7 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
     path = resolve_path(given)
     _stamp(path)
     if not os.path.isfile(path):
-        return scan  # the rules report a missing file (gui §2 #11)
+        return scan  # the rules report a missing file (as kohya_ss' dataset_config check does)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -447,7 +447,7 @@ def _scan_toml(given: str, cfg: Any) -> DatasetScan:
 
 def _metadata_listing(meta: str, img_dir: str | None, scan: DatasetScan, where: str) -> FolderListing:
     """Fine-tuning subsets: one image per metadata entry, sizes from ``image_size`` when present, else from the
-    image header (§2.4)."""
+    image header (sd-scripts' `FineTuningDataset`)."""
     listing = FolderListing(path=img_dir or "")
     path = resolve_path(meta)
     try:

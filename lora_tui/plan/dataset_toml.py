@@ -1,4 +1,4 @@
-"""``--dataset_config`` files (TOML or JSON) checked against sd-scripts' dataset schema (§2.10).
+"""``--dataset_config`` files (TOML or JSON) checked against sd-scripts' dataset schema (``config_util.ConfigSanitizer``).
 
 sd-scripts validates with voluptuous and extra keys forbidden, so an unknown or misspelled key, a wrong type or a
 missing required key stops the trainer at start-up. We check the same things before launch and name the key and

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import imagesize
 from PIL import Image
 
-# sd-scripts globs `*.png` and `*.PNG` etc. (case-sensitive): lower- and upper-case forms only (§2.3).
+# sd-scripts globs `*.png` and `*.PNG` etc. (case-sensitive; `train_util.glob_images`): lower- and upper-case forms only.
 IMAGE_EXTS_LOWER = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 IMAGE_EXTS = frozenset(IMAGE_EXTS_LOWER) | frozenset(e.upper() for e in IMAGE_EXTS_LOWER)
 # Pictures the trainer will not read (other formats, or mixed-case extensions such as `.Jpg`).
@@ -102,7 +102,7 @@ class FolderListing:
     def captions(self, ext: str) -> tuple[int, list[str], list[str]]:
         """(images with a caption file ``stem + ext``, first 5 image names without one, empty caption files).
 
-        The face-crop fallback of sd-scripts (a stem of ≥5 ``_`` pieces without its last 4) counts too (§2.4).
+        The face-crop fallback of sd-scripts (a stem of ≥5 ``_`` pieces without its last 4) counts too (``DreamBoothDataset``'s caption lookup).
         Memoised per extension.
         """
         hit = self._caption_memo.get(ext)
@@ -162,7 +162,7 @@ class FolderListing:
 
 
 def list_folder(path: str, read_sizes: bool = True) -> FolderListing:
-    """List ``path`` (not recursive) the way sd-scripts' DreamBooth loader does (§2.3).
+    """List ``path`` (not recursive) the way sd-scripts' DreamBooth loader does (``train_util.glob_images``).
 
     Hidden names (leading dot) are skipped as ``glob('*.png')`` skips them. With ``read_sizes`` False, image
     sizes are left (0, 0) (used to peek into folders the trainer ignores). Never raises: an unreadable folder

@@ -1,7 +1,7 @@
 """What Start runs: the ``--config_file`` TOML, the ``accelerate launch`` argv, the env, and the files written.
 
 Pure functions of :class:`TrainingConfig` (plus app settings and the clock). Rules follow kohya_ss's launch
-(spec §4–§5) with its bugs removed: TOML from tomli-w (UTF-8, Windows paths and unicode safe), a typed 0 is
+(lora_gui.py `train_model`) with its bugs removed: TOML from tomli-w (UTF-8, Windows paths and unicode safe), a typed 0 is
 written, empty means unset, argument strings are split with shell rules (``shlex``) and never quote-stripped,
 every key is one the chosen sd-scripts script accepts and carries the type it expects, options of another model
 family are dropped with a note, and each accelerate flag appears once.
@@ -334,7 +334,7 @@ class AccelerateLaunch:
 def accelerate_launch(cfg: TrainingConfig) -> AccelerateLaunch:
     """Resolve the accelerate settings of ``cfg`` into ``accelerate launch`` options and environment.
 
-    Order as kohya_ss (spec §5.1): dynamo options, the extra tokens, ``--gpu_ids``, the multi-node options, then
+    Order as kohya_ss' `run_cmd` builds it: dynamo options, the extra tokens, ``--gpu_ids``, the multi-node options, then
     ``--mixed_precision``, ``--multi_gpu``, ``--num_processes``, ``--num_machines``,
     ``--num_cpu_threads_per_process``, and last ``--quiet``. Where we differ from kohya_ss: ``--quiet`` (no
     launcher traceback under the trainer's own after a failure or a Stop); ``--dynamo_backend`` is always written (so

@@ -65,7 +65,7 @@ def read_safetensors_header(path: str) -> dict:
 
 
 def family_from_keys(keys: list[str] | set[str], shapes: dict[str, list[int]] | None = None) -> ModelInfo:
-    """Family from tensor names (single-file layouts of sd-scripts §3.2/§3.3, Flux/SD3 originals, or their
+    """Family from tensor names (single-file layouts sd-scripts' `model_util`/`sdxl_model_util` load, Flux/SD3 originals, or their
     ComfyUI ``model.diffusion_model.`` prefixed forms)."""
     ks = [k for k in keys if k != "__metadata__"]
 

@@ -1,7 +1,8 @@
 """Validation: everything that would stop or silently spoil a run, found before Start.
 
-``validate`` runs kohya_ss' Start checks in their order (kohya_gui_behaviour.md §2; it stops at the first, we
-report all of them), then sd-scripts' own start-up assertions (sd_scripts_interface.md §1.4, §4.14, §4.15) and the
+``validate`` runs kohya_ss' Start checks in their order (lora_gui.py `train_model`; it stops at the first, we
+report all of them), then sd-scripts' own start-up assertions (`train_util.verify_training_args`, the optimizer
+and scheduler pairs of `train_util.get_optimizer`/`get_scheduler_fix`) and the
 checks users need that neither makes (captions, layout, family of the checkpoint, unsupported options, ...).
 Every problem names a field and its fix. Pure apart from ``stat``-level file-system reads and the cached
 safetensors header; no torch, no textual.
@@ -178,7 +179,7 @@ def _input_rules(out: _Findings, cfg: Any) -> None:
     if opt and opt.lower() not in known and not _OPTIMIZER_PATH.match(opt):
         out.err("optimizer", f"optimizer '{opt}' is not an optimizer: pick one from the list, or give a class "
                              f"path such as bitsandbytes.optim.AdEMAMix8bit")
-    # kohya_ss Minimal bug 1 (spec §8.6), a Minimal "Learning rate" that unet_lr silently overrides, cannot happen
+    # A kohya_ss Minimal-form bug, a Minimal "Learning rate" that unet_lr silently overrides, cannot happen
     # here: the Minimal row edits the field the U-Net's rate comes from (config.rates.minimal_lr_field) and the
     # Advanced form says under each rate which one is in force. What is left to catch is a rate no run survives.
     _lr_sanity(out, cfg)
@@ -222,7 +223,7 @@ def _lr_sanity(out: _Findings, cfg: Any) -> None:
 
 
 def _bucket_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
-    """With ``bucket_no_upscale`` a side is floored to ``bucket_reso_steps`` (sd-scripts §2.8.2): a wide image at a
+    """With ``bucket_no_upscale`` a side is floored to ``bucket_reso_steps`` (sd-scripts' `BucketManager.select_bucket`): a wide image at a
     small resolution can get a side of 0, which the trainer cannot resize to."""
     for ds in (plan.datasets if plan else ()):
         flat = [b for b in ds.buckets if 0 in b]
@@ -238,33 +239,33 @@ def _bucket_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
 
 
 def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
-    """kohya_gui_behaviour §2, checks 2-29 that apply to a config (1 = already running belongs to the run layer;
-    27 = accelerate lookup and 30/31 = file writes belong to the launch)."""
-    # 2, 3: argument strings (kohya: a regex; we: shell rules plus sd-scripts' own parsing of each token).
+    """kohya_ss' checks before a run (lora_gui.py `train_model`), in its order, those that apply to a config
+    (whether a run is going belongs to the run layer; the accelerate lookup and the file writes to the launch)."""
+    # argument strings (kohya: a regex; we: shell rules plus sd-scripts' own parsing of each token).
     _check_kv_args(out, cfg, "lr_scheduler_args")
     _check_kv_args(out, cfg, "optimizer_args")
     lora_type = _text(cfg, "LoRA_type")
-    # 4: Flux.1 LoRA type
+    # Flux.1 LoRA type
     if _get(cfg, "flux1_checkbox") and lora_type not in ("Flux1", "Flux1 OFT") and "LyCORIS" not in lora_type:
         out.err("LoRA_type", f"LoRA type '{lora_type}' cannot train Flux.1: choose 'Flux1', 'Flux1 OFT' or a "
                              f"LyCORIS type")
     if lora_type in ("Flux1", "Flux1 OFT") and not _get(cfg, "flux1_checkbox"):
         out.err("LoRA_type", f"LoRA type '{lora_type}' needs a Flux.1 model: tick Flux.1 or pick 'Standard'")
-    # 9: native LoHa/LoKr need SDXL
+    # native LoHa/LoKr need SDXL
     if lora_type in ("Kohya LoHa", "Kohya LoKr"):
         if not _get(cfg, "sdxl") or _get(cfg, "flux1_checkbox") or _get(cfg, "sd3_checkbox"):
             out.err("LoRA_type", f"'{lora_type}' works with SDXL models only: tick SDXL or use "
                                  f"'LyCORIS/{lora_type.split()[-1]}'")
-    # 11: dataset_config must be a file
+    # dataset_config must be a file
     dc = _text(cfg, "dataset_config")
     if dc and not os.path.isfile(resolve_path(dc)):
         out.err("dataset_config", f"dataset config '{dc}' does not exist{resolved_note(dc)}: "
                                   f"pick the .toml file or clear the field")
-    # 12: log_tracker_config
+    # log_tracker_config
     ltc = _text(cfg, "log_tracker_config")
     if ltc and not os.path.isfile(resolve_path(ltc)):
         out.err("log_tracker_config", f"log tracker config '{ltc}' does not exist: pick the file or clear it")
-    # 13: logging_dir writable
+    # logging_dir writable
     ld = _text(cfg, "logging_dir")
     if ld:
         p = resolve_path(ld)
@@ -272,7 +273,7 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
             out.err("logging_dir", f"logging folder '{p}' is a file: pick a folder")
         elif os.path.isdir(p) and not os.access(p, os.W_OK):
             out.err("logging_dir", f"logging folder '{p}' is not writable: pick another folder")
-    # 14: LyCORIS preset (only when a LyCORIS type uses it; kohya checks every type, spec §9.16)
+    # LyCORIS preset (only when a LyCORIS type uses it; kohya_ss checks it for every type)
     preset = _text(cfg, "LyCORIS_preset")
     if "LyCORIS" in lora_type and preset and preset not in LYCORIS_PRESETS:
         p = resolve_path(preset)
@@ -286,14 +287,14 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
             except (OSError, ValueError, RecursionError) as exc:  # TOMLDecodeError, UnicodeDecodeError are ValueErrors
                 out.err("LyCORIS_preset", f"LyCORIS preset file '{p}' is not valid TOML: "
                                           f"{clip(str(exc) or type(exc).__name__, 200)}")
-    # 15: network_weights
+    # network_weights
     nw = _text(cfg, "network_weights")
     if nw and not os.path.isfile(resolve_path(nw)):
         out.err("network_weights", f"initial LoRA weights '{nw}' do not exist: pick the .safetensors file or "
                                    f"clear the field")
     elif nw:
         _check_network_weights(out, nw)
-    # 16: output_dir
+    # output_dir
     od = _text(cfg, "output_dir")
     if not od:
         out.err("output_dir", "output folder is required: pick where the LoRA files go")
@@ -312,14 +313,14 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
                 anc = nxt
             if os.path.isdir(anc) and not os.access(anc, os.W_OK):
                 out.err("output_dir", f"output folder '{p}' cannot be created ('{anc}' is not writable)")
-    # 17: base model (+ ours: its family); Flux.1's other three files
+    # base model (+ ours: its family); Flux.1's other three files
     _check_model(out, cfg)
     if family(cfg) == "flux1":
         check_flux_inputs(out, cfg, resolve_path, resolved_note)
     elif family(cfg) == "sd3":
         from lora_tui.plan.sd3_files import check_sd3_inputs
         check_sd3_inputs(out, cfg, resolve_path, resolved_note)
-    # 18-20: data folders
+    # data folders
     for name, label in (("reg_data_dir", "regularisation folder"), ("resume", "resume state folder"),
                         ("train_data_dir", "image folder")):
         v = _text(cfg, name)
@@ -329,18 +330,18 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
                 what = "is a file, not a folder" if os.path.isfile(p) else "does not exist"
                 fix = f"pick its folder '{os.path.dirname(p)}'" if os.path.isfile(p) else "fix the path"
                 out.err(name, f"{label} '{v}' {what}{resolved_note(v)}: {fix}")
-    # 21: VAE
+    # VAE
     vae = _text(cfg, "vae")
     if vae and not _hub_id(vae) and not os.path.exists(resolve_path(vae)):
         out.err("vae", f"VAE '{vae}' does not exist{resolved_note(vae)}: pick the file or clear it")
-    # 22: folder layout (folder mode)
+    # folder layout (folder mode)
     if scan is not None:
         out.items.extend(scan.problems)
-    # 23: bucket steps
+    # bucket steps
     steps = _get(cfg, "bucket_reso_steps")
     if steps is not None and _number(cfg, "bucket_reso_steps") < 1:
         out.err("bucket_reso_steps", "bucket resolution steps must be at least 1 (64 is usual)")
-    # 24: noise offset
+    # noise offset
     no = _get(cfg, "noise_offset")
     if no not in (None, "") and not 0 <= _number(cfg, "noise_offset") <= 1:
         out.err("noise_offset", f"noise offset {no} must be between 0 and 1 (0.05-0.1 is usual)")
@@ -348,18 +349,18 @@ def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
     if ste not in (None, "") and _number(cfg, "stop_text_encoder_training") != 0:
         out.warn("stop_text_encoder_training", "stop text encoder training is not supported by LoRA training and "
                                                "is ignored: set it to 0")
-    # 25: existing output
+    # existing output
     _check_existing_output(out, cfg)
-    # 26: no data at all
+    # no data at all
     if not dc and not _text(cfg, "train_data_dir"):
         out.err("train_data_dir", "train_data_dir (the image folder) is not set: pick the folder that holds "
                                   "your <repeats>_<name> folders, or set dataset_config")
-    # 28: T5-XXL LR
+    # T5-XXL LR
     if family(cfg) == "flux1" and _number(cfg, "t5xxl_lr") > 0 and _get(cfg, "text_encoder_lr") is not None \
             and _number(cfg, "text_encoder_lr") == 0:
         out.err("t5xxl_lr", "a T5-XXL learning rate needs a text encoder learning rate above 0: set "
                             "text_encoder_lr, or set t5xxl_lr to 0")
-    # 29: all learning rates zero
+    # all learning rates zero
     if _number(cfg, "learning_rate") == 0 and _number(cfg, "text_encoder_lr") == 0 and _number(cfg, "unet_lr") == 0:
         out.err("learning_rate", "every learning rate is 0 or empty, so nothing would train: set learning_rate "
                                  "(1e-4 is usual)")
@@ -481,7 +482,7 @@ def _check_existing_output(out: _Findings, cfg: Any) -> None:
                             f"to keep it, or confirm the overwrite at Start (lora-tui train: --overwrite)")
 
 
-# --- sd-scripts start-up assertions (§1.4) and scheduler/optimizer pairs (§4.14, §4.15) -------------------------------
+# --- sd-scripts start-up assertions (train_util.verify_training_args) and scheduler/optimizer pairs -------------------------------
 
 
 def _trainer_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
@@ -960,7 +961,7 @@ def _same_value(arg_values: list[str], written: Any) -> bool:
 
 def _argv_over_toml(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -> None:
     """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
-    the command line after ``--config_file`` and the command line wins (sd_scripts_interface.md §1.2), so the
+    the command line after ``--config_file`` and the command line wins (sd-scripts' `train_util.read_config_from_file`), so the
     form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
     this catches what is typed later.) An option given twice gets one warning, about the last value: argparse
     keeps the last (a store action overwrites). Options are named as argparse reads them (``--max_grad_n`` is
@@ -1031,7 +1032,7 @@ def _kept_unused(cfg: Any) -> dict[str, str]:
 
 def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan | None = None) -> list[Problem]:
     """All problems of ``cfg`` (+ its data ``scan``) for the trainer chosen by ``settings``, errors and warnings
-    in the order the user should fix them: kohya_ss' Start checks (§2, in order), then the trainer's start-up
+    in the order the user should fix them: kohya_ss' Start checks (`train_model`, in order), then the trainer's start-up
     assertions, argument strings, ranges, data/captions, paths, unsupported options, family-specific fields.
     ``plan`` is computed when not given. Never raises for bad values: each becomes a Problem. A value with an
     error gets no warning about the same value as well (a missing path is not also "relative", epoch -3 is not

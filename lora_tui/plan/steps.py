@@ -1,5 +1,6 @@
-"""The step count the trainer will run, counted as sd-scripts counts it (sd_scripts_interface.md §2.7, §2.8,
-§2.12, §4.15), not as kohya_ss' GUI estimates it (kohya_gui_behaviour.md §3: no buckets, a flat ×2 for reg).
+"""The step count the trainer will run, counted as sd-scripts counts it (its datasets' repeats and reg
+balancing, buckets, ``train_network.py``'s epoch/step arithmetic), not as kohya_ss' GUI estimates it (``train_model``: no
+buckets, a flat ×2 for reg).
 
 Precedence of the length of training: ``max_train_epochs`` (sd-scripts overrides the steps with it), then
 ``max_train_steps``, then our ``epoch`` field (the launch writes it as the epoch count), else the trainer's own
@@ -40,7 +41,7 @@ class StepPlan:
     ``images``: training image files; ``repeats_images``: Σ images × repeats of training subsets (sd-scripts'
     "num train images * repeats"); ``reg_images``: Σ images × repeats of regularisation subsets before balancing
     (sd-scripts' "num reg images"); ``reg_samples``: regularisation samples per epoch after balancing to
-    ``repeats_images`` (§2.7); ``batches_per_epoch``: Σ over datasets and buckets of ceil(samples / batch) (the
+    ``repeats_images`` (sd-scripts' ``DreamBoothDataset``); ``batches_per_epoch``: Σ over datasets and buckets of ceil(samples / batch) (the
     dataloader length L); ``steps_per_epoch``: ceil(ceil(L / processes) / grad accumulation); ``epochs``: epochs
     the trainer runs; ``max_train_steps``: optimizer steps; ``lr_warmup_steps``: warm-up steps of the LR scheduler
     (a percentage is applied to max_train_steps × processes, as sd-scripts does); ``source``: which field set the
@@ -153,7 +154,7 @@ def dataset_steps(group: DatasetGroup, cfg: Any) -> tuple[DatasetSteps, int, int
 
 
 def _balance_reg(reg: list[tuple[Any, int]], target: int, sizes: Counter) -> int:
-    """Adds reg occurrences to ``sizes`` the way sd-scripts balances them to ``target`` (§2.7): each reg image with
+    """Adds reg occurrences to ``sizes`` the way sd-scripts balances them to ``target`` (``DreamBoothDataset``): each reg image with
     its subset's repeats, in order, until the total reaches the target (the rest unused); if all are used and it
     is still short, one more repeat per image, cycling. Returns the reg occurrences."""
     total = sum(len(listing.images) * r for listing, r in reg)
@@ -186,7 +187,7 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
 
     ``num_processes``: accelerate processes (None → ``cfg.num_processes``, default 1). Never raises; with no
     images the counts are 0 and ``summary`` says so. Sources: sd-scripts ``train_util`` / ``train_network``
-    (§2.12): L = Σ buckets ceil(count / batch); with ``max_train_epochs`` E, steps = E × ceil(L / P / G);
+    (``train_network.py``): L = Σ buckets ceil(count / batch); with ``max_train_epochs`` E, steps = E × ceil(L / P / G);
     epochs = ceil(steps / ceil(ceil(L / P) / G)); warm-up ratio r → int(r × steps × P).
     """
     P = max(1, _int(num_processes if num_processes is not None else getattr(cfg, "num_processes", 1), 1))
@@ -241,8 +242,8 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
 
 def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
     """Scheduler warm-up steps: ``lr_warmup_steps`` when > 0, else ``lr_warmup`` percent as the ratio
-    ``lr_warmup / 100`` turned into steps by sd-scripts as int(ratio × max_train_steps × processes) (§4.15,
-    kohya_gui §3.1 step 8). 0 for the ``constant`` scheduler, which takes none (the launch does not write it)."""
+    ``lr_warmup / 100`` turned into steps by sd-scripts as int(ratio × max_train_steps × processes) (``train_util.get_scheduler_fix``;
+    kohya_ss' ``train_model`` passes the percentage). 0 for the ``constant`` scheduler, which takes none (the launch does not write it)."""
     if str(getattr(cfg, "lr_scheduler", "") or "") == "constant":
         return 0
     steps = getattr(cfg, "lr_warmup_steps", None)

@@ -9,7 +9,7 @@ stderr, raw). The process tree is::
 
 A pid alone proves nothing after a reboot or pid reuse, so every liveness check also compares psutil's
 ``create_time`` with the recorded one. Stop signals the whole process group (``accelerate launch`` does not
-forward signals to the trainer it starts; ``shared/notes/textual.md`` §2b) plus any descendant that left it;
+forward signals to the trainer it starts: its ``simple_launcher`` waits on the child) plus any descendant that left it;
 the first SIGINT skips accelerate's launcher once it has started the trainer (interrupted while it waits, the
 launcher printed a KeyboardInterrupt traceback after every Stop; it exits by itself when the trainer has saved).
 """

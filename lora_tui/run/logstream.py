@@ -1,8 +1,8 @@
 """Turn a trainer's raw output bytes into display lines.
 
 Trainers write tqdm bars as ``\\r``-separated updates that can go on for hours without a ``\\n``, so the stream is
-read in chunks and split here rather than with ``readline`` (which fails on long ``\\r`` runs; see
-``shared/notes/textual.md`` §2a). A terminal shows only what follows the last ``\\r`` of a line, so that is what
+read in chunks and split here rather than with ``readline`` (which buffers a whole ``\\r`` run until its
+``\\n``). A terminal shows only what follows the last ``\\r`` of a line, so that is what
 we keep.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Progress figures parsed from trainer output: upstream kohya sd-scripts and our trainer.
 
-Line shapes (``shared/spec/sd_scripts_interface.md`` §6.3-6.4, ``docs/architecture.md``):
+Line shapes (sd-scripts' tqdm bar and prints in ``train_network.py``, ``docs/architecture.md``):
 
 - tqdm main bar (stderr): ``steps:  37%|███ | 1110/3000 [10:00<17:00, 1.85it/s, avr_loss=0.0912]``; the rate is
   ``it/s`` or, below one step a second, ``s/it``; before the first step ``[00:00<?, ?it/s]``.
