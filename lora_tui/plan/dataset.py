@@ -13,12 +13,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lora_tui.plan.dataset_toml import parse_dataset_config
 from lora_tui.plan.imagefiles import IMAGE_EXTS, FolderListing, ImageEntry, image_size, list_folder
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.wording import agree, counted
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 _REPEAT_FOLDER = re.compile(r"^\d+_.+$")  # kohya_ss' folder check before training (`<repeats>_<name>`)
 
@@ -73,7 +76,7 @@ class SubsetScan:
     def images(self) -> list[ImageEntry]:
         return self.listing.images
 
-    def repeats(self, cfg: Any = None) -> int:
+    def repeats(self, cfg: TrainingConfig = None) -> int:
         """Repeats the trainer uses: the folder's, else the TOML's, else ``dataset_repeats`` (default 1)."""
         if self.num_repeats is not None:
             return self.num_repeats
@@ -129,7 +132,7 @@ class DatasetScan:
     def subsets(self) -> list[SubsetScan]:
         return [s for d in self.datasets for s in d.subsets]
 
-    def matches(self, cfg: Any) -> bool:
+    def matches(self, cfg: TrainingConfig) -> bool:
         """Whether this scan was made for ``cfg``'s data fields (the UI re-scans when it was not)."""
         return self.key == scan_key(cfg)
 
@@ -149,7 +152,7 @@ class DatasetScan:
         return True
 
 
-def scan_key(cfg: Any) -> tuple:
+def scan_key(cfg: TrainingConfig) -> tuple:
     """The config values a scan depends on."""
     return (
         str(getattr(cfg, "train_data_dir", "") or ""),
@@ -158,7 +161,7 @@ def scan_key(cfg: Any) -> tuple:
     )
 
 
-def scan_dataset(cfg: Any) -> DatasetScan:
+def scan_dataset(cfg: TrainingConfig) -> DatasetScan:
     """Scan ``cfg``'s ``dataset_config`` (when set; sd-scripts then ignores the folders) or ``train_data_dir`` and
     ``reg_data_dir``. Never raises on bad input: missing paths give an empty scan (the rules report them), bad
     layouts and schema errors are ``Problem``s in ``.problems``. Image headers are cached (path, mtime, size).
@@ -184,7 +187,7 @@ def scan_dataset(cfg: Any) -> DatasetScan:
     return scan
 
 
-def _scan_by_mode(cfg: Any, train: str, reg: str, dataset_config: str) -> DatasetScan:
+def _scan_by_mode(cfg: TrainingConfig, train: str, reg: str, dataset_config: str) -> DatasetScan:
     if dataset_config.strip():
         scan = _scan_toml(dataset_config, cfg)
     elif train.strip() or reg.strip():
@@ -380,7 +383,7 @@ def _folder_file_problems(f: str, name: str, sl: FolderListing) -> list[Problem]
 # --- dataset_config mode -----------------------------------------------------------------------------------------
 
 
-def _scan_toml(given: str, cfg: Any) -> DatasetScan:
+def _scan_toml(given: str, cfg: TrainingConfig) -> DatasetScan:
     scan = DatasetScan(mode="dataset_config")
     path = resolve_path(given)
     _stamp(path)

@@ -6,9 +6,12 @@ safetensors header alone: a ComfyUI CLIP-G or an SDXL checkpoint in `clip_l` is 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lora_tui.plan.model_family import ModelFileError, read_safetensors_header
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 # one tensor each layout always has (after a ComfyUI / ldm prefix is stripped)
 _MARKERS = {
@@ -45,7 +48,7 @@ def flux_component(path: str) -> str | None:
     return None
 
 
-def check_flux_inputs(out: Any, cfg: Any, resolve_path, resolved_note) -> None:
+def check_flux_inputs(out: Any, cfg: TrainingConfig, resolve_path, resolved_note) -> None:
     """Errors for the Flux.1 component files and bucket steps of `cfg` (a Flux.1 config) into `out`."""
     for name in ("ae", "clip_l", "t5xxl"):
         v = str(getattr(cfg, name, "") or "")

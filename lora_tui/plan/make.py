@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lora_tui.config.shown import clip
 from lora_tui.plan.dataset import DatasetScan, scan_dataset
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules import INTERNAL_MARK, validate
 from lora_tui.plan.steps import StepPlan, plan_steps
+
+if TYPE_CHECKING:
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.config.model import TrainingConfig
 
 
 @dataclass
@@ -33,7 +37,7 @@ _last_scan: DatasetScan | None = None
 _lock = threading.Lock()
 
 
-def make_plan(cfg: Any, settings: Any, scan: DatasetScan | None = None) -> Plan:
+def make_plan(cfg: TrainingConfig, settings: AppSettings, scan: DatasetScan | None = None) -> Plan:
     """Plan ``cfg`` for the trainer in ``settings.sd_scripts_dir``.
 
     ``scan``: a previous ``scan_dataset`` result; it is reused when it was made for the same data paths

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import shlex
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from lora_tui.config.kohya_json import TOML_INT_MAX
 from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, network_module, script_name
@@ -40,6 +40,9 @@ from lora_tui.plan.steps import StepPlan, adjust_min_max, parse_resolution, plan
 from lora_tui.plan.trainer_packages import NETWORK_PACKAGES, package_importable, pip_command
 from lora_tui.plan.wording import agree, counted
 
+if TYPE_CHECKING:
+    from lora_tui.config.app_settings import AppSettings
+
 LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-transformer-only", "unet-convblock-only")
 # A Hub repo id (owner/name); kohya_ss' validate_model_path uses [\w-] only, which rejects ids with dots.
 _REPO_ID = re.compile(r"^[\w-][\w.-]*/[\w-][\w.-]*$")
@@ -55,18 +58,18 @@ _PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir
                 "vae", "network_weights", "logging_dir", "resume", "log_tracker_config")
 
 
-def _get(cfg: Any, name: str, default: Any = None) -> Any:
+def _get(cfg: TrainingConfig, name: str, default: Any = None) -> Any:
     """The attribute ``name`` of a config or settings object, ``default`` when it has none."""
     return getattr(cfg, name, default)
 
 
-def _text(cfg: Any, name: str) -> str:
+def _text(cfg: TrainingConfig, name: str) -> str:
     """A text field stripped of surrounding blanks; None → ""."""
     v = getattr(cfg, name, "")
     return "" if v is None else str(v).strip()
 
 
-def _number(cfg: Any, name: str) -> float:
+def _number(cfg: TrainingConfig, name: str) -> float:
     """A number field as float; None/""/garbage → 0 (kohya counts None as 0 for the LR checks)."""
     v = getattr(cfg, name, None)
     try:
@@ -95,7 +98,7 @@ class _Findings:
 # --- argument strings --------------------------------------------------------------------------------------------
 
 
-def _check_kv_args(out: _Findings, cfg: Any, name: str) -> None:
+def _check_kv_args(out: _Findings, cfg: TrainingConfig, name: str) -> None:
     """``optimizer_args`` / ``lr_scheduler_args``: tokens ``key=value``, value a Python literal (sd-scripts does
     ``key, value = arg.split("=")`` then ``ast.literal_eval(value)``)."""
     text = _text(cfg, name)
@@ -130,7 +133,7 @@ _OPTION_HOME = {"network_train_unet_only": "set text_encoder_lr to 0 (that train
                 "network_module": "pick it with LoRA_type", "network_args": "set it in the network fields"}
 
 
-def _training_flag(out: _Findings, cfg: Any, tok: str) -> bool:
+def _training_flag(out: _Findings, cfg: TrainingConfig, tok: str) -> bool:
     """A token of optimizer_args that is a training option of the script (``--network_train_unet_only``,
     ``network_train_unet_only=True``), not an optimizer keyword: sd-scripts passes every ``key=value`` to the
     optimizer's constructor, which stops on it (``unexpected keyword argument``) after the model has loaded, and
@@ -151,7 +154,7 @@ def _training_flag(out: _Findings, cfg: Any, tok: str) -> bool:
     return True
 
 
-def _check_token_args(out: _Findings, cfg: Any, name: str, dashes: bool) -> list[str]:
+def _check_token_args(out: _Findings, cfg: TrainingConfig, name: str, dashes: bool) -> list[str]:
     text = _text(cfg, name)
     if not text:
         return []
@@ -168,7 +171,7 @@ def _check_token_args(out: _Findings, cfg: Any, name: str, dashes: bool) -> list
 _OPTIMIZER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-def _input_rules(out: _Findings, cfg: Any) -> None:
+def _input_rules(out: _Findings, cfg: TrainingConfig) -> None:
     """Values a form accepts as text that the trainer cannot use, and a learning rate that does not apply."""
     name = _text(cfg, "output_name")
     if name and (any(c in name for c in "/\\\0") or name in (".", "..")):
@@ -196,7 +199,7 @@ _LR_LIMIT = 0.1     # far above any LoRA rate for Adam-style optimizers (1e-4 to
 _LR_LIMIT_ADAPTIVE = 10.0
 
 
-def _lr_sanity(out: _Findings, cfg: Any) -> None:
+def _lr_sanity(out: _Findings, cfg: TrainingConfig) -> None:
     """A learning rate in force that no run survives (a text encoder LR of 16 typed for 1e-6, say): a warning on
     the field, naming the usual range for the optimizer."""
     opt = _text(cfg, "optimizer") or "AdamW"
@@ -222,7 +225,7 @@ def _lr_sanity(out: _Findings, cfg: Any) -> None:
                            f"{v:g} the weights blow up in the first steps; type a rate such as 0.0001")
 
 
-def _bucket_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
+def _bucket_rules(out: _Findings, cfg: TrainingConfig, plan: StepPlan | None) -> None:
     """With ``bucket_no_upscale`` a side is floored to ``bucket_reso_steps`` (sd-scripts' `BucketManager.select_bucket`): a wide image at a
     small resolution can get a side of 0, which the trainer cannot resize to."""
     for ds in (plan.datasets if plan else ()):
@@ -238,7 +241,7 @@ def _bucket_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
 # --- the rules, in order -----------------------------------------------------------------------------------------
 
 
-def _kohya_order(out: _Findings, cfg: Any, scan: DatasetScan | None) -> None:
+def _kohya_order(out: _Findings, cfg: TrainingConfig, scan: DatasetScan | None) -> None:
     """kohya_ss' checks before a run (lora_gui.py `train_model`), in its order, those that apply to a config
     (whether a run is going belongs to the run layer; the accelerate lookup and the file writes to the launch)."""
     # argument strings (kohya: a regex; we: shell rules plus sd-scripts' own parsing of each token).
@@ -410,7 +413,7 @@ def _check_network_weights(out: _Findings, value: str) -> None:
                       f"to start from (the base model goes in pretrained_model_name_or_path)")
 
 
-def _check_sample_prompts(out: _Findings, cfg: Any) -> None:
+def _check_sample_prompts(out: _Findings, cfg: TrainingConfig) -> None:
     """sample_prompts holds the prompts' TEXT (kohya_ss convention; Start writes it to
     <output_dir>/sample/prompt.txt): a file's path there would be sampled as a prompt, and binary data is no
     prompt."""
@@ -434,7 +437,7 @@ def _check_sample_prompts(out: _Findings, cfg: Any) -> None:
                                        f"that path would be sampled as a prompt: paste the file's prompts instead")
 
 
-def _check_model(out: _Findings, cfg: Any) -> None:
+def _check_model(out: _Findings, cfg: TrainingConfig) -> None:
     name = "pretrained_model_name_or_path"
     v = _text(cfg, name)
     if not v:
@@ -470,7 +473,7 @@ def _check_model(out: _Findings, cfg: Any) -> None:
                       f"{FAMILY_LABELS[chosen]}: {fix}, or pick a {FAMILY_LABELS[chosen]} checkpoint")
 
 
-def _check_existing_output(out: _Findings, cfg: Any) -> None:
+def _check_existing_output(out: _Findings, cfg: TrainingConfig) -> None:
     found = existing_outputs(cfg)
     if not found:
         return
@@ -485,7 +488,7 @@ def _check_existing_output(out: _Findings, cfg: Any) -> None:
 # --- sd-scripts start-up assertions (train_util.verify_training_args) and scheduler/optimizer pairs -------------------------------
 
 
-def _trainer_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
+def _trainer_rules(out: _Findings, cfg: TrainingConfig, plan: StepPlan | None) -> None:
     fam = family(cfg)
     mp = _text(cfg, "mixed_precision") or "no"
     if fam == "sdxl" and _get(cfg, "v2"):
@@ -540,7 +543,7 @@ def _trainer_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
     _scheduler_rules(out, cfg, plan)
 
 
-def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
+def _optimizer_kwargs(cfg: TrainingConfig) -> dict[str, str]:
     try:
         tokens = shlex.split(_text(cfg, "optimizer_args"))
     except ValueError:
@@ -548,7 +551,7 @@ def _optimizer_kwargs(cfg: Any) -> dict[str, str]:
     return {t.split("=", 1)[0].lower(): t.split("=", 1)[1] for t in tokens if "=" in t}
 
 
-def _warmup_rules(out: _Findings, cfg: Any, plan: StepPlan | None, warm_field: str) -> None:
+def _warmup_rules(out: _Findings, cfg: TrainingConfig, plan: StepPlan | None, warm_field: str) -> None:
     """A warm-up the scheduler uses: which of the two settings wins when both are set (kohya_ss writes
     lr_warmup_steps and logs "lr_warmup_steps will be used"), and a warm-up as long as the whole run (the rate
     would never reach learning_rate)."""
@@ -564,7 +567,7 @@ def _warmup_rules(out: _Findings, cfg: Any, plan: StepPlan | None, warm_field: s
                          f"{warm_field}")
 
 
-def _scheduler_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
+def _scheduler_rules(out: _Findings, cfg: TrainingConfig, plan: StepPlan | None) -> None:
     sched = _text(cfg, "lr_scheduler") or "constant"
     opt = _text(cfg, "optimizer") or "AdamW"
     warm = _number(cfg, "lr_warmup_steps") > 0 or _number(cfg, "lr_warmup") > 0
@@ -604,7 +607,7 @@ def _scheduler_rules(out: _Findings, cfg: Any, plan: StepPlan | None) -> None:
 # --- data: captions, plan --------------------------------------------------------------------------------------------
 
 
-def _data_rules(out: _Findings, cfg: Any, scan: DatasetScan | None, plan: StepPlan | None) -> None:
+def _data_rules(out: _Findings, cfg: TrainingConfig, scan: DatasetScan | None, plan: StepPlan | None) -> None:
     if scan is None:
         return
     cfg_ext = caption_ext(_get(cfg, "caption_extension"))
@@ -695,7 +698,7 @@ _RANGES: tuple[tuple[str, float, float | None, str], ...] = (
 )
 
 
-def _range_rules(out: _Findings, cfg: Any) -> None:
+def _range_rules(out: _Findings, cfg: TrainingConfig) -> None:
     for name, lo, hi, hint in _RANGES:
         v = _get(cfg, name)
         if v is None or v == "" or isinstance(v, bool):
@@ -739,7 +742,7 @@ def _nbytes(text: str) -> int:
 _JSON_SUFFIX = "_20260101-000000-99.json"
 
 
-def _path_limits(out: _Findings, cfg: Any) -> None:
+def _path_limits(out: _Findings, cfg: TrainingConfig) -> None:
     """Paths and names the file system cannot hold: a NUL character, a folder or file name longer than the file
     system allows (Errno 36 "File name too long"), a whole path over its limit, and an output_name that becomes
     too long once the trainer adds its suffixes. Without this the trainer (or the launch's own writes) fails
@@ -773,7 +776,7 @@ def _path_limits(out: _Findings, cfg: Any) -> None:
                                    f"most {room} bytes")
 
 
-def _number_limits(out: _Findings, cfg: Any, metas: list[Any]) -> None:
+def _number_limits(out: _Findings, cfg: TrainingConfig, metas: list[Any]) -> None:
     """Numbers no config file of the trainer can hold: an integer past 64 bits (TOML's limit; the form accepts
     any digits) and, for a number field the range rules do not cover, NaN or an infinity."""
     ranged = {r[0] for r in _RANGES}
@@ -788,7 +791,7 @@ def _number_limits(out: _Findings, cfg: Any, metas: list[Any]) -> None:
             out.err(m.name, f"{m.name} is {v}: give a finite number")
 
 
-def _relative_paths(out: _Findings, cfg: Any) -> None:
+def _relative_paths(out: _Findings, cfg: TrainingConfig) -> None:
     for name in _PATH_FIELDS:
         v = _text(cfg, name)
         if not v:
@@ -811,7 +814,7 @@ def _relative_paths(out: _Findings, cfg: Any) -> None:
                            f"wherever it is run from")
 
 
-def unsupported_options(settings: Any) -> dict[str, Any] | None:
+def unsupported_options(settings: AppSettings) -> dict[str, Any] | None:
     """What the selected trainer refuses: ``<sd_scripts_dir>/lora_trainer/unsupported_options.json`` read as
     ``{"options": {name: reason}, "values": {name: {"allowed": [...], "reason": str}}, "script_options": {name:
     {"scripts": [script stems that implement it], "reason": str}}}`` (a bare JSON list or dict of names is taken as
@@ -861,7 +864,7 @@ def _trainer_unset(value: Any, default: Any) -> bool:
         isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0 and not default)
 
 
-def _written_options(cfg: Any) -> dict[str, Any] | None:
+def _written_options(cfg: TrainingConfig) -> dict[str, Any] | None:
     """The option → value mapping the launch would write (TOML keys), or None when it cannot be built."""
     try:
         return toml_dict(cfg)[0]
@@ -869,7 +872,7 @@ def _written_options(cfg: Any) -> dict[str, Any] | None:
         return None
 
 
-def _trainer_support(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -> None:
+def _trainer_support(out: _Findings, cfg: TrainingConfig, settings: AppSettings, metas: list[Any]) -> None:
     base = _get(settings, "sd_scripts_dir")
     script = script_name(cfg)
     if base and os.path.isdir(str(base)):
@@ -926,7 +929,7 @@ def _trainer_support(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) 
 
 
 
-def _network_package(out: _Findings, cfg: Any, settings: Any) -> None:
+def _network_package(out: _Findings, cfg: TrainingConfig, settings: AppSettings) -> None:
     """A LoRA type whose network_module comes from a package the trainer's Python cannot import (checked once per
     interpreter, see :mod:`lora_tui.plan.trainer_packages`)."""
     try:
@@ -959,7 +962,7 @@ def _same_value(arg_values: list[str], written: Any) -> bool:
     return arg_values[0] == str(written)
 
 
-def _argv_over_toml(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -> None:
+def _argv_over_toml(out: _Findings, cfg: TrainingConfig, settings: AppSettings, metas: list[Any]) -> None:
     """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
     the command line after ``--config_file`` and the command line wins (sd-scripts' `train_util.read_config_from_file`), so the
     form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
@@ -1008,12 +1011,12 @@ def _argv_over_toml(out: _Findings, cfg: Any, settings: Any, metas: list[Any]) -
             out.warn("additional_parameters", f"{twice}: keep one --{opt}")
 
 
-def _is_set(cfg: Any, meta: Any) -> bool:
+def _is_set(cfg: TrainingConfig, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
     return not _trainer_unset(_get(cfg, meta.name), meta.default)
 
 
-def _family_fields(out: _Findings, cfg: Any, metas: list[Any]) -> None:
+def _family_fields(out: _Findings, cfg: TrainingConfig, metas: list[Any]) -> None:
     fam = family(cfg)
     for m in metas:
         fams = getattr(m, "families", None)
@@ -1023,14 +1026,14 @@ def _family_fields(out: _Findings, cfg: Any, metas: list[Any]) -> None:
                              f"or pick the matching model family")
 
 
-def _kept_unused(cfg: Any) -> dict[str, str]:
+def _kept_unused(cfg: TrainingConfig) -> dict[str, str]:
     return kept_unused_fields(cfg) if isinstance(cfg, TrainingConfig) else {}
 
 
 # --- entry point -------------------------------------------------------------------------------------------------
 
 
-def validate(cfg: Any, scan: DatasetScan | None, settings: Any, plan: StepPlan | None = None) -> list[Problem]:
+def validate(cfg: TrainingConfig, scan: DatasetScan | None, settings: AppSettings, plan: StepPlan | None = None) -> list[Problem]:
     """All problems of ``cfg`` (+ its data ``scan``) for the trainer chosen by ``settings``, errors and warnings
     in the order the user should fix them: kohya_ss' Start checks (`train_model`, in order), then the trainer's start-up
     assertions, argument strings, ranges, data/captions, paths, unsupported options, family-specific fields.

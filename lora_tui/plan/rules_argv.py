@@ -17,7 +17,7 @@ import difflib
 import os
 import re
 import shlex
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from lora_tui.config.model import script_name
 from lora_tui.config.sd_scripts import (
@@ -32,6 +32,10 @@ from lora_tui.config.sd_scripts import (
 from lora_tui.config.shown import clip, shown
 from lora_tui.plan.problems import Problem
 
+if TYPE_CHECKING:
+    from lora_tui.config.app_settings import AppSettings
+    from lora_tui.config.model import TrainingConfig
+
 _FIELD = "additional_parameters"
 # argparse takes a token starting with '-' as an option unless it reads as a negative number.
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
@@ -43,7 +47,7 @@ def _bundled(base: str) -> bool:
     return os.path.isdir(os.path.join(base, "lora_trainer"))
 
 
-def trainer_options(cfg: Any, settings: Any) -> Optional[dict[str, ScriptOption]]:
+def trainer_options(cfg: TrainingConfig, settings: AppSettings) -> Optional[dict[str, ScriptOption]]:
     """The options (name without ``--`` → :class:`ScriptOption`) that the script ``cfg`` launches accepts on its
     command line, for the trainer ``settings.sd_scripts_dir`` selects: sd-scripts' options, plus the bundled
     trainer's own switches when that folder is the bundled trainer. None when unknown (no such script in the
@@ -76,7 +80,7 @@ def _read(value: str, kind: str) -> bool:
     return False
 
 
-def argv_uses(cfg: Any, settings: Any) -> Optional[list[ArgvUse]]:
+def argv_uses(cfg: TrainingConfig, settings: AppSettings) -> Optional[list[ArgvUse]]:
     """``cfg.additional_parameters`` as the launched script's argparse reads it (see
     :func:`~lora_tui.config.sd_scripts.read_argv`); None when the text does not split or the script's options
     are unknown."""
@@ -116,7 +120,7 @@ def _owned_problem(name: str, uses: list[ArgvUse]) -> Problem:
     return Problem(_FIELD, "error", f"{_FIELD} gives --{name} ({typed}); {why}")
 
 
-def argv_problems(cfg: Any, settings: Any) -> list[Problem]:
+def argv_problems(cfg: TrainingConfig, settings: AppSettings) -> list[Problem]:
     """The problems argparse would stop the trainer on in ``cfg.additional_parameters`` (errors), an option the
     form owns (``FORM_OWNED``: output folder and name, data, base model, config file, ...; an error naming its
     field, however argparse would read it: a prefix, ``=``, given twice), and an abbreviated option name (a

@@ -11,13 +11,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.plan.accelerate_config import cluster_config_keys, launch_config_file, read_config_file
 from lora_tui.plan.launch import AccelerateLaunch, LaunchError, accelerate_launch, find_accelerate, gpu_id_list
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.trainer_packages import package_location, pip_command, python_problem
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 _EXTRA = "extra_accelerate_launch_args"
 # accelerate launches one of these ways at a time (it refuses a second).
@@ -44,7 +47,7 @@ def nvidia_gpu_count(path: str = _NVIDIA_GPUS) -> Optional[int]:
         return None
 
 
-def launch_problems(cfg: Any, settings: Any = None, env: Optional[Mapping[str, str]] = None,
+def launch_problems(cfg: TrainingConfig, settings: AppSettings = None, env: Optional[Mapping[str, str]] = None,
                     gpu_count: Optional[int] = -1) -> list[Problem]:
     """The problems of ``cfg``'s accelerate settings, in form order. ``env`` (default ``os.environ``) locates the
     user-level accelerate config file; ``gpu_count`` is the number of GPUs of this machine (-1: ask the NVIDIA
@@ -100,7 +103,7 @@ def _extra_value(acc: AccelerateLaunch, flag: str) -> Optional[str]:
     return None
 
 
-def _process_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
+def _process_rules(out: list[Problem], cfg: TrainingConfig, acc: AccelerateLaunch) -> None:
     P, M = acc.processes, acc.machines
     if (cfg.num_machines or 0) < 1:
         _err(out, "num_machines", f"num_machines is {cfg.num_machines}; it must be at least 1 (1 = this machine)")
@@ -145,7 +148,7 @@ def _process_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch) -> None:
                                       "autocast there; use 'no' or 'bf16'")
 
 
-def _gpu_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, gpus: Optional[int]) -> None:
+def _gpu_rules(out: list[Problem], cfg: TrainingConfig, acc: AccelerateLaunch, gpus: Optional[int]) -> None:
     per_machine = max(1, acc.processes // acc.machines)
     given_extra = _extra_value(acc, "--gpu_ids")
     field = _EXTRA if given_extra is not None else "gpu_ids"
@@ -245,7 +248,7 @@ def _config_keys_rule(out: list[Problem], data: dict, where: str, python: str) -
                           f"{_CONFIG_FIX}")
 
 
-def _config_file_rules(out: list[Problem], cfg: Any, acc: AccelerateLaunch, env: Mapping[str, str],
+def _config_file_rules(out: list[Problem], cfg: TrainingConfig, acc: AccelerateLaunch, env: Mapping[str, str],
                        python: str = "") -> None:
     explicit = _extra_value(acc, "--config_file")
     path = launch_config_file(explicit, cpu_only=acc.cpu and acc.processes == 1, env=env)

@@ -7,9 +7,12 @@ SD3 trainer checks 32, not the base 64).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lora_tui.plan.model_family import ModelFileError, read_safetensors_header
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 # config field → (sd-scripts option, the checkpoint's key prefix when the encoder is inside it)
 _ENCODERS = {"sd3_clip_l": ("clip_l", "text_encoders.clip_l.transformer."),
@@ -46,7 +49,7 @@ def sd3_component(path: str) -> str | None:
     return None
 
 
-def check_sd3_inputs(out: Any, cfg: Any, resolve_path, resolved_note) -> None:
+def check_sd3_inputs(out: Any, cfg: TrainingConfig, resolve_path, resolved_note) -> None:
     """Errors for the SD3 text-encoder files and bucket steps of `cfg` (an SD3 config) into `out`."""
     ck = str(getattr(cfg, "pretrained_model_name_or_path", "") or "")
     inside: set[str] | None = None

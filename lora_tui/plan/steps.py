@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lora_tui.config.model import normalise_resolution
 from lora_tui.plan.buckets import BucketChooser, adjust_min_max
 from lora_tui.plan.dataset import DatasetGroup, DatasetScan
 from lora_tui.plan.wording import counted
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 TRAINER_DEFAULT_STEPS = 1600
 
@@ -104,14 +107,14 @@ def parse_resolution(value: Any) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
-def _ds_value(group: DatasetGroup, key: str, cfg: Any, cfg_name: str | None = None) -> Any:
+def _ds_value(group: DatasetGroup, key: str, cfg: TrainingConfig, cfg_name: str | None = None) -> Any:
     v = group.toml.get(key)
     if v is not None:
         return v
     return getattr(cfg, cfg_name or key, None)
 
 
-def dataset_steps(group: DatasetGroup, cfg: Any) -> tuple[DatasetSteps, int, int, int, int]:
+def dataset_steps(group: DatasetGroup, cfg: TrainingConfig) -> tuple[DatasetSteps, int, int, int, int]:
     """Buckets and batches of one dataset: (DatasetSteps, train images, train samples, reg samples raw,
     reg samples after balancing)."""
     batch = max(1, _int(_ds_value(group, "batch_size", cfg, "train_batch_size"), 1))
@@ -182,7 +185,7 @@ def _balance_reg(reg: list[tuple[Any, int]], target: int, sizes: Counter) -> int
     return n
 
 
-def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) -> StepPlan:
+def plan_steps(cfg: TrainingConfig, scan: DatasetScan, num_processes: int | None = None) -> StepPlan:
     """The step plan for ``cfg`` over ``scan``.
 
     ``num_processes``: accelerate processes (None → ``cfg.num_processes``, default 1). Never raises; with no
@@ -240,7 +243,7 @@ def plan_steps(cfg: Any, scan: DatasetScan, num_processes: int | None = None) ->
     return plan
 
 
-def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
+def warmup_steps(cfg: TrainingConfig, max_train_steps: int, num_processes: int = 1) -> int:
     """Scheduler warm-up steps: ``lr_warmup_steps`` when > 0, else ``lr_warmup`` percent as the ratio
     ``lr_warmup / 100`` turned into steps by sd-scripts as int(ratio × max_train_steps × processes) (``train_util.get_scheduler_fix``;
     kohya_ss' ``train_model`` passes the percentage). 0 for the ``constant`` scheduler, which takes none (the launch does not write it)."""
@@ -272,7 +275,7 @@ def warmup_steps(cfg: Any, max_train_steps: int, num_processes: int = 1) -> int:
     return 0
 
 
-def _summary(plan: StepPlan, scan: DatasetScan, cfg: Any) -> str:
+def _summary(plan: StepPlan, scan: DatasetScan, cfg: TrainingConfig) -> str:
     if not plan.batches_per_epoch:
         if scan.mode == "none":
             return "No training images yet: pick an image folder (or a dataset config)."

@@ -13,9 +13,12 @@ import importlib.util
 import os
 import subprocess
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from lora_tui.config.model import network_module
+
+if TYPE_CHECKING:
+    from lora_tui.config.model import TrainingConfig
 
 _PROBE = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)"
 _TIMEOUT_S = 30.0
@@ -135,7 +138,7 @@ _TRACKER_PACKAGES = {"tensorboard": [("tensorboard", "tensorboard")], "wandb": [
                      "all": [("tensorboard", "tensorboard"), ("wandb", "wandb")]}
 
 
-def required_packages(cfg: Any) -> list[tuple[str, str, str]]:
+def required_packages(cfg: TrainingConfig) -> list[tuple[str, str, str]]:
     """The optional packages the trainer's Python must import for ``cfg``, beyond torch/accelerate/diffusers:
     ``[(package, pip name, why)]`` for its optimizer, network_module and log_with (kohya sd-scripts imports each
     by name at start-up). Pure; no I/O."""
