@@ -25,7 +25,7 @@ _FAMILY_SWITCH = {"sd1": "untick SDXL/v2/Flux.1/SD3", "sd2": "tick v2", "sdxl": 
 _TYPES_SHOWN = 4
 
 
-def is_unset(meta: FieldMeta, value: Any) -> bool:
+def is_default_or_blank(meta: FieldMeta, value: Any) -> bool:
     """Whether ``value`` is the field's default or an empty/unset form of it (None, "", or the 0 that kohya_ss
     writes where our default is None): such a value carries nothing a user typed."""
     if value is None or value == "" or value == meta.default:
@@ -79,7 +79,7 @@ def kept_unused_fields(cfg: TrainingConfig) -> dict[str, str]:
 
 
 def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
-    """One note per field in ``names`` whose value in ``cfg`` is set (see :func:`is_unset`) but not used by
+    """One note per field in ``names`` whose value in ``cfg`` is set (see :func:`is_default_or_blank`) but not used by
     ``cfg``'s command (see :func:`unused_reason`), in ``names`` order, worded
     ``"<field>: <value> kept, not used: <reason>"``. Names that are not fields are skipped, and so is a field
     of another model family: validation warns about that one at every edit (the family-fields rule), and one
@@ -92,7 +92,7 @@ def unused_value_notes(cfg: TrainingConfig, names: Iterable[str]) -> list[str]:
         except KeyError:
             continue
         value = getattr(cfg, name)
-        if is_unset(meta, value):
+        if is_default_or_blank(meta, value):
             continue
         why = _noted(meta, cfg, fam)
         if why:

@@ -85,7 +85,9 @@ def split_args(text: str, field_name: str) -> list[str]:
         raise LaunchError(field_name, f"cannot split {text!r}: {exc}; balance the quotes") from None
 
 
-def _is_unset(meta_kind: str, value: Any, zero_unset: bool) -> bool:
+def _launch_omits(meta_kind: str, value: Any, zero_unset: bool) -> bool:
+    """Whether the TOML leaves a field out: None, False, an empty text, or a 0 of a ``zero_unset`` field (sd-scripts
+    reads the missing option as its own default)."""
     if value is None or value is False:
         return True
     if meta_kind == "str" and value == "":
@@ -136,7 +138,7 @@ def toml_dict(cfg: TrainingConfig) -> tuple[dict[str, Any], list[str]]:
         if meta.toml_key is None or meta.name in _SPECIAL:
             continue
         value = getattr(cfg, meta.name)
-        if _is_unset(meta.kind, value, meta.zero_unset):
+        if _launch_omits(meta.kind, value, meta.zero_unset):
             continue
         if not applies(meta, cfg):
             # No note: loading reports a value kept for another LoRA type, and validate warns about one set for

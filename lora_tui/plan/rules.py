@@ -857,7 +857,7 @@ def _catalogue_defaults(base: str, script: str) -> dict[str, Any]:
         return {}
 
 
-def _trainer_unset(value: Any, default: Any) -> bool:
+def _trainer_takes_as_unset(value: Any, default: Any) -> bool:
     """The bundled trainer's own test of "not set" (None, False, "", [], its default, or 0 with a falsy
     default)."""
     return value is None or value is False or value == "" or value == [] or value == default or (
@@ -902,7 +902,7 @@ def _trainer_support(out: _Findings, cfg: TrainingConfig, settings: AppSettings,
     suffix = "; clear it, or point sd_scripts_dir at an upstream sd-scripts checkout"
     if written is not None:
         for opt, reason in refused["options"].items():
-            if opt in written and not _trainer_unset(written[opt], defaults.get(opt)):
+            if opt in written and not _trainer_takes_as_unset(written[opt], defaults.get(opt)):
                 fname = field_of.get(opt, opt)
                 why = f" ({reason})" if reason else ""
                 out.err(fname, f"{opt} = {written[opt]!r}: the bundled trainer does not implement it{why}{suffix}")
@@ -917,7 +917,7 @@ def _trainer_support(out: _Findings, cfg: TrainingConfig, settings: AppSettings,
         for opt, rule in refused.get("script_options", {}).items():  # options only some scripts implement
             scripts = rule.get("scripts", []) if isinstance(rule, dict) else []
             if scripts and script.removesuffix(".py") not in scripts and opt in written \
-                    and not _trainer_unset(written[opt], defaults.get(opt)):
+                    and not _trainer_takes_as_unset(written[opt], defaults.get(opt)):
                 out.err(field_of.get(opt, opt), f"{opt} = {written[opt]!r}: the bundled trainer implements it for "
                                                 f"{', '.join(s + '.py' for s in scripts)} only "
                                                 f"({rule.get('reason', '')}){suffix}")
@@ -1013,7 +1013,7 @@ def _argv_over_toml(out: _Findings, cfg: TrainingConfig, settings: AppSettings, 
 
 def _is_set(cfg: TrainingConfig, meta: Any) -> bool:
     """Set to something other than its default, empty, false or a 0 that means off."""
-    return not _trainer_unset(_get(cfg, meta.name), meta.default)
+    return not _trainer_takes_as_unset(_get(cfg, meta.name), meta.default)
 
 
 def _family_fields(out: _Findings, cfg: TrainingConfig, metas: list[Any]) -> None:
