@@ -1,4 +1,4 @@
-"""Every LoRA preset of ../shared/fixtures/kohya_presets for SD1.x/2.x/SDXL trains 2 steps with the bundled
+"""Every LoRA preset of ../shared/fixtures/kohya_presets for SD1.x/2.x/SDXL/Flux.1 trains 2 steps with the bundled
 trainer on a tiny model of its family, through the launch the app builds (`build_launch` / its TOML and
 argv), with paths, size, steps and precision overridden and the optimizer, scheduler, network, loss and noise
 settings kept; each leaves a LoRA file. A preset the trainer cannot train must be refused by the app's
@@ -96,14 +96,14 @@ PREFLIGHT_EXPECT = {
 
 
 def lora_presets() -> list[Path]:
-    """The LoRA presets of the SD1.x/2.x/SDXL families (flux1/sd3 presets and other kinds of file excluded)."""
+    """The LoRA presets of the SD1.x/2.x/SDXL/Flux.1 families (sd3 presets and other kinds of file excluded)."""
     out = []
     for p in sorted(PRESETS.glob("*.json")):
         try:
             cfg = load_config_file(p).config
         except ConfigError:
             continue  # DreamBooth / TI / fine-tuning: not a LoRA preset
-        if family(cfg) in ("sd1", "sd2", "sdxl"):
+        if family(cfg) in ("sd1", "sd2", "sdxl", "flux1"):
             out.append(p)
     return out
 
@@ -118,11 +118,27 @@ def _dataset(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def preset_runs(tmp_path_factory, tiny_sd15_ckpt, tiny_sdxl_ckpt, tiny_sd2_ckpt):
+def tiny_flux(tmp_path_factory) -> Path:
+    """A tiny Flux.1 in its four single files and a T5 tokenizer (make_demo_checkpoint.py --family flux)."""
+    d = tmp_path_factory.mktemp("tiny_flux")
+    r = subprocess.run([sys.executable, str(REPO / "sd-scripts" / "make_demo_checkpoint.py"), "--family", "flux",
+                        str(d)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return d
+
+
+@pytest.fixture(scope="module")
+def preset_runs(tmp_path_factory, tiny_sd15_ckpt, tiny_sdxl_ckpt, tiny_sd2_ckpt, tiny_flux):
     """Each preset: the app's validation problems, its launch, and the driver's result for it."""
     root = tmp_path_factory.mktemp("presets")
     data = _dataset(root)
-    ckpt = {"sd1": tiny_sd15_ckpt, "sd2": tiny_sd2_ckpt, "sdxl": tiny_sdxl_ckpt}
+    ckpt = {"sd1": tiny_sd15_ckpt, "sd2": tiny_sd2_ckpt, "sdxl": tiny_sdxl_ckpt,
+            "flux1": tiny_flux / "flux1-tiny.safetensors"}
+    flux_files = {"ae": str(tiny_flux / "ae.safetensors"), "clip_l": str(tiny_flux / "clip_l.safetensors"),
+                  "t5xxl": str(tiny_flux / "t5xxl_tiny.safetensors"), "t5xxl_max_token_length": 16,
+                  "additional_parameters": f"--tokenizer_cache_dir {tiny_flux / 'tokenizers'}",
+                  "mixed_precision": "bf16"}  # fp8_base needs it (sd-scripts); the trainer trains fp32 on a CPU
     settings = AppSettings(sd_scripts_dir=REPO / "sd-scripts", python=sys.executable)
     rows, spec = {}, []
     for i, path in enumerate(lora_presets()):
@@ -131,7 +147,8 @@ def preset_runs(tmp_path_factory, tiny_sd15_ckpt, tiny_sdxl_ckpt, tiny_sd2_ckpt)
         out = root / f"out{i:02d}"
         values = dict(OVERRIDES, pretrained_model_name_or_path=str(ckpt[fam]), train_data_dir=str(data),
                       output_dir=str(out), output_name=f"p{i:02d}",
-                      logging_dir=str(root / "logs" / f"p{i:02d}") if cfg.logging_dir else "")
+                      logging_dir=str(root / "logs" / f"p{i:02d}") if cfg.logging_dir else "",
+                      **(flux_files if fam == "flux1" else {}))
         for k, v in values.items():
             if k in type(cfg).model_fields:
                 setattr(cfg, k, v)
