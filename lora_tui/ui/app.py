@@ -12,7 +12,8 @@ State rules (design.md, "The one invariant"):
 
 This module holds `LoraApp` itself (bindings, state, layout, mount, signals, which keys apply when, the command
 palette) and the entry points `run_app` / `run_attach`. The app's behaviour is split by what it serves into mixins,
-one per module: `editing.ConfigEditing` (model ↔ rows), `problems.PlanAndProblems` (plan, `#problems`),
+one per module: `editing.ConfigEditing` (model ↔ rows), `plan_display.PlanDisplay` (the `planner.Planner`'s
+answers in the `problems_panel.ProblemsPanel` and the fields),
 `views.ViewSwitching` (F2/F3/F4, title), `files.ConfigFiles` (ctrl+o/ctrl+s/ctrl+n, `default_config`),
 `start.StartFlow` (F5), `job_control.JobControl` (following a job, F9, ctrl+q), `queue_actions.QueueActions`
 (the queue). Their names stay importable from here.
@@ -36,9 +37,11 @@ from textual.widgets import ContentSwitcher, Static
 from lora_tui.ui.editing import ConfigEditing
 from lora_tui.ui.files import DEFAULT_PRESET, ConfigFiles, default_config
 from lora_tui.ui.footer import KeyFooter
-from lora_tui.ui.forms import AdvancedForm, MinimalForm, ProblemsPanel
+from lora_tui.ui.forms import AdvancedForm, MinimalForm
 from lora_tui.ui.job_control import TERM_GRACE_S, JobControl
-from lora_tui.ui.problems import PLAN_DEBOUNCE_S, PlanAndProblems, PlanReady
+from lora_tui.ui.plan_display import PlanDisplay
+from lora_tui.ui.planner import PLAN_DEBOUNCE_S, Planner, PlanReady
+from lora_tui.ui.problems_panel import ProblemsPanel
 from lora_tui.ui.queue_actions import QUEUE_TICK_S, QueueActions, QueueTicked
 from lora_tui.ui.runview import RunView
 from lora_tui.ui.start import StartFlow
@@ -53,7 +56,7 @@ __all__ = ["DEFAULT_PRESET", "PLAN_DEBOUNCE_S", "QUEUE_TICK_S", "TERM_GRACE_S", 
            "QueueTicked", "default_config", "run_app", "run_attach"]
 
 
-class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartFlow, JobControl, QueueActions,
+class LoraApp(ConfigEditing, PlanDisplay, ViewSwitching, ConfigFiles, StartFlow, JobControl, QueueActions,
               App[None]):
     """Keyboard-driven front-end for LoRA training (see design.md "Keys" and "The run view").
 
@@ -119,18 +122,9 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self.view = "minimal"
         # Values the model refused: field → (raw value as typed, message). They block Start.
         self.field_errors: dict[str, tuple[Any, str]] = {}
-        self.plan: Any = None
-        self.plan_problems: list[Any] = []
-        self._plan_gen = 0
-        self._plan_timer = None
-        self._plan_running = False
-        self._plan_dirty = False
-        self._preflight_timer: Any = None
-        self._preflight_running = False
-        self._preflight_again = False
-        self._preflight_thread: int | None = None  # the settle check's worker thread (to end its process on exit)
-        self.preflight_notes: list[str] = []  # what the last trainer preflight said besides problems (skipped, ...)
-        self._starting = False
+        # The plan state's owner: the current plan and its problems, the debounced re-plan and the settle
+        # preflight (`app.plan`, `app.plan_problems` read it).
+        self.planner = Planner(self)
         self.job: Any = None
         self.last_exit: int | None = None
         self.last_outcome = ""  # the title's word for how the followed job ended ("stopped · saved x"), "" = as exit
@@ -212,13 +206,13 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
             from lora_tui.config.app_settings import load_app_settings
 
             self.settings = load_app_settings()
-        self._refresh_title()
-        self._refresh_problems()
+        self.refresh_title()
+        self.refresh_problems()
         # The first plan imports the plan layer and scans the dataset in a thread: after the first frame, so the
         # GIL it takes does not delay that frame.
-        self.call_after_refresh(self.set_timer, 0.05, self._launch_plan)
+        self.call_after_refresh(self.set_timer, 0.05, self.planner.launch)
         self._install_signal_handlers()
-        self.set_interval(QUEUE_TICK_S, self._queue_tick, name="queue-tick")
+        self.set_interval(QUEUE_TICK_S, self.queue_tick, name="queue-tick")
         if self.notes:
             self.announce_load("Loaded " + (self.config_path.name if self.config_path else "config"), self.notes)
         if self.demo:
@@ -269,10 +263,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
         self._hangup_loop = asyncio.get_running_loop()
 
     def on_unmount(self) -> None:
-        if self._preflight_running and self._preflight_thread is not None:
-            from lora_tui.run.preflight import cancel_running
-
-            cancel_running(self._preflight_thread)  # a settle check's trainer process must not outlive the app
+        self.planner.cancel()  # a settle check's trainer process must not outlive the app
         for sig, old in getattr(self, "_old_signal_handlers", {}).items():
             try:
                 if signal.getsignal(sig) == self._on_hangup_signal:
@@ -317,7 +308,7 @@ class LoraApp(ConfigEditing, PlanAndProblems, ViewSwitching, ConfigFiles, StartF
 
     def watch_job_running(self, running: bool) -> None:
         if self.is_running:
-            self._refresh_title()
+            self.refresh_title()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Start training", "Validate, write the TOML and JSON, launch (F5)", self.action_start)

@@ -118,9 +118,9 @@ class ConfigEditing:
             row = None if from_widget else self.query_one_optional(f"#row-{name}", FieldRow)
             if row is not None:
                 row.show_value(raw)
-            self._refresh_title()
-            self._refresh_messages()
-            self._refresh_problems()
+            self.refresh_title()
+            self.refresh_messages()
+            self.refresh_problems()
             return False
         had_error = self.field_errors.pop(name, None) is not None
         self.set_config(new, edited=name if from_widget else None, refresh_problems=had_error)
@@ -161,14 +161,14 @@ class ConfigEditing:
         if not visibility_changed and any(getattr(old, n, None) != getattr(new, n, None) for n in FAMILY_FIELDS):
             # same family, other prediction type (SD2.x 512 ↔ 768-v): the Minimal form's choice and head say it
             self.query_one(MinimalForm).refresh_head()
-        self._refresh_title()
+        self.refresh_title()
         if refresh_problems or visibility_changed:
-            self._refresh_messages()
-            self._refresh_problems()
+            self.refresh_messages()
+            self.refresh_problems()
         self.schedule_plan()
 
     async def _repopulate(self, focus: str | None = None) -> None:
-        form = self._current_form()
+        form = self.current_form()
         if form is not None and not self.widgets_gone():
             try:
                 await form.populate()

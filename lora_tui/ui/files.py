@@ -193,7 +193,7 @@ class ConfigFiles:
             return
         self.config_path = self._saved_path = path
         self.source, self.clean_config = Path(path).name, self.config
-        self._refresh_title()
+        self.refresh_title()
         self.notify(f"Saved {path}", timeout=4)
 
 

@@ -410,27 +410,3 @@ class AdvancedForm(Horizontal):
         editors = self.query(".field-editor")
         if editors:
             editors.first().focus()
-
-
-class ProblemsPanel(Vertical):
-    """The step preview line and the list of problems; Enter on a problem focuses its field.
-
-    Under 30 rows (screen class `-short`, 80x24 over SSH) the list is folded to nothing while it does not have the
-    focus: every error already shows under its field, so the panel says what the problems mean for F5 in one line
-    (`#problems-summary`) and lists them when focused (Tab, or a refused Start). app.tcss holds the rules."""
-
-    def compose(self) -> ComposeResult:
-        yield Label("Steps", classes="panel-title")
-        yield Static("…", id="plan-summary")
-        yield Label("Problems", classes="panel-title", id="problems-title")
-        yield Static("", id="problems-summary")
-        yield OptionList(id="problems")
-
-    # Class `-listing` while the list has the focus: a `:focus-within` rule on a sibling of the focused list is
-    # not re-applied when the focus moves (Textual 8.2.8 re-styles only the focused widget's ancestors' subtrees
-    # that carry such a rule themselves).
-    def on_descendant_focus(self) -> None:
-        self.add_class("-listing")
-
-    def on_descendant_blur(self) -> None:
-        self.remove_class("-listing")

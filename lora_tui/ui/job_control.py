@@ -40,7 +40,7 @@ class JobControl:
         self.query_one(RunView).follow(job, f"Job {job.id} running{output} · pid {pid} · log {job.log_path}")
         if show:
             self.run_worker(self.show_view("run"), group="view")
-        self._refresh_title()
+        self.refresh_title()
 
     def on_run_view_ended(self, message: RunView.Ended) -> None:
         message.stop()
@@ -80,7 +80,7 @@ class JobControl:
                 outcome = "saved " + Path(outcome.removeprefix("saved ")).name
             self.last_outcome = f"{message.status} · {outcome}"
         self.query_one(RunView).show_end(headline, bad)
-        self._refresh_title()
+        self.refresh_title()
         # The run may have written the LoRA the form names: re-plan now, so the overwrite risk (and anything else
         # the run changed on disk) shows at once, not after the next edit.
         self.schedule_plan(0)

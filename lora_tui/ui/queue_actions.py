@@ -51,7 +51,8 @@ class QueueActions:
 
     _job_watch: Any = None  # run.jobs.JobWatch, made in the first tick's thread (it resolves the state dir)
 
-    def _queue_tick(self) -> None:
+    def queue_tick(self) -> None:
+        """Run one queue runner tick in a thread now (unless one runs): start the next item when nothing runs."""
         if self._queue_busy:
             return
         self._queue_busy = True
@@ -107,7 +108,7 @@ class QueueActions:
 
     def _follow_new_job(self, job: Any) -> None:
         # Never over a job the app follows, nor over a Start under way (the job it launches shows up here first).
-        if job is None or self.job_running or self._starting or (self.job is not None and self.job.id == job.id):
+        if job is None or self.job_running or self.starting or (self.job is not None and self.job.id == job.id):
             return
         on_run = self.view == "run"
         self.notify(f"Job {job.id} started by another process: following it"
@@ -150,7 +151,7 @@ class QueueActions:
         else:
             waiting = sum(i.status == "pending" for i in items)
             self.notify(f"Queue resumed: {waiting} waiting; the next starts when no job runs.", timeout=5)
-            self._queue_tick()
+            self.queue_tick()
         return pause is not None
 
     def _show_queue(self, items: list[Any], paused: bool) -> None:

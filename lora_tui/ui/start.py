@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.widgets import OptionList
+from lora_tui.ui.problems_panel import ProblemsPanel
 
 if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
@@ -22,6 +22,13 @@ class StartFlow:
     `#queued-output-dialog` (queueing a config whose output_dir/output_name a waiting item already has). Messages
     handled: none.
     """
+
+    _starting = False  # a Start (or "Queue this config") is planning, asking or launching
+
+    @property
+    def starting(self) -> bool:
+        """A Start (or "Queue this config") is under way: planning, asking or launching."""
+        return self._starting
 
     def action_start(self) -> None:
         """F5 / ctrl+r."""
@@ -51,8 +58,7 @@ class StartFlow:
         forget_package_answers()  # a trainer package (lycoris-lora) installed since the last check counts now
         cfg = self.config
         if not self.field_errors:
-            self._plan_gen += 1
-            gen = self._plan_gen
+            gen = self.planner.next_gen()
             try:
                 plan = await asyncio.to_thread(make_plan, cfg, self.settings)
             except Exception as exc:
@@ -70,7 +76,7 @@ class StartFlow:
                 errors = list(checked.errors)
                 if checked.notes and not checked.ran:
                     self.notify(checked.notes[0], timeout=6)  # an upstream trainer: its checks come at start-up
-            if gen == self._plan_gen:
+            if self.planner.is_current(gen):
                 self.apply_plan(plan, preflight=checked)
         else:
             errors = []
@@ -166,10 +172,7 @@ class StartFlow:
     async def _refuse(self, count: int) -> None:
         if self.view == "run":
             await self.show_view("minimal")
-        panel = self.query_one("#problems", OptionList)
-        panel.focus()
-        if panel.option_count:
-            panel.highlighted = 0
+        self.query_one(ProblemsPanel).focus_list()
         self.notify(f"Not started: {count} error{'s' * (count != 1)}. Enter on a problem jumps to its field.",
                     severity="error", timeout=8)
 
@@ -181,9 +184,7 @@ class StartFlow:
         try:
             job = await asyncio.to_thread(launch_config, cfg, self.settings)
         except PlanRefused as exc:  # the files changed since the check (a folder deleted meanwhile)
-            self.plan_problems = list(exc.problems)
-            self._refresh_messages()
-            self._refresh_problems()
+            self.show_refused_launch(exc.problems)
             await self._refuse(len(exc.problems))
             return
         except Exception as exc:  # a refused launch is reported, never shown as started (kohya_ss §8.6 bug 5)
@@ -237,4 +238,4 @@ class StartFlow:
         else:  # the palette's "Queue this config" with nothing running: the next queue tick starts it
             when = "it starts in a moment (nothing is running)"
         self.notify(f"Queued “{item.label}”: {when}.", timeout=6)
-        self._queue_tick()
+        self.queue_tick()

@@ -13,12 +13,13 @@ VIEWS = ("minimal", "advanced", "run")
 
 class ViewSwitching:
     """Views are mounted lazily: the form left behind unmounts its rows, the one shown builds them from the model.
-    `modified` and `_refresh_title` keep `#title-bar` and the subtitle in step with what is loaded and the job.
+    `modified` and `refresh_title` keep `#title-bar` and the subtitle in step with what is loaded and the job.
 
     Bindings served: F2 / F3 / F4 (`action_view`). Messages handled: none.
     """
 
-    def _current_form(self) -> MinimalForm | AdvancedForm | None:
+    def current_form(self) -> MinimalForm | AdvancedForm | None:
+        """The form shown now (None on the Run view)."""
         if self.view == "minimal":
             return self.query_one(MinimalForm)
         if self.view == "advanced":
@@ -35,7 +36,7 @@ class ViewSwitching:
             return
         if name == self.view:
             return
-        old = self._current_form()
+        old = self.current_form()
         self.view = name
         self.query_one("#views", ContentSwitcher).current = name
         self.query_one("#side").display = name != "run"
@@ -43,7 +44,7 @@ class ViewSwitching:
             await old.clear()
         if self.widgets_gone():  # the app began to close while the old form's rows were removed
             return
-        new = self._current_form()
+        new = self.current_form()
         if new is not None:
             await new.populate()
             if self.widgets_gone():
@@ -51,14 +52,15 @@ class ViewSwitching:
             new.focus_first()  # keys typed right after F2/F3 land in a field
         else:
             self.query_one("#log").focus()
-        self._refresh_title()
+        self.refresh_title()
 
     @property
     def modified(self) -> bool:
         """The config differs from the one loaded or last saved, or a refused value is pending (unsaved changes)."""
         return bool(self.field_errors) or self.config != self.clean_config
 
-    def _refresh_title(self) -> None:
+    def refresh_title(self) -> None:
+        """Redraw the title bar (what is loaded, modified, the view, the followed job's state)."""
         if self.widgets_gone():  # a late caller (a view switch or a job end) while the app closes
             return
         source = self.source + (" · modified" if self.modified else "")

@@ -3,7 +3,7 @@ widgets are removed, are dropped: they used to fail on the missing widget (seen 
 from __future__ import annotations
 
 from lora_tui.ui.app import LoraApp
-from lora_tui.ui.problems import PlanReady
+from lora_tui.ui.planner import PlanReady
 from lora_tui.ui.queue_actions import QueueTicked
 from ui_helpers import SIZE
 
@@ -15,7 +15,7 @@ async def test_a_plan_and_a_queue_tick_after_the_widgets_are_gone_are_dropped(se
         assert not app.widgets_gone()
         await app.query_one("#main").remove()  # what shutting down does to the default screen
         assert app.widgets_gone()
-        app.post_message(PlanReady(app._plan_gen, plan=None))
+        app.post_message(PlanReady(app.planner.gen, plan=None))
         app.post_message(QueueTicked(None, []))
         await pilot.pause()
     # leaving run_test re-raises any exception a handler raised

@@ -31,7 +31,10 @@ async def _fill_and_start(pilot, app, fields: dict) -> None:
 
 async def _press_start(pilot, app) -> None:
     await pilot.press("f5")
-    await wait_for(pilot, lambda: app.screen.id == "overwrite-dialog", timeout=20)
+    # The dialog's buttons mounted and one focused, not only its screen pushed: a key pressed before that is lost.
+    await wait_for(pilot, lambda: app.screen.id == "overwrite-dialog" and app.screen.is_mounted
+                   and app.screen.query_one_optional("#choice-cancel") is not None
+                   and app.screen.focused is not None, timeout=20)
 
 
 def _toml_output_name(out: Path) -> str:
@@ -76,7 +79,7 @@ async def test_cancel_and_escape_launch_nothing(settings, tmp_path):
         await _press_start(pilot, app)
         await pilot.click("#choice-cancel")
         await wait_for(pilot, lambda: app.screen.id != "overwrite-dialog")
-        await wait_for(pilot, lambda: not app._starting)
+        await wait_for(pilot, lambda: not app.starting)
         assert app.job is None and app.config.output_name == "face"
     assert sorted(p.name for p in out.iterdir()) == ["face-000001.safetensors"]
 

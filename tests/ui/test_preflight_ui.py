@@ -39,7 +39,7 @@ async def test_settled_config_gets_the_trainers_findings_and_start_refuses_on_th
         # no F5: the check runs by itself once the config has settled, in a worker: the form takes keys meanwhile
         await wait_for(pilot, lambda: log.read_text() != "", timeout=30)
         await type_into(pilot, app, "output_name", "y")
-        assert app.config.output_name == "y" and app._preflight_running
+        assert app.config.output_name == "y" and app.planner.preflight_running
         await type_into(pilot, app, "output_name", "x")  # back to the config being checked
         await wait_for(pilot, lambda: _preflight_errors(app), timeout=30)
         shown = [str(o.prompt) for o in app.query_one("#problems").options]

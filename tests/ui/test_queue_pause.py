@@ -25,7 +25,8 @@ def footer_keys(app) -> dict[str, str]:
 
 async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path):
     app = LoraApp(settings=settings)
-    launched = record_launches(app, settings, tmp_path)
+    release_first = tmp_path / "release-first"  # "first" runs until the test has paused the queue under it
+    launched = record_launches(app, settings, tmp_path, held={"first": release_first})
     async with app.run_test(size=SIZE) as pilot:
         queue = Queue(settings=settings)
         for label in ("first", "second"):
@@ -53,9 +54,9 @@ async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path
         await pilot.press("p")  # resume, from the log pane: the queue runs, one item after another
         await wait_for(pilot, lambda: not Queue(settings=settings).paused)
         await wait_for(pilot, lambda: launched == ["first"], timeout=10)
-        assert "p pauses" in str(lst.border_title) and "PAUSED" not in str(lst.border_title)
+        await wait_for(pilot, lambda: "p pauses" in str(lst.border_title) and "PAUSED" not in str(lst.border_title)
+                       and footer_keys(app).get("p") == "Pause queue", timeout=10)
         assert "Pause queue" in [c.title for c in app.get_system_commands(app.screen)]
-        assert footer_keys(app).get("p") == "Pause queue"
         await pilot.press("tab")
         assert app.focused is lst and footer_keys(app).get("tab") != "To queue list"  # the item keys instead:
         assert footer_keys(app).get("x") == "Remove" and "Del/x removes" in str(lst.border_title)
@@ -63,6 +64,8 @@ async def test_p_on_the_run_view_pauses_and_resumes_the_queue(settings, tmp_path
         await wait_for(pilot, lambda: Queue(settings=settings).paused)
         data = json.loads((settings.state_dir / QUEUE_FILE).read_text())
         assert data["paused"]["reason"] == "paused in the app" and len(data["items"]) == 2
+        assert labels_and_status(settings)[0] == ("first", "running")
+        release_first.touch()
         await wait_for(pilot, lambda: labels_and_status(settings)[0] == ("first", "done"), timeout=30)
         await wait_for(pilot, lambda: not app.job_running, timeout=10)
         await wait_for(pilot, lambda: "PAUSED" in str(lst.border_title) and "(done)" in str(
@@ -160,7 +163,7 @@ async def test_queue_this_config_from_the_palette_checks_then_queues(settings, t
         Queue(settings=settings).pause("set up by the test")  # so the queued item waits instead of starting
         assert "Queue this config" in [c.title for c in app.get_system_commands(app.screen)]
         app.action_queue_config()  # the default preset has no data set: refused like Start
-        await wait_for(pilot, lambda: not app._starting, timeout=20)
+        await wait_for(pilot, lambda: not app.starting, timeout=20)
         assert labels_and_status(settings) == []
         for name, value in {**valid_sdxl_setup(tmp_path), "output_name": "queued_face"}.items():
             assert app.apply_edit(name, value)
@@ -175,5 +178,5 @@ async def test_queue_this_config_from_the_palette_checks_then_queues(settings, t
         await wait_for(pilot, lambda: app.screen.id == "waiting-output-dialog", timeout=20)
         assert "Queue item “queued_face” (pending) writes the same LoRA" in str(app.screen.question)
         await pilot.press("enter")  # Cancel is the default
-        await wait_for(pilot, lambda: not app._starting, timeout=10)
+        await wait_for(pilot, lambda: not app.starting, timeout=10)
         assert not app.job_running and labels_and_status(settings) == [("queued_face", "pending")]

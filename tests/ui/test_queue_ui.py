@@ -39,7 +39,9 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
     async with app.run_test(size=SIZE) as pilot:
         for name, value in fields.items():
             assert app.apply_edit(name, value)
-        first = start_job(fake("fail_after.py", 8), settings=settings)
+        # runs (and fails) only when released below: the Starts must find it running, however slow the machine
+        release = tmp_path / "release-first"
+        first = start_job(fake("hold_trainer.py", release, 1), settings=settings)
         app.attach(first)
         for label in ("one", "two"):
             assert app.apply_edit("output_name", label)
@@ -57,7 +59,7 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
         await wait_for(pilot, lambda: app.screen.id == "queued-output-dialog", timeout=15)
         assert "“two” (pending)" in str(app.screen.question)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen.id != "queued-output-dialog" and not app._starting)
+        await wait_for(pilot, lambda: app.screen.id != "queued-output-dialog" and not app.starting)
         assert len(Queue(settings=settings).items()) == 2
         # The palette's "Queue this config" asks too; Enter takes the free name (one_2), not an overwrite.
         assert app.apply_edit("output_name", "one")
@@ -68,6 +70,7 @@ async def test_start_while_running_queues_and_the_queue_runs_after(settings, tmp
         stored = [(i.label, i.config["output_name"], i.overwrite) for i in Queue(settings=settings).items()]
         assert stored == [("one", "one", True), ("two", "two", False), ("one_2", "one_2", False)]
         assert app.job.id == first.id  # nothing else started while it runs
+        release.touch()
         done = lambda: [i.status for i in Queue(settings=settings).items()] == ["failed", "done", "done"]  # noqa: E731
         await wait_for(pilot, lambda: done() and not app.job_running, timeout=40)
         assert launched == ["one", "two", "one_2"]

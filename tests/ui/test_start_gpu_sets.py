@@ -29,7 +29,7 @@ async def test_a_run_on_other_gpus_starts_beside_the_running_one(settings, tmp_p
             assert "--gpu_ids" in second.state["argv"] and load_job(on0.id, settings).is_alive()
             # GPU 0 is taken: Start offers the queue and names the job there
             assert app.apply_edit("gpu_ids", "0")
-            await wait_for(pilot, lambda: not app._starting)
+            await wait_for(pilot, lambda: not app.starting)
             await pilot.press("f5")
             await wait_for(pilot, lambda: app.screen.id == "queue-dialog", timeout=20)
             assert f"Job {on0.id} is still running on GPU 0" in str(app.screen.question)

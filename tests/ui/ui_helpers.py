@@ -17,15 +17,20 @@ def fake(name: str, *args: object) -> list[str]:
     return [sys.executable, str(FAKE / name), *map(str, args)]
 
 
-def record_launches(app, settings, out_dir: Path, steps=lambda item: 2, delay: float = 0.01) -> list[str]:
+def record_launches(app, settings, out_dir: Path, steps=lambda item: 2, delay: float = 0.01,
+                    held: dict[str, Path] | None = None) -> list[str]:
     """Make ``app``'s queue start the fake saving trainer for each item (``steps(item)`` steps of ``delay`` s,
-    saving into ``out_dir``); returns the list each started item's label is appended to."""
+    saving into ``out_dir``); returns the list each started item's label is appended to. An item whose label is
+    in ``held`` runs the fake trainer that waits for that file instead (`hold_trainer.py`; exit 0 once it
+    exists): for a test that acts while the item still runs."""
     from lora_tui.run.jobs import start_job
 
     launched: list[str] = []
 
     def launch(item):
         launched.append(item.label)
+        if held and item.label in held:
+            return start_job(fake("hold_trainer.py", held[item.label]), settings=settings)
         return start_job(fake("saving_trainer.py", out_dir, steps(item), delay), settings=settings)
 
     app.queue_launch = launch
