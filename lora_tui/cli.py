@@ -327,26 +327,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- job commands (run layer) ---------------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
 
     cfg, _ = load_input(args.file, sets=args.set)
-    return headless.train(args.file, detach=args.detach, cfg=cfg, overwrite=args.overwrite)
+    return cli_jobs.train(args.file, detach=args.detach, cfg=cfg, overwrite=args.overwrite)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
 
-    return headless.jobs(limit=args.limit)
+    return cli_jobs.jobs(limit=args.limit)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
 
-    return headless.stop(args.job, grace_s=args.grace, escalate=args.now)
+    return cli_jobs.stop(args.job, grace_s=args.grace, escalate=args.now)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
 
     if not args.text:
         from lora_tui.run.jobs import JobError, load_job
@@ -359,35 +359,35 @@ def cmd_attach(args: argparse.Namespace) -> int:
         if job.broken is not None:
             raise CliError(f"job {job.id}: state unreadable ({job.broken}); its log is {job.log_path}")
         return run_attach(job)
-    return headless.attach_text(args.job, lines=args.lines)
+    return cli_jobs.attach_text(args.job, lines=args.lines)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
 
     targets = list(args.targets or [])
     if args.action == "add":
         if len(targets) != 1:
             raise CliError("queue add: one config FILE is needed", 2)
         cfg, _ = load_input(targets[0], sets=args.set)
-        return headless.queue_add(targets[0], cfg=cfg, overwrite=args.overwrite, sets=args.set)
+        return cli_jobs.queue_add(targets[0], cfg=cfg, overwrite=args.overwrite, sets=args.set)
     if args.action == "remove":
         if not targets:
             raise CliError("queue remove: give the ID of each item to remove (`lora-tui queue list` shows them)", 2)
-        return headless.queue_remove(targets)
+        return cli_jobs.queue_remove(targets)
     if targets:
         raise CliError(f"queue {args.action}: takes no FILE or ID (got {' '.join(targets)})", 2)
     if args.finished and args.action != "clear":
         raise CliError(f"queue {args.action}: --finished goes with `queue clear`", 2)
     if args.action == "clear":
-        return headless.queue_clear(finished=args.finished)
+        return cli_jobs.queue_clear(finished=args.finished)
     if args.action == "run":
-        return headless.run_queue()
+        return cli_jobs.run_queue()
     if args.action == "pause":
-        return headless.queue_pause()
+        return cli_jobs.queue_pause()
     if args.action == "resume":
-        return headless.queue_resume()
-    return headless.queue_list()
+        return cli_jobs.queue_resume()
+    return cli_jobs.queue_list()
 
 
 def _log_lines(text: str) -> int | None:

@@ -762,7 +762,7 @@ def running_jobs(settings: Any = None, state_dir: str | os.PathLike | None = Non
 
 
 def job_gpus(job: "Job") -> frozenset[str] | None:
-    """The GPU ids a job was started on (its meta's `gpu_ids`, written by `headless.launch_config`), or None: every
+    """The GPU ids a job was started on (its meta's `gpu_ids`, written by `launching.launch_config`), or None: every
     GPU (an empty `gpu_ids`, or a job started without that record)."""
     ids = (job.state.get("meta") or {}).get("gpu_ids")
     if not ids or not isinstance(ids, (list, tuple)):

@@ -248,7 +248,7 @@ def item_outputs(item: QueueItem) -> list[str]:
         cfg: Any = {k: item.config.get(k) for k in ("output_dir", "output_name", "save_model_as")}
     else:
         try:
-            from lora_tui.run.headless import load_config_for_run
+            from lora_tui.run.launching import load_config_for_run
 
             cfg = load_config_for_run(item.config_path)
         except Exception:
@@ -309,7 +309,7 @@ def output_writers(queue: "Queue", cfg: Any) -> list[str]:
 
 def _item_gpus(item: QueueItem) -> list[str] | None:
     """The GPU ids queue item `item` trains on (its config's `gpu_ids`; None: every GPU): it waits only for a job
-    on one of them (one training per GPU set, as `headless.launch_config` checks)."""
+    on one of them (one training per GPU set, as `launching.launch_config` checks)."""
     from lora_tui.plan.launch import gpu_id_list
 
     return gpu_id_list(str((item.config or {}).get("gpu_ids") or ""))
@@ -479,7 +479,7 @@ def enqueue(cfg, settings: Any = None, label: str = "", config_path: str | Path 
 def launch_item(item: QueueItem, settings: Any = None, state_dir: str | Path | None = None) -> Job:
     """Start a queued item as Start would: config snapshot (or file) → plan → launch files → job. Each item gets
     its own TOML/JSON, written at its own start time. Raises ``ValueError`` when the plan has errors."""
-    from lora_tui.run.headless import launch_config, load_config_for_run
+    from lora_tui.run.launching import launch_config, load_config_for_run
 
     if item.config is not None:
         from lora_tui.config.kohya_json import config_from_dict

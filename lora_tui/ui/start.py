@@ -91,7 +91,7 @@ class StartFlow:
         if queue_only:
             await self._enqueue(cfg, overwrite)
             return
-        from lora_tui.run.headless import config_gpus
+        from lora_tui.run.launching import config_gpus
         from lora_tui.run.jobs import gpus_overlap, job_gpus, running_jobs
 
         # One training per GPU set: a job on other GPUs (gpu_ids 0, then 1, on a two-GPU box) goes on beside this
@@ -177,9 +177,9 @@ class StartFlow:
                     severity="error", timeout=8)
 
     async def _launch(self, cfg: TrainingConfig) -> None:
-        # The same launch as `lora-tui train` (run.headless.launch_config): re-plan (the scan is cached), refuse on
+        # The same launch as `lora-tui train` (run.launching.launch_config): re-plan (the scan is cached), refuse on
         # errors, write the TOML and settings JSON (write_launch_files), start the supervised job.
-        from lora_tui.run.headless import PlanRefused, launch_config
+        from lora_tui.run.launching import PlanRefused, launch_config
 
         try:
             job = await asyncio.to_thread(launch_config, cfg, self.settings)

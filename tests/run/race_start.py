@@ -7,7 +7,7 @@ import time
 
 import lora_tui.cli  # noqa: F401 - imported before T, as a running app would have it
 import lora_tui.plan  # noqa: F401
-import lora_tui.run.headless  # noqa: F401
+import lora_tui.cli_jobs  # noqa: F401 - the train and queue commands, with the launch they share
 
 start = float(sys.argv[1])
 time.sleep(max(0.0, start - time.time()))

@@ -72,7 +72,7 @@ def test_attach_text_shows_the_last_lines_then_follows_as_tail(tmp_path):
 
 
 def test_tail_start_counts_lines_as_the_terminal_shows_them(tmp_path):
-    from lora_tui.run.headless import tail_start
+    from lora_tui.run.logtail import tail_start
 
     log = tmp_path / "train.log"
     lines = [f"line {k} ".encode() + b"x" * 300 + b"\n" for k in range(600)]  # > 64 KiB: several blocks
@@ -162,7 +162,7 @@ def test_started_job_keeps_running_after_sighup_of_its_starter(tmp_path):
 def test_ctrl_c_in_a_headless_train_asks_the_trainer_to_save_and_returns_its_status(tmp_path):
     state = tmp_path / "state"
     code = ("import sys; from lora_tui.run.jobs import start_job; "
-            "from lora_tui.run.headless import stream_job, shell_status; "
+            "from lora_tui.run.logtail import stream_job, shell_status; "
             f"j = start_job({fake('saving_trainer.py', tmp_path, 10_000, 0.02)!r}, state_dir={str(state)!r}); "
             "sys.exit(shell_status(stream_job(j, sys.stdout.buffer, poll_s=0.05)))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -207,7 +207,7 @@ def test_ctrl_c_in_attach_text_detaches_and_the_job_goes_on(tmp_path):
 
 
 def test_machine_lines_are_left_out_of_terminal_output_byte_for_byte_otherwise():
-    from lora_tui.run.headless import MachineLineFilter
+    from lora_tui.run.logtail import MachineLineFilter
 
     raw = ("\rsteps:  4%|▍| 1/25 [00:01<00:30, 1.2it/s]LORA_TUI_PROGRESS {\"step\": 1}\n"
            "\rsteps:  8%|▊| 2/25 [00:02<00:30, 1.2it/s]épö\nLORA_TUI_SAVED {\"path\": \"/o/x\"}\nmodel saved.\n"

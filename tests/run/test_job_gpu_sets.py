@@ -2,7 +2,7 @@
 so the "still running" refusal and the queue's wait apply to jobs whose GPU sets overlap. Real fake-trainer jobs."""
 from __future__ import annotations
 
-from lora_tui.run.headless import launch_gpus
+from lora_tui.run.launching import launch_gpus
 from lora_tui.run.jobs import gpus_overlap, job_gpus, running_jobs, start_job
 from run_helpers import fake
 

@@ -184,7 +184,8 @@ def test_trainer_does_not_inherit_textuals_variables_and_gets_the_launch_env(sta
 
 
 def test_run_layer_imports_neither_textual_nor_torch():
-    code = ("import sys; import lora_tui.run.jobs, lora_tui.run.follow, lora_tui.run.queue, lora_tui.run.headless, "
+    code = ("import sys; import lora_tui.run.jobs, lora_tui.run.follow, lora_tui.run.queue, lora_tui.run.launching, "
+            "lora_tui.run.logtail, lora_tui.cli_jobs, "
             "lora_tui.run.progress, lora_tui.run.supervise; "
             "bad = [m for m in ('textual', 'torch', 'accelerate', 'diffusers', 'transformers', 'safetensors') "
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")

@@ -16,7 +16,7 @@ import tomli_w
 
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.config.model import TrainingConfig
-from lora_tui.run import headless
+from lora_tui import cli_jobs
 from lora_tui.run.preflight import field_for, forget_preflights, preflight
 from lora_tui.run.queue import Queue
 from run_helpers import FAKE, cli
@@ -104,22 +104,22 @@ def test_queue_add_and_train_refuse_a_config_the_trainer_refuses(bundled, tmp_pa
     settings, log = bundled
     bad = _valid(tmp_path, optimizer="AdamW", optimizer_args="foo=1")
     out = io.StringIO()
-    assert headless.queue_add("bad.json", settings=settings, cfg=bad, out=out) == 1
+    assert cli_jobs.queue_add("bad.json", settings=settings, cfg=bad, out=out) == 1
     assert "nothing was queued" in out.getvalue() and "unexpected keyword argument 'foo'" in out.getvalue()
     assert Queue(settings).items() == []
     out = io.StringIO()
-    assert headless.train("bad.json", settings=settings, cfg=bad, out=out) == 1
+    assert cli_jobs.train("bad.json", settings=settings, cfg=bad, out=out) == 1
     assert "nothing was started" in out.getvalue() and "optimizer_args" in out.getvalue()
     assert runs(log) == 1  # train took queue add's fresh answer
     assert not list(Path(bad.output_dir).glob("config_lora-*.toml"))  # nothing written
     # a config our own rules refuse is not queued either (before: queued, and failed at its turn)
     out = io.StringIO()
     missing = _valid(tmp_path, train_data_dir=str(tmp_path / "no-such-folder"))
-    assert headless.queue_add("missing.json", settings=settings, cfg=missing, out=out) == 1
+    assert cli_jobs.queue_add("missing.json", settings=settings, cfg=missing, out=out) == 1
     assert "train_data_dir" in out.getvalue() and Queue(settings).items() == []
     # a good config is queued
     out = io.StringIO()
-    assert headless.queue_add("good.json", settings=settings, cfg=_valid(tmp_path), out=out) == 0, out.getvalue()
+    assert cli_jobs.queue_add("good.json", settings=settings, cfg=_valid(tmp_path), out=out) == 0, out.getvalue()
     assert len(Queue(settings).items()) == 1
 
 

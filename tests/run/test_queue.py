@@ -106,7 +106,7 @@ def test_two_runners_on_one_queue_never_start_two_items_at_once(state_dir, tmp_p
 def test_queue_list_settles_an_item_whose_job_ended_with_nothing_driving_the_queue(state_dir, tmp_path):
     import io
 
-    from lora_tui.run import headless
+    from lora_tui import cli_jobs
     from lora_tui.run.jobs import load_job
 
     q = Queue(state_dir=state_dir)
@@ -119,7 +119,7 @@ def test_queue_list_settles_an_item_whose_job_ended_with_nothing_driving_the_que
         time.sleep(0.05)
     assert Queue(state_dir=state_dir).get(item.id).status == "running"  # nobody recorded the end yet
     buf = io.StringIO()
-    assert headless.queue_list(settings=state_dir, out=buf) == 0  # a state dir stands for the settings
+    assert cli_jobs.queue_list(settings=state_dir, out=buf) == 0  # a state dir stands for the settings
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith(f"{item.id}  failed") and "exit 1" in lines[0], lines
     assert lines[1].startswith(f"{nxt.id}  pending"), lines  # listing starts nothing

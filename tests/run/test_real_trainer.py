@@ -10,7 +10,7 @@ from pathlib import Path
 from lora_tui.config.app_settings import AppSettings
 from lora_tui.demo import demo_config, demo_files, prepare_demo
 from lora_tui.run.follow import LogFollower
-from lora_tui.run.headless import launch_config
+from lora_tui.run.launching import launch_config
 from lora_tui.run.progress import stop_outcome
 
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from run_helpers import alive, cli, fake, headless_setup, wait_for
-from lora_tui.run import headless
+from lora_tui import cli_jobs
 from lora_tui.run.jobs import Job, list_jobs, start_job
 from lora_tui.run.progress import ProgressState, stop_outcome
 from lora_tui.run.statefile import update_json, write_json_atomic
@@ -59,7 +59,7 @@ def test_a_running_record_without_create_time_is_never_signalled_and_says_so(tmp
     state = tmp_path / "state"
     _write_state(state, "20260101-000000-nctm", status="running", pid=stranger.pid, pgid=stranger.pid)
     buf = io.StringIO()
-    code = headless.stop("20260101-000000-nctm", settings=state, grace_s=1, out=buf)
+    code = cli_jobs.stop("20260101-000000-nctm", settings=state, grace_s=1, out=buf)
     assert alive(stranger.pid), "a pid without its create time was signalled"
     text = buf.getvalue()
     assert code == 0 and "stopping" not in text and "SIGINT" not in text, text
@@ -110,7 +110,7 @@ def test_a_save_refused_by_the_kernel_is_reported_as_a_failure_naming_path_and_c
     job = start_job(fake("failing_save_trainer.py", tmp_path), state_dir=state)
     wait_for(lambda: job.log_path.exists() and "LORA_TUI_PROGRESS" in job.log_path.read_text(), 10)
     buf = io.StringIO()
-    headless.stop(job.id, settings=state, grace_s=10, out=buf)
+    cli_jobs.stop(job.id, settings=state, grace_s=10, out=buf)
     text = buf.getvalue()
     path = tmp_path / "broken.safetensors"
     assert f"saved {path}" not in text, text

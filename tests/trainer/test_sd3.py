@@ -142,7 +142,7 @@ def test_sd3_preflight_passes_the_trained_config_and_names_bad_ones(trained):
 
 
 def test_app_launch_trains_the_sd3_demo_and_stop_saves(tiny, tmp_path):
-    """The app's Start path (`run.headless.launch_config`: plan, the trainer's preflight, accelerate launch of the
+    """The app's Start path (`run.launching.launch_config`: plan, the trainer's preflight, accelerate launch of the
     bundled sd3_train_network.py) on the SD3 demo config (`lora-tui --demo sd3`: the SD3 preset at CPU size) over
     the test's tiny model; Stop after a step saves the LoRA under sd-scripts' step-save name."""
     import re
@@ -151,7 +151,7 @@ def test_app_launch_trains_the_sd3_demo_and_stop_saves(tiny, tmp_path):
     from lora_tui.config.app_settings import AppSettings
     from lora_tui.demo import demo_config, demo_files, prepare_demo
     from lora_tui.run.follow import LogFollower
-    from lora_tui.run.headless import launch_config
+    from lora_tui.run.launching import launch_config
 
     model, _ = tiny
     settings = AppSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state")

@@ -1,12 +1,13 @@
-"""``lora-tui train | jobs | stop | queue`` without the UI: the same launch as Start, as plain functions.
+"""``lora-tui train | jobs | stop | attach --text | queue``: the job and queue commands, as plain functions beside
+``cli.py``, which only parses arguments.
 
-Each returns a process exit status and writes human text to ``out`` (stdout by default), so ``cli.py`` only
-parses arguments. The config and plan layers are imported lazily: ``jobs``/``stop`` need neither.
+Each returns a process exit status and writes human text to ``out`` (stdout by default). Starting a run goes
+through :func:`lora_tui.run.launching.launch_config`, as the app's Start and the queue do; following a log through
+:mod:`lora_tui.run.logtail`. The config and plan layers are imported lazily: ``jobs``/``stop`` need neither.
 """
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import time
@@ -14,314 +15,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lora_tui.plan.wording import agree, counted
-from lora_tui.run.jobs import (Job, JobBusy, JobError, list_jobs, load_job, resolve_state_dir, running_jobs, start_job,
-                               start_lock)
+from lora_tui.run.jobs import JobBusy, JobError, list_jobs, load_job, resolve_state_dir, running_jobs
+from lora_tui.run.launching import (
+    PlanRefused,
+    launch_config,
+    load_config_for_run,
+    preflight_errors,
+    settings_or_loaded,
+)
+from lora_tui.run.logtail import TextAsBinary, shell_status, stream_job, tail_start
 from lora_tui.run.progress import step_save_note, stop_outcome
-
-
-class PlanRefused(ValueError):
-    """The plan has errors; ``problems`` are the plan's ``Problem`` objects."""
-
-    def __init__(self, problems: list) -> None:
-        self.problems = problems
-        lines = [f"  {p.field or '(config)'}: {p.message}" for p in problems]
-        super().__init__("the config has errors; nothing was started:\n" + "\n".join(lines))
-
-
-def shell_status(exit_code: int | None) -> int:
-    """A trainer exit code as a process exit status: signal N → 128+N; unknown → 1."""
-    if exit_code is None:
-        return 1
-    return 128 - exit_code if exit_code < 0 else exit_code
-
-
-def _settings(settings: Any):
-    if settings is not None:
-        return settings
-    from lora_tui.config.app_settings import load_app_settings
-
-    return load_app_settings()
-
-
-def load_config_for_run(path: str | os.PathLike | None, sets: list[str] | None = None):
-    """Load our JSON or a kohya_ss LoRA JSON and apply ``--set`` overrides (after the file's legacy renames, so
-    they win). Raises ``ConfigError``."""
-    from lora_tui.config.kohya_json import ConfigError, config_from_dict, parse_sets, read_config_dict
-
-    if path is None:
-        raise ConfigError("", "no config file given")
-    return config_from_dict(read_config_dict(path), overrides=parse_sets(sets or [])).config
-
-
-def preflight_errors(cfg, settings: Any) -> list:
-    """The errors the bundled trainer's own preflight finds in ``cfg`` (``run.preflight``; a cached answer younger
-    than ``START_MAX_AGE_S`` is taken), [] for none or an upstream trainer. What every launch checks after the
-    plan: Start, ``train``, ``queue add`` and a queued item's turn."""
-    from lora_tui.run.preflight import START_MAX_AGE_S, preflight
-
-    return preflight(cfg, settings, max_age_s=START_MAX_AGE_S).errors
-
-
-def launch_config(cfg, settings: Any = None, state_dir: str | os.PathLike | None = None, meta: dict | None = None,
-                  now=None, exclusive: bool = True) -> Job:
-    """What Start does: plan → refuse on errors → the trainer's preflight (:func:`preflight_errors`) → refuse on
-    its errors → (under ``start_lock``: refuse when a job runs → write the TOML and settings JSON → start and
-    record the job).
-
-    The check and the launch are one step across processes (``start_lock``), so of two Starts at the same moment
-    exactly one trains; ``exclusive=False`` skips the check (the lock is still taken). ``meta`` is merged into the
-    job's meta (which also records the TOML/JSON paths, output dir and name, and the planned step count).
-    Raises ``PlanRefused`` when the plan has errors, ``JobBusy`` when a job runs, ``OSError`` naming the file when
-    one cannot be written, ``JobError`` when the process cannot start; a refused or failed launch removes the
-    TOML/JSON/prompt files it wrote."""
-    from lora_tui.plan import make_plan
-    from lora_tui.plan.launch import build_launch, write_launch_files
-
-    settings = _settings(settings)
-    plan = make_plan(cfg, settings)
-    if plan.errors:
-        raise PlanRefused(list(plan.errors))
-    checked = preflight_errors(cfg, settings)
-    if checked:
-        raise PlanRefused(checked)
-    launch = build_launch(cfg, settings, now=now)
-    steps = getattr(plan, "steps", None)
-    gpus = launch_gpus(launch.argv)
-    with start_lock(settings, state_dir):
-        if exclusive:
-            # one training per GPU set: a job on other GPUs (gpu_ids 0 and 1 on a two-GPU box) does not hold it
-            busy = running_jobs(settings, state_dir, gpus=gpus)
-            if busy:
-                raise JobBusy(busy[0])
-        try:
-            launch = write_launch_files(launch, cfg)  # may pick a free file name suffix: use what was written
-        except BaseException as exc:
-            _remove_launch_files(launch, written=False)
-            if isinstance(exc, OSError):
-                raise _with_path(exc, launch.toml_path) from None
-            raise
-        job_meta = {
-            "config_toml": str(launch.toml_path), "config_json": str(launch.json_path),
-            "output_dir": str(getattr(cfg, "output_dir", "") or ""), "output_name": getattr(cfg, "output_name", None),
-            "max_train_steps": getattr(steps, "max_train_steps", None),
-            "gpu_ids": gpus,  # None: every GPU (`jobs.job_gpus`)
-        }
-        job_meta.update(meta or {})
-        try:
-            return start_job(list(launch.argv), dict(launch.env or {}), launch.cwd, job_meta, settings=settings,
-                             state_dir=state_dir)
-        except OSError as exc:
-            _remove_launch_files(launch)
-            raise _with_path(exc, resolve_state_dir(settings, state_dir) / "jobs") from None
-        except BaseException:
-            _remove_launch_files(launch)
-            raise
-
-
-def launch_gpus(argv: list[str]) -> list[str] | None:
-    """The GPU ids a launch's `accelerate launch` argv trains on: its `--gpu_ids` value (from the `gpu_ids` field
-    or `extra_accelerate_launch_args`), as a list; None when it passes none (every GPU the machine shows)."""
-    for i, token in enumerate(argv):
-        value = None
-        if token == "--gpu_ids" and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif token.startswith("--gpu_ids="):
-            value = token.partition("=")[2]
-        if value is not None:
-            ids = [part.strip() for part in value.split(",") if part.strip()]
-            return None if not ids or value.strip().lower() == "all" else ids
-        if token.endswith(".py"):
-            break  # the script's own arguments follow
-    return None
-
-
-def config_gpus(cfg: Any, settings: Any = None) -> list[str] | None:
-    """The GPU ids a Start of `cfg` would train on (`launch_gpus` of its launch); None: every GPU, also when the
-    launch cannot be built (Start then says why)."""
-    from lora_tui.plan.launch import build_launch
-
-    try:
-        return launch_gpus(build_launch(cfg, _settings(settings)).argv)
-    except Exception:  # noqa: BLE001 - a launch that cannot be built is refused by Start with its reason
-        return None
-
-
-def _with_path(exc: OSError, fallback: Path) -> OSError:
-    """``exc`` with a file name: a full disk's ``[Errno 28] No space left on device`` names no file by itself."""
-    if exc.filename is not None or exc.errno is None:
-        return exc
-    return type(exc)(exc.errno, exc.strerror or str(exc), str(fallback))
-
-
-def _remove_launch_files(launch, written: bool = True) -> None:
-    """Remove what a launch that did not start wrote: its TOML and settings JSON (its own time-stamped names; the
-    sample prompt file of the output folder is rewritten at every Start and stays). ``written=False``: the writes
-    failed part way, so ``launch`` holds the planned names: the TOML there is removed only when it holds this
-    launch's text (another Start's file of that name is never touched)."""
-    paths = [launch.toml_path, launch.json_path]
-    for path in paths:
-        if not path:
-            continue
-        try:
-            if not written and path == launch.toml_path and Path(path).read_text(encoding="utf-8") != launch.toml_text:
-                continue
-            if not written and path == launch.json_path:
-                continue  # written after the TOML; a failed launch never got there, or wrote it whole elsewhere
-            os.unlink(path)
-        except (OSError, ValueError):
-            pass
-
-
-def stream_job(job: Job, out_bin, poll_s: float = 0.1, ctrl_c: str = "stop", start: int = 0) -> int | None:
-    """Copy the job's raw log to ``out_bin`` (a binary stream; our machine lines left out) from byte ``start``
-    (``tail_start`` gives the offset of the last N lines) until the trainer exits; returns its exit code, or
-    ``None`` when it stopped following a job that runs on.
-
-    ``ctrl_c="stop"`` (``lora-tui train`` in the foreground, as kohya's own scripts): Ctrl-C asks the trainer to
-    stop (SIGINT to its group, it saves); a second Ctrl-C escalates. ``ctrl_c="detach"`` (``lora-tui attach
-    --text``, like ``tail -f``): Ctrl-C leaves the log, the job goes on, and how to re-attach or stop it is
-    printed. Either way a first line says what Ctrl-C does while the job runs, and SIGHUP (the terminal went
-    away) leaves the job running. Raises ``ValueError`` for another ``ctrl_c``."""
-    if ctrl_c not in ("stop", "detach"):
-        raise ValueError(f"ctrl_c must be 'stop' or 'detach', not {ctrl_c!r}")
-    hung_up = False
-
-    def on_hup(signum, frame):
-        nonlocal hung_up
-        hung_up = True
-
-    old_hup = signal.signal(signal.SIGHUP, on_hup) if hasattr(signal, "SIGHUP") else None
-    # Ctrl-C is read as KeyboardInterrupt below. A process started with SIGINT ignored (a background command of a
-    # shell script, which Python then leaves ignored) would be deaf to it: say what Ctrl-C does, and do it.
-    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    pos = start
-    flt = MachineLineFilter()
-    if job.is_alive():
-        if ctrl_c == "detach":
-            _say(out_bin, f"lora-tui: Ctrl-C leaves the log (the job goes on); `lora-tui stop {job.id}` stops it\n")
-        else:
-            # The only other way out is the terminal closing (SIGHUP, above): name it, with the way back.
-            _say(out_bin, "lora-tui: Ctrl-C stops the job (the trainer saves first); closing the terminal leaves "
-                          f"it running (`lora-tui attach {job.id}` to watch it again)\n")
-    try:
-        while True:
-            try:
-                ended = not job.is_alive()
-                pos = _copy_new(job.log_path, pos, out_bin, flt)
-                if ended:
-                    pos = _copy_new(job.log_path, pos, out_bin, flt)
-                    _say_bytes(out_bin, flt.flush())
-                    return job.exit_code
-                if hung_up:
-                    return None
-                time.sleep(poll_s)
-            except KeyboardInterrupt:
-                if ctrl_c == "detach":
-                    _say(out_bin, f"\nlora-tui: detached; job {job.id} goes on: `lora-tui attach {job.id}` to "
-                                  f"watch it again, `lora-tui stop {job.id}` to stop it\n")
-                    return None
-                sent = job.request_stop()
-                msg = {"SIGINT": "stopping: asked the trainer to save and exit (Ctrl-C again to force)",
-                       "SIGTERM": "stopping: escalated to SIGTERM (Ctrl-C again to kill)",
-                       "SIGKILL": "stopping: escalated to SIGKILL"}.get(sent or "", "")
-                if msg:
-                    _say(out_bin, f"\nlora-tui: {msg}\n")
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        if old_hup is not None:
-            signal.signal(signal.SIGHUP, old_hup)
-
-
-_MACHINE_LINE = re.compile(rb"LORA_TUI_(?:PROGRESS|SAVED) [^\n]*\n")
-_TAG = b"LORA_TUI_"
-
-
-class MachineLineFilter:
-    """Drops our ``LORA_TUI_*`` machine lines from raw trainer output bound for a terminal, keeping everything
-    else byte for byte (``\r`` bars go on updating in place). Text that may be the start of a machine line is
-    held back until its newline arrives."""
-
-    def __init__(self) -> None:
-        self._carry = b""
-
-    def feed(self, data: bytes) -> bytes:
-        """Filtered output for ``data`` (possibly shorter: a held-back tail comes with a later call)."""
-        buf = _MACHINE_LINE.sub(b"", self._carry + data)
-        hold = buf.find(_TAG)
-        if hold < 0:
-            # a tail that could grow into the tag ("LORA_T" at the very end) waits for more bytes
-            hold = next((len(buf) - k for k in range(len(_TAG) - 1, 0, -1) if buf.endswith(_TAG[:k])), len(buf))
-        self._carry = buf[hold:]
-        return buf[:hold]
-
-    def flush(self) -> bytes:
-        """Whatever is held back (end of stream)."""
-        out, self._carry = self._carry, b""
-        return out
-
-
-def tail_start(path: str | os.PathLike, lines: int | None) -> int:
-    """The byte offset in the log at ``path`` where its last ``lines`` lines as a terminal shows them begin (our
-    ``LORA_TUI_*`` machine lines are not counted; an unfinished last line, such as a progress bar, is one), as
-    ``tail -n``: ``None`` → 0 (the whole log), 0 → the end (follow only). Reads backwards in 64 KiB blocks, so a
-    long log costs what its tail does. A missing log → 0."""
-    if lines is None:
-        return 0
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return 0
-    if lines <= 0:
-        return size
-    buf = b""
-    base = size
-    with open(path, "rb") as fh:
-        while base > 0:
-            step = min(base, 64 * 1024)
-            base -= step
-            fh.seek(base)
-            buf = fh.read(step) + buf
-            parts = buf.split(b"\n")
-            # The first part's start is known only at the start of the file; the last part is the unfinished line.
-            offset = len(buf) - len(parts[-1])
-            count = 1 if parts[-1] else 0
-            if count >= lines:
-                return base + offset
-            for k in range(len(parts) - 2, 0 if base > 0 else -1, -1):
-                offset -= len(parts[k]) + 1
-                if _MACHINE_LINE.sub(b"", parts[k] + b"\n").endswith(b"\n"):
-                    count += 1
-                    if count >= lines:
-                        return base + offset
-    return 0
-
-
-def _copy_new(path: Path, pos: int, out_bin, flt: MachineLineFilter | None = None) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(pos)
-            while True:
-                data = fh.read(256 * 1024)
-                if not data:
-                    break
-                pos += len(data)
-                _say_bytes(out_bin, flt.feed(data) if flt is not None else data)
-    except FileNotFoundError:
-        pass
-    return pos
-
-
-def _say_bytes(out_bin, data: bytes) -> None:
-    if data:
-        try:
-            out_bin.write(data)
-            out_bin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # our stdout is gone (closed terminal, `| head`); the job goes on regardless
-
-
-def _say(out_bin, text: str) -> None:
-    _say_bytes(out_bin, text.encode())
 
 
 def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[str] | None = None,
@@ -336,7 +39,7 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
     from lora_tui.plan.launch import LaunchError
 
     try:
-        settings = _settings(settings)
+        settings = settings_or_loaded(settings)
         if cfg is None:
             cfg = load_config_for_run(cfg_file, sets)
         if not overwrite:
@@ -375,7 +78,7 @@ def train(cfg_file: str | os.PathLike | None, detach: bool = False, sets: list[s
         print(f"lora-tui: detached; `lora-tui attach {job.id}` to watch, `lora-tui stop {job.id}` to stop",
               file=out)
         return 0
-    out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
+    out_bin = getattr(out, "buffer", None) or TextAsBinary(out)
     code = stream_job(job, out_bin)
     if code is None and job.is_alive():
         return 0  # hung up: the job runs on
@@ -427,7 +130,7 @@ def stop(job_ref: str | None = None, settings: Any = None, grace_s: float | None
     when none is found."""
     out = out or sys.stdout
     try:
-        settings = _settings(settings)
+        settings = settings_or_loaded(settings)
         if job_ref is None:
             alive = running_jobs(settings)
             if not alive:
@@ -493,7 +196,7 @@ def run_queue(settings: Any = None, out: TextIO | None = None) -> int:
     from lora_tui.run.queue import Queue, QueueRunner, launch_item
 
     out = out or sys.stdout
-    settings = _settings(settings)
+    settings = settings_or_loaded(settings)
     queue = Queue(settings)
     items, pause = queue.snapshot()
     if not any(i.status in ("pending", "running") for i in items):
@@ -580,7 +283,7 @@ def queue_pause(settings: Any = None, out: TextIO | None = None) -> int:
     from lora_tui.run.queue import Queue
 
     out = out or sys.stdout
-    queue = Queue(_settings(settings))
+    queue = Queue(settings_or_loaded(settings))
     if queue.pause("paused from the command line"):
         print("lora-tui: queue paused: nothing more starts until `lora-tui queue resume`"
               + ("; the running item goes on" if queue.running() else ""), file=out)
@@ -595,7 +298,7 @@ def queue_resume(settings: Any = None, out: TextIO | None = None) -> int:
     from lora_tui.run.queue import Queue
 
     out = out or sys.stdout
-    queue = Queue(_settings(settings))
+    queue = Queue(settings_or_loaded(settings))
     if queue.resume():
         pending = sum(i.status == "pending" for i in queue.items())
         print(f"lora-tui: queue resumed ({pending} waiting; they run while the app or `lora-tui queue run` is "
@@ -613,7 +316,7 @@ def queue_remove(item_refs: list[str], settings: Any = None, out: TextIO | None 
     from lora_tui.run.queue import Queue
 
     out = out or sys.stdout
-    queue = Queue(_settings(settings))
+    queue = Queue(settings_or_loaded(settings))
     ok = True
     for ref in item_refs:
         items = queue.items()
@@ -646,7 +349,7 @@ def queue_clear(finished: bool = False, settings: Any = None, out: TextIO | None
     from lora_tui.run.queue import FINAL, Queue
 
     out = out or sys.stdout
-    queue = Queue(_settings(settings))
+    queue = Queue(settings_or_loaded(settings))
     which = FINAL if finished else ("pending",)
     word = "ended" if finished else "pending"
     removed = 0
@@ -689,7 +392,7 @@ def attach_text(job_ref: str | None = None, settings: Any = None, out: TextIO | 
     shown = "" if not start else "; what comes next (--lines N: the last N lines)" if lines == 0 else \
         f"; its last {counted(lines or 0, 'line')} (--lines all: the whole log)"
     print(f"lora-tui: job {job.id} ({job.status}), log {job.log_path}{shown}", file=out, flush=True)
-    out_bin = getattr(out, "buffer", None) or _TextAsBinary(out)
+    out_bin = getattr(out, "buffer", None) or TextAsBinary(out)
     code = stream_job(job, out_bin, ctrl_c="detach", start=start)
     if code is None and job.is_alive():
         return 130  # Ctrl-C (or a hang-up) left the log; the job was not touched
@@ -711,7 +414,7 @@ def queue_add(cfg_file: str | os.PathLike, settings: Any = None, cfg: Any = None
 
     out = out or sys.stdout
     cfg = cfg if cfg is not None else load_config_for_run(cfg_file)
-    settings = _settings(settings)
+    settings = settings_or_loaded(settings)
     refused = _plan_errors(cfg, settings)
     if refused:
         # As the app's "Queue this config": a config that could not start is not queued (it would fail at its turn,
@@ -761,7 +464,7 @@ def queue_list(settings: Any = None, out: TextIO | None = None) -> int:
     from lora_tui.run.queue import Queue, QueueRunner
 
     out = out or sys.stdout
-    queue = Queue(_settings(settings))
+    queue = Queue(settings_or_loaded(settings))
     QueueRunner(queue).settle()
     items, pause = queue.snapshot()
     if pause is not None:
@@ -781,17 +484,3 @@ def _item_message(message: str) -> str:
     # The runner records a launch failure as "<ExceptionClass>: <text>"; our own refusal needs no class name
     # (items recorded before the runner dropped it still carry it).
     return message.removeprefix(f"{PlanRefused.__name__}: ")
-
-
-class _TextAsBinary:
-    def __init__(self, out: TextIO) -> None:
-        import codecs
-
-        self.out = out
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def write(self, data: bytes) -> None:
-        self.out.write(self.decoder.decode(data))
-
-    def flush(self) -> None:
-        self.out.flush()
