@@ -24,7 +24,7 @@ from lora_tui.config.model import FieldMeta, TrainingConfig, all_field_meta, fie
 from lora_tui.config.rates import rates_in_force
 from lora_tui.config.sd_scripts import FORM_OWNED, all_script_options, last_uses, read_argv
 from lora_tui.config.shown import clip, shown
-from lora_tui.config.unused import unused_value_notes
+from lora_tui.config.field_use import unused_value_notes
 from lora_tui.config.wording import agree, counted
 
 
@@ -436,7 +436,7 @@ def config_from_dict(data: Mapping[str, Any], base: Optional[TrainingConfig] = N
     Unknown keys are reported in the notes, never fatal; so is an ignored key's value that says something
     (``"<key>: <value> not carried over: <why>"``), and a value the file sets for a field its LoRA type, family or
     noise type does not use (kept in the config, ``"<field>: <value> kept, not used: <why>"``, see
-    :mod:`lora_tui.config.unused`). Raises :class:`ConfigError` naming the field for a value
+    :mod:`lora_tui.config.field_use`). Raises :class:`ConfigError` naming the field for a value
     that cannot be read, and (field "") for a file of another kind (see :func:`refuse_other_kinds`).
     """
     if not isinstance(data, Mapping):

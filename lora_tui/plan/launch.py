@@ -39,7 +39,7 @@ from lora_tui.config.model import (
 )
 from lora_tui.config.sd_scripts import script_options
 from lora_tui.config.rates import rates_in_force
-from lora_tui.config.unused import NOISE_TYPE_FIELDS
+from lora_tui.config.field_use import NOISE_TYPE_FIELDS
 
 
 #: Start cannot proceed (an argument string that does not split, a TOML that does not read back): the config

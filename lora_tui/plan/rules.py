@@ -22,7 +22,7 @@ from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_
 from lora_tui.config.rates import rates_in_force
 from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS, FORM_OWNED, script_options
 from lora_tui.config.shown import clip, shown
-from lora_tui.config.unused import kept_unused_fields
+from lora_tui.config.field_use import kept_unused_fields
 from lora_tui.plan.dataset import DatasetScan, caption_ext, resolve_path, resolved_note
 from lora_tui.plan.flux_files import check_flux_inputs
 from lora_tui.plan.launch import toml_dict, tomllib
