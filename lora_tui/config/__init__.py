@@ -21,14 +21,12 @@ if TYPE_CHECKING:
         field_meta,
         fields_in_section,
         minimal_fields,
-        network_args,
-        network_module,
         script_name,
     )
 
 __all__ = [
     "FAMILIES", "SECTIONS", "FieldMeta", "TrainingConfig", "all_field_meta", "applies", "family", "field_meta",
-    "fields_in_section", "minimal_fields", "network_args", "network_module", "script_name",
+    "fields_in_section", "minimal_fields", "script_name",
 ]
 
 

@@ -33,13 +33,12 @@ from lora_tui.config.model import (
     all_field_meta,
     applies,
     family,
-    network_args,
-    network_module,
     script_name,
 )
 from lora_tui.config.sd_scripts import script_options
 from lora_tui.config.rates import rates_in_force
 from lora_tui.config.field_use import NOISE_TYPE_FIELDS
+from lora_tui.plan.network import network_args, network_module
 
 
 #: Start cannot proceed (an argument string that does not split, a TOML that does not read back): the config

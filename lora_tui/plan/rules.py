@@ -18,7 +18,7 @@ import shlex
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from lora_tui.config.kohya_json import TOML_INT_MAX
-from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, network_module, script_name
+from lora_tui.config.model import TrainingConfig, all_field_meta, family, field_meta, script_name
 from lora_tui.config.rates import rates_in_force
 from lora_tui.config.sd_scripts import BUNDLED_ONLY_OPTIONS, FORM_OWNED, script_options
 from lora_tui.config.shown import clip, shown
@@ -32,6 +32,7 @@ from lora_tui.plan.outputs import (  # noqa: F401 - existing_outputs, free_outpu
     free_output_name,
     output_target,
 )
+from lora_tui.plan.network import network_module
 from lora_tui.plan.model_family import FAMILY_LABELS, ModelFileError, detect_family
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.rules_argv import argv_problems, argv_uses

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Optional
 
-from lora_tui.config.model import network_module
+from lora_tui.plan.network import network_module
 
 if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig

@@ -16,11 +16,10 @@ from lora_tui.config.model import (
     family,
     field_meta,
     minimal_fields,
-    network_args,
-    network_module,
     normalise_resolution,
     script_name,
 )
+from lora_tui.plan.network import network_args, network_module
 
 UPSTREAM_ONLY = {"train_inpainting", "show_timesteps", "show_timesteps_resolution"}
 # Ours, not kohya_ss's: the multi-node accelerate settings (kohya_ss users type them as extra launch args), the

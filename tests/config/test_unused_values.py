@@ -7,7 +7,7 @@ import json
 
 from config_helpers import LORA_FIXTURES, SHARED
 from lora_tui.config.kohya_json import config_from_dict, config_to_dict, load_config_file
-from lora_tui.config.model import network_args
+from lora_tui.plan.network import network_args
 from lora_tui.plan.launch import toml_dict
 
 AI_NOW = SHARED / "fixtures" / "kohya_presets" / "SDXL - LoRA AI_Now ADamW v1.0.json"
