@@ -18,6 +18,7 @@ from lora_tui.plan.accelerate_config import cluster_config_keys, launch_config_f
 from lora_tui.plan.launch import AccelerateLaunch, LaunchError, accelerate_launch, find_accelerate, gpu_id_list
 from lora_tui.plan.problems import Problem
 from lora_tui.plan.trainer_packages import package_location, pip_command, python_problem
+from lora_tui.plan.wording import agree, counted
 
 if TYPE_CHECKING:
     from lora_tui.config.model import TrainingConfig
@@ -161,8 +162,8 @@ def _gpu_rules(out: list[Problem], cfg: TrainingConfig, acc: AccelerateLaunch, g
     ids = gpu_id_list(text)
     if ids is None:
         if gpus is not None and per_machine > gpus:
-            _warn(out, "num_processes", f"{per_machine} processes would run on this machine but it has {gpus} "
-                                        f"NVIDIA GPU{'s' if gpus != 1 else ''} (one process per GPU): lower "
+            _warn(out, "num_processes", f"{per_machine} processes would run on this machine but it has "
+                                        f"{counted(gpus, 'NVIDIA GPU')} (one process per GPU): lower "
                                         f"num_processes, or add --cpu to extra_accelerate_launch_args to train "
                                         f"on the CPU")
         return
@@ -176,10 +177,10 @@ def _gpu_rules(out: list[Problem], cfg: TrainingConfig, acc: AccelerateLaunch, g
         return
     missing = [i for i in ids if gpus is not None and int(i) >= gpus]
     if missing:
-        _warn(out, field, f"gpu_ids names GPU {', '.join(missing)} but this machine has {gpus} NVIDIA "
-                          f"GPU{'s' if gpus != 1 else ''} (numbered from 0)")
+        _warn(out, field, f"gpu_ids names GPU {', '.join(missing)} but this machine has "
+                          f"{counted(gpus, 'NVIDIA GPU')} (numbered from 0)")
     if len(ids) < per_machine:
-        _err(out, field, f"gpu_ids lists {len(ids)} GPU{'s' if len(ids) != 1 else ''} but {per_machine} "
+        _err(out, field, f"gpu_ids lists {counted(len(ids), 'GPU')} but {per_machine} "
                          f"processes run on this machine (one per GPU): list {per_machine} GPUs or lower "
                          f"num_processes to {len(ids)}")
     elif len(ids) > per_machine:
@@ -241,10 +242,10 @@ def _config_keys_rule(out: list[Problem], data: dict, where: str, python: str) -
     unknown = sorted(k for k in data if str(k) not in known)
     if unknown:
         names = ", ".join(str(k) for k in unknown)
-        _err(out, _EXTRA, f"{where} has {'a key' if len(unknown) == 1 else 'keys'} the installed accelerate "
+        _err(out, _EXTRA, f"{where} has {agree(len(unknown), 'a key', 'keys')} the installed accelerate "
                           f"({location}) does not know: {names}; accelerate launch stops on "
-                          f"{'it' if len(unknown) == 1 else 'them'} (\"unknown keys\", a file from another "
-                          f"accelerate version): remove {'it' if len(unknown) == 1 else 'them'} from the file, or "
+                          f"{agree(len(unknown), 'it', 'them')} (\"unknown keys\", a file from another "
+                          f"accelerate version): remove {agree(len(unknown), 'it', 'them')} from the file, or "
                           f"{_CONFIG_FIX}")
 
 
