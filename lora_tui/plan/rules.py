@@ -531,8 +531,8 @@ def _trainer_rules(out: _Findings, cfg: TrainingConfig, plan: StepPlan | None) -
             out.err("bucket_reso_steps", f"bucket_reso_steps {step} must be a multiple of {div} for "
                                          f"{FAMILY_LABELS[fam]} (the trainer refuses it): use 64")
     if reso and _get(cfg, "enable_bucket") and not _get(cfg, "bucket_no_upscale") and step >= 1:
-        lo, hi = adjust_min_max(int(_number(cfg, "min_bucket_reso") or 256), int(_number(cfg, "max_bucket_reso") or 1024),
-                                step)
+        lo, hi = adjust_min_max(int(_number(cfg, "min_bucket_reso") or 256),
+                                int(_number(cfg, "max_bucket_reso") or 1024), step)
         if lo > hi:
             out.err("min_bucket_reso", f"min_bucket_reso {lo} is above max_bucket_reso {hi}")
         elif min(reso) < lo:
@@ -965,8 +965,8 @@ def _same_value(arg_values: list[str], written: Any) -> bool:
 
 def _argv_over_toml(out: _Findings, cfg: TrainingConfig, settings: AppSettings, metas: list[Any]) -> None:
     """An option in additional_parameters that the config TOML also holds with another value: sd-scripts parses
-    the command line after ``--config_file`` and the command line wins (sd-scripts' `train_util.read_config_from_file`), so the
-    form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
+    the command line after ``--config_file`` and the command line wins (sd-scripts'
+    ``train_util.read_config_from_file``), so the form shows one value and the run uses another. (Loading a kohya_ss file moves such options into their fields;
     this catches what is typed later.) An option given twice gets one warning, about the last value: argparse
     keeps the last (a store action overwrites). Options are named as argparse reads them (``--max_grad_n`` is
     ``--max_grad_norm``); the ones the form owns are errors of :func:`argv_problems` already."""
@@ -1034,7 +1034,8 @@ def _kept_unused(cfg: TrainingConfig) -> dict[str, str]:
 # --- entry point -------------------------------------------------------------------------------------------------
 
 
-def validate(cfg: TrainingConfig, scan: DatasetScan | None, settings: AppSettings, plan: StepPlan | None = None) -> list[Problem]:
+def validate(cfg: TrainingConfig, scan: DatasetScan | None, settings: AppSettings,
+             plan: StepPlan | None = None) -> list[Problem]:
     """All problems of ``cfg`` (+ its data ``scan``) for the trainer chosen by ``settings``, errors and warnings
     in the order the user should fix them: kohya_ss' Start checks (`train_model`, in order), then the trainer's start-up
     assertions, argument strings, ranges, data/captions, paths, unsupported options, family-specific fields.
