@@ -161,6 +161,16 @@ class TrainingConfig(BaseModel):
         False, "Model", "Flux.1 model", toml=None,
         help="The base model is Flux.1 (runs flux_train_network.py)",
     )
+    # Ours, not kohya_ss's GUI (its users pass it in additional_parameters): every sd-scripts script has the option,
+    # and offline a Flux.1 or SD3 run needs it unless the T5 tokenizer is in the Hugging Face cache.
+    tokenizer_cache_dir: str = kohya_field(
+        "", "Model", "Tokenizer folder",
+        help=(
+            "Folder holding the tokenizers, as sd-scripts caches them: `google_t5-v1_1-xxl` (the T5-XXL tokenizer "
+            "Flux.1 and SD3 need) and optionally `openai_clip-vit-large-patch14`. Empty: the local Hugging Face "
+            "cache. Never downloaded. sd-scripts: --tokenizer_cache_dir"
+        ),
+    )
     dataset_config: str = kohya_field(
         "", "Folders", "Dataset config",
         help=(

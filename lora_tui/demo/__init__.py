@@ -146,13 +146,13 @@ def prepare_demo(settings: AppSettings, log=print, family: str = "sdxl") -> Demo
 def demo_config(files: DemoFiles) -> TrainingConfig:
     """The SDXL face preset (`presets/sdxl-face-lora.json`) pointed at the demo files, with `DEMO_OVERRIDES`; for
     the Flux demo the Flux.1 preset (`presets/flux1-lora.json`) with `FLUX_DEMO_OVERRIDES`, its three extra files,
-    and the demo's T5 tokenizer folder as `--tokenizer_cache_dir` (an sd-scripts option the form has no field
-    for, so it goes in additional_parameters as kohya_ss users pass it)."""
+    and the demo's T5 tokenizer folder as `tokenizer_cache_dir`; the SD3 demo passes that folder in
+    additional_parameters (`--tokenizer_cache_dir`)."""
     if files.family == "flux":
         data = load_config_file(BUNDLED_PRESETS / "flux1-lora.json").config.model_dump()
         data.update(FLUX_DEMO_OVERRIDES)
         data.update(ae=str(files.ae), clip_l=str(files.clip_l), t5xxl=str(files.t5xxl),
-                    additional_parameters=shlex.join(["--tokenizer_cache_dir", str(files.tokenizer_cache_dir)]))
+                    tokenizer_cache_dir=str(files.tokenizer_cache_dir))
     elif files.family == "sd3":
         data = load_config_file(BUNDLED_PRESETS / "sd3-lora.json").config.model_dump()
         data.update(SD3_DEMO_OVERRIDES)

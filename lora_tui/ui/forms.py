@@ -76,12 +76,15 @@ class FamilyChoice:
         family: the model family it makes (`config.model.family`), e.g. "sd2".
         fields: the model fields it writes; every field of `FAMILY_FIELDS` it does not name is written False.
             As kohya_ss's model picker: SD2.x is `v2`, a 768-v SD2.x model also `v_parameterization`; SDXL is
-            `sdxl` (the script sdxl_train_network.py); SD1.x sets none.
+            `sdxl` (the script sdxl_train_network.py); Flux.1 is `flux1_checkbox` (flux_train_network.py);
+            SD1.x sets none.
+        form: the Minimal fields this family shows, in order; empty: the model's 16 (`minimal_fields()`).
     """
 
     label: str
     family: str
     fields: tuple[tuple[str, Any], ...] = ()
+    form: tuple[str, ...] = ()
 
     def updates(self) -> dict[str, Any]:
         """The field values this choice writes (all of `FAMILY_FIELDS`)."""
@@ -91,11 +94,22 @@ class FamilyChoice:
 FAMILY_FIELDS = ("sdxl", "v2", "v_parameterization", "flux1_checkbox", "sd3_checkbox")
 """The model fields a family choice writes (the family checkboxes and the prediction type)."""
 
+FLUX1_FORM = ("pretrained_model_name_or_path", "ae", "clip_l", "t5xxl", "tokenizer_cache_dir", "train_data_dir",
+              "output_name", "output_dir", "learning_rate", "network_dim", "network_alpha", "epoch",
+              "max_resolution", "train_batch_size", "guidance_scale", "timestep_sampling", "model_prediction_type")
+"""The Minimal form for Flux.1: the transformer (the checkpoint field) and the three other model files
+flux_train_network.py loads (`ae`, `clip_l`, `t5xxl`), the folder holding the T5 tokenizer (offline there is no
+other source), the common fields, and the three settings that shape a Flux run: the guidance value fed to
+flux1-dev, how timesteps are drawn, and how the prediction becomes the target (kohya's Flux guide trains with
+`raw`; sd-scripts' default is `sigma_scaled`). The text-encoder rate is left out: the Flux presets train the
+transformer only."""
+
 MINIMAL_FAMILIES: dict[str, FamilyChoice] = {
     "sd1": FamilyChoice("SD1.x", "sd1"),
     "sd2": FamilyChoice("SD2.x 512 (ε)", "sd2", (("v2", True),)),
     "sd2-v": FamilyChoice("SD2.x 768-v", "sd2", (("v2", True), ("v_parameterization", True))),
     "sdxl": FamilyChoice("SDXL", "sdxl", (("sdxl", True),)),
+    "flux1": FamilyChoice("Flux.1", "flux1", (("flux1_checkbox", True),), FLUX1_FORM),
 }
 """The Minimal form's family choices, in list order; a family added here (Flux.1, SD3) is offered at once, and a
 config of a family not listed shows the locked-out offer instead of fields."""
@@ -115,12 +129,12 @@ def family_choice(cfg: Any) -> str | None:
 
 
 class MinimalForm(VerticalScroll):
-    """The 16 Minimal fields, mounted while the form is shown, under the model family choice
-    (`#minimal-family-choice`: SD1.x, SD2.x 512, SD2.x 768-v, SDXL, from `MINIMAL_FAMILIES`; `#minimal-family`
-    names the script that trains it). Choosing a family writes its fields as kohya_ss does and keeps every other
-    value.
+    """The 16 Minimal fields (Flux.1: its own, `FLUX1_FORM`), mounted while the form is shown, under the model
+    family choice (`#minimal-family-choice`: SD1.x, SD2.x 512, SD2.x 768-v, SDXL, Flux.1, from `MINIMAL_FAMILIES`;
+    `#minimal-family` names the script that trains it). Choosing a family writes its fields as kohya_ss does and
+    keeps every other value.
 
-    For a config of a family the choice does not offer (Flux.1, SD3) the form shows no fields but says so
+    For a config of a family the choice does not offer (SD3) the form shows no fields but says so
     (`#minimal-locked`) and offers to switch the family to SDXL (`#minimal-to-sdxl`, every other value kept) or
     to edit the config as it is in the Advanced form (`#minimal-to-advanced`)."""
 
@@ -132,7 +146,7 @@ class MinimalForm(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
         with Horizontal(classes="field-row family-row", id="row-minimal-family"):
-            yield Label("Model family\n[dim]sdxl · v2[/]", classes="field-label")
+            yield Label("Model family\n[dim]sdxl · v2 · flux1[/]", classes="field-label")
             with Vertical(classes="family-editor"):
                 # A family the choice does not offer hides it (`#minimal-family` and the offer below say why).
                 yield Select([(c.label, key) for key, c in MINIMAL_FAMILIES.items()], id="minimal-family-choice",
@@ -170,12 +184,14 @@ class MinimalForm(VerticalScroll):
         """The Minimal fields shown for the current config (none when its family is not offered). The learning-rate
         slot shows the field the U-Net's rate comes from (`config.rates.minimal_lr_field`): `unet_lr` when a file
         sets it, else `learning_rate`, so the value on screen is the one the U-Net trains at."""
-        if self.is_locked_out():
+        choice = family_choice(self.app.config)
+        if choice is None:
             return []
         from lora_tui.config.rates import minimal_lr_field
 
         lr_field = minimal_lr_field(self.app.config)
-        names = [lr_field if n == "learning_rate" else n for n in minimal_fields()]
+        form = MINIMAL_FAMILIES[choice].form or minimal_fields()
+        names = [lr_field if n == "learning_rate" else n for n in form]
         return [n for n in names if self.app.field_applies(n)]
 
     async def populate(self) -> None:

@@ -23,8 +23,9 @@ from lora_tui.plan.network import network_args, network_module
 
 UPSTREAM_ONLY = {"train_inpainting", "show_timesteps", "show_timesteps_resolution"}
 # Ours, not kohya_ss's: the multi-node accelerate settings (kohya_ss users type them as extra launch args), the
-# bundled trainer's speed switches, and sd-scripts' --torch_compile, which kohya_ss's GUI does not offer.
-OURS = ("machine_rank", "main_process_ip", "no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast",
+# bundled trainer's speed switches, and sd-scripts' --torch_compile and --tokenizer_cache_dir, which kohya_ss's GUI
+# does not offer.
+OURS = ("tokenizer_cache_dir", "machine_rank", "main_process_ip", "no_cuda_graphs", "lora_fp32_weights", "channels_last", "unet_autocast",
         "torch_compile", "torch_compile_resnets")
 
 

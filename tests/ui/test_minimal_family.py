@@ -1,7 +1,7 @@
-"""The Minimal form trains SD1.x, SD2.x and SDXL LoRAs: the same fields under a model family choice that writes the
-family fields as kohya_ss's model picker does (SD2.x: `v2`, a 768-v model also `v_parameterization`; SDXL:
-`sdxl`), every other value kept, and the header names the family. A config of a family the choice does not offer
-(Flux.1, SD3) is not shown under the Minimal labels: the form says what it is and offers to switch the family or to
+"""The Minimal form trains SD1.x, SD2.x and SDXL LoRAs (and Flux.1: tests/ui/test_minimal_flux.py): the same fields
+under a model family choice that writes the family fields as kohya_ss's model picker does (SD2.x: `v2`, a 768-v
+model also `v_parameterization`; SDXL: `sdxl`), every other value kept, and the header names the family. A config
+of a family the choice does not offer (SD3) is not shown under the Minimal labels: the form says what it is and offers to switch the family or to
 edit it as it is in the Advanced form. A new form opens on the SDXL defaults."""
 from __future__ import annotations
 
@@ -96,29 +96,29 @@ async def test_sd15_config_shows_the_minimal_fields_under_sd1(settings):
 
 
 async def test_a_family_not_offered_gets_the_switch_and_the_switch_keeps_every_value(settings):
-    cfg = TrainingConfig(flux1_checkbox=True, output_name="fluxy")
+    cfg = TrainingConfig(sd3_checkbox=True, output_name="sd3y")
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert editors(app) == []  # no Minimal fields over a Flux.1 config
+        assert editors(app) == []  # no Minimal fields over an SD3 config
         assert app.query_one("#minimal-locked").display
-        assert "Flux.1" in static_text(app.query_one("#minimal-locked-text"))
-        assert "Flux.1" in static_text(app.query_one("#minimal-family"))
+        assert "SD3" in static_text(app.query_one("#minimal-locked-text"))
+        assert "SD3" in static_text(app.query_one("#minimal-family"))
         assert "Switch to SDXL" in screen_text(app)
         await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "minimal-to-sdxl")
         before = app.config.model_dump()
         await pilot.press("enter")
         await wait_for(pilot, lambda: editors(app) == minimal_fields())
         after = app.config.model_dump()
-        assert (after.pop("sdxl"), after.pop("flux1_checkbox")) == (True, False)
-        assert (before.pop("sdxl"), before.pop("flux1_checkbox")) == (False, True)
+        assert (after.pop("sdxl"), after.pop("sd3_checkbox")) == (True, False)
+        assert (before.pop("sdxl"), before.pop("sd3_checkbox")) == (False, True)
         assert after == before  # only the family changed
         assert not app.query_one("#minimal-locked").display
-        assert app.query_one("#f-output_name").value == "fluxy"
+        assert app.query_one("#f-output_name").value == "sd3y"
 
 
 async def test_a_config_not_offered_kept_in_the_advanced_form(settings):
-    cfg = TrainingConfig(flux1_checkbox=True)
+    cfg = TrainingConfig(sd3_checkbox=True)
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
