@@ -1,7 +1,8 @@
 """Flux.1 inputs checked before Start (sd-scripts' `flux_train_network.py` needs four files, read only at load time,
 minutes into a run): `ae`, `clip_l` and `t5xxl` set, existing, and each the component it names (read from the
 safetensors header alone: a ComfyUI CLIP-G or an SDXL checkpoint in `clip_l` is named as what it is); and
-`bucket_reso_steps` a multiple of 64 (the base trainer's check runs before Flux's own 32 check).
+`bucket_reso_steps` a multiple of 64 (the base trainer's check runs before Flux's own 32 check); a set
+`tokenizer_cache_dir` a folder, holding the T5-XXL tokenizer.
 """
 from __future__ import annotations
 
@@ -68,7 +69,34 @@ def check_flux_inputs(out: Any, cfg: TrainingConfig, resolve_path, resolved_note
             continue
         if kind is not None and kind != name:
             out.err(name, f"{name} '{v}' is {_WHAT[kind]}, not {_WHAT[name]}: pick the right file")
+    _check_t5_tokenizer(out, cfg, resolve_path, resolved_note)
     steps = getattr(cfg, "bucket_reso_steps", None)
     if getattr(cfg, "enable_bucket", False) and steps and int(steps) % 64:
         out.err("bucket_reso_steps", f"bucket_reso_steps {steps}: flux_train_network.py needs a multiple of 64 "
                                      f"(sd-scripts checks 64 before Flux's own 32); use 64")
+
+
+T5_TOKENIZER_FOLDER = "google_t5-v1_1-xxl"
+"""The T5-XXL tokenizer's folder under `tokenizer_cache_dir` (sd-scripts names a cached tokenizer by its Hub id with
+"/" made "_"; the bundled trainer's `flux_models.t5_tokenizer` looks there first, then in the local Hugging Face
+cache)."""
+
+
+def _check_t5_tokenizer(out: Any, cfg: TrainingConfig, resolve_path, resolved_note) -> None:
+    """A set `tokenizer_cache_dir` that is not a folder is an error (a typo: offline nothing fills it); a folder
+    without the T5 tokenizer is a warning (the trainer still tries the local Hugging Face cache, and stops minutes
+    in when that lacks it too). Empty: the Hugging Face cache, which the app does not read."""
+    v = str(getattr(cfg, "tokenizer_cache_dir", "") or "")
+    if not v:
+        return
+    p = resolve_path(v)
+    if not os.path.isdir(p):
+        out.err("tokenizer_cache_dir", f"tokenizer_cache_dir '{v}' is not a folder{resolved_note(v)}: pick the "
+                                       f"folder holding {T5_TOKENIZER_FOLDER}, or empty it to use the Hugging Face "
+                                       f"cache")
+    elif not os.path.isdir(os.path.join(p, T5_TOKENIZER_FOLDER)):
+        out.warn("tokenizer_cache_dir", f"tokenizer_cache_dir '{v}' has no {T5_TOKENIZER_FOLDER} folder: the "
+                                        f"trainer looks in the Hugging Face cache next and stops if the T5-XXL "
+                                        f"tokenizer is not there; download google/t5-v1_1-xxl's spiece.model, "
+                                        f"tokenizer_config.json and special_tokens_map.json into "
+                                        f"{os.path.join(v, T5_TOKENIZER_FOLDER)}")

@@ -51,6 +51,7 @@ async def test_flux_demo_trains_and_stops_with_a_save(demo_settings):
     out = files.output_dir
     toml = tomllib.loads(sorted(out.glob("config_lora-*.toml"))[-1].read_text(encoding="utf-8"))
     assert toml["network_module"] == "networks.lora_flux" and toml["ae"] == str(files.ae)
+    assert toml["tokenizer_cache_dir"] == str(files.tokenizer_cache_dir)  # the field, not an argv option
     assert "import network module: networks.lora_flux" in log_text
     with safe_open(str(out / "demo_flux_lora.safetensors"), framework="numpy") as f:
         keys = list(f.keys())

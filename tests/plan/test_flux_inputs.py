@@ -52,3 +52,16 @@ def test_fp8_base_is_accepted_for_flux_and_sd_in_the_bundled_trainer(tmp_path):
     # the SD/SDXL trainer stores frozen weights in fp8 too (fp8.py); only mixed precision is required
     assert "fp8_base" not in _errors(make_cfg(fp8_base=True, mixed_precision="bf16"), bundled)
     assert "mixed precision" in _errors(make_cfg(fp8_base=True, mixed_precision="no"), bundled)["fp8_base"]
+
+
+def test_the_tokenizer_folder_is_checked(tmp_path, settings):
+    def problems(cfg):
+        return {p.severity: p.message for p in make_plan(cfg, settings).problems if p.field == "tokenizer_cache_dir"}
+
+    assert problems(_flux(tmp_path)) == {}  # empty: the Hugging Face cache
+    assert "is not a folder" in problems(_flux(tmp_path, tokenizer_cache_dir=str(tmp_path / "nowhere")))["error"]
+    (tmp_path / "toks").mkdir()
+    warned = problems(_flux(tmp_path, tokenizer_cache_dir=str(tmp_path / "toks")))
+    assert list(warned) == ["warning"] and "no google_t5-v1_1-xxl folder" in warned["warning"]
+    (tmp_path / "toks" / "google_t5-v1_1-xxl").mkdir()
+    assert problems(_flux(tmp_path, tokenizer_cache_dir=str(tmp_path / "toks"))) == {}
