@@ -55,8 +55,8 @@ DEFAULT_PRESET = "sdxl-face-lora"
 
 NEVER_RESET = frozenset((
     "pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "dataset_config", "vae",
-    "network_weights", "logging_dir", "resume", "log_tracker_config", "tokenizer_cache_dir", "ae", "clip_l", "t5xxl", "clip_g",
-    "sd3_clip_l", "sd3_t5xxl", "output_name", "wandb_run_name", "huggingface_path_in_repo",
+    "network_weights", "logging_dir", "resume", "log_tracker_config", "tokenizer_cache_dir", "ae", "clip_l",
+    "t5xxl", "clip_g", "sd3_clip_l", "sd3_t5xxl", "output_name", "wandb_run_name", "huggingface_path_in_repo",
     "resume_from_huggingface", "huggingface_repo_id",
 ))
 

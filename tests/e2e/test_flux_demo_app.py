@@ -1,6 +1,7 @@
 """Flux.1 through the app (issue 15): the app opened on `--demo flux` (the bundled Flux.1 preset on a tiny Flux.1
 built offline in its four single files), F5 launches `accelerate launch ... flux_train_network.py`, F9 after the
-first steps lets the trainer save, and the saved LoRA has kohya's networks.lora_flux keys. One real run."""
+first steps lets the trainer save (under the step-save name), and the saved LoRA has kohya's networks.lora_flux
+keys. One real run."""
 from __future__ import annotations
 
 import re
@@ -45,7 +46,9 @@ async def test_flux_demo_trains_and_stops_with_a_save(demo_settings):
         # the trainer saved and exited 130; accelerate's launcher reports that as its own failure, so the job's
         # state (not the launcher's exit code) says how it ended
         assert app.job.state["status"] == "stopped", log_text[-3000:]
-        assert "stopped · saved" in app.last_outcome and "demo_flux_lora.safetensors" in app.last_outcome
+        # a stopped run saves under sd-scripts' step-save name, not as the finished LoRA
+        saved = re.search(r"stopped · saved (demo_flux_lora-step\d{8}\.safetensors)", app.last_outcome)
+        assert saved, app.last_outcome
         assert "interrupted: saved" in log_text
 
     out = files.output_dir
@@ -53,7 +56,8 @@ async def test_flux_demo_trains_and_stops_with_a_save(demo_settings):
     assert toml["network_module"] == "networks.lora_flux" and toml["ae"] == str(files.ae)
     assert toml["tokenizer_cache_dir"] == str(files.tokenizer_cache_dir)  # the field, not an argv option
     assert "import network module: networks.lora_flux" in log_text
-    with safe_open(str(out / "demo_flux_lora.safetensors"), framework="numpy") as f:
+    assert not (out / "demo_flux_lora.safetensors").exists()
+    with safe_open(str(out / saved.group(1)), framework="numpy") as f:
         keys = list(f.keys())
         meta = f.metadata()
     assert keys and not [k for k in keys if not KEY.match(k)]  # text_encoder_lr 0: the transformer only
