@@ -16,7 +16,9 @@ one per module: `editing.ConfigEditing` (model ↔ rows), `plan_display.PlanDisp
 answers in the `problems_panel.ProblemsPanel` and the fields),
 `views.ViewSwitching` (F2/F3/F4, title), `files.ConfigFiles` (ctrl+o/ctrl+s/ctrl+n, `default_config`),
 `start.StartFlow` (F5), `job_control.JobControl` (following a job, F9, ctrl+q), `queue_actions.QueueActions`
-(the queue). Their names stay importable from here.
+(the queue). Their names stay importable from here. Each piece of state is written in one file only, the one that
+owns it (declared at its mixin's class, or made through that mixin's `init_*` here), and no module uses another's
+`_private` names: tests/ui/test_ownership.py checks both.
 """
 from __future__ import annotations
 
@@ -104,40 +106,23 @@ class LoraApp(ConfigEditing, PlanDisplay, ViewSwitching, ConfigFiles, StartFlow,
                  attach_job: Any = None, settings: Any = None, config_path: Path | None = None,
                  source: str | None = None) -> None:
         super().__init__()
-        from lora_tui.config.model import TrainingConfig
-
         if source is None:
             source = config_path.name if config_path else ("new config" if config is not None else
                                                           f"preset {DEFAULT_PRESET}")
-        self.config: TrainingConfig = config if config is not None else default_config()
-        # What is loaded now (the subtitle) and the config as it was loaded or last saved: an edit since is shown
-        # as unsaved ("modified").
-        self.source = source
-        self.clean_config: TrainingConfig = self.config
+        self.init_config(config if config is not None else default_config())  # `app.config` (ConfigEditing)
+        # What is loaded now (the subtitle), its file, and the config as it was loaded or last saved (ConfigFiles)
+        self.init_source(source, config_path)
         self.notes = list(notes)
         self.demo = demo
         self.settings = settings
-        self.config_path = config_path
         self._attach_on_mount = attach_job
-        self.view = "minimal"
         # Values the model refused: field → (raw value as typed, message). They block Start.
         self.field_errors: dict[str, tuple[Any, str]] = {}
         # The plan state's owner: the current plan and its problems, the debounced re-plan and the settle
         # preflight (`app.plan`, `app.plan_problems` read it).
         self.planner = Planner(self)
-        self.job: Any = None
-        self.last_exit: int | None = None
-        self.last_outcome = ""  # the title's word for how the followed job ended ("stopped · saved x"), "" = as exit
-        self.stop_presses = 0
-        self._exit_after_job = False
-        self.quit_outcome = ""  # quit → "stop it": how the job ended, for the shell (`left_running_note`)
-        self._escalation_timer: Any = None
-        self.last_stop_message = ""
-        # How a queued item is started (tests may swap in their own); default: as Start would, via the run layer.
-        self.queue_launch: Any = None
-        self._queue_busy = False
-        self.queue_items: list[Any] = []
-        self.queue_paused = False  # the queue file's pause flag, as of the last tick or queue action
+        # The followed job's state is JobControl's (job_control.py), the queue's QueueActions' (queue_actions.py),
+        # the view's ViewSwitching's (views.py): each is written in its own file only (tests/ui/test_ownership.py).
         self.started_at = time.perf_counter()
 
     def left_running_note(self) -> str | None:

@@ -24,6 +24,11 @@ class ConfigEditing:
     declared in `LoraApp.BINDINGS`).
     """
 
+    def init_config(self, config: TrainingConfig) -> None:
+        """At construction, before any widget exists: the config the form starts from (`app.config`, which only
+        this mixin writes; later changes go through `apply_edit` and `set_config`)."""
+        self.config = config
+
     def action_field_help(self) -> None:
         """F1: the focused field's help (what it does, its sd-scripts key and option) in a dialog that Escape
         closes; the same text the mouse shows as the editor's tooltip, for keyboard-only users. On the Advanced

@@ -22,6 +22,14 @@ class ConfigFiles:
     (`action_show_notes`, `#notes-dialog`). Messages handled: none (the dialogs answer through callbacks).
     """
 
+    def init_source(self, source: str, config_path: Path | None) -> None:
+        """At construction: what is loaded, in words (`source`, the subtitle), the file it came from
+        (`config_path`, ctrl+s's default target) and the config as loaded (`clean_config`: an edit since shows as
+        "modified"). Only this mixin writes them."""
+        self.source = source
+        self.config_path = config_path
+        self.clean_config = self.config
+
     def load_config(self, config: TrainingConfig, notes: Iterable[str] = (), source: Path | None = None,
                     label: str | None = None) -> None:
         """Replace the whole config (preset or file load); refused edits still pending are dropped.

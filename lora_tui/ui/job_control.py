@@ -1,6 +1,7 @@
 """The followed job: attaching to it, what the app shows when it ends, Stop with its SIGINT → SIGTERM → SIGKILL
-escalation, and quitting while it runs. Mixed into `LoraApp` (`JobControl`); `job`, `job_running`, `last_exit`,
-`last_outcome`, `stop_presses` and `last_stop_message` are set up in `LoraApp.__init__`.
+escalation, and quitting while it runs. Mixed into `LoraApp` (`JobControl`), which owns the followed job's state (`job`,
+`last_exit`, `last_outcome`, `stop_presses`, `last_stop_message`, `quit_outcome`; `job_running` is the app's
+reactive, set here).
 """
 from __future__ import annotations
 
@@ -19,6 +20,16 @@ class JobControl:
 
     Bindings served: F9 / ctrl+t (`action_stop`), ctrl+q (`action_quit`). Messages handled: `RunView.Ended`.
     """
+
+    # The followed job's state: written here only (tests/ui/test_ownership.py); read by the title and tests.
+    job: Any = None  # the run-layer `Job` followed (the last one, after it ended)
+    last_exit: int | None = None  # its exit code once ended
+    last_outcome = ""  # the title's word for how the followed job ended ("stopped · saved x"), "" = as exit
+    stop_presses = 0  # F9 presses for the followed job
+    last_stop_message = ""  # what the last Stop said (the Run view's status line)
+    quit_outcome = ""  # quit → "stop it": how the job ended, for the shell (`left_running_note`)
+    _exit_after_job = False  # quit → "stop it" was chosen: exit when the job has ended
+    _escalation_timer: Any = None  # SIGINT → SIGTERM → SIGKILL, armed by a Stop
 
     def attach(self, job: Any, show: bool = True) -> None:
         """Follow `job` (a run-layer `Job` or a job id) in the Run view: log so far, then live output. With `show`
@@ -129,8 +140,7 @@ class JobControl:
                 self._resume_queue_quietly()
             return
         if waiting:
-            self.queue_paused = True
-            self.query_one(RunView).show_queue(self.queue_items, True)
+            self.show_queue_paused()
         grace = float(getattr(self.settings, "stop_grace_s", 60.0) or 60.0)
         why = "" if manual else " (no exit within the grace time)"
         queue_note = (f" The queue is paused ({waiting} waiting): p on the Run view resumes it."

@@ -1,11 +1,11 @@
 """The job queue seen from the app: the periodic queue runner tick (starts the next item when no job runs and the
 queue is not paused), and the Run view's queue list actions (remove, move, pause/resume). Mixed into `LoraApp`
-(`QueueActions`); `queue_launch`, `queue_items`, `queue_paused` and `_queue_busy` are set up in `LoraApp.__init__`.
+(`QueueActions`), which owns the queue's state (`queue_launch`, `queue_items`, `queue_paused`).
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Sequence
 
 from textual import work
 from textual.message import Message
@@ -49,6 +49,12 @@ class QueueActions:
     `runview.QueueList`).
     """
 
+    # The queue's state: written here only (tests/ui/test_ownership.py).
+    #: How a queued item is started (tests may swap in their own); None: as Start would, via the run layer.
+    queue_launch: Any = None
+    queue_items: Sequence[Any] = ()  # the queue file's items, as of the last tick or queue action
+    queue_paused = False  # the queue file's pause flag, as of the last tick or queue action
+    _queue_busy = False  # a tick's worker is running
     _job_watch: Any = None  # run.jobs.JobWatch, made in the first tick's thread (it resolves the state dir)
 
     def queue_tick(self) -> None:
@@ -154,7 +160,11 @@ class QueueActions:
             self.queue_tick()
         return pause is not None
 
-    def _show_queue(self, items: list[Any], paused: bool) -> None:
+    def show_queue_paused(self) -> None:
+        """The queue was paused behind the app's back (Stop pauses it, `Queue.pause_for_stop`): show it so."""
+        self._show_queue(self.queue_items, True)
+
+    def _show_queue(self, items: Sequence[Any], paused: bool) -> None:
         self.queue_items = items
         self.queue_paused = paused
         self.query_one(RunView).show_queue(items, paused)

@@ -18,6 +18,8 @@ class ViewSwitching:
     Bindings served: F2 / F3 / F4 (`action_view`). Messages handled: none.
     """
 
+    view = "minimal"  # the view shown: "minimal", "advanced" or "run" (set by `show_view`)
+
     def current_form(self) -> MinimalForm | AdvancedForm | None:
         """The form shown now (None on the Run view)."""
         if self.view == "minimal":

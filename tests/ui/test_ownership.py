@@ -8,28 +8,6 @@ from pathlib import Path
 
 UI = Path(__file__).resolve().parents[2] / "lora_tui" / "ui"
 
-#: Attributes still written from more than one file, each with the files; the JobSession step empties this.
-#: Never add to it: give the new state one owner instead.
-NOT_YET_OWNED: dict[str, set[str]] = {
-    "_escalation_timer": {"app.py", "job_control.py"},
-    "_exit_after_job": {"app.py", "job_control.py"},
-    "_queue_busy": {"app.py", "queue_actions.py"},
-    "clean_config": {"app.py", "files.py"},
-    "config": {"app.py", "editing.py"},
-    "config_path": {"app.py", "files.py"},
-    "job": {"app.py", "job_control.py"},
-    "last_exit": {"app.py", "job_control.py"},
-    "last_outcome": {"app.py", "job_control.py"},
-    "last_stop_message": {"app.py", "job_control.py"},
-    "queue_items": {"app.py", "queue_actions.py"},
-    "queue_paused": {"app.py", "job_control.py", "queue_actions.py"},
-    "quit_outcome": {"app.py", "job_control.py"},
-    "source": {"app.py", "files.py"},
-    "stop_presses": {"app.py", "job_control.py"},
-    "view": {"app.py", "views.py"},
-}
-
-
 def _trees(folder: Path) -> dict[str, ast.Module]:
     return {path.name: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.py"))}
 
@@ -94,10 +72,7 @@ def test_no_file_uses_another_files_private_names():
 
 def test_each_app_attribute_is_written_in_one_file():
     shared = {attr: files for attr, files in attribute_writers().items() if len(files) > 1}
-    new = {attr: files for attr, files in shared.items() if NOT_YET_OWNED.get(attr) != files}
-    assert new == {}, "state written from several files: give it one owner"
-    owned_now = sorted(set(NOT_YET_OWNED) - set(shared))
-    assert owned_now == [], "these have one owner now: remove them from NOT_YET_OWNED"
+    assert shared == {}, "state written from several files: give it one owner"
 
 
 def test_the_checks_find_what_they_look_for(tmp_path):
