@@ -146,7 +146,7 @@ class MinimalForm(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="minimal-head", classes="form-head")
         with Horizontal(classes="field-row family-row", id="row-minimal-family"):
-            yield Label("Model family\n[dim]sdxl · v2 · flux1[/]", classes="field-label")
+            yield Label("Model family\n[dim]sdxl · v2[/]", classes="field-label")
             with Vertical(classes="family-editor"):
                 # A family the choice does not offer hides it (`#minimal-family` and the offer below say why).
                 yield Select([(c.label, key) for key, c in MINIMAL_FAMILIES.items()], id="minimal-family-choice",
