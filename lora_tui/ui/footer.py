@@ -8,6 +8,8 @@ is also compact (one space between key and description), so the run keys fit at 
 """
 from __future__ import annotations
 
+import asyncio
+
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Footer, Label
@@ -43,9 +45,17 @@ class KeyFooter(Footer):
         more.display = False
         yield more
 
+    _recomposing: asyncio.Lock | None = None
+
     async def recompose(self) -> None:
-        # Footer recomposes on every change of the active bindings (focus moves, a job starts or ends).
-        await super().recompose()
+        # Footer recomposes on every change of the active bindings (focus moves, a job starts or ends). Two can be
+        # queued in one refresh (Footer's `call_after_refresh(self.recompose)` per change): one at a time, or both
+        # remove the old keys first and then both mount theirs, `#footer-more` twice (DuplicateIds; seen under
+        # load in test_rough_edges' dialog test).
+        if self._recomposing is None:
+            self._recomposing = asyncio.Lock()
+        async with self._recomposing:
+            await super().recompose()
         self._fit()
         self.call_after_refresh(self._fit)
 

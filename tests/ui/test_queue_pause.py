@@ -170,7 +170,9 @@ async def test_queue_this_config_from_the_palette_checks_then_queues(settings, t
         app.action_queue_config()
         await wait_for(pilot, lambda: labels_and_status(settings) == [("queued_face", "pending")], timeout=20)
         assert not app.job_running  # queued, not launched
-        assert any("“queued_face”: the queue is paused" in str(n.message) for n in app._notifications)
+        # told once the queue's pause was read back (after the item is in the file)
+        await wait_for(pilot, lambda: any("“queued_face”: the queue is paused" in str(n.message)
+                                          for n in app._notifications), timeout=10)
         config = Queue(settings=settings).items()[0].config
         assert config["output_name"] == "queued_face" and config["train_data_dir"].endswith("img")
         # F5 on the same config while that item waits (paused): asked, since this run would write its LoRA first
