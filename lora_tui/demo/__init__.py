@@ -9,7 +9,6 @@ because building it needs torch and the app must never import torch.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -146,8 +145,8 @@ def prepare_demo(settings: AppSettings, log=print, family: str = "sdxl") -> Demo
 def demo_config(files: DemoFiles) -> TrainingConfig:
     """The SDXL face preset (`presets/sdxl-face-lora.json`) pointed at the demo files, with `DEMO_OVERRIDES`; for
     the Flux demo the Flux.1 preset (`presets/flux1-lora.json`) with `FLUX_DEMO_OVERRIDES`, its three extra files,
-    and the demo's T5 tokenizer folder as `tokenizer_cache_dir`; the SD3 demo passes that folder in
-    additional_parameters (`--tokenizer_cache_dir`)."""
+    and the demo's T5 tokenizer folder as `tokenizer_cache_dir`; for the SD3 demo the SD3 preset with
+    `SD3_DEMO_OVERRIDES` and its tokenizer folder as `tokenizer_cache_dir` (the text encoders are in the checkpoint)."""
     if files.family == "flux":
         data = load_config_file(BUNDLED_PRESETS / "flux1-lora.json").config.model_dump()
         data.update(FLUX_DEMO_OVERRIDES)
@@ -156,7 +155,7 @@ def demo_config(files: DemoFiles) -> TrainingConfig:
     elif files.family == "sd3":
         data = load_config_file(BUNDLED_PRESETS / "sd3-lora.json").config.model_dump()
         data.update(SD3_DEMO_OVERRIDES)
-        data.update(additional_parameters=shlex.join(["--tokenizer_cache_dir", str(files.tokenizer_cache_dir)]))
+        data.update(tokenizer_cache_dir=str(files.tokenizer_cache_dir))
     else:
         data = load_config_file(BUNDLED_PRESETS / "sdxl-face-lora.json").config.model_dump()
         data.update(DEMO_OVERRIDES)

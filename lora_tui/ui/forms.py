@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets import Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from lora_tui.ui.inputs import OrderedInput
@@ -63,10 +63,6 @@ def section_of(name: str) -> str:
     raise KeyError(name)
 
 
-MINIMAL_FAMILY = "sdxl"
-"""The family a new form opens on and the one the locked-out offer switches to (`#minimal-to-sdxl`)."""
-
-
 @dataclass(frozen=True)
 class FamilyChoice:
     """One entry of the Minimal form's model family choice (`#minimal-family-choice`).
@@ -76,8 +72,8 @@ class FamilyChoice:
         family: the model family it makes (`config.model.family`), e.g. "sd2".
         fields: the model fields it writes; every field of `FAMILY_FIELDS` it does not name is written False.
             As kohya_ss's model picker: SD2.x is `v2`, a 768-v SD2.x model also `v_parameterization`; SDXL is
-            `sdxl` (the script sdxl_train_network.py); Flux.1 is `flux1_checkbox` (flux_train_network.py);
-            SD1.x sets none.
+            `sdxl` (the script sdxl_train_network.py); Flux.1 is `flux1_checkbox` (flux_train_network.py); SD3 is
+            `sd3_checkbox` (sd3_train_network.py); SD1.x sets none.
         form: the Minimal fields this family shows, in order; empty: the model's 16 (`minimal_fields()`).
     """
 
@@ -104,20 +100,29 @@ flux1-dev, how timesteps are drawn, and how the prediction becomes the target (k
 `raw`; sd-scripts' default is `sigma_scaled`). The text-encoder rate is left out: the Flux presets train the
 transformer only."""
 
+SD3_FORM = ("pretrained_model_name_or_path", "sd3_clip_l", "clip_g", "sd3_t5xxl", "tokenizer_cache_dir",
+            "train_data_dir", "output_name", "output_dir", "learning_rate", "network_dim", "network_alpha", "epoch",
+            "max_resolution", "train_batch_size", "weighting_scheme")
+"""The Minimal form for SD3 / SD3.5: the checkpoint and the three text-encoder files sd3_train_network.py loads
+(`--clip_l`, `--clip_g`, `--t5xxl`; each may be left empty when the single-file checkpoint holds it), the folder
+holding the T5 tokenizer (offline there is no other source), the common fields, and how timesteps are weighted
+(`--weighting_scheme`). sd-scripts' `--training_shift` has no field (additional_parameters passes it)."""
+
 MINIMAL_FAMILIES: dict[str, FamilyChoice] = {
     "sd1": FamilyChoice("SD1.x", "sd1"),
     "sd2": FamilyChoice("SD2.x 512 (ε)", "sd2", (("v2", True),)),
     "sd2-v": FamilyChoice("SD2.x 768-v", "sd2", (("v2", True), ("v_parameterization", True))),
     "sdxl": FamilyChoice("SDXL", "sdxl", (("sdxl", True),)),
     "flux1": FamilyChoice("Flux.1", "flux1", (("flux1_checkbox", True),), FLUX1_FORM),
+    "sd3": FamilyChoice("SD3 / SD3.5", "sd3", (("sd3_checkbox", True),), SD3_FORM),
 }
-"""The Minimal form's family choices, in list order; a family added here (Flux.1, SD3) is offered at once, and a
-config of a family not listed shows the locked-out offer instead of fields."""
+"""The Minimal form's family choices, in list order: every family of `config.model.FAMILIES` (the five scripts
+kohya_ss's Start runs), so every config has its Minimal form."""
 
 
-def family_choice(cfg: Any) -> str | None:
+def family_choice(cfg: Any) -> str:
     """The key of `MINIMAL_FAMILIES` that `cfg` is: the entry whose fields all match, else the first entry of its
-    family (an SDXL config with `v_parameterization` set is "sdxl"), else None (a family the form does not offer)."""
+    family (an SDXL config with `v_parameterization` set is "sdxl")."""
     from lora_tui.config.model import family
 
     fam = family(cfg)
@@ -125,18 +130,14 @@ def family_choice(cfg: Any) -> str | None:
     for key in candidates:
         if all(getattr(cfg, name) == value for name, value in MINIMAL_FAMILIES[key].updates().items()):
             return key
-    return candidates[0] if candidates else None
+    return candidates[0]
 
 
 class MinimalForm(VerticalScroll):
-    """The 16 Minimal fields (Flux.1: its own, `FLUX1_FORM`), mounted while the form is shown, under the model
-    family choice (`#minimal-family-choice`: SD1.x, SD2.x 512, SD2.x 768-v, SDXL, Flux.1, from `MINIMAL_FAMILIES`;
-    `#minimal-family` names the script that trains it). Choosing a family writes its fields as kohya_ss does and
-    keeps every other value.
-
-    For a config of a family the choice does not offer (SD3) the form shows no fields but says so
-    (`#minimal-locked`) and offers to switch the family to SDXL (`#minimal-to-sdxl`, every other value kept) or
-    to edit the config as it is in the Advanced form (`#minimal-to-advanced`)."""
+    """The 16 Minimal fields (Flux.1 and SD3: their own, `FLUX1_FORM`, `SD3_FORM`), mounted while the form is
+    shown, under the model family choice (`#minimal-family-choice`: SD1.x, SD2.x 512, SD2.x 768-v, SDXL, Flux.1,
+    SD3, from `MINIMAL_FAMILIES`; `#minimal-family` names the script that trains it). Choosing a family writes its
+    fields as kohya_ss does and keeps every other value."""
 
     app: LoraApp  # type: ignore[assignment]
     # Not a Tab stop of its own: Tab goes from field to field (each focused field scrolls into view); a focusable
@@ -148,16 +149,9 @@ class MinimalForm(VerticalScroll):
         with Horizontal(classes="field-row family-row", id="row-minimal-family"):
             yield Label("Model family\n[dim]sdxl · v2[/]", classes="field-label")
             with Vertical(classes="family-editor"):
-                # A family the choice does not offer hides it (`#minimal-family` and the offer below say why).
                 yield Select([(c.label, key) for key, c in MINIMAL_FAMILIES.items()], id="minimal-family-choice",
-                             compact=True, allow_blank=False,
-                             value=family_choice(self.app.config) or MINIMAL_FAMILY)
+                             compact=True, allow_blank=False, value=family_choice(self.app.config))
                 yield Static("", id="minimal-family", classes="locked-value")
-        with Vertical(id="minimal-locked"):
-            yield Static("", id="minimal-locked-text")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Switch to SDXL", id="minimal-to-sdxl", variant="primary", compact=True)
-                yield Button("Keep it: Advanced form (F3)", id="minimal-to-advanced", compact=True)
         # The rows are composed with the form (one mount pass at start-up, the first screen the user sees).
         yield Vertical(*[self.app.make_row(n) for n in self.shown_fields()], id="minimal-body")
 
@@ -168,29 +162,21 @@ class MinimalForm(VerticalScroll):
 
     def _initial_focus(self) -> None:
         # Textual's auto-focus takes the first focusable widget, hidden ones included (in a real terminal: the
-        # Run view's queue list, where typed keys went nowhere): start on the first field, as F2 does (or on the
-        # switch offer of a locked-out form), unless the focus is already on a widget that can be seen (a field,
-        # or the problems panel a quick F5 focused).
+        # Run view's queue list, where typed keys went nowhere): start on the first field, as F2 does, unless the
+        # focus is already on a widget that can be seen (a field, or the problems panel a quick F5 focused).
         focused = self.app.focused
         hidden = focused is None or not all(n.display for n in focused.ancestors_with_self)
         if self.app.view == "minimal" and hidden:
             self.focus_first()
 
-    def is_locked_out(self) -> bool:
-        """The config is of a family the form's choice does not offer: no fields, the switch offer instead."""
-        return family_choice(self.app.config) is None
-
     def shown_fields(self) -> list[str]:
-        """The Minimal fields shown for the current config (none when its family is not offered). The learning-rate
+        """The Minimal fields shown for the current config (its family's form). The learning-rate
         slot shows the field the U-Net's rate comes from (`config.rates.minimal_lr_field`): `unet_lr` when a file
         sets it, else `learning_rate`, so the value on screen is the one the U-Net trains at."""
-        choice = family_choice(self.app.config)
-        if choice is None:
-            return []
         from lora_tui.config.rates import minimal_lr_field
 
         lr_field = minimal_lr_field(self.app.config)
-        form = MINIMAL_FAMILIES[choice].form or minimal_fields()
+        form = MINIMAL_FAMILIES[family_choice(self.app.config)].form or minimal_fields()
         names = [lr_field if n == "learning_rate" else n for n in form]
         return [n for n in names if self.app.field_applies(n)]
 
@@ -202,8 +188,7 @@ class MinimalForm(VerticalScroll):
         self.refresh_head()
 
     def refresh_head(self) -> None:
-        """The header line, the family choice and its script, and the switch offer when the family is not
-        offered."""
+        """The header line, and the family choice with its script."""
         from lora_tui.config.model import family, script_name
 
         cfg = self.app.config
@@ -214,49 +199,26 @@ class MinimalForm(VerticalScroll):
             f"[b]Minimal[/b] · {label}{vpred} LoRA · {lora_type} · F3: every field")
         choice = family_choice(cfg)
         select = self.query_one("#minimal-family-choice", Select)
-        locked_out = choice is None
-        select.display = not locked_out
-        if choice is not None and select.value != choice:
+        if select.value != choice:
             with select.prevent(Select.Changed):
                 select.value = choice
-        self.query_one("#minimal-family", Static).update(
-            f"{label} · {script_name(cfg)}" + (" · Advanced form only" if locked_out else ""))
-        box = self.query_one("#minimal-locked")
-        box.display = locked_out
-        if locked_out:
-            offered = ", ".join(dict.fromkeys(FAMILY_NAMES.get(c.family, c.family)
-                                              for c in MINIMAL_FAMILIES.values()))
-            self.query_one("#minimal-locked-text", Static).update(
-                f"This config is for [b]{label}[/b]. The Minimal form trains {offered} LoRAs. Switch the family "
-                f"to SDXL (every other value is kept; pick an SDXL checkpoint), or keep {label} and edit it in "
-                f"the Advanced form.")
+        self.query_one("#minimal-family", Static).update(f"{label} · {script_name(cfg)}")
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id != "minimal-family-choice":
             return
         event.stop()
         key = event.value
-        # Only the user's choice (the list has the focus then): a Select also reports its first value when
-        # mounted, which for a family the choice does not offer is not the config's family.
+        # Only the user's choice (the list has the focus then): a Select also reports its value when mounted.
         if not event.select.has_focus or key not in MINIMAL_FAMILIES or key == family_choice(self.app.config):
             return
         self.app.set_family_fields(MINIMAL_FAMILIES[key].updates(), MINIMAL_FAMILIES[key].label)
 
     def focus_first(self) -> None:
-        """Focus the first editor, or the switch button when the form shows none."""
+        """Focus the first editor."""
         editors = self.query(".field-editor")
         if editors:
             editors.first().focus()
-        elif self.is_locked_out():
-            self.query_one("#minimal-to-sdxl", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "minimal-to-sdxl":
-            event.stop()
-            self.app.switch_family(MINIMAL_FAMILY)
-        elif event.button.id == "minimal-to-advanced":
-            event.stop()
-            self.app.run_worker(self.app.show_view("advanced"), group="view")
 
     async def clear(self) -> None:
         """Remove the rows (the values stay in the model)."""

@@ -1,16 +1,16 @@
-"""The Minimal form trains SD1.x, SD2.x and SDXL LoRAs (and Flux.1: tests/ui/test_minimal_flux.py): the same fields
-under a model family choice that writes the family fields as kohya_ss's model picker does (SD2.x: `v2`, a 768-v
-model also `v_parameterization`; SDXL: `sdxl`), every other value kept, and the header names the family. A config
-of a family the choice does not offer (SD3) is not shown under the Minimal labels: the form says what it is and offers to switch the family or to
-edit it as it is in the Advanced form. A new form opens on the SDXL defaults."""
+"""The Minimal form trains SD1.x, SD2.x and SDXL LoRAs (and Flux.1 and SD3 with their own fields:
+tests/ui/test_minimal_flux.py, test_minimal_sd3.py): the same fields under a model family choice that writes the
+family fields as kohya_ss's model picker does (SD2.x: `v2`, a 768-v model also `v_parameterization`; SDXL:
+`sdxl`), every other value kept, and the header names the family. Every family is offered, so every config opens
+on its Minimal form. A new form opens on the SDXL defaults."""
 from __future__ import annotations
 
 from lora_tui.config.kohya_json import load_config_file
-from lora_tui.config.model import TrainingConfig
+from lora_tui.config.model import FAMILIES, TrainingConfig
 from lora_tui.config.paths import BUNDLED_PRESETS
 from lora_tui.ui.app import LoraApp
-from lora_tui.ui.forms import MINIMAL_FAMILIES, minimal_fields
-from ui_helpers import SIZE, screen_text, static_text, wait_for
+from lora_tui.ui.forms import MINIMAL_FAMILIES, SD3_FORM, minimal_fields
+from ui_helpers import SIZE, static_text, wait_for
 
 SD15 = BUNDLED_PRESETS / "sd15-character-lora.json"
 
@@ -40,7 +40,6 @@ async def test_new_form_opens_on_sdxl_with_the_family_chosen(settings):
         await pilot.pause()
         assert app.config.sdxl is True and app.config.output_name == "sdxl_face_lora"
         assert editors(app) == minimal_fields()
-        assert not app.query_one("#minimal-locked").display
         assert app.query_one("#minimal-family-choice").value == "sdxl"
         assert "sdxl_train_network.py" in static_text(app.query_one("#minimal-family"))
         assert "SDXL LoRA" in head(app)
@@ -65,7 +64,6 @@ async def test_the_family_is_chosen_in_the_form_and_written_as_kohya_does(settin
             after = app.config.model_dump()
             assert {k: v for k, v in after.items() if k not in family_fields} == \
                    {k: v for k, v in before.items() if k not in family_fields}  # every other value kept
-            assert not app.query_one("#minimal-locked").display
         # the TOML Start writes says the same
         from ui_helpers import toml_of
 
@@ -83,7 +81,6 @@ async def test_sd15_config_shows_the_minimal_fields_under_sd1(settings):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert editors(app) == minimal_fields()
-        assert not app.query_one("#minimal-locked").display
         assert app.query_one("#minimal-family-choice").value == "sd1"
         assert "SD1.x LoRA" in head(app) and "SDXL" not in head(app)
         assert app.query_one("#f-output_name").value == cfg.output_name
@@ -95,48 +92,26 @@ async def test_sd15_config_shows_the_minimal_fields_under_sd1(settings):
                        and app.focused.id == "f-network_dim")
 
 
-async def test_a_family_not_offered_gets_the_switch_and_the_switch_keeps_every_value(settings):
+def test_every_family_is_offered():
+    # Every script kohya_ss's Start runs has its Minimal form: no config is left without one.
+    assert {choice.family for choice in MINIMAL_FAMILIES.values()} == set(FAMILIES)
+
+
+async def test_an_sd3_config_opens_on_its_form_and_a_loaded_sd15_preset_keeps_the_fields(settings):
     cfg = TrainingConfig(sd3_checkbox=True, output_name="sd3y")
     app = LoraApp(cfg, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert editors(app) == []  # no Minimal fields over an SD3 config
-        assert app.query_one("#minimal-locked").display
-        assert "SD3" in static_text(app.query_one("#minimal-locked-text"))
-        assert "SD3" in static_text(app.query_one("#minimal-family"))
-        assert "Switch to SDXL" in screen_text(app)
-        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "minimal-to-sdxl")
-        before = app.config.model_dump()
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: editors(app) == minimal_fields())
-        after = app.config.model_dump()
-        assert (after.pop("sdxl"), after.pop("sd3_checkbox")) == (True, False)
-        assert (before.pop("sdxl"), before.pop("sd3_checkbox")) == (False, True)
-        assert after == before  # only the family changed
-        assert not app.query_one("#minimal-locked").display
+        await wait_for(pilot, lambda: editors(app) == list(SD3_FORM))
+        assert app.query_one("#minimal-family-choice").value == "sd3" and "SD3 LoRA" in head(app)
         assert app.query_one("#f-output_name").value == "sd3y"
-
-
-async def test_a_config_not_offered_kept_in_the_advanced_form(settings):
-    cfg = TrainingConfig(sd3_checkbox=True)
-    app = LoraApp(cfg, settings=settings)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await pilot.click("#minimal-to-advanced")
+        # A problem on a Minimal field of such a config jumps to the Minimal form.
+        await pilot.press("f3")
         await wait_for(pilot, lambda: app.view == "advanced")
-        assert app.config.model_dump() == cfg.model_dump()
-        # A problem on a Minimal field of such a config jumps to the Advanced form, not to the Minimal one.
-        await pilot.press("f2")
-        await wait_for(pilot, lambda: app.view == "minimal")
         await app.focus_field("network_dim")
-        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "f-network_dim")
-        assert app.view == "advanced"
-        # Loading an SD1.5 preset over an SDXL form while the Minimal form is shown keeps the fields, under SD1.x.
-        await pilot.press("f2")
-        await wait_for(pilot, lambda: app.view == "minimal")
-        assert app.switch_family("sdxl")
-        await wait_for(pilot, lambda: editors(app) == minimal_fields())
+        await wait_for(pilot, lambda: app.view == "minimal" and app.focused is not None
+                       and app.focused.id == "f-network_dim")
+        # Loading an SD1.5 preset over it while the Minimal form is shown: the 16 fields, under SD1.x.
         assert app.load_file(SD15, over_current=True)
         await wait_for(pilot, lambda: app.query_one("#minimal-family-choice").value == "sd1"
                        and "SD1.x LoRA" in head(app))
-        assert editors(app) == minimal_fields() and not app.query_one("#minimal-locked").display
+        await wait_for(pilot, lambda: editors(app) == minimal_fields())
