@@ -1363,7 +1363,7 @@ class TrainingConfig(BaseModel):
     )
     clip_g: str = kohya_field(
         "", "SD3", "CLIP-G path", families=("sd3",),
-        help="SD3 CLIP-G text encoder file. sd-scripts: --clip_g",
+        help="SD3 CLIP-G text encoder file; empty: the one inside the checkpoint. sd-scripts: --clip_g",
     )
     clip_g_dropout_rate: Optional[float] = kohya_field(
         None, "SD3", "Clip g dropout rate", families=("sd3",),
@@ -1371,7 +1371,7 @@ class TrainingConfig(BaseModel):
     )
     sd3_clip_l: str = kohya_field(
         "", "SD3", "CLIP-L path (SD3)", toml="clip_l", families=("sd3",),
-        help="SD3 CLIP-L text encoder file. sd-scripts: --clip_l",
+        help="SD3 CLIP-L text encoder file; empty: the one inside the checkpoint. sd-scripts: --clip_l",
     )
     sd3_clip_l_dropout_rate: Optional[float] = kohya_field(
         None, "SD3", "Sd3 clip l dropout rate", toml="clip_l_dropout_rate", families=("sd3",),
@@ -1418,7 +1418,7 @@ class TrainingConfig(BaseModel):
     )
     sd3_t5xxl: str = kohya_field(
         "", "SD3", "T5-XXL path (SD3)", toml="t5xxl", families=("sd3",),
-        help="SD3 T5-XXL text encoder file. sd-scripts: --t5xxl",
+        help="SD3 T5-XXL text encoder file; empty: the one inside the checkpoint. sd-scripts: --t5xxl",
     )
     t5xxl_device: str = kohya_field(
         "", "SD3", "T5xxl device", families=("sd3",),
