@@ -134,6 +134,9 @@ def _checks(f: Findings, args, script: str) -> None:
         _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: _sd3_files(args))
     elif args.pretrained_model_name_or_path:
         _guard(f, "pretrained_model_name_or_path", "pretrained_model_name_or_path", lambda: check_model(args, script))
+    _guard(f, "full_bf16", "", lambda: _precision(args))
+    if script == "sdxl_train_network":
+        _guard(f, "cache_text_encoder_outputs_to_disk", "", lambda: _te_disk_cache(args))
     dataset = _guard(f, "dataset", "train_data_dir", lambda: _dataset(args, f))
     steps = _steps(args, dataset)
     if steps is not None:
@@ -142,6 +145,39 @@ def _checks(f: Findings, args, script: str) -> None:
         _guard(f, "network_args", "network_args", lambda: _lycoris(args))
     if args.sample_prompts:
         _guard(f, "sample_prompts", "sample_prompts", lambda: _prompts(args))
+
+
+def _precision(args) -> None:
+    """full_fp16/full_bf16 on a machine without a CUDA GPU: the run would refuse them at its start
+    (`precision.full_dtype`); say so now."""
+    if not (args.full_fp16 or args.full_bf16):
+        return
+    import torch
+
+    from .args import OptionError
+    from .precision import full_dtype
+
+    try:
+        full_dtype(args, torch.cuda.is_available())
+    except ValueError as e:
+        raise OptionError(str(e)) from None
+
+
+def _te_disk_cache(args) -> None:
+    """The SDXL text-encoder disk cache (`te_cache`) needs frozen text encoders and captions that do not change
+    between steps; the run finds out only after the model has loaded, so the same rule is checked here."""
+    from .args import OptionError
+    from .dataset import captions_are_static
+
+    if not getattr(args, "cache_text_encoder_outputs_to_disk", False):
+        return
+    te_lrs = args.text_encoder_lr if isinstance(args.text_encoder_lr, (list, tuple)) else [args.text_encoder_lr]
+    te_frozen = bool(args.network_train_unet_only) or all(lr == 0 for lr in te_lrs if lr is not None) and any(
+        lr is not None for lr in te_lrs)
+    if not te_frozen or not captions_are_static(args):
+        raise OptionError("cache_text_encoder_outputs_to_disk needs network_train_unet_only and captions that do "
+                          "not change between steps (no shuffle_caption, caption/tag dropout, wildcards or "
+                          "token warm-up), as sd-scripts requires")
 
 
 def _lycoris(args) -> None:

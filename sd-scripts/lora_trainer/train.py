@@ -241,8 +241,8 @@ class Trainer(SavingMixin, StateMixin):
         if getattr(args, "cache_text_encoder_outputs", False) and self.te_trained and self.family not in ("flux", "sd3"):
             raise OptionError("cache_text_encoder_outputs needs network_train_unet_only (the text encoders "
                               "cannot be trained from cached outputs)")
-        # Flux keeps the outputs in memory (flux_train.flux_problems says so); the npz files are SDXL's layout
-        if getattr(args, "cache_text_encoder_outputs_to_disk", False) and self.family != "flux":
+        # Flux and SD3 keep the outputs in memory (their option checks say so); the npz files are SDXL's layout
+        if getattr(args, "cache_text_encoder_outputs_to_disk", False) and self.family == "sdxl":
             from .te_cache import cache_te_outputs_to_disk
             log(f"text encoder outputs cached to disk: {cache_te_outputs_to_disk(self)} encoded")
 

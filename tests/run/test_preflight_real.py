@@ -36,3 +36,16 @@ def test_the_real_trainer_passes_a_good_config_and_names_an_unknown_optimizer_ke
     assert [p.field for p in res.errors] == ["optimizer_args"], res.problems
     assert "foo" in res.errors[0].message
     forget_preflights()
+
+
+@pytest.mark.skipif(not HAS_PREFLIGHT, reason="the bundled trainer has no --preflight yet (issue 13, trainer side)")
+def test_full_bf16_on_a_machine_without_a_gpu_is_reported_before_launch(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for the trainer, also on a GPU box
+    forget_preflights()
+    settings = AppSettings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    cfg = TrainingConfig(**valid_sdxl_setup(tmp_path), sdxl=True, output_name="x", optimizer="AdamW",
+                         mixed_precision="bf16", full_bf16=True, max_train_steps=2)
+    res = preflight(cfg, settings)
+    assert [p.field for p in res.errors] == ["full_bf16"], res.problems
+    assert "needs a CUDA GPU" in res.errors[0].message
+    forget_preflights()
