@@ -533,7 +533,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code
     except ValueError as exc:
         from lora_tui.config.app_settings import SettingsError
+        from lora_tui.run.queue import QueueFileError
 
+        if isinstance(exc, QueueFileError):
+            sys.stderr.write(f"lora-tui: error: {exc}\n")
+            return 2
         if not isinstance(exc, SettingsError):
             raise
         sys.stderr.write(f"lora-tui: error: {exc}; fix that setting or delete the file\n")

@@ -350,6 +350,11 @@ def queue_clear(finished: bool = False, settings: Any = None, out: TextIO | None
 
     out = out or sys.stdout
     queue = Queue(settings_or_loaded(settings))
+    aside = queue.set_aside_unreadable()
+    if aside is not None:
+        print(f"lora-tui: queue: the queue file could not be read; moved it to {aside} and started an empty queue",
+              file=out)
+        return 0
     which = FINAL if finished else ("pending",)
     word = "ended" if finished else "pending"
     removed = 0

@@ -21,6 +21,8 @@ config and plan layers; tests may pass their own).
 """
 from __future__ import annotations
 
+import os
+
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +35,16 @@ from lora_tui.run.statefile import read_json, try_locked, update_json
 
 QUEUE_FILE = "queue.json"
 FINAL = ("done", "failed", "stopped", "killed", "lost", "error", "skipped")
+
+
+class QueueFileError(ValueError):
+    """``queue.json`` cannot be read (torn, not JSON, not a queue). The message names the file and the way out:
+    ``lora-tui queue clear`` sets it aside and starts an empty queue. Subclass of ValueError."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"queue file {path} is unreadable ({why[:200]}); `lora-tui queue clear` moves it aside to "
+                         f"{path.name}.unreadable and starts an empty queue")
+        self.path = path
 
 
 @dataclass
@@ -86,7 +98,24 @@ class Queue:
         self.path = Path(path) if path else self.state_dir / QUEUE_FILE
 
     def _data(self) -> dict:
-        return read_json(self.path, default={}) or {}
+        try:
+            data = read_json(self.path, default={}) or {}
+        except (ValueError, OSError) as exc:
+            raise QueueFileError(self.path, str(exc)) from None
+        if not isinstance(data, dict) or not isinstance(data.get("items", []), list):
+            raise QueueFileError(self.path, "not a queue (expected an object with a list of items)")
+        return data
+
+    def set_aside_unreadable(self) -> Path | None:
+        """When the queue file cannot be read: move it to ``queue.json.unreadable`` (kept for the user to look at;
+        an older one there is replaced) so an empty queue starts; returns the new path, None when the file reads."""
+        try:
+            self._data()
+        except QueueFileError:
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            os.replace(self.path, aside)
+            return aside
+        return None
 
     def items(self) -> list[QueueItem]:
         """All items in run order."""
@@ -153,6 +182,7 @@ class Queue:
         def apply(data: dict) -> None:
             box.append(change(data))
 
+        self._data()  # a broken file is reported (QueueFileError), never replaced by an edit
         update_json(self.path, apply)
         return box[0]
 
