@@ -26,10 +26,10 @@ SHORT_DESCRIPTIONS = {"view('minimal')": "Min", "view('advanced')": "Adv"}
 
 class KeyFooter(Footer):
     """A `Footer` that hides whole keys (least used first) when they do not fit, and then ends with "…"
-    (`#footer-more`). Compact under the screen class `-narrow`. Same constructor as `textual.widgets.Footer`."""
+    (`.footer-more`). Compact under the screen class `-narrow`. Same constructor as `textual.widgets.Footer`."""
 
     DEFAULT_CSS = """
-    KeyFooter #footer-more {
+    KeyFooter .footer-more {
         width: auto;
         height: 1;
         margin: 0 1 0 0;
@@ -40,7 +40,10 @@ class KeyFooter(Footer):
 
     def compose(self) -> ComposeResult:
         yield from super().compose()
-        more = Label("…", id="footer-more")
+        # A class, not an id: Footer's own recompose (on a bindings change) can overlap the first compose while the
+        # footer mounts inside a new screen, and two "…" labels with one id end the app (DuplicateIds). `_fit`
+        # keeps the last one.
+        more = Label("…", classes="footer-more")
         more.tooltip = "More keys: ctrl+p, then Keys, lists them all"
         more.display = False
         yield more
@@ -51,7 +54,7 @@ class KeyFooter(Footer):
         # Footer recomposes on every change of the active bindings (focus moves, a job starts or ends). Two can be
         # queued in one refresh (Footer's `call_after_refresh(self.recompose)` per change): one at a time, or both
         # remove the old keys first and then both mount theirs, `#footer-more` twice (DuplicateIds; seen under
-        # load in test_rough_edges' dialog test).
+        # load in test_rough_edges' dialog test). See also `compose`.
         if self._recomposing is None:
             self._recomposing = asyncio.Lock()
         async with self._recomposing:
@@ -68,7 +71,10 @@ class KeyFooter(Footer):
     def _fit(self) -> None:
         if not self.is_attached or self.size.width <= 0:
             return
-        more = self.query_one_optional("#footer-more", Label)
+        mores = list(self.query_children(".footer-more"))
+        more = mores[-1] if mores else None
+        for extra in mores[:-1]:
+            extra.display = False
         # Footer's key widget (FooterKey) is not public: a key is a child with the binding's `action`.
         all_keys = [child for child in self.children if isinstance(getattr(child, "action", None), str)]
         keys = [k for k in all_keys if not k.has_class("-command-palette")]
