@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.message import Message
 from textual.suggester import SuggestFromList
+from textual.css.query import NoMatches
 from textual.widgets import Checkbox, Input, Label, Select
 
 from lora_tui.ui.folding import FoldedLabel
@@ -22,6 +23,19 @@ from lora_tui.ui.inputs import OrderedInput
 EditorKind = Literal["bool", "select", "text"]
 LABEL_WIDTH = 30  # the label column of a row (FieldRow's grid-columns; app.tcss indents messages by it)
 STACK_BELOW = LABEL_WIDTH + 30  # a narrower row stacks label, editor and message (app.tcss FieldRow.-stacked)
+
+
+class FieldSelect(Select):
+    """A field's `Select` that survives being removed while it mounts. Textual 8.2's `Select._on_mount` sets its
+    value through its `SelectCurrent`'s `#label`; when a load re-mounts the form row in the same refresh, that
+    child is already gone and `NoMatches` ended the app (seen once in the suite, switching to the Advanced form
+    right after a load). The row that replaces it mounts its own editor with the value, so nothing is lost."""
+
+    def _on_mount(self, event) -> None:  # noqa: ANN001 - Textual's Mount event
+        try:
+            super()._on_mount(event)
+        except NoMatches:
+            pass  # its parts were removed with the row: there is nothing left to initialise
 
 
 @dataclass(frozen=True)
@@ -254,7 +268,8 @@ class FieldRow(Widget):
             # The label says the state in words: the box alone differs only by colour (NO_COLOR terminals).
             return Checkbox(_onoff(bool(value)), bool(value), id=wid, compact=True, classes="field-editor")
         if spec.kind == "select":
-            sel: Select[Any] = Select(_select_options(spec, value), allow_blank=spec.optional or value is None, compact=True,
+            sel: Select[Any] = FieldSelect(_select_options(spec, value), allow_blank=spec.optional or value is None,
+                                           compact=True,
                                       id=wid, classes="field-editor",
                                       value=Select.NULL if value is None else value)
             return sel
