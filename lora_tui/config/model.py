@@ -101,10 +101,6 @@ def kohya_field(
     return Field(default, description=help, json_schema_extra={"lora_tui": extra})
 
 
-#: The old one-letter name of :func:`kohya_field`, kept while branches that add fields with it land; new fields use
-#: ``kohya_field``.
-F = kohya_field
-
 
 _RESO_SPLIT = re.compile(r"\s*[,xX×]\s*")
 
